@@ -613,3 +613,63 @@ def test_closed_reader(out_dir):
     r.close()
     with pytest.raises(ValueError):
         r.func_stats()
+
+
+def test_integer_too_large_is_trace_error(out_dir):
+    path = out_dir / "run.trace"
+    w = TraceWriter(path)
+    with pytest.raises(TraceError) as ei:
+        w.add_threads([(0, 2 ** 64, 1, "MainThread", 0)])
+    assert_one_line_error(ei, path)
+    assert os.listdir(out_dir) == []
+
+
+def test_digest_matches_documented_algorithm(out_dir):
+    """docs/trace-format.md describes the digest; an independent implementation."""
+    import hashlib
+    import struct
+
+    path = out_dir / "run.trace"
+    write_trace(path, meta={"pi": 3.5})
+    order = [
+        ("meta", "key, value", "key"),
+        ("functions", "fid, kind, name, qualname, module, filename, firstlineno, "
+                      "flags", "fid"),
+        ("threads", "thread_idx, ident, native_id, name, n_events", "thread_idx"),
+        ("chunks", "thread_idx, seq, codec, n_events, raw_size, data",
+         "thread_idx, seq"),
+        ("func_stats", "fid, calls, prim_calls, own_ns, cum_ns", "fid"),
+        ("edge_stats", "caller_fid, callee_fid, calls, prim_calls, own_ns, cum_ns",
+         "caller_fid, callee_fid"),
+        ("captured_calls", "call_id, fid, thread_idx, call_no, t_start_ns, "
+         "duration_ns, status, args, result, exception, args_after, info",
+         "call_id"),
+    ]
+    buf = bytearray(b"retracer-trace-digest\0v1\0")
+    conn = sqlite3.connect(str(path))
+    for table, cols, key in order:
+        ncols = len(cols.split(","))
+        buf += b"T" + struct.pack(">Q", len(table)) + table.encode()
+        buf += struct.pack(">Q", ncols)
+        rows = conn.execute(f"SELECT {cols} FROM {table} ORDER BY {key}").fetchall()
+        rows = [r for r in rows if not (table == "meta" and r[0] == "signature")]
+        for row in rows:
+            buf += b"R"
+            for v in row:
+                if v is None:
+                    buf += b"N"
+                elif isinstance(v, int):
+                    buf += b"I" + struct.pack(">q", v)
+                elif isinstance(v, float):
+                    buf += b"F" + struct.pack(">d", v)
+                elif isinstance(v, str):
+                    buf += b"S" + struct.pack(">Q", len(v.encode())) + v.encode()
+                else:
+                    buf += b"B" + struct.pack(">Q", len(v)) + v
+        buf += b"E" + struct.pack(">Q", len(rows))
+    digest = hashlib.sha256(bytes(buf)).digest()
+    assert tracefile.compute_digest(conn) == digest
+    sig = json.loads(conn.execute(
+        "SELECT value FROM meta WHERE key = 'signature'").fetchone()[0])
+    conn.close()
+    assert signing.verify(digest, sig)

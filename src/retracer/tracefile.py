@@ -20,6 +20,7 @@ import json
 import os
 import secrets
 import sqlite3
+import stat as _stat
 import struct
 import zlib
 from pathlib import Path
@@ -315,7 +316,7 @@ class TraceWriter:
         conn = self._check_open()
         try:
             fn(conn, *args)
-        except (sqlite3.Error, OSError, zlib.error, MemoryError) as exc:
+        except (sqlite3.Error, OSError, zlib.error, MemoryError, OverflowError) as exc:
             self._fail(exc)
 
     # -- public API ----------------------------------------------------------
@@ -508,8 +509,6 @@ class TraceReader:
                 f"retracer: cannot read {path} ({_reason(exc)}); check the path "
                 f"and its permissions"
             ) from None
-        import stat as _stat
-
         if _stat.S_ISDIR(st.st_mode):
             raise TraceError(
                 f"retracer: {path} is a directory, not a trace file; pass the path "
@@ -675,7 +674,7 @@ class TraceReader:
                 except (zlib.error, MemoryError) as exc:
                     raise self._corrupt(
                         f"chunk {seq} of thread {thread_idx}: {_reason(exc)}") from None
-            elif codec in ("raw", "none"):
+            elif codec == "raw":
                 raw = bytes(data)
             else:
                 raise self._corrupt(
