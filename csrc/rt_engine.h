@@ -1,0 +1,168 @@
+/*
+ * rt_engine.h -- the tracing engine: per-thread call stacks, the profile
+ * (per function and per caller->callee edge, cProfile semantics) and the
+ * encoded call stream, written in chunks to a sink.
+ *
+ * Threading: every function taking an rt_engine or rt_thread must be called
+ * serialised (in the binding, the GIL does it). Each OS thread of the traced
+ * program gets its own rt_thread; events for a thread are fed in order.
+ *
+ * Memory: the common path (enter/exit of a known function with a known
+ * caller) does not allocate. Stacks, tables and the generator pool grow by
+ * doubling. The call stream never accumulates: a thread's buffer is handed to
+ * the sink each time it holds `chunk_size` bytes.
+ *
+ * Errors: carried in the engine (`err`, `errstr`). After an error the engine
+ * stops recording the call stream but keeps the profile when it can.
+ */
+#ifndef RT_ENGINE_H
+#define RT_ENGINE_H
+
+#include "rt_common.h"
+#include "rt_map.h"
+
+/* Function flags (set by the binding, stored per function id). */
+#define RT_F_SCOPE 1u     /* the function's file is inside the scope */
+#define RT_F_IMPORT 2u    /* import machinery: hidden with its subtree by no_imports */
+#define RT_F_MODULE 4u    /* a module body: hidden (children lifted) by no_imports */
+#define RT_F_ONLY 8u      /* named by --only-functions */
+#define RT_F_GEN 16u      /* generator, coroutine or async generator */
+#define RT_F_C 32u        /* a C function */
+
+/* Caller id used for calls without a traced caller. */
+#define RT_ROOT UINT32_MAX
+
+/*
+ * The sink receives each full chunk of a thread's stream. `data` is borrowed
+ * for the call only. Returns 0 on success, non-zero on failure (the engine
+ * then records RT_ERR_IO and stops recording the stream).
+ */
+typedef int (*rt_sink_fn)(void *ctx, uint32_t thread_idx, uint32_t seq,
+                          const uint8_t *data, size_t len, uint64_t n_events);
+
+typedef struct rt_config {
+    size_t chunk_size;          /* bytes per chunk buffer; at least 256 (default 256 KiB if 0) */
+    rt_sink_fn sink;            /* may be NULL: the stream is then discarded */
+    void *sink_ctx;             /* borrowed; passed to sink */
+    const rt_allocator *alloc;  /* borrowed; NULL selects rt_default_allocator() */
+    int no_external;            /* 1: calls leaving the scope are not in the stream */
+    int no_imports;             /* 1: import machinery and module bodies are not in the stream */
+    int only_functions;         /* 1: only RT_F_ONLY functions and their callees are in the stream */
+} rt_config;
+
+/* Profile counters of one function (cProfile's meaning; times in ns). */
+typedef struct rt_fstat {
+    uint64_t calls;       /* completed calls (a generator counts once) */
+    uint64_t prim_calls;  /* calls that were not recursive */
+    int64_t own_ns;       /* time in the function itself, callees excluded */
+    int64_t cum_ns;       /* time including callees, counted for outermost calls only */
+    uint32_t level;       /* runtime: open activations of the function on this thread */
+} rt_fstat;
+
+/* Profile counters of one caller -> callee edge. */
+typedef struct rt_edge {
+    uint32_t caller;      /* caller fid or RT_ROOT */
+    uint32_t callee;      /* callee fid */
+    uint64_t calls;
+    uint64_t prim_calls;
+    int64_t own_ns;
+    int64_t cum_ns;
+    uint32_t level;       /* runtime: open activations of this edge on this thread */
+} rt_edge;
+
+typedef struct rt_engine rt_engine;
+typedef struct rt_thread rt_thread;
+
+/*
+ * Create an engine. `now` is the current clock value (ns). Returns NULL when
+ * out of memory. The config is copied.
+ */
+rt_engine *rt_engine_new(const rt_config *cfg);
+
+/* Free the engine, its threads and all tables. NULL is accepted. */
+void rt_engine_free(rt_engine *e);
+
+/* Error state: RT_OK or an RT_ERR_* code, and a message (static storage in e). */
+int rt_engine_error(const rt_engine *e, const char **errstr);
+
+/*
+ * Declare function `fid` (dense ids from 0 chosen by the caller) with RT_F_*
+ * flags. Must be called before the first event naming fid. RT_OK or RT_ERR_NOMEM.
+ */
+int rt_engine_set_func(rt_engine *e, uint32_t fid, uint32_t flags);
+
+/* Number of functions declared (1 + highest fid). */
+uint32_t rt_engine_nfuncs(const rt_engine *e);
+
+/*
+ * Register a new thread; `ident` and `native_id` are stored for reporting.
+ * Returns the thread or NULL (out of memory). Owned by the engine.
+ */
+rt_thread *rt_engine_add_thread(rt_engine *e, uint64_t ident, uint64_t native_id, int64_t now);
+
+/* --- events (the hot path) ------------------------------------------------
+ * `now` is the clock value in ns; a value earlier than the thread's previous
+ * event is clamped. */
+
+/* A call of `fid` begins on thread t. */
+void rt_enter(rt_thread *t, uint32_t fid, int64_t now);
+
+/*
+ * The innermost call returns (exc=0) or raises (exc=1). `fid` must match the
+ * innermost call; if it does not, the engine looks a few frames down for it
+ * (events lost by the hook) and closes the frames above; if fid is not open,
+ * the event is ignored and 0 is returned. Returns 1 when a call was closed.
+ */
+int rt_exit(rt_thread *t, uint32_t fid, int64_t now, int exc);
+
+/*
+ * The innermost call (a generator or coroutine, function fid) yields. It is
+ * remembered under `key` (an identity of the suspended frame) until
+ * rt_resume. Returns 1 when a call was suspended, 0 when ignored.
+ */
+int rt_suspend(rt_thread *t, uint32_t fid, uint64_t key, int64_t now);
+
+/*
+ * The call suspended under `key` resumes on thread t. If no call is
+ * suspended under key (it started before tracing), a new call of fid begins.
+ */
+void rt_resume(rt_thread *t, uint32_t fid, uint64_t key, int64_t now);
+
+/* The frame suspended under `key` is gone (its generator was destroyed). */
+void rt_forget(rt_engine *e, uint64_t key);
+
+/* Depth of the call stack of t. */
+size_t rt_thread_depth(const rt_thread *t);
+
+/* --- end of tracing ------------------------------------------------------ */
+
+/*
+ * Close every open call at `now` (their EXIT events are written), count every
+ * still-suspended generator as a completed call, and hand every buffer to the
+ * sink. After finish, events are ignored. Returns RT_OK or the error code.
+ */
+int rt_engine_finish(rt_engine *e, int64_t now);
+
+/* Thread information for the trace file. */
+typedef struct rt_thread_info {
+    uint32_t idx;          /* index, in order of registration */
+    uint64_t ident;        /* as given to rt_engine_add_thread */
+    uint64_t native_id;
+    uint64_t n_events;     /* events written to the stream */
+    uint64_t stream_calls; /* calls written to the stream (ENTER + ENTER_CONT) */
+    uint32_t chunks;       /* chunks handed to the sink */
+} rt_thread_info;
+
+uint32_t rt_engine_nthreads(const rt_engine *e);
+int rt_engine_thread_info(const rt_engine *e, uint32_t idx, rt_thread_info *out);
+
+/*
+ * The profile merged over all threads. `fstats` gets rt_engine_nfuncs()
+ * entries (indexed by fid); `edges` gets `n_edges` entries. Both are
+ * allocated with the engine's allocator and owned by the caller
+ * (free with rt_engine_free_profile). RT_OK or RT_ERR_NOMEM.
+ */
+int rt_engine_profile(const rt_engine *e, rt_fstat **fstats, rt_edge **edges, size_t *n_edges);
+void rt_engine_free_profile(const rt_engine *e, rt_fstat *fstats, rt_edge *edges);
+
+#endif

@@ -1,0 +1,882 @@
+/*
+ * _engine.c -- the CPython binding of the retracer engine.
+ *
+ * This file only connects CPython to the pure C engine in csrc/: it installs
+ * the hook, turns frames and callables into dense function ids, reads the
+ * clock and forwards events. The mechanism depends on the Python version:
+ *
+ *   3.12+   sys.monitoring with C callbacks (METH_FASTCALL, vectorcalled);
+ *           registered from Python (tracer.py) with the functions below.
+ *   3.11    a PEP 523 frame-evaluation hook: sees every evaluation of a
+ *           Python frame (calls and generator resumes) with no per-bytecode
+ *           cost; it does not see C functions.
+ *   <=3.10  the C profile hook (PyEval_SetProfile), per thread; new threads
+ *           get it through threading.setprofile.
+ *
+ * State: everything mutable lives in the one struct `G` below (documented
+ * field by field) plus three thread-locals. All of it is only touched with
+ * the GIL held. One tracing session at a time.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rt_clock.h"
+#include "rt_engine.h"
+#include "rt_map.h"
+#include "rt_stream.h"
+
+#if PY_VERSION_HEX < 0x030A0000
+static inline PyObject *Py_NewRef(PyObject *o) { Py_INCREF(o); return o; }
+#endif
+
+#if PY_VERSION_HEX >= 0x030C0000
+#define RT_MECH_MONITORING 1
+#elif PY_VERSION_HEX >= 0x030B0000
+#define RT_MECH_PEP523 1
+#define Py_BUILD_CORE 1
+#include "internal/pycore_frame.h"
+#undef Py_BUILD_CORE
+#else
+#define RT_MECH_PROFILE 1
+#endif
+
+#define RT_IGNORE UINT32_MAX
+#define RT_GEN_FLAGS (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE)
+
+/* ------------------------------------------------------------------ state */
+
+typedef struct rt_binding {
+    rt_engine *engine;      /* owned; NULL when no session */
+    rt_clock clock;         /* the session's clock */
+    int active;             /* 1 while events are recorded */
+    uint64_t gen;           /* session generation; bumps at every start */
+    int c_calls;            /* 1: record C functions (where the mechanism allows) */
+    int spool_fd;           /* owned; the spool file receiving chunks, -1 if none */
+    rt_map code_fids;       /* code object / PyMethodDef pointer -> fid or RT_IGNORE */
+    uint32_t *fflags;       /* owned; RT_F_* per fid (copy of the engine's), fcap entries */
+    uint32_t nfuncs, fcap;
+    PyObject *funcs;        /* owned list; per fid: ('py', code) or ('c', name) */
+    PyObject *keep;         /* owned list of ignored code objects kept alive while mapped */
+    PyObject *scope;        /* owned tuple of str: absolute directory prefixes, '/'-terminated */
+    PyObject *exclude;      /* owned tuple of str: prefixes never in scope (stdlib, site-packages) */
+    PyObject *ignore;       /* owned tuple of str: prefixes whose code is not traced at all */
+    PyObject *only;         /* owned frozenset of names, or NULL */
+    PyObject *cwd;          /* owned str with trailing '/', to absolutise relative filenames */
+    int64_t t_start;        /* clock value at start (ns) */
+    int64_t t_stop;         /* clock value at stop (ns) */
+#ifdef RT_MECH_PEP523
+    _PyFrameEvalFunction prev_eval; /* the evaluator we replaced */
+#endif
+} rt_binding;
+
+static rt_binding G = {.spool_fd = -1};
+
+static _Thread_local rt_thread *tls_thread; /* this thread's engine state */
+static _Thread_local uint64_t tls_gen;      /* session generation tls_thread belongs to */
+static _Thread_local int tls_muted;         /* 1: this thread's events are dropped (retracer's own work) */
+static PyObject *self_module;               /* borrowed: this module, whose functions are never traced */
+
+/* ------------------------------------------------------------ spool sink */
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Each record: u32 thread_idx, u32 seq, u64 len, u64 n_events (little endian
+ * as the machine), then len bytes. Read back by tracer.py. */
+static int spool_sink(void *ctx, uint32_t thread_idx, uint32_t seq, const uint8_t *data,
+                      size_t len, uint64_t n_events)
+{
+    int fd = *(int *)ctx;
+    unsigned char hdr[24];
+    uint64_t l = len;
+    memcpy(hdr, &thread_idx, 4);
+    memcpy(hdr + 4, &seq, 4);
+    memcpy(hdr + 8, &l, 8);
+    memcpy(hdr + 16, &n_events, 8);
+    if (write_all(fd, hdr, sizeof hdr) != 0 || write_all(fd, data, len) != 0)
+        return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------ functions */
+
+static int starts_with_any(const char *s, PyObject *prefixes)
+{
+    if (!prefixes)
+        return 0;
+    Py_ssize_t n = PyTuple_GET_SIZE(prefixes);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t plen;
+        const char *p = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(prefixes, i), &plen);
+        if (p && strncmp(s, p, (size_t)plen) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static uint32_t new_fid(PyObject *desc, uint32_t flags)
+{
+    uint32_t fid = G.nfuncs;
+    if (fid >= G.fcap) {
+        uint32_t ncap = G.fcap ? G.fcap * 2 : 1024;
+        uint32_t *nf = PyMem_RawRealloc(G.fflags, (size_t)ncap * sizeof *nf);
+        if (!nf)
+            return RT_IGNORE;
+        G.fflags = nf;
+        G.fcap = ncap;
+    }
+    if (rt_engine_set_func(G.engine, fid, flags) != RT_OK || PyList_Append(G.funcs, desc) < 0) {
+        PyErr_Clear();
+        return RT_IGNORE;
+    }
+    G.fflags[fid] = flags;
+    G.nfuncs++;
+    return fid;
+}
+
+/* Decide the flags of a code object; RT_IGNORE for retracer's own code. */
+static uint32_t classify_code(PyCodeObject *co)
+{
+    const char *fn = PyUnicode_AsUTF8(co->co_filename);
+    if (!fn) {
+        PyErr_Clear();
+        return 0;
+    }
+    char buf[4096];
+    if (fn[0] != '/' && fn[0] != '<' && G.cwd) {
+        const char *cwd = PyUnicode_AsUTF8(G.cwd);
+        if (cwd && snprintf(buf, sizeof buf, "%s%s", cwd, fn) < (int)sizeof buf)
+            fn = buf;
+    }
+    if (starts_with_any(fn, G.ignore))
+        return RT_IGNORE;
+    uint32_t flags = 0;
+    if (co->co_flags & RT_GEN_FLAGS)
+        flags |= RT_F_GEN;
+    if (strncmp(fn, "<frozen importlib", 17) == 0 || strstr(fn, "/importlib/_bootstrap") != NULL)
+        flags |= RT_F_IMPORT;
+    const char *name = PyUnicode_AsUTF8(co->co_name);
+    if (name && strcmp(name, "<module>") == 0)
+        flags |= RT_F_MODULE;
+    if (starts_with_any(fn, G.scope) && !starts_with_any(fn, G.exclude) &&
+        strstr(fn, "/site-packages/") == NULL && strstr(fn, "/dist-packages/") == NULL)
+        flags |= RT_F_SCOPE;
+    if (G.only) {
+        int hit = PySet_Contains(G.only, co->co_name);
+#if PY_VERSION_HEX >= 0x030B0000
+        if (hit == 0)
+            hit = PySet_Contains(G.only, co->co_qualname);
+#endif
+        if (hit > 0)
+            flags |= RT_F_ONLY;
+        PyErr_Clear();
+    }
+    PyErr_Clear();
+    return flags;
+}
+
+/* Function id of a code object (registers it on first sight). */
+static inline uint32_t code_fid(PyCodeObject *co)
+{
+    uint64_t *v = rt_map_get(&G.code_fids, (uint64_t)(uintptr_t)co);
+    if (RT_LIKELY(v != NULL))
+        return (uint32_t)*v;
+    uint32_t flags = classify_code(co);
+    uint32_t fid = RT_IGNORE;
+    if (flags != RT_IGNORE) {
+        PyObject *desc = Py_BuildValue("(sO)", "py", (PyObject *)co);
+        if (desc) {
+            fid = new_fid(desc, flags);
+            Py_DECREF(desc);
+        } else {
+            PyErr_Clear();
+        }
+    } else if (PyList_Append(G.keep, (PyObject *)co) < 0) {
+        /* keep ignored code alive too, so its address is not reused while mapped */
+        PyErr_Clear();
+        return RT_IGNORE;
+    }
+    if (rt_map_put(&G.code_fids, (uint64_t)(uintptr_t)co, fid) != RT_OK)
+        return RT_IGNORE;
+    return fid;
+}
+
+/* The C function behind a callable, or NULL if it is not one. */
+static inline PyMethodDef *c_method_def(PyObject *callable)
+{
+    if (PyCFunction_Check(callable))
+        return ((PyCFunctionObject *)callable)->m_ml;
+    if (Py_IS_TYPE(callable, &PyMethodDescr_Type))
+        return ((PyMethodDescrObject *)callable)->d_method;
+    return NULL;
+}
+
+/* Name a C function the way cProfile does, e.g. "<built-in method builtins.len>"
+ * or "<method 'append' of 'list' objects>". */
+static PyObject *c_func_name(PyObject *callable, PyMethodDef *ml)
+{
+    if (Py_IS_TYPE(callable, &PyMethodDescr_Type)) {
+        PyTypeObject *tp = ((PyMethodDescrObject *)callable)->d_common.d_type;
+        return PyUnicode_FromFormat("<method '%s' of '%s' objects>", ml->ml_name, tp->tp_name);
+    }
+    PyObject *self = PyCFunction_GET_SELF(callable);
+    if (self == NULL || PyModule_Check(self)) {
+        PyObject *mod = ((PyCFunctionObject *)callable)->m_module;
+        const char *modname = NULL;
+        if (mod && PyUnicode_Check(mod))
+            modname = PyUnicode_AsUTF8(mod);
+        else if (self && PyModule_Check(self))
+            modname = PyModule_GetName(self);
+        PyErr_Clear();
+        if (modname)
+            return PyUnicode_FromFormat("<built-in method %s.%s>", modname, ml->ml_name);
+        return PyUnicode_FromFormat("<built-in method %s>", ml->ml_name);
+    }
+    return PyUnicode_FromFormat("<method '%s' of '%s' objects>", ml->ml_name, Py_TYPE(self)->tp_name);
+}
+
+static inline uint32_t cfunc_fid(PyObject *callable, PyMethodDef *ml)
+{
+    /* key by the method definition, tagged so it cannot collide with a code pointer */
+    uint64_t key = (uint64_t)(uintptr_t)ml | 1u;
+    uint64_t *v = rt_map_get(&G.code_fids, key);
+    if (RT_LIKELY(v != NULL))
+        return (uint32_t)*v;
+    uint32_t fid = RT_IGNORE;
+    int own = PyCFunction_Check(callable) && PyCFunction_GET_SELF(callable) == self_module;
+    PyObject *name = own ? NULL : c_func_name(callable, ml);
+    if (name) {
+        PyObject *desc = Py_BuildValue("(sN)", "c", name);
+        if (desc) {
+            fid = new_fid(desc, RT_F_C);
+            Py_DECREF(desc);
+        }
+    }
+    PyErr_Clear();
+    if (rt_map_put(&G.code_fids, key, fid) != RT_OK)
+        return RT_IGNORE;
+    return fid;
+}
+
+/* This thread's engine state, created on first use in a session. */
+static inline rt_thread *cur_thread(int64_t now)
+{
+    if (RT_LIKELY(tls_gen == G.gen && tls_thread != NULL))
+        return tls_muted ? NULL : tls_thread;
+    rt_thread *t = rt_engine_add_thread(G.engine, (uint64_t)PyThread_get_thread_ident(),
+#if PY_VERSION_HEX >= 0x03080000
+                                        (uint64_t)PyThread_get_thread_native_id(),
+#else
+                                        0,
+#endif
+                                        now);
+    tls_thread = t;
+    tls_gen = G.gen;
+    tls_muted = 0;
+    return t;
+}
+
+/* ------------------------------------------------------ sys.monitoring */
+
+#ifdef RT_MECH_MONITORING
+
+static inline uint64_t current_frame_key(void)
+{
+    PyThreadState *ts = PyThreadState_GET();
+#if PY_VERSION_HEX >= 0x030D0000
+    return (uint64_t)(uintptr_t)ts->current_frame;
+#else
+    return (uint64_t)(uintptr_t)ts->cframe->current_frame;
+#endif
+}
+
+static PyObject *disable_obj; /* sys.monitoring.DISABLE (owned), set by set_disable */
+
+#define MON_PRELUDE                                                     \
+    if (RT_UNLIKELY(!G.active))                                         \
+        Py_RETURN_NONE;                                                 \
+    uint32_t fid = code_fid((PyCodeObject *)args[0]);                   \
+    if (RT_UNLIKELY(fid == RT_IGNORE)) {                                \
+        Py_INCREF(disable_obj);                                         \
+        return disable_obj;                                             \
+    }                                                                   \
+    int64_t now = rt_clock_now(&G.clock);                               \
+    rt_thread *t = cur_thread(now);                                     \
+    if (RT_UNLIKELY(!t))                                                \
+        Py_RETURN_NONE;
+
+static PyObject *mon_py_start(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    MON_PRELUDE
+    rt_enter(t, fid, now);
+    Py_RETURN_NONE;
+}
+
+static PyObject *mon_py_resume(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    MON_PRELUDE
+    rt_resume(t, fid, current_frame_key(), now);
+    Py_RETURN_NONE;
+}
+
+static PyObject *mon_py_throw(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    /* PY_THROW cannot be disabled per location: never return DISABLE */
+    if (RT_UNLIKELY(!G.active))
+        Py_RETURN_NONE;
+    uint32_t fid = code_fid((PyCodeObject *)args[0]);
+    if (fid == RT_IGNORE)
+        Py_RETURN_NONE;
+    int64_t now = rt_clock_now(&G.clock);
+    rt_thread *t = cur_thread(now);
+    if (t)
+        rt_resume(t, fid, current_frame_key(), now);
+    Py_RETURN_NONE;
+}
+
+static PyObject *mon_py_return(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    MON_PRELUDE
+    rt_exit(t, fid, now, 0);
+    Py_RETURN_NONE;
+}
+
+static PyObject *mon_py_yield(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    MON_PRELUDE
+    rt_suspend(t, fid, current_frame_key(), now);
+    Py_RETURN_NONE;
+}
+
+static PyObject *mon_py_unwind(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    /* PY_UNWIND cannot be disabled per location: never return DISABLE */
+    if (RT_UNLIKELY(!G.active))
+        Py_RETURN_NONE;
+    uint32_t fid = code_fid((PyCodeObject *)args[0]);
+    if (fid == RT_IGNORE)
+        Py_RETURN_NONE;
+    int64_t now = rt_clock_now(&G.clock);
+    rt_thread *t = cur_thread(now);
+    if (t)
+        rt_exit(t, fid, now, 1);
+    Py_RETURN_NONE;
+}
+
+static PyObject *mon_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (RT_UNLIKELY(!G.active) || nargs < 3)
+        Py_RETURN_NONE;
+    PyMethodDef *ml = c_method_def(args[2]);
+    if (!ml)
+        Py_RETURN_NONE;
+    uint32_t fid = cfunc_fid(args[2], ml);
+    if (fid == RT_IGNORE)
+        Py_RETURN_NONE;
+    int64_t now = rt_clock_now(&G.clock);
+    rt_thread *t = cur_thread(now);
+    if (t)
+        rt_enter(t, fid, now);
+    Py_RETURN_NONE;
+}
+
+static PyObject *mon_c_exit(PyObject *const *args, Py_ssize_t nargs, int exc)
+{
+    if (RT_UNLIKELY(!G.active) || nargs < 3)
+        Py_RETURN_NONE;
+    PyMethodDef *ml = c_method_def(args[2]);
+    if (!ml)
+        Py_RETURN_NONE;
+    uint32_t fid = cfunc_fid(args[2], ml);
+    if (fid == RT_IGNORE)
+        Py_RETURN_NONE;
+    int64_t now = rt_clock_now(&G.clock);
+    rt_thread *t = cur_thread(now);
+    if (t)
+        rt_exit(t, fid, now, exc);
+    Py_RETURN_NONE;
+}
+
+static PyObject *mon_c_return(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    return mon_c_exit(args, nargs, 0);
+}
+
+static PyObject *mon_c_raise(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    return mon_c_exit(args, nargs, 1);
+}
+
+static PyObject *set_disable(PyObject *m, PyObject *obj)
+{
+    Py_XSETREF(disable_obj, Py_NewRef(obj));
+    Py_RETURN_NONE;
+}
+
+#endif /* RT_MECH_MONITORING */
+
+/* ------------------------------------------------------------- PEP 523 */
+
+#ifdef RT_MECH_PEP523
+
+static PyObject *rt_eval_frame(PyThreadState *ts, _PyInterpreterFrame *f, int throwflag)
+{
+    if (RT_UNLIKELY(!G.active))
+        return _PyEval_EvalFrameDefault(ts, f, throwflag);
+    PyCodeObject *co = f->f_code;
+    uint32_t fid = code_fid(co);
+    if (RT_UNLIKELY(fid == RT_IGNORE))
+        return _PyEval_EvalFrameDefault(ts, f, throwflag);
+    uint64_t gen = G.gen;
+    int64_t now = rt_clock_now(&G.clock);
+    rt_thread *t = cur_thread(now);
+    if (RT_UNLIKELY(!t))
+        return _PyEval_EvalFrameDefault(ts, f, throwflag);
+    if (RT_UNLIKELY(G.fflags[fid] & RT_F_GEN)) {
+        if (f->owner != FRAME_OWNED_BY_GENERATOR) /* the call that creates the generator */
+            return _PyEval_EvalFrameDefault(ts, f, throwflag);
+        uint64_t key = (uint64_t)(uintptr_t)f;
+        PyGenObject *g = _PyFrame_GetGenerator(f);
+        Py_INCREF(g);
+        rt_resume(t, fid, key, now);
+        PyObject *r = _PyEval_EvalFrameDefault(ts, f, throwflag);
+        if (G.active && G.gen == gen) {
+            now = rt_clock_now(&G.clock);
+            if (r != NULL && g->gi_frame_state == FRAME_SUSPENDED)
+                rt_suspend(t, fid, key, now);
+            else
+                rt_exit(t, fid, now, r == NULL);
+        }
+        Py_DECREF(g);
+        return r;
+    }
+    rt_enter(t, fid, now);
+    PyObject *r = _PyEval_EvalFrameDefault(ts, f, throwflag);
+    if (RT_LIKELY(G.active && G.gen == gen))
+        rt_exit(t, fid, rt_clock_now(&G.clock), r == NULL);
+    return r;
+}
+
+#endif /* RT_MECH_PEP523 */
+
+/* ---------------------------------------------------------- profile hook */
+
+#ifdef RT_MECH_PROFILE
+
+static int rt_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
+{
+    if (RT_UNLIKELY(!G.active))
+        return 0;
+    int64_t now;
+    rt_thread *t;
+    uint32_t fid;
+    switch (what) {
+    case PyTrace_CALL:
+    case PyTrace_RETURN: {
+        PyCodeObject *co = frame->f_code;
+        fid = code_fid(co);
+        if (fid == RT_IGNORE)
+            return 0;
+        now = rt_clock_now(&G.clock);
+        t = cur_thread(now);
+        if (!t)
+            return 0;
+        int is_gen = (G.fflags[fid] & RT_F_GEN) != 0;
+        if (what == PyTrace_CALL) {
+            if (is_gen && frame->f_lasti >= 0)
+                rt_resume(t, fid, (uint64_t)(uintptr_t)frame, now);
+            else
+                rt_enter(t, fid, now);
+        } else {
+#if PY_VERSION_HEX >= 0x030A0000
+            int suspended = is_gen && frame->f_state == FRAME_SUSPENDED;
+#else
+            int suspended = is_gen && frame->f_stacktop != NULL;
+#endif
+            if (suspended)
+                rt_suspend(t, fid, (uint64_t)(uintptr_t)frame, now);
+            else
+                rt_exit(t, fid, now, arg == NULL);
+        }
+        return 0;
+    }
+    case PyTrace_C_CALL:
+    case PyTrace_C_RETURN:
+    case PyTrace_C_EXCEPTION: {
+        if (!G.c_calls)
+            return 0;
+        PyMethodDef *ml = c_method_def(arg);
+        if (!ml)
+            return 0;
+        fid = cfunc_fid(arg, ml);
+        if (fid == RT_IGNORE)
+            return 0;
+        now = rt_clock_now(&G.clock);
+        t = cur_thread(now);
+        if (!t)
+            return 0;
+        if (what == PyTrace_C_CALL)
+            rt_enter(t, fid, now);
+        else
+            rt_exit(t, fid, now, what == PyTrace_C_EXCEPTION);
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+/* Given to threading.setprofile: the first event of a new thread installs
+ * the C hook for that thread and is then handled by it. */
+static PyObject *thread_bootstrap(PyObject *m, PyObject *args)
+{
+    PyFrameObject *frame;
+    const char *event;
+    PyObject *arg;
+    if (!PyArg_ParseTuple(args, "OsO", &frame, &event, &arg))
+        return NULL;
+    if (G.active)
+        PyEval_SetProfile(rt_profile, NULL);
+    else
+        PyEval_SetProfile(NULL, NULL);
+    Py_RETURN_NONE;
+}
+
+#endif /* RT_MECH_PROFILE */
+
+/* ------------------------------------------------------------- session */
+
+static void clear_config(void)
+{
+    Py_CLEAR(G.scope);
+    Py_CLEAR(G.exclude);
+    Py_CLEAR(G.ignore);
+    Py_CLEAR(G.only);
+    Py_CLEAR(G.cwd);
+}
+
+static const char *mechanism(void)
+{
+#if defined(RT_MECH_MONITORING)
+    return "sys.monitoring";
+#elif defined(RT_MECH_PEP523)
+    return "pep523";
+#else
+    return "setprofile";
+#endif
+}
+
+PyDoc_STRVAR(start_doc,
+"start(spool, scope, exclude, ignore, only, cwd, no_external, no_imports, c_calls, chunk_size)\n"
+"Begin a session: events are recorded from now on. `spool` is a file path the\n"
+"call-stream chunks are appended to. On 3.12+ the caller registers the\n"
+"sys.monitoring callbacks itself.");
+
+static PyObject *session_start(PyObject *m, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"spool", "scope", "exclude", "ignore", "only", "cwd",
+                             "no_external", "no_imports", "c_calls", "chunk_size", NULL};
+    const char *spool;
+    PyObject *scope, *exclude, *ignore, *only, *cwd;
+    int no_external = 0, no_imports = 0, c_calls = 1;
+    Py_ssize_t chunk_size = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!O!OU|pppn", kwlist, &spool, &PyTuple_Type,
+                                     &scope, &PyTuple_Type, &exclude, &PyTuple_Type, &ignore,
+                                     &only, &cwd, &no_external, &no_imports, &c_calls,
+                                     &chunk_size))
+        return NULL;
+    if (G.engine) {
+        PyErr_SetString(PyExc_RuntimeError, "a retracer session is already running");
+        return NULL;
+    }
+    int fd = open(spool, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, spool);
+    G.spool_fd = fd;
+    rt_config cfg = {0};
+    cfg.chunk_size = (size_t)chunk_size;
+    cfg.sink = spool_sink;
+    cfg.sink_ctx = &G.spool_fd;
+    cfg.no_external = no_external;
+    cfg.no_imports = no_imports;
+    cfg.only_functions = only != Py_None;
+    G.engine = rt_engine_new(&cfg);
+    G.funcs = PyList_New(0);
+    G.keep = PyList_New(0);
+    if (!G.engine || !G.funcs || !G.keep) {
+        rt_engine_free(G.engine);
+        G.engine = NULL;
+        Py_CLEAR(G.funcs);
+        Py_CLEAR(G.keep);
+        close(fd);
+        G.spool_fd = -1;
+        return PyErr_NoMemory();
+    }
+    G.scope = Py_NewRef(scope);
+    G.exclude = Py_NewRef(exclude);
+    G.ignore = Py_NewRef(ignore);
+    G.only = only == Py_None ? NULL : PyFrozenSet_New(only);
+    G.cwd = Py_NewRef(cwd);
+    if (only != Py_None && !G.only) {
+        clear_config();
+        return NULL;
+    }
+    rt_map_init(&G.code_fids, rt_default_allocator());
+    G.nfuncs = 0;
+    G.c_calls = c_calls;
+    rt_clock_init(&G.clock, 5000000, 1);
+    G.gen++;
+    G.t_start = rt_clock_now(&G.clock);
+    G.active = 1;
+#ifdef RT_MECH_PEP523
+    PyInterpreterState *interp = PyThreadState_GET()->interp;
+    G.prev_eval = _PyInterpreterState_GetEvalFrameFunc(interp);
+    _PyInterpreterState_SetEvalFrameFunc(interp, rt_eval_frame);
+#endif
+#ifdef RT_MECH_PROFILE
+    PyEval_SetProfile(rt_profile, NULL);
+#endif
+    Py_RETURN_NONE;
+}
+
+static PyObject *build_results(const char *errmsg)
+{
+    rt_fstat *fs = NULL;
+    rt_edge *edges = NULL;
+    size_t n_edges = 0;
+    PyObject *res = NULL, *fl = NULL, *el = NULL, *tl = NULL;
+    if (rt_engine_profile(G.engine, &fs, &edges, &n_edges) != RT_OK)
+        return PyErr_NoMemory();
+    uint32_t nf = rt_engine_nfuncs(G.engine);
+    fl = PyList_New(0);
+    el = PyList_New(0);
+    tl = PyList_New(0);
+    if (!fl || !el || !tl)
+        goto done;
+    for (uint32_t i = 0; i < nf; i++) {
+        if (fs[i].calls == 0)
+            continue;
+        PyObject *row = Py_BuildValue("(IKKLL)", i, (unsigned long long)fs[i].calls,
+                                      (unsigned long long)fs[i].prim_calls,
+                                      (long long)fs[i].own_ns, (long long)fs[i].cum_ns);
+        if (!row || PyList_Append(fl, row) < 0) {
+            Py_XDECREF(row);
+            goto done;
+        }
+        Py_DECREF(row);
+    }
+    for (size_t i = 0; i < n_edges; i++) {
+        if (edges[i].calls == 0)
+            continue;
+        long long caller = edges[i].caller == RT_ROOT ? -1 : (long long)edges[i].caller;
+        PyObject *row = Py_BuildValue("(LIKKLL)", caller, edges[i].callee,
+                                      (unsigned long long)edges[i].calls,
+                                      (unsigned long long)edges[i].prim_calls,
+                                      (long long)edges[i].own_ns, (long long)edges[i].cum_ns);
+        if (!row || PyList_Append(el, row) < 0) {
+            Py_XDECREF(row);
+            goto done;
+        }
+        Py_DECREF(row);
+    }
+    uint32_t nt = rt_engine_nthreads(G.engine);
+    for (uint32_t i = 0; i < nt; i++) {
+        rt_thread_info ti;
+        rt_engine_thread_info(G.engine, i, &ti);
+        PyObject *row = Py_BuildValue("(IKKKKI)", ti.idx, (unsigned long long)ti.ident,
+                                      (unsigned long long)ti.native_id,
+                                      (unsigned long long)ti.n_events,
+                                      (unsigned long long)ti.stream_calls, ti.chunks);
+        if (!row || PyList_Append(tl, row) < 0) {
+            Py_XDECREF(row);
+            goto done;
+        }
+        Py_DECREF(row);
+    }
+    PyObject *flags = PyList_New(G.nfuncs);
+    if (!flags)
+        goto done;
+    for (uint32_t i = 0; i < G.nfuncs; i++)
+        PyList_SET_ITEM(flags, i, PyLong_FromUnsignedLong(G.fflags[i]));
+    res = Py_BuildValue("{sOsNsOsOsOsssLss}", "functions", G.funcs, "flags", flags, "func_stats", fl,
+                        "edge_stats", el, "threads", tl, "error", errmsg, "duration_ns",
+                        (long long)(G.t_stop - G.t_start), "clock", rt_clock_name(&G.clock));
+done:
+    Py_XDECREF(fl);
+    Py_XDECREF(el);
+    Py_XDECREF(tl);
+    rt_engine_free_profile(G.engine, fs, edges);
+    return res;
+}
+
+static void session_teardown(void)
+{
+    rt_engine_free(G.engine);
+    G.engine = NULL;
+    rt_map_free(&G.code_fids);
+    PyMem_RawFree(G.fflags);
+    G.fflags = NULL;
+    G.fcap = G.nfuncs = 0;
+    Py_CLEAR(G.funcs);
+    Py_CLEAR(G.keep);
+    clear_config();
+    if (G.spool_fd >= 0)
+        close(G.spool_fd);
+    G.spool_fd = -1;
+}
+
+/* Stop recording (hooks stay installed but inert until stop()). */
+static PyObject *session_pause(PyObject *m, PyObject *unused)
+{
+    G.active = 0;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(stop_doc,
+"stop() -> dict\n"
+"End the session: close open calls, flush the call stream to the spool and\n"
+"return {'functions', 'func_stats', 'edge_stats', 'threads', 'error',\n"
+"'duration_ns', 'clock'}. Returns None if no session is running.");
+
+static PyObject *session_stop(PyObject *m, PyObject *unused)
+{
+    if (!G.engine)
+        Py_RETURN_NONE;
+    G.active = 0;
+    G.t_stop = rt_clock_now(&G.clock);
+#ifdef RT_MECH_PEP523
+    PyInterpreterState *interp = PyThreadState_GET()->interp;
+    if (_PyInterpreterState_GetEvalFrameFunc(interp) == rt_eval_frame)
+        _PyInterpreterState_SetEvalFrameFunc(interp, G.prev_eval);
+#endif
+#ifdef RT_MECH_PROFILE
+    PyEval_SetProfile(NULL, NULL);
+#endif
+    rt_engine_finish(G.engine, G.t_stop);
+    const char *errstr = "";
+    rt_engine_error(G.engine, &errstr);
+    PyObject *res = build_results(errstr);
+    session_teardown();
+    return res;
+}
+
+/* mute(flag): drop (1) or record again (0) the events of the calling thread. */
+static PyObject *set_muted(PyObject *m, PyObject *arg)
+{
+    int flag = PyObject_IsTrue(arg);
+    if (flag < 0)
+        return NULL;
+    if (G.engine && tls_gen != G.gen) {
+        /* make sure the thread state exists so the flag belongs to this session */
+        rt_thread *t = rt_engine_add_thread(G.engine, (uint64_t)PyThread_get_thread_ident(),
+                                            (uint64_t)PyThread_get_thread_native_id(),
+                                            rt_clock_now(&G.clock));
+        if (!t)
+            return PyErr_NoMemory();
+        tls_thread = t;
+        tls_gen = G.gen;
+    }
+    tls_muted = flag;
+    Py_RETURN_NONE;
+}
+
+static PyObject *is_active(PyObject *m, PyObject *unused) { return PyBool_FromLong(G.active); }
+
+static PyObject *get_mechanism(PyObject *m, PyObject *unused)
+{
+    return PyUnicode_FromString(mechanism());
+}
+
+/* decode(chunk: bytes, t0: int = 0) -> list of (tag, fid_or_back, t_ns); for tests and tools. */
+static PyObject *decode_chunk(PyObject *m, PyObject *args)
+{
+    Py_buffer buf;
+    long long t0 = 0;
+    if (!PyArg_ParseTuple(args, "y*|L", &buf, &t0))
+        return NULL;
+    PyObject *out = PyList_New(0);
+    rt_stream_reader r;
+    rt_event ev;
+    int rc;
+    rt_stream_reader_init(&r, buf.buf, (size_t)buf.len, t0);
+    while (out && (rc = rt_stream_next(&r, &ev)) == 1) {
+        unsigned long long x = ev.tag == RT_EV_RESUME ? ev.back : ev.fid;
+        PyObject *row = Py_BuildValue("(iKL)", ev.tag, x, (long long)ev.t);
+        if (!row || PyList_Append(out, row) < 0) {
+            Py_XDECREF(row);
+            Py_CLEAR(out);
+            break;
+        }
+        Py_DECREF(row);
+    }
+    PyBuffer_Release(&buf);
+    if (out && rc < 0) {
+        Py_DECREF(out);
+        PyErr_SetString(PyExc_ValueError, "malformed call-stream chunk");
+        return NULL;
+    }
+    return out;
+}
+
+static PyMethodDef engine_methods[] = {
+    {"start", (PyCFunction)(void (*)(void))session_start, METH_VARARGS | METH_KEYWORDS, start_doc},
+    {"stop", session_stop, METH_NOARGS, stop_doc},
+    {"pause", session_pause, METH_NOARGS, "Stop recording events; stop() still collects."},
+    {"mute", set_muted, METH_O, "mute(flag): drop (True) or record (False) the calling thread's events."},
+    {"active", is_active, METH_NOARGS, "True while a session records events."},
+    {"mechanism", get_mechanism, METH_NOARGS, "The hook this build uses."},
+    {"decode", decode_chunk, METH_VARARGS, "Decode one call-stream chunk (for tests and tools)."},
+#ifdef RT_MECH_MONITORING
+    {"mon_py_start", (PyCFunction)(void (*)(void))mon_py_start, METH_FASTCALL, NULL},
+    {"mon_py_resume", (PyCFunction)(void (*)(void))mon_py_resume, METH_FASTCALL, NULL},
+    {"mon_py_throw", (PyCFunction)(void (*)(void))mon_py_throw, METH_FASTCALL, NULL},
+    {"mon_py_return", (PyCFunction)(void (*)(void))mon_py_return, METH_FASTCALL, NULL},
+    {"mon_py_yield", (PyCFunction)(void (*)(void))mon_py_yield, METH_FASTCALL, NULL},
+    {"mon_py_unwind", (PyCFunction)(void (*)(void))mon_py_unwind, METH_FASTCALL, NULL},
+    {"mon_call", (PyCFunction)(void (*)(void))mon_call, METH_FASTCALL, NULL},
+    {"mon_c_return", (PyCFunction)(void (*)(void))mon_c_return, METH_FASTCALL, NULL},
+    {"mon_c_raise", (PyCFunction)(void (*)(void))mon_c_raise, METH_FASTCALL, NULL},
+    {"set_disable", set_disable, METH_O, NULL},
+#endif
+#ifdef RT_MECH_PROFILE
+    {"thread_bootstrap", thread_bootstrap, METH_VARARGS, NULL},
+#endif
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef engine_module = {
+    PyModuleDef_HEAD_INIT, "retracer._engine",
+    "The CPython binding of retracer's C tracing engine.", -1, engine_methods,
+};
+
+PyMODINIT_FUNC PyInit__engine(void)
+{
+    PyObject *m = PyModule_Create(&engine_module);
+    if (!m)
+        return NULL;
+    self_module = m;
+    if (PyModule_AddStringConstant(m, "MECHANISM", mechanism()) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,214 @@
+"""The `retracer` command line."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional, Sequence, Tuple
+
+from .errors import RetracerError
+
+USAGE = """retracer <command> [options]
+
+commands:
+  trace [opts] script.py [args...]    run a script traced (also: trace [opts] -m module [args...])
+  profile TRACE [opts]                ranked table of a trace, or an export (--format pstats -o out.prof)
+
+Run 'retracer <command> --help' for the options of a command."""
+
+# trace options that take a value (the others are flags)
+_VALUE_OPTS = {"-o", "--output", "--max-function-count", "--timeout", "--only-functions",
+               "--scope", "--tests-root", "--config"}
+
+
+def _trace_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="retracer trace",
+        usage="retracer trace [options] (script.py | -m module) [args...]",
+        description="Run a Python program as it would run with `python`, recording every call, "
+                    "the profile and the call stream into a trace file.")
+    p.add_argument("-o", "--output", help="trace file to write (default: retracer.trace)")
+    p.add_argument("--max-function-count", type=int, metavar="N",
+                   help="calls captured per function (default 100)")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="stop tracing after S seconds and write the trace; the program runs on")
+    p.add_argument("--only-functions", metavar="a,b",
+                   help="only these functions (by name or qualified name) and their callees go into the call stream")
+    p.add_argument("--scope", metavar="DIR",
+                   help="your code: default the script's directory, or the current directory for -m")
+    p.add_argument("--no-external-calls", action="store_true", default=None,
+                   help="calls from your code to code outside the scope are not in the call stream")
+    p.add_argument("--no-imports", action="store_true", default=None,
+                   help="import machinery and module bodies are not in the call stream")
+    p.add_argument("--no-capture", action="store_true", default=None,
+                   help="record the profile and call stream only, not arguments and results")
+    p.add_argument("--no-c-calls", action="store_true",
+                   help="do not record calls of C functions (builtins)")
+    p.add_argument("--tests-root", metavar="DIR", help="where replay tests go")
+    p.add_argument("--config", metavar="FILE", help="pyproject.toml to read [tool.retracer] from")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not print the summary")
+    p.add_argument("-m", dest="module", metavar="MODULE", help="run a module as a script")
+    return p
+
+
+def split_trace_args(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """Split `trace` arguments into retracer's options and the program's
+    command line (script or -m module, and their arguments)."""
+    i = 0
+    argv = list(argv)
+    while i < len(argv):
+        a = argv[i]
+        if a == "-m":
+            return argv[:i + 2], argv[i + 2:]
+        if a == "--":
+            return argv[:i], argv[i + 1:]
+        if a.startswith("-") and a != "-":
+            if a in _VALUE_OPTS:
+                i += 2
+                continue
+            i += 1
+            continue
+        return argv[:i], argv[i:]
+    return argv, []
+
+
+def cmd_trace(argv: Sequence[str]) -> int:
+    from . import runner
+    from .tracer import Tracer
+
+    opts_part, prog = split_trace_args(argv)
+    p = _trace_parser()
+    ns = p.parse_args(opts_part)
+    if ns.module:
+        run = runner.prepare_module(ns.module, prog)
+        default_scope = os.getcwd()
+        command = ["-m", ns.module] + prog
+        start_dir = os.getcwd()
+    else:
+        if not prog:
+            p.print_usage(sys.stderr)
+            raise RetracerError("retracer: nothing to trace: give a script (retracer trace script.py) or -m module")
+        run = runner.prepare_script(prog[0], prog[1:])
+        default_scope = os.path.dirname(os.path.abspath(prog[0]))
+        command = prog
+        start_dir = default_scope
+    if ns.config and not os.path.isfile(ns.config):
+        raise RetracerError(f"retracer: config file {ns.config} does not exist; check --config")
+    from .config import find_pyproject
+    config_path = ns.config or find_pyproject(start_dir)
+    if ns.scope and not os.path.isdir(ns.scope):
+        raise RetracerError(f"retracer: --scope {ns.scope} is not a directory; pass your code's directory")
+    if ns.output and os.path.isdir(ns.output):
+        raise RetracerError(f"retracer: -o {ns.output} is a directory; pass a file name such as run.trace")
+    only = [s.strip() for s in ns.only_functions.split(",") if s.strip()] if ns.only_functions else None
+    tracer = Tracer(
+        output=ns.output, max_function_count=ns.max_function_count, timeout=ns.timeout,
+        config_file_path=config_path, scope=ns.scope, only_functions=only,
+        no_external_calls=ns.no_external_calls, no_imports=ns.no_imports,
+        no_capture=ns.no_capture, c_calls=False if ns.no_c_calls else None,
+        command=command,
+    )
+    if tracer.scope == os.path.abspath(os.getcwd()) and not ns.scope and "scope" not in _cfg_keys(tracer):
+        tracer.scope = default_scope
+    quiet = ns.quiet
+
+    def report(summary) -> None:
+        if not quiet and summary is not None:
+            print_summary(summary)
+
+    tracer.on_finish = report
+    tracer.start()
+    return runner.run_program(run, tracer.stop)
+
+
+def _cfg_keys(tracer) -> set:
+    return set()
+
+
+def print_summary(s) -> None:
+    err = sys.stderr
+    try:
+        sys.stdout.flush()
+    except Exception:
+        pass
+    secs = s.duration_ns / 1e9
+    extra = "" if s.stopped_by in ("end", "exit") else f", stopped by {s.stopped_by}"
+    print(f"retracer: {s.calls_total:,} calls traced ({s.stream_calls:,} in the call stream) "
+          f"on {s.threads} thread(s) in {secs:.2f} s{extra}", file=err)
+    if s.top:
+        total = sum(t[2] for t in s.top) or 1
+        print("retracer: top functions by own time:", file=err)
+        for name, where, own, calls in s.top[:5]:
+            print(f"retracer:   {own / 1e9:8.3f} s {calls:>10,}  {name}  ({where})", file=err)
+    if s.error:
+        print(f"retracer: warning: {s.error}; the trace may be incomplete", file=err)
+    if s.path:
+        print(f"retracer: trace written to {s.path} (see it with: retracer profile {os.path.relpath(s.path)})", file=err)
+
+
+def _profile_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="retracer profile",
+                                description="Rank where the time goes in a trace, or export its profile.")
+    p.add_argument("trace", help="trace file written by retracer trace")
+    p.add_argument("--format", default="table", choices=["table", "pstats"],
+                   help="table (default): ranked terminal table; pstats: a file for pstats/snakeviz")
+    p.add_argument("-o", "--output", help="output file for --format pstats")
+    p.add_argument("--top", type=int, default=20, metavar="N", help="rows in the table (default 20)")
+    p.add_argument("--sort", default="own", help="own (default), cum, calls, percall, name")
+    p.add_argument("--trust", action="store_true", help="read a trace that is not signed by you")
+    return p
+
+
+def cmd_profile(argv: Sequence[str]) -> int:
+    from . import report
+    from .tracefile import TraceReader
+
+    ns = _profile_parser().parse_args(argv)
+    with TraceReader(ns.trace, trust=ns.trust) as r:
+        if ns.format == "table":
+            print(report.table(r, top=ns.top, sort=ns.sort))
+        elif ns.format == "pstats":
+            out = ns.output or os.path.splitext(ns.trace)[0] + ".prof"
+            report.write_pstats(r, out)
+            print(f"retracer: pstats profile written to {out} (open it with python -m pstats {out} or snakeviz {out})",
+                  file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"trace": cmd_trace, "profile": cmd_profile}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        from .tracer import _VERSION
+        print(f"retracer {_VERSION}")
+        return 0
+    cmd = COMMANDS.get(argv[0])
+    if cmd is None:
+        print(f"retracer: unknown command '{argv[0]}'; run 'retracer --help' for the list", file=sys.stderr)
+        return 2
+    try:
+        return cmd(argv[1:])
+    except RetracerError as e:
+        msg = str(e)
+        print(msg if msg.startswith("retracer:") else f"retracer: {msg}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("retracer: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit:
+        raise
+    except Exception as e:  # an error of retracer itself: one line, no traceback
+        if os.environ.get("RETRACER_DEBUG"):
+            raise
+        print(f"retracer: internal error: {type(e).__name__}: {e} (set RETRACER_DEBUG=1 for details and report it)",
+              file=sys.stderr)
+        return 3
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,430 @@
+"""The tracing session: start the C engine, stop it, write the trace file.
+
+`Tracer` is the public object (context manager and decorator). The engine
+records events into per-thread buffers and appends full chunks to a spool
+file next to the output; `stop()` turns the spool and the profile into one
+SQLite trace written to a temporary name and renamed into place.
+"""
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import signal
+import struct
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from . import _engine
+from .config import load_config
+from .errors import RetracerError
+
+__all__ = ["Tracer", "TraceSummary", "MECHANISM"]
+
+MECHANISM: str = _engine.MECHANISM
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_SPOOL_HEADER = struct.Struct("=IIQQ")
+_CHUNK_SIZE = 256 * 1024
+_VERSION = "0.1.0"
+
+# function flags (same bits as csrc/rt_engine.h RT_F_*)
+F_SCOPE, F_IMPORT, F_MODULE, F_ONLY, F_GEN, F_C = 1, 2, 4, 8, 16, 32
+
+
+@dataclass
+class TraceSummary:
+    """What a finished session recorded (printed by the CLI)."""
+
+    path: Optional[str]
+    calls_total: int = 0
+    stream_calls: int = 0
+    threads: int = 0
+    duration_ns: int = 0
+    top: List[Tuple[str, str, int, int]] = field(default_factory=list)  # name, where, own_ns, calls
+    error: str = ""
+    stopped_by: str = "end"
+
+
+def _dirprefix(path: str) -> str:
+    p = os.path.abspath(path)
+    return p if p.endswith(os.sep) else p + os.sep
+
+
+def _stdlib_prefixes() -> Tuple[str, ...]:
+    out = set()
+    paths = sysconfig.get_paths()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        if paths.get(key):
+            out.add(_dirprefix(paths[key]))
+    return tuple(sorted(out))
+
+
+class _NameRecorder(dict):
+    """Stands in for threading._active while tracing to remember thread names."""
+
+    def __init__(self, base: dict, names: Dict[int, str]) -> None:
+        super().__init__(base)
+        self._names = names
+        for ident, th in base.items():
+            names[ident] = getattr(th, "name", str(ident))
+
+    def __setitem__(self, key, value) -> None:  # called by Thread._bootstrap_inner
+        self._names[key] = getattr(value, "name", str(key))
+        super().__setitem__(key, value)
+
+
+class Tracer:
+    """Trace a block of code or a function.
+
+    ::
+
+        with Tracer(output="run.trace"):
+            work()
+
+        @Tracer(output="f.trace")
+        def f(): ...
+
+    Arguments left as None come from ``[tool.retracer]`` in pyproject.toml
+    (found from ``config_file_path`` or the current directory), then from the
+    defaults. ``disable=True`` makes the tracer do nothing.
+    """
+
+    _lock = threading.Lock()
+
+    def __init__(
+        self,
+        output: Optional[str] = None,
+        max_function_count: Optional[int] = None,
+        timeout: Optional[float] = None,
+        disable: bool = False,
+        config_file_path: Optional[str] = None,
+        *,
+        scope: Optional[str] = None,
+        only_functions: Optional[Sequence[str]] = None,
+        no_external_calls: Optional[bool] = None,
+        no_imports: Optional[bool] = None,
+        no_capture: Optional[bool] = None,
+        c_calls: Optional[bool] = None,
+        command: Optional[List[str]] = None,
+        handle_signals: bool = True,
+        on_finish: Optional[Callable[[TraceSummary], None]] = None,
+    ) -> None:
+        self.disable = disable
+        cfg: Dict[str, Any] = {} if disable else load_config(config_file_path)
+
+        def pick(name: str, value: Any, default: Any) -> Any:
+            if value is not None:
+                return value
+            return cfg.get(name, default)
+
+        self.output = os.path.abspath(pick("output", output, "retracer.trace"))
+        self.max_function_count = int(pick("max_function_count", max_function_count, 100))
+        self.timeout = pick("timeout", timeout, None)
+        self.scope = os.path.abspath(pick("scope", scope, os.getcwd()))
+        only = pick("only_functions", only_functions, None)
+        if isinstance(only, str):
+            only = [s.strip() for s in only.split(",") if s.strip()]
+        self.only_functions = list(only) if only else None
+        self.no_external_calls = bool(pick("no_external_calls", no_external_calls, False))
+        self.no_imports = bool(pick("no_imports", no_imports, False))
+        self.no_capture = bool(pick("no_capture", no_capture, False))
+        self.c_calls = bool(pick("c_calls", c_calls, True))
+        self.tests_root = cfg.get("tests_root")
+        self.command = command if command is not None else list(sys.argv)
+        self.handle_signals = handle_signals
+        self.on_finish = on_finish
+        if self.max_function_count < 0:
+            raise RetracerError("retracer: max_function_count must be >= 0")
+        if self.timeout is not None and float(self.timeout) <= 0:
+            raise RetracerError("retracer: timeout must be a positive number of seconds")
+        self._running = False
+        self._spool: Optional[str] = None
+        self._tool_id: Optional[int] = None
+        self._timer: Optional[threading.Timer] = None
+        self._names: Dict[int, str] = {}
+        self._saved_active: Optional[dict] = None
+        self._old_sigterm: Any = None
+        self._start_wall = 0.0
+        self._stop_lock = threading.Lock()
+        self.summary: Optional[TraceSummary] = None
+
+    # ------------------------------------------------------------- control
+
+    def start(self) -> "Tracer":
+        """Begin recording. Raises RetracerError if the output cannot be written."""
+        if self.disable or self._running:
+            return self
+        if _engine.active():
+            print("retracer: a tracer is already running; this one is disabled", file=sys.stderr)
+            self.disable = True
+            return self
+        out_dir = os.path.dirname(self.output) or "."
+        if not os.path.isdir(out_dir):
+            raise RetracerError(f"retracer: cannot write the trace {self.output}: directory {out_dir} does not exist; create it or pass another -o")
+        try:
+            fd, self._spool = tempfile.mkstemp(prefix="." + os.path.basename(self.output) + ".spool-", dir=out_dir)
+            os.close(fd)
+        except OSError as e:
+            raise RetracerError(f"retracer: cannot write the trace {self.output}: {e.strerror}; pass another -o")
+        if self.timeout is not None:
+            # started before the engine so its waiting is not traced
+            self._timer = threading.Timer(float(self.timeout), self._on_timeout)
+            self._timer.daemon = True
+            self._timer.start()
+        if self.handle_signals and threading.current_thread() is threading.main_thread():
+            try:
+                if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+                    self._old_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+            except (ValueError, OSError):
+                self._old_sigterm = None
+        atexit.register(self._atexit)
+        self._saved_active = threading._active  # type: ignore[attr-defined]
+        threading._active = _NameRecorder(self._saved_active, self._names)  # type: ignore[attr-defined]
+        self._start_wall = time.time()
+        scope = _dirprefix(self.scope)
+        exclude = tuple(p for p in _stdlib_prefixes() if not scope.startswith(p))
+        cwd = _dirprefix(os.getcwd())
+        self._running = True
+        try:
+            # everything retracer does before this line is not traced: the
+            # engine records from here on
+            _engine.start(
+                self._spool, (scope,), exclude, (_PKG_DIR,), self.only_functions, cwd,
+                no_external=self.no_external_calls, no_imports=self.no_imports,
+                c_calls=self.c_calls, chunk_size=_CHUNK_SIZE,
+            )
+            if MECHANISM == "sys.monitoring":
+                self._register_monitoring()
+            elif MECHANISM == "setprofile":
+                threading.setprofile(_engine.thread_bootstrap)
+        except BaseException:
+            _engine.stop()
+            self._running = False
+            self._cleanup_start()
+            raise
+        return self
+
+    def _cleanup_start(self) -> None:
+        self._unregister()
+        if self._timer is not None:
+            self._timer.cancel()
+        try:
+            atexit.unregister(self._atexit)
+        except Exception:
+            pass
+        if self._spool and os.path.exists(self._spool):
+            os.unlink(self._spool)
+
+    def _register_monitoring(self) -> None:
+        mon = sys.monitoring  # type: ignore[attr-defined]
+        for tool in (mon.PROFILER_ID, 3, 4, 5):
+            if mon.get_tool(tool) is None:
+                mon.use_tool_id(tool, "retracer")
+                self._tool_id = tool
+                break
+        else:
+            raise RetracerError("retracer: no free sys.monitoring tool id (another profiler is running); stop it first")
+        ev = mon.events
+        _engine.set_disable(mon.DISABLE)
+        cbs = {
+            ev.PY_START: _engine.mon_py_start,
+            ev.PY_RESUME: _engine.mon_py_resume,
+            ev.PY_THROW: _engine.mon_py_throw,
+            ev.PY_RETURN: _engine.mon_py_return,
+            ev.PY_YIELD: _engine.mon_py_yield,
+            ev.PY_UNWIND: _engine.mon_py_unwind,
+        }
+        if self.c_calls:
+            cbs.update({ev.CALL: _engine.mon_call, ev.C_RETURN: _engine.mon_c_return,
+                        ev.C_RAISE: _engine.mon_c_raise})
+        mask = 0
+        for event, cb in cbs.items():
+            mon.register_callback(self._tool_id, event, cb)
+            mask |= event
+        mon.restart_events()
+        mon.set_events(self._tool_id, mask)
+        self._mon_events = list(cbs)
+
+    def _unregister(self) -> None:
+        if MECHANISM == "sys.monitoring" and self._tool_id is not None:
+            mon = sys.monitoring  # type: ignore[attr-defined]
+            try:
+                mon.set_events(self._tool_id, 0)
+                for event in self._mon_events:
+                    mon.register_callback(self._tool_id, event, None)
+                mon.free_tool_id(self._tool_id)
+            except Exception:
+                pass
+            self._tool_id = None
+        elif MECHANISM == "setprofile":
+            threading.setprofile(None)  # type: ignore[arg-type]
+        if self._saved_active is not None:
+            rec = threading._active  # type: ignore[attr-defined]
+            if isinstance(rec, _NameRecorder):
+                self._saved_active.clear()
+                self._saved_active.update(rec)
+                threading._active = self._saved_active  # type: ignore[attr-defined]
+            self._saved_active = None
+
+    def stop(self, stopped_by: str = "end", exit_status: Optional[int] = None) -> Optional[TraceSummary]:
+        """Stop recording and write the trace file; returns what was recorded.
+
+        Safe to call more than once and from any thread; only the first call
+        writes.
+        """
+        _engine.pause()  # first: nothing retracer does from here on is recorded
+        with self._stop_lock:
+            if not self._running:
+                return self.summary
+            self._running = False
+            results = _engine.stop()
+            self._unregister()
+            if self._timer is not None and threading.current_thread() is not self._timer:
+                self._timer.cancel()
+            if self._old_sigterm is not None and threading.current_thread() is threading.main_thread():
+                try:
+                    if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+                        signal.signal(signal.SIGTERM, self._old_sigterm)
+                except (ValueError, OSError):
+                    pass
+            try:
+                atexit.unregister(self._atexit)
+            except Exception:
+                pass
+            try:
+                self.summary = self._write(results, stopped_by, exit_status)
+            finally:
+                if self._spool and os.path.exists(self._spool):
+                    os.unlink(self._spool)
+            if self.on_finish is not None:
+                self.on_finish(self.summary)
+            return self.summary
+
+    def _on_timeout(self) -> None:
+        self.stop(stopped_by="timeout")
+
+    def _on_sigterm(self, signum, frame) -> None:
+        self.stop(stopped_by="signal", exit_status=-signum)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def _atexit(self) -> None:
+        self.stop(stopped_by="exit")
+
+    # ------------------------------------------------------------- writing
+
+    def _write(self, results: Dict[str, Any], stopped_by: str, exit_status: Optional[int]) -> TraceSummary:
+        from .tracefile import TraceWriter
+
+        funcs: List[tuple] = results["functions"]
+        flags: List[int] = results["flags"]
+        modules = _module_names()
+        rows = []
+        for fid, desc in enumerate(funcs):
+            if desc[0] == "py":
+                co = desc[1]
+                filename = co.co_filename
+                if not filename.startswith("<") and not os.path.isabs(filename):
+                    filename = os.path.abspath(filename)
+                qualname = getattr(co, "co_qualname", co.co_name)
+                rows.append((fid, "py", co.co_name, qualname, modules.get(filename, ""), filename,
+                             co.co_firstlineno, flags[fid]))
+            else:
+                rows.append((fid, "c", desc[1], desc[1], "", "~", 0, flags[fid]))
+        stream_calls = sum(t[4] for t in results["threads"])
+        stream_events = sum(t[3] for t in results["threads"])
+        calls_total = sum(r[1] for r in results["func_stats"])
+        main_ident = threading.main_thread().ident
+        thread_rows = []
+        for idx, ident, native_id, n_events, _calls, _chunks in results["threads"]:
+            name = self._names.get(ident) or ("MainThread" if ident == main_ident else f"Thread-{ident}")
+            thread_rows.append((idx, ident, native_id, name, n_events))
+        options = {
+            "max_function_count": self.max_function_count, "timeout": self.timeout,
+            "scope": self.scope, "only_functions": self.only_functions,
+            "no_external_calls": self.no_external_calls, "no_imports": self.no_imports,
+            "no_capture": self.no_capture, "c_calls": self.c_calls,
+        }
+        with TraceWriter(self.output) as w:
+            meta = {
+                "command": self.command, "cwd": os.getcwd(),
+                "python_version": sys.version.split()[0],
+                "python_implementation": sys.implementation.name,
+                "retracer_version": _VERSION, "hook": MECHANISM, "clock": results["clock"],
+                "start_time": self._start_wall, "end_time": time.time(),
+                "duration_ns": results["duration_ns"], "options": options,
+                "exit_status": exit_status, "calls_total": calls_total,
+                "stream_calls": stream_calls, "stream_events": stream_events,
+                "complete": not results["error"], "stopped_by": stopped_by,
+                "engine_error": results["error"] or None, "scope": self.scope,
+            }
+            for k, v in meta.items():
+                w.set_meta(k, v)
+            w.add_functions(rows)
+            w.add_threads(thread_rows)
+            for tidx, seq, raw, n_events in _read_spool(self._spool):
+                w.add_chunk(tidx, seq, raw, n_events)
+            w.add_func_stats(results["func_stats"])
+            w.add_edge_stats(results["edge_stats"])
+            path = w.commit()
+        top = sorted(results["func_stats"], key=lambda r: -r[3])[:5]
+        return TraceSummary(
+            path=path, calls_total=calls_total, stream_calls=stream_calls,
+            threads=len(thread_rows), duration_ns=results["duration_ns"],
+            top=[(rows[r[0]][3], _where(rows[r[0]]), r[3], r[1]) for r in top],
+            error=results["error"], stopped_by=stopped_by,
+        )
+
+    # ------------------------------------------------- context manager, decorator
+
+    def __enter__(self) -> "Tracer":
+        return self.start()
+
+    def __exit__(self, etype, value, tb) -> None:
+        self.stop(stopped_by="end" if etype is None else "exception")
+
+    def __call__(self, func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with Tracer(self.output, self.max_function_count, self.timeout, self.disable,
+                        scope=self.scope, only_functions=self.only_functions,
+                        no_external_calls=self.no_external_calls, no_imports=self.no_imports,
+                        no_capture=self.no_capture, c_calls=self.c_calls):
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+def _where(row: tuple) -> str:
+    if row[1] == "c":
+        return "~"
+    return f"{os.path.basename(row[5])}:{row[6]}"
+
+
+def _module_names() -> Dict[str, str]:
+    out: Dict[str, str] = {}
+    for name, mod in list(sys.modules.items()):
+        f = getattr(mod, "__file__", None)
+        if isinstance(f, str):
+            out.setdefault(os.path.abspath(f), name)
+    return out
+
+
+def _read_spool(path: Optional[str]) -> Iterable[Tuple[int, int, bytes, int]]:
+    if not path or not os.path.exists(path):
+        return
+    with open(path, "rb") as f:
+        while True:
+            hdr = f.read(_SPOOL_HEADER.size)
+            if len(hdr) < _SPOOL_HEADER.size:
+                return
+            tidx, seq, length, n_events = _SPOOL_HEADER.unpack(hdr)
+            data = f.read(length)
+            if len(data) < length:
+                return
+            yield tidx, seq, data, n_events
