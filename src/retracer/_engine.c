@@ -389,6 +389,8 @@ static PyObject *mon_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
     PyMethodDef *ml = c_method_def(args[2]);
     if (!ml)
         Py_RETURN_NONE;
+    if (RT_UNLIKELY(code_fid((PyCodeObject *)args[0]) == RT_IGNORE))
+        Py_RETURN_NONE; /* called from retracer's own code */
     uint32_t fid = cfunc_fid(args[2], ml);
     if (fid == RT_IGNORE)
         Py_RETURN_NONE;
@@ -406,6 +408,8 @@ static PyObject *mon_c_exit(PyObject *const *args, Py_ssize_t nargs, int exc)
     PyMethodDef *ml = c_method_def(args[2]);
     if (!ml)
         Py_RETURN_NONE;
+    if (RT_UNLIKELY(code_fid((PyCodeObject *)args[0]) == RT_IGNORE))
+        Py_RETURN_NONE; /* called from retracer's own code */
     uint32_t fid = cfunc_fid(args[2], ml);
     if (fid == RT_IGNORE)
         Py_RETURN_NONE;

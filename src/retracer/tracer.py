@@ -189,6 +189,8 @@ class Tracer:
         scope = _dirprefix(self.scope)
         exclude = tuple(p for p in _stdlib_prefixes() if not scope.startswith(p))
         cwd = _dirprefix(os.getcwd())
+        if MECHANISM == "setprofile":
+            threading.setprofile(_engine.thread_bootstrap)  # new threads install the C hook
         self._running = True
         try:
             # everything retracer does before this line is not traced: the
@@ -200,8 +202,6 @@ class Tracer:
             )
             if MECHANISM == "sys.monitoring":
                 self._register_monitoring()
-            elif MECHANISM == "setprofile":
-                threading.setprofile(_engine.thread_bootstrap)
         except BaseException:
             _engine.stop()
             self._running = False
@@ -324,6 +324,7 @@ class Tracer:
         funcs: List[tuple] = results["functions"]
         flags: List[int] = results["flags"]
         modules = _module_names()
+        qualnames = _qualnames_by_code() if sys.version_info < (3, 11) else {}
         rows = []
         for fid, desc in enumerate(funcs):
             if desc[0] == "py":
@@ -331,7 +332,7 @@ class Tracer:
                 filename = co.co_filename
                 if not filename.startswith("<") and not os.path.isabs(filename):
                     filename = os.path.abspath(filename)
-                qualname = getattr(co, "co_qualname", co.co_name)
+                qualname = getattr(co, "co_qualname", None) or qualnames.get(id(co), co.co_name)
                 rows.append((fid, "py", co.co_name, qualname, modules.get(filename, ""), filename,
                              co.co_firstlineno, flags[fid]))
             else:
@@ -404,6 +405,18 @@ def _where(row: tuple) -> str:
     if row[1] == "c":
         return "~"
     return f"{os.path.basename(row[5])}:{row[6]}"
+
+
+def _qualnames_by_code() -> Dict[int, str]:
+    """Before 3.11 code objects have no co_qualname: find it on the functions."""
+    import gc
+    import types
+
+    out: Dict[int, str] = {}
+    for obj in gc.get_objects():
+        if isinstance(obj, types.FunctionType):
+            out.setdefault(id(obj.__code__), obj.__qualname__)
+    return out
 
 
 def _module_names() -> Dict[str, str]:
