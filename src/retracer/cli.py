@@ -138,8 +138,9 @@ def print_summary(s) -> None:
     if s.top:
         total = sum(t[2] for t in s.top) or 1
         print("retracer: top functions by own time:", file=err)
+        from .report import _fmt_ns
         for name, where, own, calls in s.top[:5]:
-            print(f"retracer:   {own / 1e9:8.3f} s {calls:>10,}  {name}  ({where})", file=err)
+            print(f"retracer:   {_fmt_ns(own):>11} {calls:>10,} calls  {name}  ({where})", file=err)
     if s.error:
         print(f"retracer: warning: {s.error}; the trace may be incomplete", file=err)
     if s.path:

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Install retracer into .venvs/demo and run the main job on an example:
+# trace examples/demo_app.py, then print its ranked profile.
+set -eu
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+if [ ! -x .venvs/demo/bin/python ]; then python3 -m venv .venvs/demo; fi
+.venvs/demo/bin/python -m pip install -q -e .
+mkdir -p .venvs/out
+.venvs/demo/bin/retracer trace -o .venvs/out/demo.trace examples/demo_app.py
+.venvs/demo/bin/retracer profile .venvs/out/demo.trace --top 10
+.venvs/demo/bin/retracer profile .venvs/out/demo.trace --format pstats -o .venvs/out/demo.prof
