@@ -59,6 +59,10 @@ PEER_MODULES = {"viztracer": "viztracer", "pyinstrument": "pyinstrument", "yappi
 # not fit in memory instead of driving the machine into swap or the OOM killer.
 VIZTRACER_BYTES_PER_EVENT = 1200
 
+# A cell this many times slower than plain Python stops after --slow-rounds rounds:
+# its ratio is already clear, and viztracer or codeflash take ~30-60 s per run.
+SLOW_RATIO = 20.0
+
 CODEFLASH_PYPROJECT = """\
 [tool.codeflash]
 module-root = "{module_root}"
@@ -262,6 +266,21 @@ def run_one(ctx: Context, rnd: int, mode: str, workload: str, args: list[str]
     return RunResult(rnd, workload, mode, "ok", seconds=elapsed, out_bytes=size), out
 
 
+def slow_ratio(results: list[RunResult], workload: str, mode: str, slow_rounds: int
+               ) -> Optional[float]:
+    """The cell's median ratio if it is slow and has had its --slow-rounds, else None."""
+    if slow_rounds <= 0 or mode == "python":
+        return None
+    ok = [r.seconds for r in results if r.workload == workload and r.mode == mode
+          and r.status == "ok"]
+    base = [r.seconds for r in results if r.workload == workload and r.mode == "python"
+            and r.status == "ok"]
+    if len(ok) < slow_rounds or not base:
+        return None
+    ratio = statistics.median(ok) / statistics.median(base)
+    return ratio if ratio > SLOW_RATIO else None
+
+
 def cleanup_output(ctx: Context, out: Optional[Path]) -> None:
     if out is None or ctx.keep:
         return
@@ -306,7 +325,8 @@ def prepare(ctx: Context, workloads: dict, modes: list[str], args) -> dict:
             continue
         v = probe_module(ctx.py, module)
         if v is None:
-            ctx.na[(None, mode)] = f"n/a ({module} not installed; run benchmarks/setup.sh)"
+            ctx.na[(None, mode)] = "n/a (not installed)"
+            print(f"  {mode}: {module} does not import in {ctx.py}; run benchmarks/setup.sh")
         info["tools"][mode] = v
     if "codeflash" in modes:
         v = probe_module(str(CODEFLASH_PY), "codeflash") if CODEFLASH_PY.exists() else None
@@ -349,7 +369,8 @@ def prepare(ctx: Context, workloads: dict, modes: list[str], args) -> dict:
                                *wargs], timeout=ctx.timeout, cwd=ctx.workdir)
                 line = last_line(r.stderr)
                 if r.returncode != 0 or not line.startswith("calls="):
-                    ctx.na[(name, "viztracer")] = f"n/a (could not count events: {line})"
+                    ctx.na[(name, "viztracer")] = "n/a (event count failed)"
+                    print(f"  viztracer on {name}: could not count events: {line}")
                     continue
                 n = int(line.split("=", 1)[1])
                 ctx.calls[name] = n
@@ -419,14 +440,19 @@ def md_table(header: list[str], rows: list[list[str]]) -> str:
 def render(summary: dict, workloads: list[str], modes: list[str], sizes: dict,
            info: dict, retracer_bpc: dict, rounds_done: int) -> str:
     out = []
-    out.append(f"### Time per run, median (min) over {rounds_done} round(s), seconds\n")
+    out.append(f"### Time per run, median (min) over {rounds_done} round(s), seconds"
+               " (n=: fewer runs)\n")
+    base_runs = {w: summary[w].get("python", {}).get("ok") for w in workloads}
     rows = []
     for w in workloads:
         row = [f"{w} {sizes[w]}"]
         for m in modes:
             c = summary[w][m]
-            row.append(f"{c['median']:.3f} ({c['min']:.3f})" if "median" in c
-                       else cell_label(c))
+            if "median" in c:
+                n = f" n={c['ok']}" if c["ok"] != base_runs.get(w) else ""
+                row.append(f"{c['median']:.3f} ({c['min']:.3f}){n}")
+            else:
+                row.append(cell_label(c))
         rows.append(row)
     out.append(md_table(["workload", *modes], rows))
 
@@ -443,8 +469,8 @@ def render(summary: dict, workloads: list[str], modes: list[str], sizes: dict,
         out.append(md_table(["workload", *shown], rows))
 
     if info.get("profile_events"):
-        out.append("\n### Extra time per profile event (ns; events = Python + C calls, "
-                   "counted once with sys.setprofile)\n")
+        out.append("\n### Extra time per profile event, ns (events = Python + C calls, "
+                   "counted once with sys.setprofile; includes start-up and save)\n")
         rows = []
         for w in workloads:
             n = info["profile_events"].get(w)
@@ -509,6 +535,9 @@ def parse_args(argv=None):
                    help="workload arguments, e.g. --size calls_fib=30 --size 'oop_sim=200 500'")
     p.add_argument("--timeout", type=float, default=300, help="seconds per run (default 300)")
     p.add_argument("--seed", type=int, default=None, help="seed of the mode shuffling")
+    p.add_argument("--slow-rounds", type=int, default=2,
+                   help=f"a cell over {SLOW_RATIO:g}x plain stops after this many rounds "
+                        "(default 2; 0 = run every round)")
     p.add_argument("--viztracer-entries", type=int, default=None,
                    help="viztracer --tracer_entries (default: counted per workload)")
     p.add_argument("--workdir", default=None, help="scratch directory (default: a temp dir)")
@@ -566,6 +595,7 @@ def main(argv=None) -> int:
 
     results: list[RunResult] = []
     retracer_bpc: dict = {}
+    skipped: dict = {}
     rounds_done = 0
     interrupted = False
     try:
@@ -574,6 +604,14 @@ def main(argv=None) -> int:
                 order = list(modes)
                 rng.shuffle(order)
                 for m in order:
+                    slow = slow_ratio(results, w, m, args.slow_rounds)
+                    if slow:
+                        if (w, m) not in skipped:
+                            print(f"[{rnd}/{args.rounds}] {w:16s} {m:17s} "
+                                  f"skipped from now on ({slow:.0f}x after "
+                                  f"{args.slow_rounds} round(s))", flush=True)
+                        skipped[(w, m)] = slow
+                        continue
                     r, out = run_one(ctx, rnd, m, w, wargs[w])
                     results.append(r)
                     if r.status == "ok":
@@ -581,7 +619,7 @@ def main(argv=None) -> int:
                         if r.out_bytes:
                             shown += f"  {fmt_bytes(r.out_bytes)}"
                     else:
-                        shown = f"{r.status}: {r.detail}" if r.detail != r.status else r.status
+                        shown = r.detail if r.status == "n/a" else f"{r.status}: {r.detail}"
                     if r.status != "n/a" or rnd == 1:
                         print(f"[{rnd}/{args.rounds}] {w:16s} {m:17s} {shown}", flush=True)
                     if (r.status == "ok" and m.startswith("retracer")
@@ -622,6 +660,7 @@ def main(argv=None) -> int:
             "info": info,
             "na": {f"{w or '*'}/{m}": v for (w, m), v in ctx.na.items()},
             "summary": summary,
+            "slow_cells_stopped": {f"{w}/{m}": v for (w, m), v in skipped.items()},
             "retracer_bytes_per_call": {f"{w}/{m}": v for (w, m), v in retracer_bpc.items()},
             "runs": [r.__dict__ for r in results],
         }
