@@ -156,7 +156,7 @@ def test_round_trip(out_dir):
         assert list(r.iter_captured())[0].args_after == b"\x80after"
 
 
-def test_chunks_stored_with_zlib(out_dir):
+def test_chunks_stored_raw_by_default(out_dir):
     path = out_dir / "run.trace"
     write_trace(path)
     conn = sqlite3.connect(str(path))
@@ -164,9 +164,22 @@ def test_chunks_stored_with_zlib(out_dir):
         "SELECT codec, n_events, raw_size, data FROM chunks "
         "WHERE thread_idx = 0 ORDER BY seq").fetchall()
     conn.close()
-    assert [r[0] for r in rows] == ["zlib"] * 3
+    assert [r[0] for r in rows] == ["raw"] * 3
     assert [r[1] for r in rows] == [1, 2, 3]
-    assert rows[0][2] == 300 and len(rows[0][3]) < 300
+    assert rows[0][2] == 300 and len(rows[0][3]) == 300
+
+
+def test_chunks_stored_with_zlib(out_dir):
+    path = out_dir / "run.trace"
+    raw = bytes(range(100)) * 3
+    with TraceWriter(path) as w:
+        w.add_chunk(0, 0, raw, 5, codec="zlib")
+    conn = sqlite3.connect(str(path))
+    codec, size, data = conn.execute("SELECT codec, raw_size, data FROM chunks").fetchone()
+    conn.close()
+    assert codec == "zlib" and size == 300 and len(data) < 300
+    with tracefile.TraceReader(path, trust=True) as r:
+        assert list(r.iter_chunks(0)) == [raw]
 
 
 def test_meta_values_are_json_in_sqlite(out_dir):

@@ -647,7 +647,7 @@ static PyObject *session_start(PyObject *m, PyObject *args, PyObject *kw)
     rt_map_init(&G.code_fids, rt_default_allocator());
     G.nfuncs = 0;
     G.c_calls = c_calls;
-    rt_clock_init(&G.clock, 5000000, 1);
+    rt_clock_init(&G.clock, 2000000, 1);
     G.gen++;
     G.t_start = rt_clock_now(&G.clock);
     G.active = 1;

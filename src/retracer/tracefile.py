@@ -342,16 +342,22 @@ class TraceWriter:
         self._run(lambda c: c.executemany(
             "INSERT INTO threads VALUES (?, ?, ?, ?, ?)", rows))
 
-    def add_chunk(self, thread_idx: int, seq: int, raw: bytes, n_events: int) -> None:
+    def add_chunk(self, thread_idx: int, seq: int, raw: bytes, n_events: int,
+                  codec: str = "raw") -> None:
         """Add chunk ``seq`` of thread ``thread_idx``'s encoded call stream.
 
-        ``raw`` is stored zlib-compressed (level 1, codec ``'zlib'``).
+        ``codec`` ``'raw'`` (the default: the encoding is already compact, ~4 bytes
+        per call, and compressing it would cost about as much as tracing) stores
+        the bytes as they are; ``'zlib'`` compresses them (level 1).
         """
+        if codec not in ("raw", "zlib"):
+            raise ValueError(f"unknown chunk codec {codec!r}")
+
         def do(c: sqlite3.Connection) -> None:
-            data = zlib.compress(raw, _ZLIB_LEVEL)
+            data = zlib.compress(raw, _ZLIB_LEVEL) if codec == "zlib" else bytes(raw)
             c.execute(
                 "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
-                (thread_idx, seq, "zlib", n_events, len(raw), data),
+                (thread_idx, seq, codec, n_events, len(raw), data),
             )
         self._run(do)
 

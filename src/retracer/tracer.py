@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 from . import _engine
 from .config import load_config
+from .tracefile import TraceWriter
 from .errors import RetracerError
 
 __all__ = ["Tracer", "TraceSummary", "MECHANISM"]
@@ -319,8 +320,6 @@ class Tracer:
     # ------------------------------------------------------------- writing
 
     def _write(self, results: Dict[str, Any], stopped_by: str, exit_status: Optional[int]) -> TraceSummary:
-        from .tracefile import TraceWriter
-
         funcs: List[tuple] = results["functions"]
         flags: List[int] = results["flags"]
         modules = _module_names()
