@@ -1,0 +1,711 @@
+"""The traced program behaves as it does without retracer (SPEC: "Behaviour that
+users rely on"), and retracer's own errors are one line.
+
+Every test drives the command line as a user would, in a subprocess
+(``python -m retracer trace -q -o OUT ...``), and compares with the same program
+run by plain ``python``. The programs live in ``tests/programs/behaviour_*.py``
+and are copied into a temporary directory before they run.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import pytest
+
+from retracer.tracefile import TraceReader
+
+PROGRAMS = Path(__file__).resolve().parent / "programs"
+TIMEOUT = 60  # seconds, for every subprocess: generous, never a speed assertion
+POSIX = os.name == "posix"
+
+
+# --------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(autouse=True)
+def _config_dir(tmp_path_factory, monkeypatch):
+    """The signing key lives in a temporary config directory, never in the real
+    home; subprocesses inherit it through os.environ."""
+    cfg = tmp_path_factory.mktemp("retracer-config")
+    monkeypatch.setenv("RETRACER_CONFIG_DIR", str(cfg))
+    monkeypatch.delenv("RETRACER_DEBUG", raising=False)
+    monkeypatch.delenv("PYTHONWARNINGS", raising=False)
+    return cfg
+
+
+@pytest.fixture
+def prog_dir(tmp_path) -> Path:
+    d = tmp_path / "prog"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def out_dir(tmp_path) -> Path:
+    d = tmp_path / "out"
+    d.mkdir()
+    return d
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def copy_program(name: str, dest: Path) -> str:
+    """Copy tests/programs/<name> into dest; return its file name (relative)."""
+    shutil.copy(PROGRAMS / name, dest / name)
+    return name
+
+
+def run_python(args: Sequence[str], cwd=None, env: Optional[Dict[str, str]] = None
+               ) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def retracer(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
+    return run_python(["-m", "retracer", *args], cwd=cwd, env=env)
+
+
+def trace(out: Path, *prog, cwd=None, opts: Sequence[str] = (), env=None
+          ) -> subprocess.CompletedProcess:
+    return retracer("trace", "-q", "-o", str(out), *opts, *prog, cwd=cwd, env=env)
+
+
+def show(cp: subprocess.CompletedProcess) -> str:
+    return f"rc={cp.returncode}\n--- stdout\n{cp.stdout}\n--- stderr\n{cp.stderr}"
+
+
+def assert_same(traced: subprocess.CompletedProcess, plain: subprocess.CompletedProcess) -> None:
+    assert traced.stdout == plain.stdout, show(traced)
+    assert traced.stderr == plain.stderr, show(traced)
+    assert traced.returncode == plain.returncode, show(traced)
+
+
+def assert_one_line_error(cp: subprocess.CompletedProcess, *needles: str) -> str:
+    assert cp.returncode == 2, show(cp)
+    assert "Traceback" not in cp.stderr, show(cp)
+    lines = cp.stderr.strip().splitlines()
+    assert len(lines) == 1, show(cp)
+    for needle in needles:
+        assert needle in lines[0], show(cp)
+    return lines[0]
+
+
+def leftovers(directory: Path) -> List[str]:
+    """Temporary files of the trace writer or the engine's spool."""
+    return sorted(n for n in os.listdir(directory) if ".tmp-" in n or ".spool-" in n)
+
+
+def function_calls(reader: TraceReader, name: str, filename: Optional[str] = None) -> int:
+    """Total profiled calls of the Python functions called `name` (defined in a
+    file of that base name, if given)."""
+    fids = {f.fid for f in reader.functions.values() if f.kind == "py" and f.name == name
+            and (filename is None or os.path.basename(f.filename) == filename)}
+    return sum(s.calls for s in reader.func_stats() if s.fid in fids)
+
+
+def popen(args: Sequence[str], cwd) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_ready(p: subprocess.Popen) -> None:
+    """Wait (at most TIMEOUT) for the program's first stdout line, "ready"."""
+    got: List[str] = []
+    t = threading.Thread(target=lambda: got.append(p.stdout.readline()), daemon=True)
+    t.start()
+    t.join(TIMEOUT)
+    if not got or got[0].strip() != "ready":
+        p.kill()
+        out, err = p.communicate(timeout=TIMEOUT)
+        pytest.fail(f"program did not print 'ready': got {got!r}\nstdout={out}\nstderr={err}")
+
+
+def signal_after_ready(args: Sequence[str], cwd, sig: int) -> subprocess.CompletedProcess:
+    p = popen(args, cwd)
+    try:
+        wait_ready(p)
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+@pytest.fixture
+def real_trace(prog_dir, out_dir) -> Path:
+    """A trace made by `retracer trace` with this test's key."""
+    name = copy_program("behaviour_streams.py", prog_dir)
+    out = out_dir / "real.trace"
+    cp = trace(out, name, cwd=prog_dir)
+    assert cp.returncode == 0, show(cp)
+    assert out.is_file()
+    return out
+
+
+# ------------------------------------------------ 1. streams, argv, __main__
+
+
+def test_streams_argv_and_main_module_identical_to_python(prog_dir, out_dir):
+    name = copy_program("behaviour_streams.py", prog_dir)
+    args = [name, "--foo", "-x", "1", "plain arg"]
+    out = out_dir / "out.trace"
+    traced = trace(out, *args, cwd=prog_dir)
+    plain = run_python(args, cwd=prog_dir)
+    assert plain.returncode == 0, show(plain)
+    assert_same(traced, plain)
+    # the program saw what it expects (and the comparison above is not vacuous)
+    assert "argv: ['behaviour_streams.py', '--foo', '-x', '1', 'plain arg']" in traced.stdout
+    assert "name: '__main__'" in traced.stdout
+    assert "spec: None" in traced.stdout
+    assert "main_is_this: True" in traced.stdout
+    assert f"path0: {str(prog_dir)!r}" in traced.stdout
+    assert "to stderr, line 1\nto stderr, line 2\n" == traced.stderr
+    with TraceReader(out) as r:
+        assert r.meta["exit_status"] == 0
+        assert r.meta["stopped_by"] in ("end", "exit")
+        assert function_calls(r, "describe") == 1
+
+
+def test_script_given_by_absolute_path_from_another_directory(prog_dir, out_dir, tmp_path):
+    name = copy_program("behaviour_streams.py", prog_dir)
+    script = str(prog_dir / name)
+    traced = trace(out_dir / "out.trace", script, "-o", "x", cwd=tmp_path)
+    plain = run_python([script, "-o", "x"], cwd=tmp_path)
+    assert_same(traced, plain)
+    assert f"path0: {str(prog_dir)!r}" in traced.stdout
+
+
+def test_double_dash_separates_retracer_options_from_the_script(prog_dir, out_dir):
+    name = copy_program("behaviour_streams.py", prog_dir)
+    out = out_dir / "out.trace"
+    traced = retracer("trace", "-q", "-o", str(out), "--", name, "-q", "-o", "y", cwd=prog_dir)
+    plain = run_python([name, "-q", "-o", "y"], cwd=prog_dir)
+    assert_same(traced, plain)
+    assert out.is_file()
+
+
+# ------------------------------------------------------------- 2. sys.exit
+
+
+@pytest.mark.parametrize("mode, status", [("int", 3), ("none", 0), ("7", 7)])
+def test_sys_exit_status_is_honoured(prog_dir, out_dir, mode, status):
+    name = copy_program("behaviour_exit.py", prog_dir)
+    out = out_dir / "out.trace"
+    traced = trace(out, name, mode, cwd=prog_dir)
+    plain = run_python([name, mode], cwd=prog_dir)
+    assert plain.returncode == status
+    assert_same(traced, plain)
+    with TraceReader(out) as r:
+        assert r.meta["exit_status"] == status
+        assert r.meta["stopped_by"] == "exit"
+        assert r.meta["complete"] is True
+        assert function_calls(r, "leave") == 1
+    assert leftovers(out_dir) == []
+
+
+def test_sys_exit_with_message_prints_it_and_exits_1(prog_dir, out_dir):
+    name = copy_program("behaviour_exit.py", prog_dir)
+    out = out_dir / "out.trace"
+    traced = trace(out, name, "message", cwd=prog_dir)
+    plain = run_python([name, "message"], cwd=prog_dir)
+    assert plain.returncode == 1
+    assert_same(traced, plain)
+    assert traced.stderr == "message: something went wrong\n"
+    with TraceReader(out) as r:
+        assert r.meta["exit_status"] == 1
+    assert leftovers(out_dir) == []
+
+
+# -------------------------------------------------- 3. uncaught exceptions
+
+
+@pytest.mark.parametrize("mode, last_line", [
+    ("value", "ValueError: bad value 42"),
+    ("chained", "RuntimeError: wrapped"),
+])
+def test_uncaught_exception_same_traceback_and_status(prog_dir, out_dir, mode, last_line):
+    name = copy_program("behaviour_raise.py", prog_dir)
+    out = out_dir / "out.trace"
+    traced = trace(out, name, mode, cwd=prog_dir)
+    plain = run_python([name, mode], cwd=prog_dir)
+    assert plain.returncode == 1
+    assert_same(traced, plain)
+    assert traced.stderr.startswith("Traceback (most recent call last):\n")
+    assert traced.stderr.rstrip().endswith(last_line)
+    assert "retracer" not in traced.stderr  # none of retracer's frames
+    with TraceReader(out) as r:
+        assert r.meta["stopped_by"] == "exception"
+        assert r.meta["exit_status"] == 1
+        assert r.meta["complete"] is True
+        assert function_calls(r, "inner") == 1
+        assert function_calls(r, "outer") == 1
+    assert leftovers(out_dir) == []
+
+
+def test_syntax_error_in_script_like_python(prog_dir, out_dir):
+    (prog_dir / "bad.py").write_text("print('hi')\ndef f(:\n    pass\n")
+    traced = trace(out_dir / "out.trace", "bad.py", cwd=prog_dir)
+    plain = run_python(["bad.py"], cwd=prog_dir)
+    assert plain.returncode == 1
+    assert traced.returncode == plain.returncode, show(traced)
+    assert traced.stdout == plain.stdout == ""
+    assert traced.stderr.splitlines()[-1] == plain.stderr.splitlines()[-1], show(traced)
+    assert "SyntaxError" in traced.stderr
+    assert "retracer" not in traced.stderr, show(traced)
+
+
+# --------------------------------------------------------- 4. KeyboardInterrupt
+
+
+@pytest.mark.skipif(not POSIX, reason="death by SIGINT is POSIX")
+def test_keyboard_interrupt_raised_by_program(prog_dir, out_dir):
+    name = copy_program("behaviour_raise.py", prog_dir)
+    out = out_dir / "out.trace"
+    traced = trace(out, name, "kbd", cwd=prog_dir)
+    plain = run_python([name, "kbd"], cwd=prog_dir)
+    assert plain.returncode == -signal.SIGINT
+    assert_same(traced, plain)
+    assert traced.stderr.rstrip().endswith("KeyboardInterrupt")
+    with TraceReader(out) as r:
+        assert r.meta["stopped_by"] == "exception"
+        assert r.meta["complete"] is True
+        assert function_calls(r, "interrupt") == 1
+    assert leftovers(out_dir) == []
+
+
+@pytest.mark.skipif(not POSIX, reason="signals")
+def test_real_sigint_to_looping_program(prog_dir, out_dir):
+    name = copy_program("behaviour_loop.py", prog_dir)
+    out = out_dir / "out.trace"
+    plain = signal_after_ready([name], prog_dir, signal.SIGINT)
+    traced = signal_after_ready(["-m", "retracer", "trace", "-q", "-o", str(out), name],
+                                prog_dir, signal.SIGINT)
+    assert plain.returncode == -signal.SIGINT, show(plain)
+    assert traced.returncode == plain.returncode, show(traced)
+    assert traced.stdout == plain.stdout == ""  # "ready" was read by wait_ready
+    assert traced.stderr.rstrip().endswith("KeyboardInterrupt"), show(traced)
+    assert "retracer" not in traced.stderr, show(traced)
+    with TraceReader(out) as r:
+        assert r.meta["complete"] is True
+        assert function_calls(r, "spin") >= 10
+    assert leftovers(out_dir) == []
+
+
+# ------------------------------------------------------------------ 5. SIGTERM
+
+
+@pytest.mark.skipif(not POSIX, reason="signals")
+def test_sigterm_to_looping_program_leaves_a_complete_trace(prog_dir, out_dir):
+    name = copy_program("behaviour_loop.py", prog_dir)
+    out = out_dir / "out.trace"
+    plain = signal_after_ready([name], prog_dir, signal.SIGTERM)
+    traced = signal_after_ready(["-m", "retracer", "trace", "-q", "-o", str(out), name],
+                                prog_dir, signal.SIGTERM)
+    assert plain.returncode == -signal.SIGTERM, show(plain)
+    assert traced.returncode == plain.returncode, show(traced)
+    assert traced.stdout == plain.stdout
+    assert traced.stderr == plain.stderr == "", show(traced)
+    assert out.is_file()
+    with TraceReader(out) as r:
+        assert r.meta["stopped_by"] == "signal"
+        assert r.meta["complete"] is True
+        assert function_calls(r, "spin") >= 10
+    assert leftovers(out_dir) == []
+
+
+# ------------------------------------------------------------------- 6. -m module
+
+
+MODULE_SOURCE = '''\
+import sys
+print("argv", sys.argv)
+print("path0", sys.path[0])
+print("name", __name__)
+print("file", __file__)
+print("package", repr(__package__))
+print("spec", __spec__.name if __spec__ else None)
+print("main_is_this", sys.modules["__main__"].__dict__ is globals())
+print("err line", file=sys.stderr)
+'''
+
+
+@pytest.fixture
+def package_dir(tmp_path) -> Path:
+    d = tmp_path / "pkgdir"
+    (d / "mypkg").mkdir(parents=True)
+    (d / "mymod.py").write_text(MODULE_SOURCE)
+    (d / "mypkg" / "__init__.py").write_text("")
+    (d / "mypkg" / "tool.py").write_text(MODULE_SOURCE)
+    (d / "mypkg" / "__main__.py").write_text(MODULE_SOURCE)
+    return d
+
+
+@pytest.mark.parametrize("module", ["mymod", "mypkg.tool", "mypkg"])
+def test_dash_m_module_identical_to_python_dash_m(package_dir, out_dir, module):
+    args = ["--foo", "-x", "1", "-m", "other"]
+    out = out_dir / "out.trace"
+    traced = trace(out, "-m", module, *args, cwd=package_dir)
+    plain = run_python(["-m", module, *args], cwd=package_dir)
+    assert plain.returncode == 0, show(plain)
+    assert_same(traced, plain)
+    assert "name __main__" in traced.stdout
+    assert "main_is_this True" in traced.stdout
+    assert f"path0 {package_dir}" in traced.stdout
+    assert out.is_file()
+    with TraceReader(out) as r:
+        assert r.meta["exit_status"] == 0
+
+
+# ------------------------------------------------------------------ 7. -m pytest
+
+
+PASSING_TEST = '''\
+def helper(x):
+    return x * 2
+
+
+def test_helper():
+    assert helper(21) == 42
+'''
+
+FAILING_TEST = '''\
+def helper(x):
+    return x * 2
+
+
+def test_helper_fails():
+    assert helper(2) == 5
+'''
+
+
+def test_dash_m_pytest_passing_session(tmp_path, out_dir):
+    proj = tmp_path / "proj"
+    (proj / "checks").mkdir(parents=True)
+    (proj / "checks" / "test_sample.py").write_text(PASSING_TEST)
+    pytest_args = ["-q", "-p", "no:cacheprovider", "checks"]
+    out = out_dir / "out.trace"
+    plain = run_python(["-m", "pytest", *pytest_args], cwd=proj)
+    traced = trace(out, "-m", "pytest", *pytest_args, cwd=proj)
+    assert plain.returncode == 0, show(plain)
+    assert traced.returncode == plain.returncode, show(traced)
+    assert "1 passed" in traced.stdout, show(traced)
+    with TraceReader(out) as r:
+        assert function_calls(r, "helper", "test_sample.py") == 1
+        assert function_calls(r, "test_helper", "test_sample.py") == 1
+        assert r.meta["exit_status"] == 0
+
+
+def test_dash_m_pytest_failing_session(tmp_path, out_dir):
+    proj = tmp_path / "proj"
+    (proj / "checks").mkdir(parents=True)
+    (proj / "checks" / "test_sample.py").write_text(FAILING_TEST)
+    pytest_args = ["-q", "-p", "no:cacheprovider", "checks"]
+    out = out_dir / "out.trace"
+    plain = run_python(["-m", "pytest", *pytest_args], cwd=proj)
+    traced = trace(out, "-m", "pytest", *pytest_args, cwd=proj)
+    assert plain.returncode == 1, show(plain)
+    assert traced.returncode == plain.returncode, show(traced)
+    assert "1 failed" in traced.stdout, show(traced)
+    with TraceReader(out) as r:
+        assert r.meta["exit_status"] == 1
+        assert function_calls(r, "helper", "test_sample.py") == 1
+        assert function_calls(r, "test_helper_fails", "test_sample.py") == 1
+
+
+# ------------------------------------------------------------------- 8. errors
+
+
+def test_missing_script_is_one_line_error(tmp_path, out_dir):
+    out = out_dir / "out.trace"
+    cp = trace(out, "no_such_script.py", cwd=tmp_path)
+    assert_one_line_error(cp, "no_such_script.py")
+    assert cp.stdout == ""
+    assert os.listdir(out_dir) == []
+
+
+def test_output_in_missing_directory_is_one_line_error(prog_dir, tmp_path):
+    name = copy_program("behaviour_streams.py", prog_dir)
+    out = tmp_path / "does" / "not" / "exist" / "out.trace"
+    cp = trace(out, name, cwd=prog_dir)
+    line = assert_one_line_error(cp)
+    assert str(out.parent) in line
+    assert cp.stdout == ""  # the program did not run
+    assert not (tmp_path / "does").exists()
+
+
+def test_output_that_is_a_directory_is_one_line_error(prog_dir, out_dir):
+    name = copy_program("behaviour_streams.py", prog_dir)
+    cp = trace(out_dir, name, cwd=prog_dir)
+    assert_one_line_error(cp, str(out_dir))
+    assert cp.stdout == ""
+
+
+def test_profile_of_missing_file(tmp_path):
+    missing = tmp_path / "missing.trace"
+    assert_one_line_error(retracer("profile", str(missing)), str(missing))
+
+
+def test_profile_of_text_file(tmp_path):
+    text = tmp_path / "notes.trace"
+    text.write_text("this is not a trace\n" * 20)
+    assert_one_line_error(retracer("profile", str(text)), str(text), "not a retracer trace")
+
+
+def test_profile_of_truncated_trace(real_trace, tmp_path):
+    data = real_trace.read_bytes()
+    cut = tmp_path / "cut.trace"
+    cut.write_bytes(data[: len(data) // 2])
+    assert_one_line_error(retracer("profile", str(cut)), str(cut))
+    # --trust does not make a broken file readable either
+    assert_one_line_error(retracer("profile", "--trust", str(cut)), str(cut))
+
+
+def test_profile_of_foreign_sqlite_database(tmp_path):
+    db = tmp_path / "other.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE people (name TEXT, age INTEGER)")
+    conn.execute("INSERT INTO people VALUES ('ada', 36)")
+    conn.commit()
+    conn.close()
+    assert_one_line_error(retracer("profile", str(db)), str(db), "not a retracer trace")
+    # a foreign database that happens to have a `meta` table
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    conn.execute("INSERT INTO meta VALUES ('format', 'something-else')")
+    conn.commit()
+    conn.close()
+    assert_one_line_error(retracer("profile", str(db)), str(db), "not a retracer trace")
+
+
+def test_profile_of_tampered_trace_refused_unless_trusted(real_trace):
+    ok = retracer("profile", str(real_trace))
+    assert ok.returncode == 0, show(ok)
+    assert "describe" in ok.stdout
+    conn = sqlite3.connect(real_trace)
+    n = conn.execute("UPDATE func_stats SET calls = calls + 1 "
+                     "WHERE fid = (SELECT MIN(fid) FROM func_stats)").rowcount
+    conn.commit()
+    conn.close()
+    assert n == 1
+    assert_one_line_error(retracer("profile", str(real_trace)), str(real_trace), "--trust")
+    trusted = retracer("profile", "--trust", str(real_trace))
+    assert trusted.returncode == 0, show(trusted)
+    assert "describe" in trusted.stdout
+    assert "Traceback" not in trusted.stderr
+
+
+def test_trace_signed_with_another_users_key_is_refused(prog_dir, out_dir, tmp_path):
+    name = copy_program("behaviour_streams.py", prog_dir)
+    other_cfg = tmp_path / "other-user-config"
+    other_env = dict(os.environ, RETRACER_CONFIG_DIR=str(other_cfg))
+    out = out_dir / "theirs.trace"
+    cp = trace(out, name, cwd=prog_dir, env=other_env)
+    assert cp.returncode == 0, show(cp)
+    assert (other_cfg / "key").is_file()
+    # its author reads it fine
+    theirs = retracer("profile", str(out), env=other_env)
+    assert theirs.returncode == 0, show(theirs)
+    # this user (the autouse config dir) is refused, with one line
+    assert_one_line_error(retracer("profile", str(out)), str(out), "--trust")
+    mine = retracer("profile", "--trust", str(out))
+    assert mine.returncode == 0, show(mine)
+
+
+# -------------------------------------------------------------- 9. atomic write
+
+
+def test_no_temporary_files_remain_after_a_run(prog_dir, out_dir):
+    name = copy_program("behaviour_streams.py", prog_dir)
+    cp = trace(out_dir / "out.trace", name, cwd=prog_dir)
+    assert cp.returncode == 0, show(cp)
+    assert sorted(os.listdir(out_dir)) == ["out.trace"]
+    assert leftovers(prog_dir) == []
+
+
+def test_failed_program_leaves_no_temporary_files_next_to_existing_trace(prog_dir, out_dir):
+    name = copy_program("behaviour_raise.py", prog_dir)
+    out = out_dir / "out.trace"
+    out.write_bytes(b"previous content")
+    cp = trace(out, name, "value", cwd=prog_dir)
+    assert cp.returncode == 1, show(cp)
+    assert sorted(os.listdir(out_dir)) == ["out.trace"]
+    with TraceReader(out) as r:  # replaced as a whole by a complete trace
+        assert r.meta["stopped_by"] == "exception"
+
+
+# ------------------------------------------------------------------ 10. timeout
+
+
+def test_timeout_stops_tracing_but_not_the_program(prog_dir, out_dir):
+    name = copy_program("behaviour_slow.py", prog_dir)
+    out = out_dir / "out.trace"
+    traced = trace(out, name, cwd=prog_dir, opts=["--timeout", "0.5"])
+    plain = run_python([name], cwd=prog_dir)
+    assert plain.returncode == 0
+    assert_same(traced, plain)
+    assert traced.stdout.endswith("done\n")
+    with TraceReader(out) as r:
+        assert r.meta["stopped_by"] == "timeout"
+        assert r.meta["complete"] is True
+        # some steps were traced, not all 60 of them
+        assert 1 <= function_calls(r, "step") < 60
+    assert leftovers(out_dir) == []
+
+
+# --------------------------------------------------------------- 11. Tracer API
+
+
+def run_api(prog_dir, mode, out=None, cwd=None):
+    name = copy_program("behaviour_api.py", prog_dir)
+    args = [str(prog_dir / name), mode] + ([str(out)] if out is not None else [])
+    return run_python(args, cwd=cwd or prog_dir)
+
+
+def test_api_context_manager(prog_dir, out_dir):
+    out = out_dir / "with.trace"
+    cp = run_api(prog_dir, "with", out)
+    assert cp.returncode == 0, show(cp)
+    assert cp.stdout == "result 285\n"
+    assert cp.stderr == ""
+    with TraceReader(out) as r:
+        assert function_calls(r, "work") == 1
+        assert function_calls(r, "square") == 10
+        assert r.meta["stopped_by"] == "end"
+    assert sorted(os.listdir(out_dir)) == ["with.trace"]
+
+
+def test_api_decorator(prog_dir, out_dir):
+    out = out_dir / "deco.trace"
+    cp = run_api(prog_dir, "decorator", out)
+    assert cp.returncode == 0, show(cp)
+    assert cp.stdout == "result 570\n"
+    with TraceReader(out) as r:  # the second call wrote the file again
+        assert function_calls(r, "main") == 1
+        assert function_calls(r, "square") == 10
+    assert sorted(os.listdir(out_dir)) == ["deco.trace"]
+
+
+def test_api_disabled_writes_nothing(prog_dir, out_dir):
+    out = out_dir / "never.trace"
+    cp = run_api(prog_dir, "disable", out)
+    assert cp.returncode == 0, show(cp)
+    assert cp.stdout == "result 285\n"
+    assert os.listdir(out_dir) == []
+
+
+PYPROJECT = '''\
+[project]
+name = "demo"
+
+[tool.retracer]
+output = "traces/from-config.trace"
+max-function-count = 5
+'''
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """A project with [tool.retracer] in its pyproject.toml; its program lives next
+    to it and is run from a sub-directory."""
+    proj = tmp_path / "proj"
+    (proj / "traces").mkdir(parents=True)
+    (proj / "sub").mkdir()
+    (proj / "pyproject.toml").write_text(PYPROJECT)
+    return proj
+
+
+def test_api_reads_tool_retracer_config(project):
+    cp = run_api(project, "config", cwd=project / "sub")
+    assert cp.returncode == 0, show(cp)
+    assert cp.stdout == "result 285\n"
+    out = project / "traces" / "from-config.trace"  # relative to the pyproject
+    assert out.is_file(), os.listdir(project)
+    assert not (project / "sub" / "traces").exists()
+    with TraceReader(out) as r:
+        assert r.meta["options"]["max_function_count"] == 5
+        assert function_calls(r, "square") == 10
+
+
+def test_api_explicit_arguments_win_over_config(project, out_dir):
+    out = out_dir / "explicit.trace"
+    cp = run_api(project, "explicit", out, cwd=project / "sub")
+    assert cp.returncode == 0, show(cp)
+    assert out.is_file()
+    assert not (project / "traces" / "from-config.trace").exists()
+    with TraceReader(out) as r:
+        assert r.meta["options"]["max_function_count"] == 7
+
+
+def test_cli_reads_config_next_to_the_script(project, tmp_path):
+    name = copy_program("behaviour_streams.py", project)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cp = retracer("trace", "-q", str(project / name), cwd=elsewhere)
+    assert cp.returncode == 0, show(cp)
+    out = project / "traces" / "from-config.trace"
+    assert out.is_file(), (os.listdir(project), os.listdir(elsewhere))
+    assert not (elsewhere / "retracer.trace").exists()
+    with TraceReader(out) as r:
+        assert r.meta["options"]["max_function_count"] == 5
+
+
+def test_cli_flags_win_over_config(project, out_dir):
+    name = copy_program("behaviour_streams.py", project)
+    out = out_dir / "flag.trace"
+    cp = retracer("trace", "-q", "-o", str(out), "--max-function-count", "9", name, cwd=project)
+    assert cp.returncode == 0, show(cp)
+    assert out.is_file()
+    assert not (project / "traces" / "from-config.trace").exists()
+    with TraceReader(out) as r:
+        assert r.meta["options"]["max_function_count"] == 9
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("[tool.retracer]\nbogus-key = 1\n", "bogus-key"),
+    ("[tool.retracer]\noutput = \n", "TOML"),
+    ("[tool.retracer]\nmax-function-count = \"many\"\n", "max-function-count"),
+])
+def test_invalid_config_is_one_line_error(project, out_dir, content, needle):
+    (project / "pyproject.toml").write_text(content)
+    name = copy_program("behaviour_streams.py", project)
+    cp = retracer("trace", "-q", name, cwd=project)
+    line = assert_one_line_error(cp, needle)
+    assert "pyproject.toml" in line
+    assert cp.stdout == ""  # the program did not run
+    # the API raises RetracerError with the same one-line message
+    api = run_api(project, "config", cwd=project)
+    assert api.returncode == 1, show(api)
+    last = api.stderr.strip().splitlines()[-1]
+    assert last.startswith("retracer.errors.RetracerError: retracer:"), show(api)
+    assert needle in last and "pyproject.toml" in last
+
+
+# ------------------------------------------------------------------- 12. help
+
+
+def test_help():
+    top = retracer("--help")
+    assert top.returncode == 0, show(top)
+    assert "trace" in top.stdout and "profile" in top.stdout
+    sub = retracer("trace", "--help")
+    assert sub.returncode == 0, show(sub)
+    for opt in ("--output", "--max-function-count", "--timeout", "--scope", "-m MODULE", "-q"):
+        assert opt in sub.stdout, opt
+    prof = retracer("profile", "--help")
+    assert prof.returncode == 0, show(prof)
+    assert "--trust" in prof.stdout
+
+
+def test_unknown_command_is_one_line_error():
+    assert_one_line_error(retracer("frobnicate"), "frobnicate")
