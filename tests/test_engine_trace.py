@@ -471,3 +471,44 @@ def test_cumulative_time_under_mutual_recursion(tmp_path):
     # cumulative time counted once per outermost call: never more than the program
     assert st["even"].cum_ns <= mod.cum_ns
     assert st["even"].own_ns + st["odd"].own_ns <= mod.cum_ns
+
+
+def test_threads_already_running_are_traced_where_possible(tmp_path):
+    script = write(tmp_path, "running.py", """
+        import sys, threading, time
+        from retracer import Tracer
+
+        stop = threading.Event()
+        started = threading.Event()
+
+        def work(i):
+            return i * 2
+
+        def loop():
+            i = 0
+            started.set()
+            while not stop.is_set():
+                work(i)
+                i += 1
+                time.sleep(0.001)
+
+        t = threading.Thread(target=loop, name="early-bird")
+        t.start()
+        started.wait()
+        with Tracer(output=sys.argv[1]):
+            time.sleep(0.3)
+            work(-1)
+        stop.set()
+        t.join()
+    """)
+    out = str(tmp_path / "running.trace")
+    p = subprocess.run([sys.executable, script, out], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    with TraceReader(out) as r:
+        calls = sum(s.calls for s in r.func_stats() if r.functions[s.fid].name == "work")
+        names = {t.name for t in r.threads}
+    if MECHANISM == "setprofile":
+        assert calls == 1  # documented: threads already running are not traced before 3.11
+    else:
+        assert calls > 10
+        assert "early-bird" in names
