@@ -66,7 +66,7 @@ int rt_map_put(rt_map *m, uint64_t key, uint64_t value)
 
 int rt_map_del(rt_map *m, uint64_t key)
 {
-    if (m->cap == 0)
+    if (m->cap == 0 || key == RT_MAP_EMPTY)
         return 0;
     size_t mask = m->cap - 1;
     size_t i = (size_t)rt_map_hash(key) & mask;

@@ -42,10 +42,10 @@ RT_INLINE uint64_t rt_map_hash(uint64_t k)
 }
 
 /* Look `key` up; returns a pointer to its value or NULL. The pointer is valid
- * until the next insertion or removal. */
+ * until the next insertion or removal. RT_MAP_EMPTY is never found. */
 RT_INLINE uint64_t *rt_map_get(const rt_map *m, uint64_t key)
 {
-    if (RT_UNLIKELY(m->cap == 0))
+    if (RT_UNLIKELY(m->cap == 0 || key == RT_MAP_EMPTY))
         return NULL;
     size_t mask = m->cap - 1;
     size_t i = (size_t)rt_map_hash(key) & mask;
@@ -63,7 +63,8 @@ RT_INLINE uint64_t *rt_map_get(const rt_map *m, uint64_t key)
  * unchanged). `key` must not be RT_MAP_EMPTY (RT_ERR_STATE). */
 int rt_map_put(rt_map *m, uint64_t key, uint64_t value);
 
-/* Remove `key`; returns 1 if it was present, 0 otherwise. */
+/* Remove `key`; returns 1 if it was present, 0 otherwise (always 0 for
+ * RT_MAP_EMPTY). */
 int rt_map_del(rt_map *m, uint64_t key);
 
 #endif

@@ -28,6 +28,16 @@ static int rt__varint_get(rt_stream_reader *r, uint64_t *out)
     return RT_ERR_DATA;
 }
 
+/* Add dt to the reader's time; RT_ERR_DATA if the sum leaves int64 (a
+ * malformed chunk: signed overflow would be undefined behaviour). */
+static int rt__advance(rt_stream_reader *r, uint64_t dt)
+{
+    if (dt > (uint64_t)INT64_MAX || (r->t > 0 && (int64_t)dt > INT64_MAX - r->t))
+        return RT_ERR_DATA;
+    r->t += (int64_t)dt;
+    return RT_OK;
+}
+
 int rt_stream_next(rt_stream_reader *r, rt_event *ev)
 {
     uint64_t v, dt;
@@ -44,20 +54,19 @@ int rt_stream_next(rt_stream_reader *r, rt_event *ev)
         if ((v >> 3) > UINT32_MAX)
             return RT_ERR_DATA;
         ev->fid = (uint32_t)(v >> 3);
-        if (rt__varint_get(r, &dt) != RT_OK)
+        if (rt__varint_get(r, &dt) != RT_OK || rt__advance(r, dt) != RT_OK)
             return RT_ERR_DATA;
-        r->t += (int64_t)dt;
         break;
     case RT_EV_RESUME:
         ev->back = v >> 3;
-        if (rt__varint_get(r, &dt) != RT_OK)
+        if (rt__varint_get(r, &dt) != RT_OK || rt__advance(r, dt) != RT_OK)
             return RT_ERR_DATA;
-        r->t += (int64_t)dt;
         break;
     case RT_EV_EXIT:
     case RT_EV_EXIT_EXC:
     case RT_EV_SUSPEND:
-        r->t += (int64_t)(v >> 3);
+        if (rt__advance(r, v >> 3) != RT_OK)
+            return RT_ERR_DATA;
         break;
     case RT_EV_TIME:
         r->t = (int64_t)(v >> 3);
