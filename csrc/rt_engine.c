@@ -44,6 +44,8 @@ typedef struct rt_genrec {
     uint32_t thread_idx;  /* thread whose stream holds the call */
     uint64_t call_no;     /* stream call number in that thread */
     uint32_t next_free;   /* free-list link when unused */
+    uint8_t fn_rec;       /* the last slice ended inside another activation of fid */
+    uint8_t edge_rec;     /* ... of the edge */
 } rt_genrec;
 
 struct rt_thread {
@@ -152,8 +154,11 @@ int rt_engine_set_func(rt_engine *e, uint32_t fid, uint32_t flags)
         return RT_ERR_STATE;
     if (fid >= e->fcap) {
         uint32_t ncap = e->fcap ? e->fcap : 256;
-        while (ncap <= fid)
+        while (ncap <= fid) {
+            if (ncap > UINT32_MAX / 2)
+                return RT_ERR_NOMEM; /* would overflow: no table that large */
             ncap *= 2;
+        }
         uint32_t *nf = rt_realloc(e->alloc, e->fflags, (size_t)ncap * sizeof *nf);
         if (!nf)
             return RT_ERR_NOMEM;
@@ -274,8 +279,11 @@ static int rt__grow_stack(rt_thread *t)
 static int rt__grow_fs(rt_thread *t, uint32_t fid)
 {
     uint32_t ncap = t->fcap ? t->fcap : 256;
-    while (ncap <= fid)
+    while (ncap <= fid) {
+        if (ncap > UINT32_MAX / 2)
+            return RT_ERR_NOMEM; /* would overflow: no table that large */
         ncap *= 2;
+    }
     rt_fstat *nf = rt_realloc(t->e->alloc, t->fs, (size_t)ncap * sizeof *nf);
     if (!nf)
         return RT_ERR_NOMEM;
@@ -503,15 +511,17 @@ static void rt__gen_complete(rt_engine *e, uint32_t idx)
 {
     rt_genrec *g = &e->genpool[idx];
     rt_thread *t = e->threads[g->thread_idx];
+    /* recursive or not as when its last slice ended, like a call that returns
+     * (the activations open now have nothing to do with it) */
     if (g->fid < t->fcap) {
         t->fs[g->fid].calls++;
-        if (t->fs[g->fid].level == 0)
+        if (!g->fn_rec)
             t->fs[g->fid].prim_calls++;
     }
     uint32_t edge = rt__edge_lookup(t, g->caller, g->fid);
     if (edge != UINT32_MAX) {
         t->edges[edge].calls++;
-        if (t->edges[edge].level == 0)
+        if (!g->edge_rec)
             t->edges[edge].prim_calls++;
     }
     rt__gen_release(e, idx);
@@ -536,11 +546,15 @@ int rt_suspend(rt_thread *t, uint32_t fid, uint64_t key, int64_t now)
         rt__gen_complete(e, oidx);
     }
     uint32_t idx = rt__gen_alloc(e);
-    if (idx == UINT32_MAX || rt_map_put(&e->gens, key, idx) != RT_OK) {
+    int rc = idx == UINT32_MAX ? RT_ERR_NOMEM : rt_map_put(&e->gens, key, idx);
+    if (rc != RT_OK) {
+        /* cannot be remembered: the call ends here (RT_ERR_STATE: the
+         * reserved key RT_MAP_EMPTY, which no resume can name either) */
         if (idx != UINT32_MAX)
             rt__gen_release(e, idx);
         rt__close_top(t, now, 0);
-        rt__fail(e, RT_ERR_NOMEM, "out of memory for suspended generators", 0);
+        if (rc == RT_ERR_NOMEM)
+            rt__fail(e, RT_ERR_NOMEM, "out of memory for suspended generators", 0);
         return 1;
     }
     rt_frame *f = &t->stack[t->depth - 1];
@@ -554,6 +568,8 @@ int rt_suspend(rt_thread *t, uint32_t fid, uint64_t key, int64_t now)
         rt__emit_dt(t, RT_EV_SUSPEND, now);
     int fn_rec, edge_rec;
     rt__pop_slice(t, now, &fn_rec, &edge_rec);
+    g->fn_rec = (uint8_t)fn_rec;
+    g->edge_rec = (uint8_t)edge_rec;
     return 1;
 }
 
@@ -631,6 +647,8 @@ int rt_engine_finish(rt_engine *e, int64_t now)
                 rt__fail(e, RT_ERR_IO, "writing the call stream failed", 0);
             }
             t->seq++;
+        } else {
+            t->n_events -= t->chunk_events; /* never reached the sink */
         }
         t->pos = t->buf;
         t->chunk_events = 0;
