@@ -1,0 +1,18 @@
+/* test_main.c -- runs every suite of the engine's unit tests. */
+#define RT_TEST_MAIN
+#include "rt_test.h"
+
+void suite_map(void);
+void suite_stream(void);
+void suite_clock(void);
+void suite_engine(void);
+
+int main(int argc, char **argv)
+{
+    rt_test_begin(argc, argv);
+    suite_map();
+    suite_stream();
+    suite_clock();
+    suite_engine();
+    return rt_test_end();
+}
