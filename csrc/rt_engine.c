@@ -119,6 +119,8 @@ rt_engine *rt_engine_new(const rt_config *cfg)
         e->cfg.chunk_size = 256 * 1024;
     if (e->cfg.chunk_size < 256)
         e->cfg.chunk_size = 256;
+    if (e->cfg.chunk_size > SIZE_MAX / 2)
+        e->cfg.chunk_size = SIZE_MAX / 2; /* the buffer size below must not wrap */
     e->stream_on = cfg->sink != NULL;
     e->gen_free = UINT32_MAX;
     rt_map_init(&e->gens, a);

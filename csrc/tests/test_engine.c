@@ -1687,6 +1687,30 @@ static void test_engine_huge_fid(void)
     fx_free(&x);
 }
 
+/* An absurd chunk size: the buffer cannot be allocated (and its size must
+ * not wrap around to a small allocation). */
+static void test_engine_huge_chunk_size(void)
+{
+    rt_config c;
+    memset(&c, 0, sizeof c);
+    c.chunk_size = SIZE_MAX - 3;
+    fx x;
+    rt_engine *e = fx_init(&x, &c);
+    REQUIRE(e != NULL);
+    x.ta.max_size = (size_t)1 << 30;
+    declare(e, 0, 1, RT_F_SCOPE);
+    rt_thread *t = rt_engine_add_thread(e, 1, 1, 0);
+    CHECK(t == NULL);
+    CHECK_EQ_U(rt_engine_nthreads(e), 0);
+    if (t) {
+        for (int i = 0; i < 100; i++) {
+            rt_enter(t, 0, i);
+            rt_exit(t, 0, i, 0);
+        }
+    }
+    fx_free(&x);
+}
+
 void suite_engine(void)
 {
     RT_RUN(test_engine_call_tree);
@@ -1716,4 +1740,5 @@ void suite_engine(void)
     RT_RUN(test_engine_alloc_failures);
     RT_RUN(test_engine_alloc_failure_in_event);
     RT_RUN(test_engine_huge_fid);
+    RT_RUN(test_engine_huge_chunk_size);
 }
