@@ -171,6 +171,7 @@ def test_streams_argv_and_main_module_identical_to_python(prog_dir, out_dir):
     assert "main_is_this: True" in traced.stdout
     assert f"path0: {str(prog_dir)!r}" in traced.stdout
     assert "to stderr, line 1\nto stderr, line 2\n" == traced.stderr
+    assert "builtins: 'module'" in traced.stdout  # as in python's __main__, not a dict
     with TraceReader(out) as r:
         assert r.meta["exit_status"] == 0
         assert r.meta["stopped_by"] in ("end", "exit")
@@ -265,6 +266,32 @@ def test_syntax_error_in_script_like_python(prog_dir, out_dir):
     assert "retracer" not in traced.stderr, show(traced)
 
 
+CONSOLE_SCRIPT = Path(sys.executable).parent / ("retracer.exe" if os.name == "nt" else "retracer")
+
+
+@pytest.mark.parametrize("launcher", ["python -m retracer", "console script"])
+def test_recursion_depth_and_recursion_error_like_python(prog_dir, out_dir, launcher):
+    """retracer's own frames below the program must not eat its recursion budget:
+    a program that fits under the limit with python fits under retracer, and the
+    RecursionError traceback (with its "repeated N more times") is the same."""
+    name = copy_program("behaviour_recursion.py", prog_dir)
+    out = out_dir / "out.trace"
+    if launcher == "python -m retracer":
+        traced = trace(out, name, cwd=prog_dir)
+    else:
+        if not CONSOLE_SCRIPT.is_file():
+            pytest.skip(f"no console script {CONSOLE_SCRIPT}")
+        traced = subprocess.run([str(CONSOLE_SCRIPT), "trace", "-q", "-o", str(out), name],
+                                cwd=prog_dir, capture_output=True, text=True, timeout=TIMEOUT)
+    plain = run_python([name], cwd=prog_dir)
+    assert plain.returncode == 1
+    assert "RecursionError" in plain.stderr
+    assert_same(traced, plain)
+    with TraceReader(out) as r:
+        assert r.meta["stopped_by"] == "exception"
+        assert function_calls(r, "boom") > 900
+
+
 # --------------------------------------------------------- 4. KeyboardInterrupt
 
 
@@ -329,6 +356,7 @@ def test_sigterm_to_looping_program_leaves_a_complete_trace(prog_dir, out_dir):
 
 MODULE_SOURCE = '''\
 import sys
+print("globals", sorted(globals()), type(__builtins__).__name__)
 print("argv", sys.argv)
 print("path0", sys.path[0])
 print("name", __name__)
@@ -345,7 +373,8 @@ def package_dir(tmp_path) -> Path:
     d = tmp_path / "pkgdir"
     (d / "mypkg").mkdir(parents=True)
     (d / "mymod.py").write_text(MODULE_SOURCE)
-    (d / "mypkg" / "__init__.py").write_text("")
+    # while the package is imported, python -m has sys.argv[0] == "-m"
+    (d / "mypkg" / "__init__.py").write_text("import sys\nprint('init argv', sys.argv)\n")
     (d / "mypkg" / "tool.py").write_text(MODULE_SOURCE)
     (d / "mypkg" / "__main__.py").write_text(MODULE_SOURCE)
     return d
@@ -365,6 +394,48 @@ def test_dash_m_module_identical_to_python_dash_m(package_dir, out_dir, module):
     assert out.is_file()
     with TraceReader(out) as r:
         assert r.meta["exit_status"] == 0
+
+
+APP_MAIN = '''\
+import sys
+print("argv", sys.argv)
+print("path0", sys.path[0])
+print("name", __name__, "file", __file__, "package", repr(__package__))
+print("spec", __spec__ and __spec__.name)
+print("globals", sorted(globals()), type(__builtins__).__name__)
+print("main_is_this", sys.modules["__main__"].__dict__ is globals())
+
+
+def fail():
+    raise ValueError("from the app")
+
+
+if sys.argv[1:] == ["fail"]:
+    fail()
+'''
+
+
+@pytest.mark.parametrize("kind", ["dir", "zip"])
+@pytest.mark.parametrize("arg", ["ok", "fail"])
+def test_directory_or_zip_with_main_like_python(tmp_path, out_dir, kind, arg):
+    """`python app/` and `python app.zip` run app's __main__.py."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "__main__.py").write_text(APP_MAIN)
+    target = "app"
+    if kind == "zip":
+        import zipfile
+        with zipfile.ZipFile(tmp_path / "app.pyz", "w") as z:
+            z.write(app / "__main__.py", "__main__.py")
+        shutil.rmtree(app)
+        target = "app.pyz"
+    out = out_dir / "out.trace"
+    traced = trace(out, target, arg, cwd=tmp_path)
+    plain = run_python([target, arg], cwd=tmp_path)
+    assert plain.returncode == (1 if arg == "fail" else 0), show(plain)
+    assert_same(traced, plain)
+    with TraceReader(out) as r:
+        assert r.meta["exit_status"] == plain.returncode
 
 
 # ------------------------------------------------------------------ 7. -m pytest

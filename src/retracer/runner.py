@@ -6,6 +6,7 @@ own frames are removed), exit status for `sys.exit(n)`, uncaught exceptions
 """
 from __future__ import annotations
 
+import builtins
 import importlib.machinery
 import os
 import runpy
@@ -13,12 +14,20 @@ import signal
 import sys
 import threading
 import types
+import zipfile
 from typing import Callable, List, Optional
 
 from . import _engine
 from .errors import RetracerError
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+# python's own __main__ starts with `__annotations__ = {}` (up to 3.13 at least)
+_MAIN_HAS_ANNOTATIONS = "__annotations__" in vars(sys.modules.get("__main__") or types.ModuleType("_"))
+
+# Up to 3.11 every entry into the eval loop from C (the bottom frame, exec) costs
+# one more level of the recursion limit than the frame itself.
+_C_ENTRY_COSTS = sys.version_info < (3, 12)
 
 
 class ProgramExit(Exception):
@@ -35,6 +44,8 @@ def prepare_script(path: str, args: List[str]) -> Callable[[], None]:
         if not os.path.isfile(main_py):
             raise RetracerError(f"retracer: can't find '__main__' module in '{abspath}'; pass a .py file", exit_code=2)
         return _prepare_dir(abspath, path, args)
+    if zipfile.is_zipfile(abspath):  # a zip application, like python app.pyz
+        return _prepare_dir(abspath, path, args)
     try:
         with open(abspath, "rb") as f:
             source = f.read()
@@ -46,10 +57,9 @@ def prepare_script(path: str, args: List[str]) -> Callable[[], None]:
         # let it surface exactly like python does: traceback + status 1
         code = None
 
-    mod = types.ModuleType("__main__")
+    mod = _new_main_module()
     mod.__file__ = abspath
     mod.__loader__ = importlib.machinery.SourceFileLoader("__main__", abspath)
-    mod.__builtins__ = __builtins__
     mod.__cached__ = None  # type: ignore[attr-defined]
     script_dir = os.path.dirname(abspath)
     argv = [path] + list(args)
@@ -60,16 +70,52 @@ def prepare_script(path: str, args: List[str]) -> Callable[[], None]:
         sys.path[0] = script_dir
         if code is None:
             compile(source, abspath, "exec", dont_inherit=True)
+        _give_back_recursion_budget(sys._getframe(), via_runpy=False)
         exec(code, mod.__dict__)
 
     return run
 
 
+def _new_main_module() -> types.ModuleType:
+    """A fresh `__main__` holding what python's own holds before a program runs
+    (not retracer's globals): __name__, __doc__, __package__, __loader__,
+    __spec__, __builtins__ (the module, not its dict) and __annotations__."""
+    mod = types.ModuleType("__main__")
+    mod.__builtins__ = builtins  # type: ignore[attr-defined]
+    if _MAIN_HAS_ANNOTATIONS:
+        mod.__dict__["__annotations__"] = {}
+    return mod
+
+
+def _give_back_recursion_budget(frame, via_runpy: bool) -> None:
+    """Raise the recursion limit by what retracer's own frames below the program
+    use of it, so the program can recurse exactly as deep as under python (and
+    its RecursionError traceback is the same).
+
+    `frame` is the frame that starts the program; `via_runpy`: the program starts
+    through runpy._run_module_as_main, which python itself calls from C."""
+    cost = 0
+    f = frame
+    while f is not None:
+        cost += 1
+        if _C_ENTRY_COSTS and (f.f_back is None or f.f_code.co_name == "<module>"):
+            cost += 1
+        f = f.f_back
+    if via_runpy and _C_ENTRY_COSTS:
+        cost -= 1  # python enters runpy from C, retracer calls it from Python
+    if cost > 0:
+        sys.setrecursionlimit(sys.getrecursionlimit() + cost)
+
+
 def _prepare_dir(abspath: str, path: str, args: List[str]) -> Callable[[], None]:
+    """A directory or zip file with __main__.py: python puts it first on
+    sys.path and runs its __main__ module with runpy."""
     def run() -> None:
         sys.argv = [path] + list(args)
         sys.path[0] = abspath
-        runpy.run_path(abspath, run_name="__main__")
+        sys.modules["__main__"] = _new_main_module()
+        _give_back_recursion_budget(sys._getframe(), via_runpy=True)
+        runpy._run_module_as_main("__main__", alter_argv=False)  # type: ignore[attr-defined]
 
     return run
 
@@ -79,12 +125,16 @@ def prepare_module(modname: str, args: List[str]) -> Callable[[], None]:
     if not modname:
         raise RetracerError("retracer: -m needs a module name, e.g. retracer trace -m pytest tests/", exit_code=2)
 
-    argv = [modname] + list(args)  # runpy replaces argv[0] with the file
+    # like python, argv[0] is "-m" while the module is found (its packages are
+    # imported); runpy then replaces it with the module's file
+    argv = ["-m"] + list(args)
     cwd = os.getcwd()
 
     def run() -> None:
         sys.argv = argv
         sys.path[0] = cwd
+        sys.modules["__main__"] = _new_main_module()
+        _give_back_recursion_budget(sys._getframe(), via_runpy=True)
         runpy._run_module_as_main(modname, alter_argv=True)  # type: ignore[attr-defined]
 
     return run

@@ -14,6 +14,9 @@ def describe():
         "doc": __doc__,
         "loader": type(__loader__).__name__,
         "main_is_this": sys.modules["__main__"].__dict__ is globals(),
+        "globals": sorted(k for k in globals() if k.startswith("__")),
+        "builtins": type(__builtins__).__name__,
+        "builtins_len": __builtins__.len("abc"),
     }
 
 
