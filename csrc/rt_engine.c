@@ -267,6 +267,8 @@ rt_thread *rt_engine_add_thread(rt_engine *e, uint64_t ident, uint64_t native_id
 
 size_t rt_thread_depth(const rt_thread *t) { return t->depth; }
 
+uint32_t rt_thread_index(const rt_thread *t) { return t->idx; }
+
 static int rt__grow_stack(rt_thread *t)
 {
     size_t ncap = t->cap * 2;

@@ -134,6 +134,9 @@ void rt_forget(rt_engine *e, uint64_t key);
 /* Depth of the call stack of t. */
 size_t rt_thread_depth(const rt_thread *t);
 
+/* Registration index of t (0 for the first thread registered). */
+uint32_t rt_thread_index(const rt_thread *t);
+
 /* --- end of tracing ------------------------------------------------------ */
 
 /*

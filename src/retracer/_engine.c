@@ -41,6 +41,7 @@ static inline PyObject *Py_NewRef(PyObject *o) { Py_INCREF(o); return o; }
 #define RT_MECH_PEP523 1
 #define Py_BUILD_CORE 1
 #include "internal/pycore_frame.h"
+#include "opcode.h"
 #undef Py_BUILD_CORE
 #else
 #define RT_MECH_PROFILE 1
@@ -68,6 +69,17 @@ typedef struct rt_binding {
     PyObject *ignore;       /* owned tuple of str: prefixes whose code is not traced at all */
     PyObject *only;         /* owned frozenset of names, or NULL */
     PyObject *cwd;          /* owned str with trailing '/', to absolutise relative filenames */
+    /* capture of arguments, results and exceptions (see capture.py) */
+    uint32_t *cap_left;     /* owned; per fid: calls still to capture (NULL: capture off) */
+    uint32_t max_count;     /* budget given to each capturable function */
+    int capture_on;         /* 1: capture is enabled for this session */
+    PyObject *argnames;     /* owned list per fid: tuple of argument names, or None */
+    PyObject *cb_enter;     /* owned: cb_enter(fid, thread_idx, names, values, now) -> capture id or None */
+    PyObject *cb_exit;      /* owned: cb_exit(id, raised, value, now) */
+    PyObject *cb_yield;     /* owned: cb_yield(id, value) */
+    rt_map cap_gens;        /* frame key of a suspended captured generator -> capture id */
+    struct rt_capstack **capstacks; /* owned; per engine thread index */
+    uint32_t ncapstacks;
     int64_t t_start;        /* clock value at start (ns) */
     int64_t t_stop;         /* clock value at stop (ns) */
 #ifdef RT_MECH_PEP523
@@ -133,7 +145,33 @@ static int starts_with_any(const char *s, PyObject *prefixes)
     return 0;
 }
 
-static uint32_t new_fid(PyObject *desc, uint32_t flags)
+/* Argument names of a code object that capture can re-find and replay
+ * (a function in scope, not a module/class body, lambda or comprehension),
+ * as a new tuple; Py_None otherwise. */
+static PyObject *capture_argnames(PyCodeObject *co, uint32_t flags)
+{
+    if (!(flags & RT_F_SCOPE) || !(co->co_flags & CO_OPTIMIZED) || !(co->co_flags & CO_NEWLOCALS))
+        Py_RETURN_NONE;
+    const char *name = PyUnicode_AsUTF8(co->co_name);
+    if (!name || name[0] == '<') {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t n = co->co_argcount + co->co_kwonlyargcount + ((co->co_flags & CO_VARARGS) ? 1 : 0) +
+                   ((co->co_flags & CO_VARKEYWORDS) ? 1 : 0);
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *varnames = PyCode_GetVarnames(co);
+#else
+    PyObject *varnames = Py_NewRef(co->co_varnames);
+#endif
+    if (!varnames)
+        return NULL;
+    PyObject *names = PyTuple_GetSlice(varnames, 0, n);
+    Py_DECREF(varnames);
+    return names;
+}
+
+static uint32_t new_fid(PyObject *desc, uint32_t flags, PyCodeObject *co)
 {
     uint32_t fid = G.nfuncs;
     if (fid >= G.fcap) {
@@ -142,12 +180,24 @@ static uint32_t new_fid(PyObject *desc, uint32_t flags)
         if (!nf)
             return RT_IGNORE;
         G.fflags = nf;
+        if (G.capture_on) {
+            uint32_t *nl = PyMem_RawRealloc(G.cap_left, (size_t)ncap * sizeof *nl);
+            if (!nl)
+                return RT_IGNORE;
+            G.cap_left = nl;
+        }
         G.fcap = ncap;
     }
-    if (rt_engine_set_func(G.engine, fid, flags) != RT_OK || PyList_Append(G.funcs, desc) < 0) {
+    PyObject *names = co ? capture_argnames(co, flags) : Py_NewRef(Py_None);
+    if (!names || rt_engine_set_func(G.engine, fid, flags) != RT_OK ||
+        PyList_Append(G.funcs, desc) < 0 || PyList_Append(G.argnames, names) < 0) {
+        Py_XDECREF(names);
         PyErr_Clear();
         return RT_IGNORE;
     }
+    if (G.capture_on)
+        G.cap_left[fid] = names != Py_None ? G.max_count : 0;
+    Py_DECREF(names);
     G.fflags[fid] = flags;
     G.nfuncs++;
     return fid;
@@ -205,7 +255,7 @@ static inline uint32_t code_fid(PyCodeObject *co)
     if (flags != RT_IGNORE) {
         PyObject *desc = Py_BuildValue("(sO)", "py", (PyObject *)co);
         if (desc) {
-            fid = new_fid(desc, flags);
+            fid = new_fid(desc, flags, co);
             Py_DECREF(desc);
         } else {
             PyErr_Clear();
@@ -267,7 +317,7 @@ static inline uint32_t cfunc_fid(PyObject *callable, PyMethodDef *ml)
     if (name) {
         PyObject *desc = Py_BuildValue("(sN)", "c", name);
         if (desc) {
-            fid = new_fid(desc, RT_F_C);
+            fid = new_fid(desc, RT_F_C, NULL);
             Py_DECREF(desc);
         }
     }
@@ -294,6 +344,205 @@ static inline rt_thread *cur_thread(int64_t now)
     tls_muted = 0;
     return t;
 }
+
+/* ------------------------------------------------------------- capture
+ *
+ * The first calls of each function in scope are handed to Python (capture.py)
+ * with their argument values at entry; at exit the result or the exception
+ * (and, for generators, each yielded value) follows. A per-thread stack
+ * remembers which open frames are being captured (by call-stack depth).
+ * The Python callbacks run with the thread muted, so nothing they do is
+ * traced, and errors they raise are swallowed: capture never changes the
+ * program. Calls that are not captured pay one load and one branch.
+ */
+
+typedef struct rt_capstack {
+    size_t *depth;   /* owned; call-stack depth of each captured open frame */
+    long *id;        /* owned; its capture id */
+    size_t n, cap;
+} rt_capstack;
+
+static rt_capstack *capstack_of(rt_thread *t)
+{
+    uint32_t idx = rt_thread_index(t);
+    if (idx >= G.ncapstacks) {
+        uint32_t n = idx + 8;
+        rt_capstack **ns = PyMem_RawRealloc(G.capstacks, n * sizeof *ns);
+        if (!ns)
+            return NULL;
+        memset(ns + G.ncapstacks, 0, (n - G.ncapstacks) * sizeof *ns);
+        G.capstacks = ns;
+        G.ncapstacks = n;
+    }
+    if (!G.capstacks[idx])
+        G.capstacks[idx] = PyMem_RawCalloc(1, sizeof(rt_capstack));
+    return G.capstacks[idx];
+}
+
+static void capstacks_free(void)
+{
+    for (uint32_t i = 0; i < G.ncapstacks; i++) {
+        if (G.capstacks[i]) {
+            PyMem_RawFree(G.capstacks[i]->depth);
+            PyMem_RawFree(G.capstacks[i]->id);
+            PyMem_RawFree(G.capstacks[i]);
+        }
+    }
+    PyMem_RawFree(G.capstacks);
+    G.capstacks = NULL;
+    G.ncapstacks = 0;
+}
+
+static inline void capstack_push(rt_thread *t, long id)
+{
+    rt_capstack *cs = capstack_of(t);
+    if (!cs)
+        return;
+    if (cs->n == cs->cap) {
+        size_t nc = cs->cap ? cs->cap * 2 : 16;
+        size_t *nd = PyMem_RawRealloc(cs->depth, nc * sizeof *nd);
+        if (!nd)
+            return;
+        cs->depth = nd;
+        long *ni = PyMem_RawRealloc(cs->id, nc * sizeof *ni);
+        if (!ni)
+            return;
+        cs->id = ni;
+        cs->cap = nc;
+    }
+    cs->depth[cs->n] = rt_thread_depth(t);
+    cs->id[cs->n] = id;
+    cs->n++;
+}
+
+/* The capture id of the innermost frame of t if it is being captured (and
+ * pop it), else -1. Call before the engine pops the frame. */
+static inline long capstack_take(rt_thread *t)
+{
+    uint32_t idx = rt_thread_index(t);
+    if (RT_LIKELY(idx >= G.ncapstacks || !G.capstacks[idx]))
+        return -1;
+    rt_capstack *cs = G.capstacks[idx];
+    size_t depth = rt_thread_depth(t);
+    while (cs->n && cs->depth[cs->n - 1] > depth)
+        cs->n--; /* frames closed without our seeing it */
+    if (cs->n && cs->depth[cs->n - 1] == depth)
+        return cs->id[--cs->n];
+    return -1;
+}
+
+/* Call a capture callback muted; never leaves an exception set. */
+static PyObject *cap_call(PyObject *cb, PyObject *args)
+{
+    if (!args) {
+        PyErr_Clear();
+        return NULL;
+    }
+    int was = tls_muted;
+    tls_muted = 1;
+    PyObject *r = PyObject_CallObject(cb, args);
+    tls_muted = was;
+    Py_DECREF(args);
+    if (!r)
+        PyErr_Clear();
+    return r;
+}
+
+/* Begin capturing a call of fid whose argument values are `values` (a new
+ * reference, stolen). Returns the capture id or -1. */
+static long cap_begin(rt_thread *t, uint32_t fid, PyObject *values, int64_t now)
+{
+    if (!values) {
+        PyErr_Clear();
+        return -1;
+    }
+    G.cap_left[fid]--;
+    uint64_t gen = G.gen;
+    PyObject *r = cap_call(G.cb_enter, Py_BuildValue("(IIONL)", fid, rt_thread_index(t),
+                                                     PyList_GET_ITEM(G.argnames, fid), values,
+                                                     (long long)now));
+    long id = -1;
+    if (r && PyLong_Check(r))
+        id = PyLong_AsLong(r);
+    Py_XDECREF(r);
+    PyErr_Clear();
+    if (G.gen != gen || !G.active)
+        return -1;
+    return id;
+}
+
+static void cap_end(long id, int raised, PyObject *value, int64_t now)
+{
+    PyObject *r = cap_call(G.cb_exit, Py_BuildValue("(liOL)", id, raised, value ? value : Py_None, (long long)now));
+    Py_XDECREF(r);
+}
+
+static void cap_yield(long id, PyObject *value)
+{
+    PyObject *r = cap_call(G.cb_yield, Py_BuildValue("(lO)", id, value ? value : Py_None));
+    Py_XDECREF(r);
+}
+
+/* End the capture of an exception exit when the exception is the one set in
+ * the thread state (PEP 523 and profile hook); keeps it set. */
+static void cap_end_current_exc(long id, int64_t now)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value && tb)
+        PyException_SetTraceback(value, tb);
+    cap_end(id, 1, value, now);
+    PyErr_Restore(type, value, tb);
+}
+
+/* A captured generator yields: hand over the value and remember it by key. */
+static void cap_suspend(long id, uint64_t key, PyObject *value)
+{
+    cap_yield(id, value);
+    rt_map_put(&G.cap_gens, key, (uint64_t)id);
+}
+
+/* A generator resumes: its capture id if it is being captured, else -1. */
+static inline long cap_resume(uint64_t key)
+{
+    if (RT_LIKELY(G.cap_gens.len == 0))
+        return -1;
+    uint64_t *v = rt_map_get(&G.cap_gens, key);
+    if (!v)
+        return -1;
+    long id = (long)*v;
+    rt_map_del(&G.cap_gens, key);
+    return id;
+}
+
+#if PY_VERSION_HEX >= 0x030C0000
+/* Argument values of the current frame (3.12+), new reference or NULL. */
+static PyObject *args_of_current_frame(uint32_t fid)
+{
+    PyObject *names = PyList_GET_ITEM(G.argnames, fid);
+    if (!PyTuple_Check(names))
+        return NULL;
+    PyFrameObject *frame = PyEval_GetFrame(); /* borrowed */
+    if (!frame)
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(names);
+    PyObject *values = PyTuple_New(n);
+    if (!values)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PyFrame_GetVar(frame, PyTuple_GET_ITEM(names, i));
+        if (!v) {
+            Py_DECREF(values);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(values, i, v);
+    }
+    return values;
+}
+#endif
+
+#define CAPTURE_WANTED(fid) (RT_UNLIKELY(G.cap_left != NULL) && G.cap_left[fid] != 0)
 
 /* ------------------------------------------------------ sys.monitoring */
 
@@ -328,13 +577,22 @@ static PyObject *mon_py_start(PyObject *m, PyObject *const *args, Py_ssize_t nar
 {
     MON_PRELUDE
     rt_enter(t, fid, now);
+    if (CAPTURE_WANTED(fid)) {
+        long id = cap_begin(t, fid, args_of_current_frame(fid), now);
+        if (id >= 0)
+            capstack_push(t, id);
+    }
     Py_RETURN_NONE;
 }
 
 static PyObject *mon_py_resume(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
     MON_PRELUDE
-    rt_resume(t, fid, current_frame_key(), now);
+    uint64_t key = current_frame_key();
+    rt_resume(t, fid, key, now);
+    long id = cap_resume(key);
+    if (id >= 0)
+        capstack_push(t, id);
     Py_RETURN_NONE;
 }
 
@@ -348,14 +606,28 @@ static PyObject *mon_py_throw(PyObject *m, PyObject *const *args, Py_ssize_t nar
         Py_RETURN_NONE;
     int64_t now = rt_clock_now(&G.clock);
     rt_thread *t = cur_thread(now);
-    if (t)
-        rt_resume(t, fid, current_frame_key(), now);
+    if (t) {
+        uint64_t key = current_frame_key();
+        rt_resume(t, fid, key, now);
+        long id = cap_resume(key);
+        if (id >= 0)
+            capstack_push(t, id);
+    }
     Py_RETURN_NONE;
 }
 
 static PyObject *mon_py_return(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
     MON_PRELUDE
+    if (RT_UNLIKELY(G.cap_left != NULL)) {
+        long id = capstack_take(t);
+        if (id >= 0) {
+            uint64_t gen = G.gen;
+            cap_end(id, 0, nargs > 2 ? args[2] : NULL, now);
+            if (G.gen != gen || !G.active)
+                Py_RETURN_NONE;
+        }
+    }
     rt_exit(t, fid, now, 0);
     Py_RETURN_NONE;
 }
@@ -363,7 +635,17 @@ static PyObject *mon_py_return(PyObject *m, PyObject *const *args, Py_ssize_t na
 static PyObject *mon_py_yield(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
     MON_PRELUDE
-    rt_suspend(t, fid, current_frame_key(), now);
+    uint64_t key = current_frame_key();
+    if (RT_UNLIKELY(G.cap_left != NULL)) {
+        long id = capstack_take(t);
+        if (id >= 0) {
+            uint64_t gen = G.gen;
+            cap_suspend(id, key, nargs > 2 ? args[2] : NULL);
+            if (G.gen != gen || !G.active)
+                Py_RETURN_NONE;
+        }
+    }
+    rt_suspend(t, fid, key, now);
     Py_RETURN_NONE;
 }
 
@@ -377,8 +659,18 @@ static PyObject *mon_py_unwind(PyObject *m, PyObject *const *args, Py_ssize_t na
         Py_RETURN_NONE;
     int64_t now = rt_clock_now(&G.clock);
     rt_thread *t = cur_thread(now);
-    if (t)
-        rt_exit(t, fid, now, 1);
+    if (!t)
+        Py_RETURN_NONE;
+    if (RT_UNLIKELY(G.cap_left != NULL)) {
+        long id = capstack_take(t);
+        if (id >= 0) {
+            uint64_t gen = G.gen;
+            cap_end(id, 1, nargs > 2 ? args[2] : NULL, now);
+            if (G.gen != gen || !G.active)
+                Py_RETURN_NONE;
+        }
+    }
+    rt_exit(t, fid, now, 1);
     Py_RETURN_NONE;
 }
 
@@ -442,6 +734,29 @@ static PyObject *set_disable(PyObject *m, PyObject *obj)
 
 #ifdef RT_MECH_PEP523
 
+/* Argument values of a frame about to run (3.11), new reference or NULL. */
+static PyObject *args_of_iframe(_PyInterpreterFrame *f, uint32_t fid)
+{
+    PyObject *names = PyList_GET_ITEM(G.argnames, fid);
+    if (!PyTuple_Check(names))
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(names);
+    PyObject *values = PyTuple_New(n);
+    if (!values)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = f->localsplus[i];
+        if (v && PyCell_Check(v)) /* a generator's cell arguments are already cells */
+            v = PyCell_GET(v);
+        if (!v) {
+            Py_DECREF(values);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(values, i, Py_NewRef(v));
+    }
+    return values;
+}
+
 static PyObject *rt_eval_frame(PyThreadState *ts, _PyInterpreterFrame *f, int throwflag)
 {
     if (RT_UNLIKELY(!G.active))
@@ -455,28 +770,58 @@ static PyObject *rt_eval_frame(PyThreadState *ts, _PyInterpreterFrame *f, int th
     rt_thread *t = cur_thread(now);
     if (RT_UNLIKELY(!t))
         return _PyEval_EvalFrameDefault(ts, f, throwflag);
+    long cap = -1;
     if (RT_UNLIKELY(G.fflags[fid] & RT_F_GEN)) {
         if (f->owner != FRAME_OWNED_BY_GENERATOR) /* the call that creates the generator */
             return _PyEval_EvalFrameDefault(ts, f, throwflag);
         uint64_t key = (uint64_t)(uintptr_t)f;
         PyGenObject *g = _PyFrame_GetGenerator(f);
         Py_INCREF(g);
+        int fresh = _Py_OPCODE(*f->prev_instr) == RETURN_GENERATOR;
         rt_resume(t, fid, key, now);
+        if (RT_UNLIKELY(G.cap_left != NULL)) {
+            cap = cap_resume(key);
+            if (cap < 0 && fresh && CAPTURE_WANTED(fid))
+                cap = cap_begin(t, fid, args_of_iframe(f, fid), now);
+        }
         PyObject *r = _PyEval_EvalFrameDefault(ts, f, throwflag);
         if (G.active && G.gen == gen) {
             now = rt_clock_now(&G.clock);
-            if (r != NULL && g->gi_frame_state == FRAME_SUSPENDED)
-                rt_suspend(t, fid, key, now);
-            else
-                rt_exit(t, fid, now, r == NULL);
+            if (r != NULL && g->gi_frame_state == FRAME_SUSPENDED) {
+                if (cap >= 0)
+                    cap_suspend(cap, key, r);
+                if (G.active && G.gen == gen)
+                    rt_suspend(t, fid, key, now);
+            } else {
+                if (cap >= 0) {
+                    if (r)
+                        cap_end(cap, 0, r, now);
+                    else
+                        cap_end_current_exc(cap, now);
+                }
+                if (G.active && G.gen == gen)
+                    rt_exit(t, fid, now, r == NULL);
+            }
         }
         Py_DECREF(g);
         return r;
     }
     rt_enter(t, fid, now);
+    if (CAPTURE_WANTED(fid))
+        cap = cap_begin(t, fid, args_of_iframe(f, fid), now);
     PyObject *r = _PyEval_EvalFrameDefault(ts, f, throwflag);
-    if (RT_LIKELY(G.active && G.gen == gen))
-        rt_exit(t, fid, rt_clock_now(&G.clock), r == NULL);
+    if (RT_LIKELY(G.active && G.gen == gen)) {
+        now = rt_clock_now(&G.clock);
+        if (RT_UNLIKELY(cap >= 0)) {
+            if (r)
+                cap_end(cap, 0, r, now);
+            else
+                cap_end_current_exc(cap, now);
+            if (!G.active || G.gen != gen)
+                return r;
+        }
+        rt_exit(t, fid, now, r == NULL);
+    }
     return r;
 }
 
@@ -485,6 +830,30 @@ static PyObject *rt_eval_frame(PyThreadState *ts, _PyInterpreterFrame *f, int th
 /* ---------------------------------------------------------- profile hook */
 
 #ifdef RT_MECH_PROFILE
+
+/* Argument values of a frame (<= 3.10), new reference or NULL. */
+static PyObject *args_of_pyframe(PyFrameObject *frame, uint32_t fid)
+{
+    PyObject *names = PyList_GET_ITEM(G.argnames, fid);
+    if (!PyTuple_Check(names) || PyFrame_FastToLocalsWithError(frame) < 0)
+        return NULL;
+    PyObject *locals = frame->f_locals;
+    if (!locals || !PyDict_Check(locals))
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(names);
+    PyObject *values = PyTuple_New(n);
+    if (!values)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PyDict_GetItemWithError(locals, PyTuple_GET_ITEM(names, i));
+        if (!v) {
+            Py_DECREF(values);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(values, i, Py_NewRef(v));
+    }
+    return values;
+}
 
 static int rt_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
 {
@@ -505,21 +874,42 @@ static int rt_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
         if (!t)
             return 0;
         int is_gen = (G.fflags[fid] & RT_F_GEN) != 0;
+        uint64_t key = (uint64_t)(uintptr_t)frame;
+        uint64_t gen = G.gen;
         if (what == PyTrace_CALL) {
-            if (is_gen && frame->f_lasti >= 0)
-                rt_resume(t, fid, (uint64_t)(uintptr_t)frame, now);
-            else
+            if (is_gen && frame->f_lasti >= 0) {
+                rt_resume(t, fid, key, now);
+                long id = cap_resume(key);
+                if (id >= 0)
+                    capstack_push(t, id);
+            } else {
                 rt_enter(t, fid, now);
+                if (CAPTURE_WANTED(fid)) {
+                    long id = cap_begin(t, fid, args_of_pyframe(frame, fid), now);
+                    if (id >= 0)
+                        capstack_push(t, id);
+                }
+            }
         } else {
 #if PY_VERSION_HEX >= 0x030A0000
             int suspended = is_gen && frame->f_state == FRAME_SUSPENDED;
 #else
             int suspended = is_gen && frame->f_stacktop != NULL;
 #endif
-            if (suspended)
-                rt_suspend(t, fid, (uint64_t)(uintptr_t)frame, now);
-            else
-                rt_exit(t, fid, now, arg == NULL);
+            long id = G.cap_left ? capstack_take(t) : -1;
+            if (suspended) {
+                if (id >= 0)
+                    cap_suspend(id, key, arg);
+                if (G.active && G.gen == gen)
+                    rt_suspend(t, fid, key, now);
+            } else {
+                /* the exception being raised is not visible to a profile
+                 * function: it is recorded as a raise of unknown type */
+                if (id >= 0)
+                    cap_end(id, arg == NULL, arg, now);
+                if (G.active && G.gen == gen)
+                    rt_exit(t, fid, now, arg == NULL);
+            }
         }
         return 0;
     }
@@ -598,15 +988,22 @@ PyDoc_STRVAR(start_doc,
 static PyObject *session_start(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"spool", "scope", "exclude", "ignore", "only", "cwd",
-                             "no_external", "no_imports", "c_calls", "chunk_size", NULL};
+                             "no_external", "no_imports", "c_calls", "chunk_size",
+                             "capture", "max_count", NULL};
     const char *spool;
-    PyObject *scope, *exclude, *ignore, *only, *cwd;
+    PyObject *scope, *exclude, *ignore, *only, *cwd, *capture = Py_None;
     int no_external = 0, no_imports = 0, c_calls = 1;
     Py_ssize_t chunk_size = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!O!OU|pppn", kwlist, &spool, &PyTuple_Type,
+    unsigned int max_count = 100;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!O!OU|pppnOI", kwlist, &spool, &PyTuple_Type,
                                      &scope, &PyTuple_Type, &exclude, &PyTuple_Type, &ignore,
                                      &only, &cwd, &no_external, &no_imports, &c_calls,
-                                     &chunk_size))
+                                     &chunk_size, &capture, &max_count))
+        return NULL;
+    PyObject *cb_enter = NULL, *cb_exit = NULL, *cb_yield = NULL;
+    if (capture != Py_None &&
+        !PyArg_ParseTuple(capture, "OOO;capture must be (enter, exit, yield) callables",
+                          &cb_enter, &cb_exit, &cb_yield))
         return NULL;
     if (G.engine) {
         PyErr_SetString(PyExc_RuntimeError, "a retracer session is already running");
@@ -626,11 +1023,13 @@ static PyObject *session_start(PyObject *m, PyObject *args, PyObject *kw)
     G.engine = rt_engine_new(&cfg);
     G.funcs = PyList_New(0);
     G.keep = PyList_New(0);
-    if (!G.engine || !G.funcs || !G.keep) {
+    G.argnames = PyList_New(0);
+    if (!G.engine || !G.funcs || !G.keep || !G.argnames) {
         rt_engine_free(G.engine);
         G.engine = NULL;
         Py_CLEAR(G.funcs);
         Py_CLEAR(G.keep);
+        Py_CLEAR(G.argnames);
         close(fd);
         G.spool_fd = -1;
         return PyErr_NoMemory();
@@ -645,7 +1044,15 @@ static PyObject *session_start(PyObject *m, PyObject *args, PyObject *kw)
         return NULL;
     }
     rt_map_init(&G.code_fids, rt_default_allocator());
+    rt_map_init(&G.cap_gens, rt_default_allocator());
     G.nfuncs = 0;
+    G.capture_on = cb_enter != NULL && max_count > 0;
+    G.max_count = max_count;
+    if (G.capture_on) {
+        G.cb_enter = Py_NewRef(cb_enter);
+        G.cb_exit = Py_NewRef(cb_exit);
+        G.cb_yield = Py_NewRef(cb_yield);
+    }
     G.c_calls = c_calls;
     rt_clock_init(&G.clock, 2000000, 1);
     G.gen++;
@@ -721,7 +1128,7 @@ static PyObject *build_results(const char *errmsg)
         goto done;
     for (uint32_t i = 0; i < G.nfuncs; i++)
         PyList_SET_ITEM(flags, i, PyLong_FromUnsignedLong(G.fflags[i]));
-    res = Py_BuildValue("{sOsNsOsOsOsssLss}", "functions", G.funcs, "flags", flags, "func_stats", fl,
+    res = Py_BuildValue("{sOsOsNsOsOsOsssLss}", "functions", G.funcs, "argnames", G.argnames, "flags", flags, "func_stats", fl,
                         "edge_stats", el, "threads", tl, "error", errmsg, "duration_ns",
                         (long long)(G.t_stop - G.t_start), "clock", rt_clock_name(&G.clock));
 done:
@@ -742,6 +1149,15 @@ static void session_teardown(void)
     G.fcap = G.nfuncs = 0;
     Py_CLEAR(G.funcs);
     Py_CLEAR(G.keep);
+    Py_CLEAR(G.argnames);
+    Py_CLEAR(G.cb_enter);
+    Py_CLEAR(G.cb_exit);
+    Py_CLEAR(G.cb_yield);
+    PyMem_RawFree(G.cap_left);
+    G.cap_left = NULL;
+    G.capture_on = 0;
+    rt_map_free(&G.cap_gens);
+    capstacks_free();
     clear_config();
     if (G.spool_fd >= 0)
         close(G.spool_fd);

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import json
 import os
 import signal
 import struct
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from . import _engine
+from .capture import DEFAULT_MAX_VALUE_BYTES, DEFAULT_REDACT, Capturer
 from .config import load_config
 from .tracefile import TraceWriter
 from .errors import RetracerError
@@ -111,6 +113,8 @@ class Tracer:
         no_imports: Optional[bool] = None,
         no_capture: Optional[bool] = None,
         c_calls: Optional[bool] = None,
+        max_value_bytes: Optional[int] = None,
+        redact: Optional[Sequence[str]] = None,
         command: Optional[List[str]] = None,
         handle_signals: bool = True,
         on_finish: Optional[Callable[[TraceSummary], None]] = None,
@@ -135,6 +139,11 @@ class Tracer:
         self.no_imports = bool(pick("no_imports", no_imports, False))
         self.no_capture = bool(pick("no_capture", no_capture, False))
         self.c_calls = bool(pick("c_calls", c_calls, True))
+        self.max_value_bytes = int(pick("max_value_bytes", max_value_bytes, DEFAULT_MAX_VALUE_BYTES))
+        red = pick("redact", redact, DEFAULT_REDACT)
+        if isinstance(red, str):
+            red = [s.strip() for s in red.split(",") if s.strip()]
+        self.redact = list(red)
         self.tests_root = cfg.get("tests_root")
         self.command = command if command is not None else list(sys.argv)
         self.handle_signals = handle_signals
@@ -145,6 +154,7 @@ class Tracer:
             raise RetracerError("retracer: timeout must be a positive number of seconds")
         self._running = False
         self._spool: Optional[str] = None
+        self._capturer: Optional[Capturer] = None
         self._tool_id: Optional[int] = None
         self._timer: Optional[threading.Timer] = None
         self._names: Dict[int, str] = {}
@@ -172,6 +182,11 @@ class Tracer:
             os.close(fd)
         except OSError as e:
             raise RetracerError(f"retracer: cannot write the trace {self.output}: {e.strerror}; pass another -o")
+        capture = None
+        if not self.no_capture and self.max_function_count > 0:
+            cap_spool = self._spool.replace(".spool-", ".capture-")
+            self._capturer = Capturer(cap_spool, max_value_bytes=self.max_value_bytes, redact=self.redact)
+            capture = (self._capturer.enter, self._capturer.exit, self._capturer.yield_)
         if self.timeout is not None:
             # started before the engine so its waiting is not traced
             self._timer = threading.Timer(float(self.timeout), self._on_timeout)
@@ -193,6 +208,8 @@ class Tracer:
         if MECHANISM == "setprofile":
             threading.setprofile(_engine.thread_bootstrap)  # new threads install the C hook
         self._running = True
+        global _current
+        _current = self
         try:
             # everything retracer does before this line is not traced: the
             # engine records from here on
@@ -200,12 +217,14 @@ class Tracer:
                 self._spool, (scope,), exclude, (_PKG_DIR,), self.only_functions, cwd,
                 no_external=self.no_external_calls, no_imports=self.no_imports,
                 c_calls=self.c_calls, chunk_size=_CHUNK_SIZE,
+                capture=capture, max_count=self.max_function_count,
             )
             if MECHANISM == "sys.monitoring":
                 self._register_monitoring()
         except BaseException:
             _engine.stop()
             self._running = False
+            _forget(self)
             self._cleanup_start()
             raise
         return self
@@ -218,8 +237,19 @@ class Tracer:
             atexit.unregister(self._atexit)
         except Exception:
             pass
-        if self._spool and os.path.exists(self._spool):
-            os.unlink(self._spool)
+        self._remove_spools()
+
+    def _remove_spools(self) -> None:
+        paths = [self._spool]
+        if self._capturer is not None:
+            try:
+                self._capturer.close()
+            except Exception:
+                pass
+            paths.append(self._capturer.path)
+        for p in paths:
+            if p and os.path.exists(p):
+                os.unlink(p)
 
     def _register_monitoring(self) -> None:
         mon = sys.monitoring  # type: ignore[attr-defined]
@@ -283,6 +313,7 @@ class Tracer:
             if not self._running:
                 return self.summary
             self._running = False
+            _forget(self)
             results = _engine.stop()
             self._unregister()
             if self._timer is not None and threading.current_thread() is not self._timer:
@@ -300,8 +331,7 @@ class Tracer:
             try:
                 self.summary = self._write(results, stopped_by, exit_status)
             finally:
-                if self._spool and os.path.exists(self._spool):
-                    os.unlink(self._spool)
+                self._remove_spools()
             if self.on_finish is not None:
                 self.on_finish(self.summary)
             return self.summary
@@ -349,6 +379,7 @@ class Tracer:
             "scope": self.scope, "only_functions": self.only_functions,
             "no_external_calls": self.no_external_calls, "no_imports": self.no_imports,
             "no_capture": self.no_capture, "c_calls": self.c_calls,
+            "max_value_bytes": self.max_value_bytes, "redact": self.redact,
         }
         with TraceWriter(self.output) as w:
             meta = {
@@ -362,6 +393,8 @@ class Tracer:
                 "stream_calls": stream_calls, "stream_events": stream_events,
                 "complete": not results["error"], "stopped_by": stopped_by,
                 "engine_error": results["error"] or None, "scope": self.scope,
+                "sys_path": [os.path.abspath(p) if p else os.getcwd() for p in sys.path],
+                "captured_calls": 0,
             }
             for k, v in meta.items():
                 w.set_meta(k, v)
@@ -371,6 +404,9 @@ class Tracer:
                 w.add_chunk(tidx, seq, raw, n_events)
             w.add_func_stats(results["func_stats"])
             w.add_edge_stats(results["edge_stats"])
+            if self._capturer is not None:
+                n = self._write_captured(w, funcs, rows)
+                w.set_meta("captured_calls", n)
             path = w.commit()
         top = sorted(results["func_stats"], key=lambda r: -r[3])[:5]
         return TraceSummary(
@@ -379,6 +415,28 @@ class Tracer:
             top=[(rows[r[0]][3], _where(rows[r[0]]), r[3], r[1]) for r in top],
             error=results["error"], stopped_by=stopped_by,
         )
+
+    def _write_captured(self, w: TraceWriter, funcs: List[tuple], rows: List[tuple]) -> int:
+        cap = self._capturer
+        assert cap is not None
+        cap.close()
+        kinds: Dict[int, str] = {}
+        n = 0
+        batch = []
+        for row in cap.rows():
+            fid = row[1]
+            if fid not in kinds:
+                kinds[fid] = _kind_of(funcs[fid][1]) if funcs[fid][0] == "py" else "c"
+            info = dict(row[11])
+            info["kind"] = kinds[fid]
+            batch.append(row[:11] + (json.dumps(info),))
+            n += 1
+            if len(batch) >= 500:
+                w.add_captured(batch)
+                batch = []
+        if batch:
+            w.add_captured(batch)
+        return n
 
     # ------------------------------------------------- context manager, decorator
 
@@ -398,6 +456,54 @@ class Tracer:
                 return func(*args, **kwargs)
 
         return wrapper
+
+
+# The session running in this process, for the fork handler below.
+_current: Optional[Tracer] = None
+
+
+def _forget(tracer: Tracer) -> None:
+    global _current
+    if _current is tracer:
+        _current = None
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (multiprocessing's default on Linux) runs on untraced: its
+    events must not reach the parent's spool, and it must neither write nor
+    remove the parent's trace (not at exit, nor on SIGTERM)."""
+    tracer = _current
+    if tracer is None or not tracer._running:
+        return
+    _engine.pause()
+    tracer._running = False
+    _forget(tracer)
+    tracer._stop_lock = threading.Lock()  # another parent thread may have held it
+    tracer._timer = None
+    if tracer._old_sigterm is not None:
+        try:
+            if signal.getsignal(signal.SIGTERM) == tracer._on_sigterm:
+                signal.signal(signal.SIGTERM, tracer._old_sigterm)
+        except (ValueError, OSError):
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _kind_of(code) -> str:
+    """function, generator, coroutine or asyncgen, from a code object's flags."""
+    import inspect
+
+    f = code.co_flags
+    if f & inspect.CO_ASYNC_GENERATOR:
+        return "asyncgen"
+    if f & (inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE):
+        return "coroutine"
+    if f & inspect.CO_GENERATOR:
+        return "generator"
+    return "function"
 
 
 def _where(row: tuple) -> str:

@@ -1,0 +1,205 @@
+"""Capture of real inputs and outputs: what the engine hands over for the first
+calls of each function in scope.
+
+The C binding calls `enter` with the argument values at the start of a call,
+`exit` with the return value or the exception at its end, and `yield_` with
+each value a captured generator yields. Everything here runs with the calling
+thread muted (not traced) and never raises into the program: a value that
+cannot be pickled, is too large, or belongs to an argument whose name looks
+secret is recorded as such and that call is marked not replayable.
+
+Rows go to an append-only spool file as they complete, so memory holds only
+the calls still running.
+"""
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import pickle
+import re
+import struct
+import threading
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+DEFAULT_MAX_VALUE_BYTES = 1 << 20
+DEFAULT_MAX_YIELDS = 100
+DEFAULT_REDACT = ("password", "passwd", "secret", "token", "api_key", "apikey",
+                  "authorization", "cookie")
+
+#: status of a captured call (captured_calls.status)
+OK = "ok"                      # replayable
+UNPICKLABLE = "unpicklable"    # some value could not be serialised
+TOO_LARGE = "too_large"        # some value exceeded the size cap
+REDACTED = "redacted"          # an argument name matched the redaction list: nothing written
+INCOMPLETE = "incomplete"      # the call had not ended when tracing stopped
+STATUSES = (OK, UNPICKLABLE, TOO_LARGE, REDACTED, INCOMPLETE)
+
+_LEN = struct.Struct("<I")
+
+
+class _Unpicklable(Exception):
+    pass
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def dumps(obj: Any, max_bytes: int) -> bytes:
+    """Pickle `obj` (protocol 5), falling back to cloudpickle for what plain
+    pickle cannot do (lambdas, local classes, ...). Raises _Unpicklable or
+    _TooLarge."""
+    try:
+        data = pickle.dumps(obj, protocol=5)
+    except Exception:
+        try:
+            import cloudpickle
+            data = cloudpickle.dumps(obj, protocol=5)
+        except Exception as e:
+            raise _Unpicklable(f"{type(e).__name__}: {e}"[:200]) from None
+    if len(data) > max_bytes:
+        raise _TooLarge(f"{len(data)} bytes > {max_bytes}")
+    return data
+
+
+class _Pending:
+    __slots__ = ("fid", "tidx", "names", "values", "args", "status", "info", "t0", "yields",
+                 "yields_truncated")
+
+    def __init__(self, fid, tidx, names, values, t0):
+        self.fid = fid
+        self.tidx = tidx
+        self.names = names
+        self.values = values
+        self.args: Optional[bytes] = None
+        self.status = OK
+        self.info: Dict[str, Any] = {}
+        self.t0 = t0
+        self.yields: List[bytes] = []
+        self.yields_truncated = False
+
+
+class Capturer:
+    """Receives captured calls from the engine and spools them to `path`."""
+
+    def __init__(self, path: str, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+                 redact: Sequence[str] = DEFAULT_REDACT, max_yields: int = DEFAULT_MAX_YIELDS) -> None:
+        self.path = path
+        self.max_value_bytes = max_value_bytes
+        self.max_yields = max_yields
+        words = [re.escape(w.lower()) for w in redact if w]
+        self._redact = re.compile("|".join(words)) if words else None
+        self._ids = itertools.count()
+        self._pending: Dict[int, _Pending] = {}
+        self._lock = threading.Lock()
+        self._file = open(path, "ab")
+        self.count = 0
+
+    # -- callbacks (called by the C binding) --------------------------------
+
+    def enter(self, fid: int, tidx: int, names: Tuple[str, ...], values: tuple, now: int):
+        try:
+            cid = next(self._ids)
+            p = _Pending(fid, tidx, names, values, now)
+            secret = [n for n in names if self._redact is not None and self._redact.search(n.lower())]
+            if secret:
+                p.status = REDACTED
+                p.info["redacted"] = secret
+            else:
+                try:
+                    p.args = dumps(dict(zip(names, values)), self.max_value_bytes)
+                except _Unpicklable as e:
+                    p.status, p.info["error"] = UNPICKLABLE, f"arguments: {e}"
+                except _TooLarge as e:
+                    p.status, p.info["error"] = TOO_LARGE, f"arguments: {e}"
+            self._pending[cid] = p
+            return cid
+        except BaseException:
+            return None
+
+    def yield_(self, cid: int, value: Any) -> None:
+        try:
+            p = self._pending.get(cid)
+            if p is None or p.status != OK:
+                return
+            if len(p.yields) >= self.max_yields:
+                p.yields_truncated = True
+                return
+            try:
+                p.yields.append(dumps(value, self.max_value_bytes))
+            except _Unpicklable as e:
+                p.status, p.info["error"] = UNPICKLABLE, f"yielded value: {e}"
+            except _TooLarge as e:
+                p.status, p.info["error"] = TOO_LARGE, f"yielded value: {e}"
+        except BaseException:
+            pass
+
+    def exit(self, cid: int, raised: int, value: Any, now: int) -> None:
+        try:
+            p = self._pending.pop(cid, None)
+            if p is None:
+                return
+            self._finish(cid, p, bool(raised), value, now)
+        except BaseException:
+            pass
+
+    # -- internals ------------------------------------------------------------
+
+    def _finish(self, cid: int, p: _Pending, raised: bool, value: Any, now: Optional[int]) -> None:
+        result = exc = after = None
+        if p.status == OK:
+            try:
+                if raised:
+                    if value is None:
+                        p.info["exception_unknown"] = True  # the hook could not see it (<= 3.10)
+                    exc = dumps(value, self.max_value_bytes)  # pickling drops the traceback
+                else:
+                    result = dumps(value, self.max_value_bytes)
+                after = dumps(dict(zip(p.names, p.values)), self.max_value_bytes)
+            except _Unpicklable as e:
+                p.status, p.info["error"] = UNPICKLABLE, f"{'exception' if raised else 'result'}: {e}"
+            except _TooLarge as e:
+                p.status, p.info["error"] = TOO_LARGE, f"{'exception' if raised else 'result'}: {e}"
+        if p.yields or p.yields_truncated:
+            # a generator: the result column holds its yielded values and its return value
+            p.info["yields"] = len(p.yields)
+            p.info["yields_truncated"] = p.yields_truncated
+            result = pickle.dumps({"yields": p.yields, "return": result}, protocol=5)
+        p.info["outcome"] = "raise" if raised else "return"
+        row = (cid, p.fid, p.tidx, cid, p.t0, (now - p.t0) if now is not None else None, p.status,
+               p.args if p.status == OK else None, result, exc, after, p.info)
+        data = pickle.dumps(row, protocol=5)
+        p.values = None
+        with self._lock:
+            self._file.write(_LEN.pack(len(data)))
+            self._file.write(data)
+            self.count += 1
+
+    def close(self) -> None:
+        """Mark calls still running as incomplete and flush the spool."""
+        for cid, p in list(self._pending.items()):
+            p.status = INCOMPLETE if p.status == OK else p.status
+            p.info["outcome"] = "incomplete"
+            row = (cid, p.fid, p.tidx, cid, p.t0, None, p.status, None, None, None, None, p.info)
+            data = pickle.dumps(row, protocol=5)
+            with self._lock:
+                self._file.write(_LEN.pack(len(data)))
+                self._file.write(data)
+        self._pending.clear()
+        self._file.close()
+
+    def rows(self) -> Iterator[tuple]:
+        """The spooled rows, in the order calls ended."""
+        with open(self.path, "rb") as f:
+            while True:
+                head = f.read(_LEN.size)
+                if len(head) < _LEN.size:
+                    return
+                (n,) = _LEN.unpack(head)
+                data = f.read(n)
+                if len(data) < n:
+                    return
+                yield pickle.loads(data)
+
