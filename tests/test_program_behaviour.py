@@ -494,6 +494,37 @@ def test_dash_m_pytest_failing_session(tmp_path, out_dir):
         assert function_calls(r, "test_helper_fails", "test_sample.py") == 1
 
 
+# ------------------------------------------------------------------ forked children
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.parametrize("mode", ["pool", "fork"])
+def test_forked_children_do_not_touch_the_parents_trace(prog_dir, out_dir, mode):
+    """Children made by fork (multiprocessing's default on Linux) run on, untraced;
+    the parent's trace, exit status and output are those of the parent alone."""
+    name = copy_program("behaviour_fork.py", prog_dir)
+    out = out_dir / "out.trace"
+    traced = trace(out, name, mode, cwd=prog_dir)
+    plain = run_python([name, mode], cwd=prog_dir)
+    assert plain.returncode == 0, show(plain)
+    assert_same(traced, plain)
+    assert traced.stdout.endswith("done\n")
+    if mode == "fork":
+        assert "child exit 5" in traced.stdout
+    with TraceReader(out) as r:
+        assert r.meta["stopped_by"] in ("end", "exit")
+        assert r.meta["exit_status"] == 0
+        assert r.meta["complete"] is True
+        assert function_calls(r, "parent_side") == 2
+        assert function_calls(r, "work") == 0  # the children's calls are not the parent's
+        from retracer.stream import ENTER, iter_events
+        fids = {f.fid for f in r.functions.values() if f.name == "parent_side"}
+        entered = sum(1 for t in r.threads for tag, fid, _ in iter_events(r, t.thread_idx)
+                      if tag == ENTER and fid in fids)
+        assert entered == 2
+    assert sorted(os.listdir(out_dir)) == ["out.trace"]
+
+
 # ------------------------------------------------------------------- 8. errors
 
 
