@@ -717,3 +717,35 @@ class TraceReader:
 def open_trace(path: "str | os.PathLike[str]", trust: bool = False) -> TraceReader:
     """Open and validate a trace file; see :class:`TraceReader`."""
     return TraceReader(path, trust=trust)
+
+
+def update_captured_status(path: "str | os.PathLike[str]", updates: Dict[int, str],
+                           meta: Optional[Dict[str, Any]] = None) -> None:
+    """Set ``captured_calls.status`` of some calls (and optionally meta keys) in a
+    trace this user signed, and sign it again. The file is rewritten to a
+    temporary copy and renamed into place, so it is never half-updated."""
+    import shutil
+
+    src = os.path.abspath(os.fspath(path))
+    TraceReader(src).close()  # validates and checks the signature first
+    d = os.path.dirname(src)
+    tmp = os.path.join(d, f".{os.path.basename(src)}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        shutil.copyfile(src, tmp)
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("BEGIN")
+            conn.executemany("UPDATE captured_calls SET status = ? WHERE call_id = ?",
+                             [(s, cid) for cid, s in updates.items()])
+            for k, v in (meta or {}).items():
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (k, _meta_json(v)))
+            conn.execute("COMMIT")
+            sig = signing.sign(compute_digest(conn))
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('signature', ?)", (_meta_json(sig),))
+        finally:
+            conn.close()
+        os.replace(tmp, src)
+    except (sqlite3.Error, OSError) as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise TraceError(f"retracer: cannot update {src} ({_reason(exc)}); check the file and its directory")

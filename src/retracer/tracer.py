@@ -429,6 +429,9 @@ class Tracer:
                 kinds[fid] = _kind_of(funcs[fid][1]) if funcs[fid][0] == "py" else "c"
             info = dict(row[11])
             info["kind"] = kinds[fid]
+            co = funcs[fid][1]
+            info["argspec"] = [co.co_argcount, co.co_kwonlyargcount,
+                               bool(co.co_flags & 0x04), bool(co.co_flags & 0x08)]
             batch.append(row[:11] + (json.dumps(info),))
             n += 1
             if len(batch) >= 500:

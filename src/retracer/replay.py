@@ -1,0 +1,450 @@
+"""Replay recorded calls against the code on disk and compare outcomes.
+
+Every function is re-imported the way the traced program found it (the traced
+`sys.path`, script directory first; functions of the script itself are loaded
+from its file under another name, so its `if __name__ == "__main__":` block
+does not run), called with the recorded arguments, and its outcome — return
+value or exception, the arguments' state after the call, the values a
+generator yields — is compared with the recording by `comparator`.
+"""
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import inspect
+import io
+import json
+import os
+import pickle
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .comparator import Mismatch, Outcome, compare_outcome
+from .errors import RetracerError
+from .tracefile import TraceReader
+
+MAIN_ALIAS = "__retracer_main__"
+
+
+class Unresolvable(Exception):
+    """The recorded function cannot be found or called again."""
+
+
+@dataclass
+class Case:
+    """One captured call."""
+
+    call_id: int
+    fid: int
+    index: int            # position among the captured calls of its function
+    qualname: str
+    name: str
+    module: str
+    filename: str
+    lineno: int
+    status: str
+    info: Dict[str, Any]
+    args: Optional[bytes]
+    result: Optional[bytes]
+    exception: Optional[bytes]
+    args_after: Optional[bytes]
+
+    @property
+    def label(self) -> str:
+        return f"{self.qualname} call #{self.index}"
+
+    @property
+    def where(self) -> str:
+        return f"{os.path.basename(self.filename)}:{self.lineno}"
+
+
+@dataclass
+class Result:
+    case: Case
+    verdict: str                      # match | mismatch | skipped | unstable | error
+    message: str = ""
+    mismatch: Optional[Mismatch] = None
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, data: bytes, main: Any) -> None:
+        super().__init__(io.BytesIO(data))
+        self._main = main
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "__main__" and self._main is not None:
+            obj = self._main
+            for part in name.split("."):
+                obj = getattr(obj, part)
+            return obj
+        return super().find_class(module, name)
+
+
+class Replayer:
+    """Loads a trace's captured calls and replays them."""
+
+    def __init__(self, trace: str, trust: bool = False) -> None:
+        self.trace = os.path.abspath(trace)
+        with TraceReader(self.trace, trust=trust) as r:
+            self.meta = dict(r.meta)
+            funcs = r.functions
+            self.cases: List[Case] = []
+            per_fid: Dict[int, int] = {}
+            for row in r.iter_captured():
+                f = funcs.get(row.fid)
+                if f is None:
+                    continue
+                idx = per_fid.get(row.fid, 0)
+                per_fid[row.fid] = idx + 1
+                try:
+                    info = json.loads(row.info) if row.info else {}
+                except ValueError:
+                    info = {}
+                self.cases.append(Case(row.call_id, row.fid, idx, f.qualname or f.name, f.name,
+                                       f.module or "", f.filename, f.firstlineno, row.status, info,
+                                       row.args, row.result, row.exception, row.args_after))
+        self._modules: Dict[str, Any] = {}
+        self._main: Any = None
+        self._paths_done = False
+
+    # ------------------------------------------------------------ import
+
+    def _setup_paths(self) -> None:
+        if self._paths_done:
+            return
+        self._paths_done = True
+        for p in reversed(self.meta.get("sys_path") or []):
+            if p not in sys.path and os.path.isdir(p):
+                sys.path.insert(0, p)
+
+    def _main_module(self, filename: str) -> Any:
+        if self._main is not None:
+            return self._main
+        if not os.path.isfile(filename):
+            raise Unresolvable(f"the traced script {filename} no longer exists")
+        d = os.path.dirname(filename)
+        if d not in sys.path:
+            sys.path.insert(0, d)
+        spec = importlib.util.spec_from_file_location(MAIN_ALIAS, filename)
+        if spec is None or spec.loader is None:
+            raise Unresolvable(f"cannot load {filename}")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[MAIN_ALIAS] = mod
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException as e:
+            del sys.modules[MAIN_ALIAS]
+            raise Unresolvable(f"importing {filename} failed: {type(e).__name__}: {e}") from None
+        self._main = mod
+        return mod
+
+    def _module(self, case: Case) -> Any:
+        self._setup_paths()
+        if case.module in ("__main__", "") or case.module == MAIN_ALIAS:
+            if case.module == "" and not case.filename.endswith(".py"):
+                raise Unresolvable(f"no module known for {case.qualname}")
+            return self._main_module(case.filename)
+        if case.module not in self._modules:
+            try:
+                self._modules[case.module] = importlib.import_module(case.module)
+            except BaseException as e:
+                raise Unresolvable(f"importing {case.module} failed: {type(e).__name__}: {e}") from None
+        return self._modules[case.module]
+
+    def resolve(self, case: Case) -> Callable:
+        """The plain function object behind the recorded function."""
+        if "<locals>" in case.qualname.split("."):
+            raise Unresolvable("a nested function cannot be re-found from its module")
+        obj: Any = self._module(case)
+        for part in case.qualname.split("."):
+            d = getattr(obj, "__dict__", {})
+            if part in d:
+                obj = d[part]
+            elif hasattr(obj, part):
+                obj = getattr(obj, part)
+            else:
+                raise Unresolvable(f"{case.qualname} is no longer defined in {case.module or case.filename}")
+        if isinstance(obj, (classmethod, staticmethod)):
+            obj = obj.__func__
+        if isinstance(obj, property):
+            cands = [f for f in (obj.fget, obj.fset, obj.fdel) if f is not None]
+            obj = next((f for f in cands if getattr(f, "__code__", None) is not None
+                        and f.__code__.co_firstlineno == case.lineno), cands[0] if cands else None)
+        if obj is not None and hasattr(obj, "__wrapped__"):
+            obj = inspect.unwrap(obj)
+        if not callable(obj):
+            raise Unresolvable(f"{case.qualname} is not callable any more")
+        return obj
+
+    # ------------------------------------------------------------ values
+
+    def _loads(self, data: Optional[bytes]) -> Any:
+        if data is None:
+            return None
+        return _Unpickler(data, self._main).load()
+
+    def expected(self, case: Case) -> Outcome:
+        info = case.info
+        after = self._loads(case.args_after) if case.args_after is not None else None
+        if info.get("outcome") == "raise":
+            exc = self._loads(case.exception) if case.exception is not None else None
+            return Outcome(kind="raise", exception=exc, args_after=after)
+        value = self._loads(case.result)
+        if info.get("kind") == "generator":
+            if isinstance(value, dict) and "yields" in value and "return" in value and "yields" in info:
+                yielded = [self._loads(b) for b in value["yields"]]
+                ret = self._loads(value["return"]) if value["return"] is not None else None
+            else:
+                yielded, ret = [], value
+            return Outcome(kind="return", value=ret, args_after=after, yielded=yielded,
+                           truncated=bool(info.get("yields_truncated")))
+        return Outcome(kind="return", value=value, args_after=after)
+
+    def _args(self, case: Case) -> Dict[str, Any]:
+        if case.args is None:
+            raise Unresolvable("its arguments were not recorded")
+        return self._loads(case.args)
+
+    # ------------------------------------------------------------ running
+
+    def _prepare(self, case: Case) -> Tuple[Callable, Dict[str, Any]]:
+        kind = case.info.get("kind", "function")
+        if kind == "asyncgen":
+            raise Unresolvable("async generators are not replayed")
+        fn = self.resolve(case)
+        self._module(case)  # make sure __main__ classes can be unpickled
+        return fn, self._args(case)
+
+    def invoke(self, case: Case, fn: Callable, args: Dict[str, Any], expected: Optional[Outcome] = None) -> Outcome:
+        """Call fn with the recorded arguments; returns what happened."""
+        kind = case.info.get("kind", "function")
+        try:
+            res = _call(fn, args, case.info.get("argspec"))
+            if kind == "coroutine" or (kind == "function" and inspect.iscoroutine(res)):
+                loop = asyncio.new_event_loop()
+                try:
+                    res = loop.run_until_complete(res)
+                finally:
+                    loop.close()
+            elif kind == "generator":
+                limit = len(expected.yielded or []) if expected is not None else 100
+                truncated = bool(expected.truncated) if expected is not None else True
+                yielded: List[Any] = []
+                ret = None
+                if not inspect.isgenerator(res):
+                    return Outcome(kind="return", value=res, args_after=args)
+                while True:
+                    if truncated and len(yielded) >= limit:
+                        res.close()
+                        break
+                    if len(yielded) > limit:  # yields more than recorded
+                        res.close()
+                        break
+                    try:
+                        yielded.append(next(res))
+                    except StopIteration as stop:
+                        ret = stop.value
+                        break
+                return Outcome(kind="return", value=ret, args_after=args, yielded=yielded, truncated=truncated)
+        except Exception as e:
+            return Outcome(kind="raise", exception=e, args_after=args)
+        return Outcome(kind="return", value=res, args_after=args)
+
+    def check(self, case: Case) -> Result:
+        """Replay one call and compare it with the recording."""
+        if case.status != "ok":
+            return Result(case, "unstable" if case.status == "unstable" else "skipped",
+                          _skip_reason(case))
+        try:
+            fn, args = self._prepare(case)
+            expected = self.expected(case)
+        except Unresolvable as e:
+            return Result(case, "skipped", str(e))
+        except Exception as e:
+            return Result(case, "error", f"cannot load the recorded values: {type(e).__name__}: {e}")
+        actual = self.invoke(case, fn, args, expected)
+        if expected.kind == "raise" and expected.exception is None and actual.kind == "raise":
+            return Result(case, "match")  # recorded without its exception (<= 3.10 hook)
+        mm = compare_outcome(expected, actual)
+        if mm is None:
+            return Result(case, "match")
+        return Result(case, "mismatch", mm.describe(), mm)
+
+    def outcome_twice_differs(self, case: Case) -> Optional[str]:
+        """Replay twice on the code as it is; a reason if the outcomes differ
+        from each other or from the recording (the call depends on more than its
+        arguments), else None."""
+        try:
+            fn, _ = self._prepare(case)
+            expected = self.expected(case)
+            a = self.invoke(case, fn, self._args(case), expected)
+            b = self.invoke(case, fn, self._args(case), expected)
+        except Unresolvable:
+            return None
+        except Exception as e:
+            return f"cannot be replayed: {type(e).__name__}: {e}"
+        mm = compare_outcome(a, b)
+        if mm is not None:
+            return f"two replays differ ({mm.path}: {mm.reason})"
+        mm = compare_outcome(expected, a)
+        if mm is not None:
+            return f"differs from the recording on unchanged code ({mm.path}: {mm.reason})"
+        return None
+
+    def bench(self, case: Case, min_time: float = 0.02, max_repeat: int = 200) -> Optional[Tuple[float, float, int]]:
+        """(min, median, repeats) in seconds per call of one recorded call."""
+        try:
+            fn, _ = self._prepare(case)
+        except Unresolvable:
+            return None
+        times: List[float] = []
+        spent = 0.0
+        while len(times) < 3 or (spent < min_time and len(times) < max_repeat):
+            args = self._args(case)  # fresh copy: calls may mutate their arguments
+            t0 = time.perf_counter()
+            try:
+                res = _call(fn, args, case.info.get("argspec"))
+                if inspect.isgenerator(res):
+                    for _ in res:
+                        pass
+                elif inspect.iscoroutine(res):
+                    loop = asyncio.new_event_loop()
+                    try:
+                        loop.run_until_complete(res)
+                    finally:
+                        loop.close()
+            except Exception:
+                pass
+            dt = time.perf_counter() - t0
+            times.append(dt)
+            spent += dt
+        return min(times), statistics.median(times), len(times)
+
+
+def _skip_reason(case: Case) -> str:
+    info = case.info
+    if case.status == "unpicklable":
+        return f"not replayable: a value could not be pickled ({info.get('error', '')})"
+    if case.status == "too_large":
+        return f"not replayable: a value is over the size cap ({info.get('error', '')})"
+    if case.status == "redacted":
+        return f"not replayable: secret-looking arguments were not recorded ({', '.join(info.get('redacted', []))})"
+    if case.status == "incomplete":
+        return "not replayable: the call had not ended when tracing stopped"
+    if case.status == "unstable":
+        return f"unstable: {info.get('unstable', 'its outcome changes from one run to the next')}"
+    return f"not replayable ({case.status})"
+
+
+def _call(fn: Callable, args: Dict[str, Any], argspec: Optional[List[Any]]) -> Any:
+    names = list(args)
+    if not argspec:
+        return fn(**args)
+    argcount, kwonly, varargs, varkw = argspec
+    pos = [args[n] for n in names[:argcount]]
+    i = argcount
+    kw = {n: args[n] for n in names[i:i + kwonly]}
+    i += kwonly
+    if varargs:
+        pos.extend(args[names[i]])
+        i += 1
+    if varkw:
+        kw.update(args[names[i]])
+    return fn(*pos, **kw)
+
+
+# ------------------------------------------------------------ pytest support
+
+
+class ReplayTests:
+    """Used by generated replay test files: one instance per trace."""
+
+    def __init__(self, trace: str, trust: bool = False) -> None:
+        self.trace = trace
+        self.trust = trust
+        self._replayer: Optional[Replayer] = None
+
+    @property
+    def replayer(self) -> Replayer:
+        if self._replayer is None:
+            self._replayer = Replayer(self.trace, trust=self.trust)
+            self._by_id = {c.call_id: c for c in self._replayer.cases}
+        return self._replayer
+
+    def check(self, call_id: int) -> None:
+        import pytest
+
+        r = self.replayer
+        case = self._by_id.get(call_id)
+        if case is None:
+            pytest.fail(f"call {call_id} is not in {self.trace}; generate the replay tests again")
+        res = r.check(case)
+        if res.verdict in ("skipped", "unstable"):
+            pytest.skip(res.message)
+        if res.verdict == "error":
+            pytest.fail(f"{case.label} ({case.where}): {res.message}", pytrace=False)
+        if res.verdict == "mismatch":
+            pytest.fail(f"{case.label} ({case.where}) behaves differently from the recording:\n{res.message}",
+                        pytrace=False)
+
+
+def _identifier(qualname: str) -> str:
+    out = "".join(c if c.isalnum() or c == "_" else "_" for c in qualname.replace(".", "__"))
+    return out.strip("_") or "function"
+
+
+def write_replay_tests(trace: str, tests_root: str, base: str, trust: bool = False) -> Optional[str]:
+    """Write test_<base>__replay_test_<n>.py into tests_root; returns its path, or
+    None when the trace has no captured calls."""
+    rep = Replayer(trace, trust=trust)
+    if not rep.cases:
+        return None
+    by_fn: Dict[Tuple[str, str, int], List[Case]] = {}
+    for c in rep.cases:
+        by_fn.setdefault((c.qualname, c.filename, c.lineno), []).append(c)
+    os.makedirs(tests_root, exist_ok=True)
+    stem = _identifier(base)
+    n = 0
+    while os.path.exists(os.path.join(tests_root, f"test_{stem}__replay_test_{n}.py")):
+        n += 1
+    path = os.path.join(tests_root, f"test_{stem}__replay_test_{n}.py")
+    lines = [
+        f'"""Replay tests generated by retracer from {os.path.basename(trace)}.',
+        "",
+        "Each test calls a traced function again with the arguments it really received",
+        "and checks that it still returns (or raises) what was recorded and leaves its",
+        "arguments in the recorded state. Generated: not meant for git (add",
+        "'*__replay_test_*' to .gitignore); regenerate it by tracing again.",
+        '"""',
+        "import pytest",
+        "",
+        "from retracer.replay import ReplayTests",
+        "",
+        f"TRACE = {os.path.abspath(trace)!r}",
+        "_replay = ReplayTests(TRACE)",
+        "",
+    ]
+    used = set()
+    for (qualname, filename, lineno), cases in by_fn.items():
+        name = "test_" + _identifier(qualname)
+        while name in used:
+            name += "_"
+        used.add(name)
+        ids = [f"call{c.index}" for c in cases]
+        lines += [
+            "",
+            f"# {qualname} ({os.path.basename(filename)}:{lineno})",
+            f"@pytest.mark.parametrize('call_id', {[c.call_id for c in cases]!r}, ids={ids!r})",
+            f"def {name}(call_id):",
+            "    _replay.check(call_id)",
+            "",
+        ]
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines))
+    os.replace(tmp, path)
+    return path
