@@ -19,7 +19,7 @@ Run 'retracer <command> --help' for the options of a command."""
 
 # trace options that take a value (the others are flags)
 _VALUE_OPTS = {"-o", "--output", "--max-function-count", "--timeout", "--only-functions",
-               "--scope", "--tests-root", "--config"}
+               "--scope", "--tests-root", "--config", "--max-value-bytes", "--redact"}
 
 
 def _trace_parser() -> argparse.ArgumentParser:
@@ -43,6 +43,11 @@ def _trace_parser() -> argparse.ArgumentParser:
                    help="import machinery and module bodies are not in the call stream")
     p.add_argument("--no-capture", action="store_true", default=None,
                    help="record the profile and call stream only, not arguments and results")
+    p.add_argument("--max-value-bytes", type=int, metavar="N",
+                   help="size cap of one captured value, pickled (default 1 MiB); a call with a larger value is not replayable")
+    p.add_argument("--redact", metavar="a,b",
+                   help="argument names (substrings, case-insensitive) never written: default "
+                        "password,passwd,secret,token,api_key,apikey,authorization,cookie")
     p.add_argument("--no-c-calls", action="store_true",
                    help="do not record calls of C functions (builtins)")
     p.add_argument("--tests-root", metavar="DIR", help="where replay tests go")
@@ -107,6 +112,7 @@ def cmd_trace(argv: Sequence[str]) -> int:
         config_file_path=config_path, scope=ns.scope, only_functions=only,
         no_external_calls=ns.no_external_calls, no_imports=ns.no_imports,
         no_capture=ns.no_capture, c_calls=False if ns.no_c_calls else None,
+        max_value_bytes=ns.max_value_bytes, redact=ns.redact,
         command=command,
     )
     if tracer.scope == os.path.abspath(os.getcwd()) and not ns.scope and "scope" not in _cfg_keys(tracer):

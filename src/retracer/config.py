@@ -23,6 +23,8 @@ KNOWN_KEYS = {
     "no-imports": bool,
     "no-capture": bool,
     "c-calls": bool,
+    "max-value-bytes": int,
+    "redact": (list, str),
     "tests-root": str,
     "benchmarks-root": str,
 }
@@ -71,7 +73,7 @@ def load_config(config_file_path: Optional[str] = None, start: Optional[str] = N
             raise RetracerError(f"retracer: '{key}' in [tool.retracer] of {path} has the wrong type; see README")
         if key in ("scope", "tests-root", "benchmarks-root", "output"):
             value = os.path.normpath(os.path.join(base, value))
-        if key == "only-functions" and isinstance(value, str):
+        if key in ("only-functions", "redact") and isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         out[key.replace("-", "_")] = value
     out["_config_path"] = path
