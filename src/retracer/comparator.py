@@ -1,0 +1,936 @@
+"""Compare a recorded call with a replayed one.
+
+Replay calls a function again with the inputs that were recorded and checks that
+the new implementation behaves *identically*: it returns an equal value (or raises
+the same exception), yields the same values if it is a generator, and leaves its
+arguments in the same state.  :func:`compare` compares two values,
+:func:`compare_outcome` two :class:`Outcome` objects (what one call did).  Both
+return ``None`` when the two are equivalent, otherwise the first :class:`Mismatch`
+found, whose :meth:`Mismatch.describe` is meant to be shown to the user.
+
+The comparison is strict where it matters:
+
+* the types must be identical (``type(a) is type(b)``): ``1``, ``1.0`` and ``True``
+  all differ, and so do an instance and an instance of a subclass;
+* floats are equal when ``math.isclose`` (default tolerances) says so or when both
+  are NaN; complex numbers component-wise the same way; this applies at any depth;
+* lists, tuples, deques and named tuples element by element; dicts by keys (missing
+  or unexpected keys are reported) then value by value, ``OrderedDict`` also by key
+  order; sets and frozensets as sets (``==``);
+* exceptions by type, then their ``args`` with the same rules;
+* numpy arrays by dtype, shape, then values (``allclose`` with ``equal_nan`` for
+  floating dtypes); numpy scalars like Python numbers (dtype must match); pandas
+  objects through ``pandas.testing``.  numpy/pandas are never imported unless one of
+  the values already comes from them;
+* functions, classes and modules by identity or by (module, qualified name);
+* objects whose class defines ``__eq__`` by ``==`` (dataclasses with a generated
+  ``__eq__`` field by field, so that their floats get the float rule); other
+  objects, or when ``__eq__`` fails, by their state: ``__dict__`` plus every
+  ``__slots__`` entry.
+
+The walk is iterative (no Python recursion), so values nested thousands of levels
+deep do not raise ``RecursionError``; pairs of containers already being compared
+are remembered, so self-referencing values do not loop.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import decimal
+import difflib
+import enum
+import functools
+import itertools
+import math
+import pprint
+import re
+import reprlib
+import sys
+import types
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+__all__ = ["Mismatch", "Outcome", "compare", "compare_outcome", "MISSING",
+           "GENERATOR_LIMIT"]
+
+#: how many items are drawn from a generator *object* found inside a value
+GENERATOR_LIMIT = 10_000
+
+_DIFF_MAX_LINES = 12        # lines of unified diff shown by Mismatch.describe
+_DIFF_LINE_WIDTH = 160      # each diff line is cut to this width
+_INLINE_REPR = 60           # reprs up to this long are shown on the headline
+_PATH_KEY_REPR = 60         # dict keys longer than this are shortened in paths
+
+
+class _Missing:
+    """Placeholder for 'no value here' (e.g. an attribute set on one side only)."""
+
+    _instance: Optional["_Missing"] = None
+
+    def __new__(cls) -> "_Missing":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+
+MISSING = _Missing()
+
+
+# --------------------------------------------------------------------------
+# Mismatch and its description
+
+
+@dataclass
+class Mismatch:
+    """The first difference found between a recorded and a new value."""
+
+    path: str          # where inside the value: "return[2]['name']", "args_after.items[0]"
+    reason: str        # "type differs: int != float", "value differs", "missing key 'x'"
+    expected: object   # recorded sub-value
+    actual: object     # new sub-value
+    #: False when ``reason`` already shows both values (outcome kind mismatches)
+    show_values: bool = field(default=True, repr=False, compare=False)
+
+    def describe(self, max_len: int = 300) -> str:
+        """One readable paragraph for a user looking at a failed replay.
+
+        The headline is ``path: reason``, then the recorded and the new value (reprs
+        cut to ``max_len`` characters), then, for long or multi-line strings and
+        containers, a short unified diff (at most ~12 lines) around the first
+        difference.
+        """
+        path = self.path
+        if len(path) > max(max_len, 40):
+            keep = max(max_len, 40) // 2
+            path = f"{path[:keep]}...{path[-keep:]}"
+        head = f"{path}: {self.reason}"
+        if not self.show_values:
+            return head
+        er = _safe_repr(self.expected, max_len)
+        ar = _safe_repr(self.actual, max_len)
+        if (len(er) <= _INLINE_REPR and len(ar) <= _INLINE_REPR
+                and "\n" not in er and "\n" not in ar):
+            sep = ": " if self.reason == "value differs" else "; "
+            text = f"{head}{sep}expected {er}, got {ar}"
+        else:
+            text = (f"{head}\n  expected: {_indent_rest(er, 12)}"
+                    f"\n  got:      {_indent_rest(ar, 12)}")
+        diff = _short_diff(self.expected, self.actual)
+        if diff:
+            text += "\n  diff (-expected +got):\n" + "\n".join(
+                "    " + line for line in diff)
+        return text
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+def _indent_rest(text: str, width: int) -> str:
+    return text.replace("\n", "\n" + " " * width)
+
+
+_fallback_repr = reprlib.Repr()
+_fallback_repr.maxlevel = 8
+_fallback_repr.maxlist = _fallback_repr.maxtuple = _fallback_repr.maxdict = 20
+_fallback_repr.maxset = _fallback_repr.maxfrozenset = _fallback_repr.maxdeque = 20
+_fallback_repr.maxstring = _fallback_repr.maxother = 200
+
+
+def _safe_repr(value: object, max_len: int = 300) -> str:
+    """repr() that never raises and is at most about ``max_len`` characters."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        try:
+            text = _fallback_repr.repr(value)
+        except Exception as exc:  # noqa: BLE001 - a broken __repr__ is no reason to fail
+            text = _broken_repr(value, exc)
+    except Exception as exc:  # noqa: BLE001
+        text = _broken_repr(value, exc)
+    if not isinstance(text, str):
+        text = str(text)
+    if max_len >= 0 and len(text) > max_len:
+        text = f"{text[:max_len]}... ({len(text) - max_len} more characters)"
+    return text
+
+
+def _broken_repr(value: object, exc: BaseException) -> str:
+    return (f"<{_qualname(type(value))} object at {id(value):#x}; "
+            f"repr() failed: {type(exc).__name__}: {exc}>")
+
+
+def _short_repr(value: object, max_len: int = 80) -> str:
+    text = _safe_repr(value, -1)
+    if len(text) > max_len:
+        text = text[:max_len - 3] + "..."
+    return text
+
+
+def _diff_lines(value: object) -> Optional[List[str]]:
+    """The lines a diff is made of, or None when a diff would not help."""
+    if isinstance(value, (str, bytes, bytearray)):
+        lines: List[str] = []
+        for line in value.splitlines(True):
+            for start in range(0, max(len(line), 1), 70):
+                lines.append(_safe_repr(line[start:start + 70], -1))
+        return lines
+    if isinstance(value, (list, tuple, dict, set, frozenset, collections.deque)):
+        try:
+            if len(_safe_repr(value, 200_000)) >= 200_000:
+                return None          # too large to pretty-print cheaply
+            return pprint.pformat(value, width=80).splitlines()
+        except Exception:  # noqa: BLE001 - RecursionError, broken reprs
+            return None
+    return None
+
+
+_HUNK = re.compile(r"^@@ -(\d+)(,\d+)? \+(\d+)(,\d+)? @@$")
+
+
+def _short_diff(expected: object, actual: object) -> Optional[List[str]]:
+    """A unified diff of at most ~12 lines around the first difference."""
+    if isinstance(expected, (str, bytes, bytearray)) and type(expected) is type(actual):
+        if "\n" not in _as_text(expected) + _as_text(actual) and \
+                max(len(expected), len(actual)) <= 80:
+            return None
+    ea, aa = _diff_lines(expected), _diff_lines(actual)
+    if ea is None or aa is None:
+        return None
+    if len(ea) <= 1 and len(aa) <= 1 and not isinstance(expected, (str, bytes, bytearray)):
+        return None
+    first = 0
+    while first < len(ea) and first < len(aa) and ea[first] == aa[first]:
+        first += 1
+    start = max(0, first - 3)
+    ew, aw = ea[start:first + 40], aa[start:first + 40]
+    out: List[str] = []
+    for line in difflib.unified_diff(ew, aw, "expected", "got", n=2, lineterm=""):
+        m = _HUNK.match(line)
+        if m and start:
+            line = (f"@@ -{int(m.group(1)) + start}{m.group(2) or ''} "
+                    f"+{int(m.group(3)) + start}{m.group(4) or ''} @@")
+        if len(line) > _DIFF_LINE_WIDTH:
+            line = line[:_DIFF_LINE_WIDTH - 3] + "..."
+        out.append(line)
+    if not out:
+        return None
+    if len(out) > _DIFF_MAX_LINES:
+        rest = len(out) - _DIFF_MAX_LINES
+        out = out[:_DIFF_MAX_LINES] + [f"... ({rest} more diff lines)"]
+    return out
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return value.decode("latin-1")
+
+
+# --------------------------------------------------------------------------
+# Outcome
+
+
+@dataclass
+class Outcome:
+    """What one call did."""
+
+    kind: str                                  # "return" | "raise"
+    value: object = None                       # the return value
+    exception: Optional[BaseException] = None  # the exception raised (kind == "raise")
+    args_after: Optional[dict] = None          # argument name -> value after the call
+    yielded: Optional[list] = None             # generators: values yielded (bounded)
+    truncated: bool = False                    # yielded was cut at the bound
+
+
+# --------------------------------------------------------------------------
+# Paths: built lazily as (parent, segment) chains, rendered only on a mismatch
+
+
+_Path = Any  # str (the root) or Tuple[_Path, str]
+
+
+class _Key:
+    """A dict key in a path, rendered as ``[repr(key)]`` only when needed."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: object) -> None:
+        self.key = key
+
+
+def _render(node: _Path) -> str:
+    parts: List[str] = []
+    while isinstance(node, tuple):
+        seg = node[1]
+        if type(seg) is int:
+            seg = f"[{seg}]"
+        elif type(seg) is _Key:
+            seg = _key_segment(seg.key)
+        parts.append(seg)
+        node = node[0]
+    parts.append(node)
+    return "".join(reversed(parts))
+
+
+def _key_segment(key: object) -> str:
+    return f"[{_short_repr(key, _PATH_KEY_REPR)}]"
+
+
+def _qualname(tp: type) -> str:
+    return getattr(tp, "__qualname__", None) or getattr(tp, "__name__", repr(tp))
+
+
+def _type_names(te: type, ta: type) -> Tuple[str, str]:
+    """Readable names for two different types: builtins by their bare name
+    (``int != float``), others with their module (``float != numpy.float64``)."""
+    def full(t: type) -> str:
+        module = getattr(t, "__module__", None)
+        if module in (None, "builtins"):
+            return _qualname(t)
+        return f"{module}.{_qualname(t)}"
+
+    ne, na = full(te), full(ta)
+    if ne == na:
+        ne, na = f"{ne} (class at {id(te):#x})", f"{na} (class at {id(ta):#x})"
+    return ne, na
+
+
+# --------------------------------------------------------------------------
+# The comparison
+
+
+_SIMPLE = (type(None), int, bool, str, bytes, bytearray, range, slice,
+           type(Ellipsis), type(NotImplemented))
+_CALLABLE_TYPES = (types.FunctionType, types.BuiltinFunctionType,
+                   types.WrapperDescriptorType, types.MethodWrapperType,
+                   types.MethodDescriptorType, types.ClassMethodDescriptorType,
+                   types.ModuleType)
+_NOT_HANDLED = object()
+#: element types for which ``==`` plus identical types is the whole comparison
+_ATOMIC = frozenset((type(None), int, bool, str, bytes, float))
+_MAX_LOCALIZE_NESTING = 20
+
+
+def _atomic_equal(xs: list, ys: list) -> bool:
+    """Fast path: True when two same-length lists are equal element by element
+    and every element is of an atomic type, identical on both sides."""
+    tx = list(map(type, xs))
+    return (_ATOMIC.issuperset(tx) and tx == list(map(type, ys))
+            and list(xs) == list(ys))
+
+
+def _float_equal(x: float, y: float) -> bool:
+    return x == y or math.isclose(x, y) or (x != x and y != y)
+
+
+def _complex_equal(x: complex, y: complex) -> bool:
+    return _float_equal(x.real, y.real) and _float_equal(x.imag, y.imag)
+
+
+def _generated_dataclass_eq(tp: type) -> Optional[type]:
+    """The dataclass whose generated ``__eq__`` ``tp`` uses, else None."""
+    for klass in tp.__mro__:
+        if "__eq__" in klass.__dict__:
+            params = klass.__dict__.get("__dataclass_params__")
+            eq = klass.__dict__["__eq__"]
+            code = getattr(eq, "__code__", None)
+            if params is not None and getattr(params, "eq", False) and \
+                    code is not None and code.co_filename == "<string>":
+                return klass
+            return None
+    return None
+
+
+def _slot_names(tp: type) -> Iterator[Tuple[type, str]]:
+    seen = set()
+    for klass in tp.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        if isinstance(slots, str):
+            slots = (slots,)
+        for name in slots:
+            if name in ("__dict__", "__weakref__"):
+                continue
+            if name.startswith("__") and not name.endswith("__"):
+                name = f"_{klass.__name__.lstrip('_')}{name}"
+            if name not in seen:
+                seen.add(name)
+                yield klass, name
+
+
+def _state(obj: object) -> Optional[Dict[str, object]]:
+    """Attributes of ``obj``: its ``__dict__`` plus every set ``__slots__`` entry."""
+    state: Dict[str, object] = {}
+    found = False
+    try:
+        d = object.__getattribute__(obj, "__dict__")
+    except Exception:  # noqa: BLE001 - no __dict__, or a broken one
+        d = None
+    if isinstance(d, (dict, types.MappingProxyType)):
+        found = True
+        state.update(d)
+    for klass, name in _slot_names(type(obj)):
+        found = True
+        descr = klass.__dict__.get(name)
+        if descr is None or not hasattr(descr, "__get__"):
+            continue
+        try:
+            state[name] = descr.__get__(obj, type(obj))
+        except AttributeError:
+            pass                      # slot not set
+    return state if found else None
+
+
+def _drain(gen: Any) -> list:
+    items: list = []
+    try:
+        for item in itertools.islice(gen, GENERATOR_LIMIT):
+            items.append(item)
+    except Exception as exc:  # noqa: BLE001 - the exception is part of the behaviour
+        items.append(exc)
+    return items
+
+
+def _first_difference(e: Any, a: Any) -> str:
+    """' (first difference at ...)' for long or multi-line strings, else ''."""
+    if max(len(e), len(a)) <= 40:
+        return ""
+    i = 0
+    n = min(len(e), len(a))
+    while i < n and e[i] == a[i]:
+        i += 1
+    nl = b"\n" if isinstance(e, (bytes, bytearray)) else "\n"
+    if nl in e or nl in a:
+        line = e[:i].count(nl) + 1
+        col = i - (e.rfind(nl, 0, i) + 1) + 1
+        return f" (first difference at line {line}, column {col})"
+    return f" (first difference at index {i})"
+
+
+class _Comparer:
+    def __init__(self, nesting: int = 0) -> None:
+        self.seen: set = set()
+        self.keep: list = []        # keeps compared objects alive so ids stay unique
+        self.nesting = nesting
+
+    # -- driver ------------------------------------------------------------
+    def run(self, expected: object, actual: object, path: _Path) -> Optional[Mismatch]:
+        stack: List[Tuple[object, object, _Path]] = [(expected, actual, path)]
+        pop, extend = stack.pop, stack.extend
+        while stack:
+            e, a, node = pop()
+            result = self.step(e, a, node)
+            if result is None:
+                continue
+            if isinstance(result, Mismatch):
+                return result
+            extend(reversed(result))
+        return None
+
+    def _enter(self, e: object, a: object) -> bool:
+        """False when this pair is already being (or has been) compared."""
+        key = (id(e), id(a))
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        self.keep.append((e, a))
+        return True
+
+    # -- one pair ----------------------------------------------------------
+    def step(self, e: Any, a: Any, node: _Path) -> Any:
+        """None (equal), a Mismatch, or a list of (expected, actual, path) children."""
+        if e is a:
+            return None
+        t = type(e)
+        if t is not type(a):
+            ne, na = _type_names(t, type(a))
+            return Mismatch(_render(node), f"type differs: {ne} != {na}", e, a)
+        if t is float:
+            return None if _float_equal(e, a) else _differs(node, e, a)
+        if t in _SIMPLE:
+            if e == a:
+                return None
+            if t in (str, bytes, bytearray):
+                return Mismatch(_render(node),
+                                "value differs" + _first_difference(e, a), e, a)
+            return _differs(node, e, a)
+        if t is complex:
+            return None if _complex_equal(e, a) else _differs(node, e, a)
+        if not self._enter(e, a):
+            return None
+        if t is list or t is tuple:
+            return self._plain_sequence(e, a, node)
+        if t is dict:
+            return self._dict(e, a, node)
+        if isinstance(e, BaseException):
+            return [(e.args, a.args, (node, ".args"))]
+        module = getattr(t, "__module__", None) or ""
+        if module == "numpy" or module.startswith("numpy."):
+            result = self._numpy(e, a, node)
+            if result is not _NOT_HANDLED:
+                return result
+        elif module == "pandas" or module.startswith("pandas."):
+            result = self._pandas(e, a, node)
+            if result is not _NOT_HANDLED:
+                return result
+        if isinstance(e, (list, tuple)):
+            return self._sequence(e, a, node)
+        if isinstance(e, dict):
+            return self._dict(e, a, node)
+        if isinstance(e, (set, frozenset)):
+            return self._set(e, a, node)
+        if isinstance(e, collections.deque):
+            return self._deque(e, a, node)
+        if isinstance(e, type) or isinstance(e, _CALLABLE_TYPES):
+            named = _compare_named(e, a, node)
+            if named is not None or isinstance(e, (type, types.ModuleType)):
+                return named
+            owner_e = getattr(e, "__self__", None)
+            owner_a = getattr(a, "__self__", None)
+            if isinstance(owner_e, types.ModuleType) or owner_e is None:
+                return None
+            return [(owner_e, owner_a, (node, ".__self__"))]
+        if isinstance(e, enum.Enum):
+            return None if _call_eq(e, a) else _differs(node, e, a)
+        if isinstance(e, types.MethodType):
+            named = _compare_named(e.__func__, a.__func__, node)
+            if named is not None:
+                return named
+            return [(e.__self__, a.__self__, (node, ".__self__"))]
+        if isinstance(e, functools.partial):
+            return [(e.func, a.func, (node, ".func")),
+                    (e.args, a.args, (node, ".args")),
+                    (e.keywords, a.keywords, (node, ".keywords"))]
+        if isinstance(e, types.GeneratorType):
+            return [(_drain(e), _drain(a), (node, ".<yielded>"))]
+        if isinstance(e, decimal.Decimal) and e.is_nan() and a.is_nan():
+            return None
+        return self._object(e, a, node)
+
+    # -- containers --------------------------------------------------------
+    def _plain_sequence(self, e: Any, a: Any, node: _Path) -> Any:
+        n = len(e)
+        if n != len(a):
+            return Mismatch(_render(node), f"length differs: {n} != {len(a)}", e, a)
+        if n > 4 and _atomic_equal(e, a):
+            return None
+        return list(zip(e, a, [(node, i) for i in range(n)]))
+
+    def _sequence(self, e: Any, a: Any, node: _Path) -> Any:
+        t = type(e)
+        base = tuple if isinstance(e, tuple) else list
+        if t.__eq__ is not base.__eq__ and not _is_namedtuple(t):
+            return self._object(e, a, node)
+        if len(e) != len(a):
+            return Mismatch(_render(node), f"length differs: {len(e)} != {len(a)}", e, a)
+        if len(e) > 4 and _atomic_equal(list(e), list(a)):
+            return self._extra_state(e, a, node) if t is not base else None
+        if _is_namedtuple(t):
+            fields = t._fields
+            children = [(x, y, (node, f".{fields[i]}" if i < len(fields) else i))
+                        for i, (x, y) in enumerate(zip(e, a))]
+        else:
+            children = list(zip(e, a, [(node, i) for i in range(len(e))]))
+        if t is not base:
+            children.extend(self._extra_state(e, a, node))
+        return children
+
+    def _deque(self, e: Any, a: Any, node: _Path) -> Any:
+        if e.maxlen != a.maxlen:
+            return Mismatch(_render(node), f"maxlen differs: {e.maxlen} != {a.maxlen}",
+                            e, a)
+        if len(e) != len(a):
+            return Mismatch(_render(node), f"length differs: {len(e)} != {len(a)}", e, a)
+        children = [(x, y, (node, i)) for i, (x, y) in enumerate(zip(e, a))]
+        if type(e) is not collections.deque:
+            children.extend(self._extra_state(e, a, node))
+        return children
+
+    def _dict(self, e: Any, a: Any, node: _Path) -> Any:
+        t = type(e)
+        if t.__eq__ is not dict.__eq__ and not issubclass(
+                t, (collections.OrderedDict, collections.Counter)):
+            return self._object(e, a, node)
+        e_keys = list(dict.keys(e))
+        a_keys = list(dict.keys(a))
+        for k in e_keys:
+            if not dict.__contains__(a, k):
+                return Mismatch(_render(node), f"missing key {_short_repr(k)}" +
+                                _and_more(sum(1 for x in e_keys
+                                              if not dict.__contains__(a, x)) - 1,
+                                          "missing"), e, a)
+        for k in a_keys:
+            if not dict.__contains__(e, k):
+                return Mismatch(_render(node), f"unexpected key {_short_repr(k)}" +
+                                _and_more(sum(1 for x in a_keys
+                                              if not dict.__contains__(e, x)) - 1,
+                                          "unexpected"), e, a)
+        same_order = all(x is y or x == y for x, y in zip(e_keys, a_keys))
+        if isinstance(e, collections.OrderedDict) and not same_order:
+            return Mismatch(_render(node), "key order differs: " +
+                            f"{_short_repr(e_keys)} != {_short_repr(a_keys)}", e, a)
+        if same_order:
+            pairs = list(zip(e_keys, a_keys))
+        else:
+            lookup = {k: k for k in a_keys}
+            a_keys = [lookup[k] for k in e_keys]
+            pairs = list(zip(e_keys, a_keys))
+        for ek, ak in pairs:
+            if type(ek) is not type(ak):
+                ne, na = _type_names(type(ek), type(ak))
+                return Mismatch(_render(node),
+                                f"type of key {_short_repr(ek)} differs: {ne} != {na}",
+                                e, a)
+        e_values = [dict.__getitem__(e, k) for k in e_keys]
+        a_values = [dict.__getitem__(a, k) for k in a_keys]
+        if len(e_values) > 4 and _atomic_equal(e_values, a_values):
+            children = []
+        else:
+            children = [(x, y, (node, _Key(k)))
+                        for k, x, y in zip(e_keys, e_values, a_values)]
+        if isinstance(e, collections.defaultdict):
+            children.insert(0, (e.default_factory, a.default_factory,
+                                (node, ".default_factory")))
+        if t not in (dict, collections.OrderedDict, collections.defaultdict,
+                     collections.Counter):
+            children.extend(self._extra_state(e, a, node))
+        return children
+
+    def _set(self, e: Any, a: Any, node: _Path) -> Any:
+        t = type(e)
+        base = frozenset if isinstance(e, frozenset) else set
+        if t.__eq__ is not base.__eq__:
+            return self._object(e, a, node)
+        if e == a:
+            return self._extra_state(e, a, node) if t is not base else None
+        missing = [x for x in e if x not in a]
+        extra = [x for x in a if x not in e]
+        parts = []
+        if missing:
+            parts.append(f"missing {_short_repr(_sorted(missing))}")
+        if extra:
+            parts.append(f"unexpected {_short_repr(_sorted(extra))}")
+        return Mismatch(_render(node), "set differs: " + ", ".join(parts), e, a)
+
+    def _extra_state(self, e: Any, a: Any, node: _Path) -> list:
+        """Children for the instance attributes of container subclasses."""
+        es, as_ = _state(e), _state(a)
+        if not es and not as_:
+            return []
+        return [(es or {}, as_ or {}, (node, ".__dict__"))]
+
+    # -- objects -----------------------------------------------------------
+    def _object(self, e: Any, a: Any, node: _Path) -> Any:
+        t = type(e)
+        dc = _generated_dataclass_eq(t)
+        if dc is not None:
+            return [(getattr(e, f.name, MISSING), getattr(a, f.name, MISSING),
+                     (node, f".{f.name}"))
+                    for f in dataclasses.fields(dc) if f.compare]
+        if t.__eq__ is not object.__eq__:
+            verdict = _call_eq(e, a)
+            if verdict is True:
+                return None
+            if verdict is False:
+                # Find where they differ to give a precise message; if the state
+                # looks the same, report the objects as a whole.
+                if self.nesting < _MAX_LOCALIZE_NESTING:
+                    inner = _Comparer(self.nesting + 1)
+                    inner.seen = set(self.seen)
+                    inner.keep = self.keep
+                    inner.seen.discard((id(e), id(a)))
+                    found = inner.run_state(e, a, node)
+                    if isinstance(found, Mismatch):
+                        return found
+                return Mismatch(_render(node),
+                                f"not equal (by {_qualname(t)}.__eq__)", e, a)
+            # __eq__ raised or is not implemented for these: compare the state
+        return self._state_children(e, a, node)
+
+    def run_state(self, e: Any, a: Any, node: _Path) -> Optional[Mismatch]:
+        self._enter(e, a)
+        result = self._state_children(e, a, node)
+        if result is None or isinstance(result, Mismatch):
+            return result
+        stack = list(reversed(result))
+        while stack:
+            x, y, n = stack.pop()
+            r = self.step(x, y, n)
+            if isinstance(r, Mismatch):
+                return r
+            if r:
+                stack.extend(reversed(r))
+        return None
+
+    def _state_children(self, e: Any, a: Any, node: _Path) -> Any:
+        es, as_ = _state(e), _state(a)
+        if es is None and as_ is None:
+            return None          # no state to compare: same type is all we can check
+        es, as_ = es or {}, as_ or {}
+        for name in es:
+            if name not in as_:
+                return Mismatch(_render(node), f"missing attribute {name!r}",
+                                es[name], MISSING)
+        for name in as_:
+            if name not in es:
+                return Mismatch(_render(node), f"unexpected attribute {name!r}",
+                                MISSING, as_[name])
+        return [(es[name], as_[name], (node, _attr_segment(name))) for name in es]
+
+    # -- numpy / pandas (imported only when a value comes from them) ---------
+    def _numpy(self, e: Any, a: Any, node: _Path) -> Any:
+        import numpy as np
+
+        if isinstance(e, np.ndarray):
+            if e.dtype != a.dtype:
+                return Mismatch(_render(node), f"dtype differs: {e.dtype} != {a.dtype}",
+                                e, a)
+            if e.shape != a.shape:
+                return Mismatch(_render(node), f"shape differs: {e.shape} != {a.shape}",
+                                e, a)
+            if e.dtype.kind == "O":
+                return [(e[idx], a[idx], (node, _index_segment(idx)))
+                        for idx in np.ndindex(*e.shape)]
+            if e.dtype.kind in "fc":
+                if np.allclose(e, a, equal_nan=True):
+                    return None
+                differ = ~np.isclose(e, a, equal_nan=True)
+            else:
+                try:
+                    if np.array_equal(e, a, equal_nan=True):
+                        return None
+                except TypeError:
+                    if np.array_equal(e, a):
+                        return None
+                try:
+                    differ = np.asarray(e != a, dtype=bool)
+                    if e.dtype.kind in "mM":
+                        differ &= ~(np.isnat(e) & np.isnat(a))
+                except Exception:  # noqa: BLE001
+                    differ = None
+            reason = "array values differ"
+            if differ is not None and differ.shape == e.shape and differ.any():
+                idx = tuple(int(i) for i in np.argwhere(differ)[0])
+                reason += (f" ({int(differ.sum())} of {e.size} elements), first at "
+                           f"{_index_segment(idx)}: {_short_repr(_item(e[idx]))} != "
+                           f"{_short_repr(_item(a[idx]))}")
+            return Mismatch(_render(node), reason, e, a)
+        if isinstance(e, np.generic):
+            if e.dtype != a.dtype:
+                return Mismatch(_render(node), f"dtype differs: {e.dtype} != {a.dtype}",
+                                e, a)
+            if isinstance(e, np.floating):
+                same = _float_equal(float(e), float(a))
+            elif isinstance(e, np.complexfloating):
+                same = _complex_equal(complex(e), complex(a))
+            else:
+                try:
+                    same = bool(np.array_equal(np.asarray(e), np.asarray(a),
+                                               equal_nan=True))
+                except Exception:  # noqa: BLE001
+                    try:
+                        same = bool(e == a)
+                    except Exception:  # noqa: BLE001
+                        return _NOT_HANDLED
+            return None if same else _differs(node, e, a)
+        return _NOT_HANDLED
+
+    def _pandas(self, e: Any, a: Any, node: _Path) -> Any:
+        import pandas as pd
+        import pandas.testing as pdt
+
+        if isinstance(e, pd.DataFrame):
+            check, label = pdt.assert_frame_equal, "DataFrame"
+        elif isinstance(e, pd.Series):
+            check, label = pdt.assert_series_equal, "Series"
+        elif isinstance(e, pd.Index):
+            check, label = pdt.assert_index_equal, "Index"
+        elif isinstance(e, pd.api.extensions.ExtensionArray):
+            check, label = pdt.assert_extension_array_equal, _qualname(type(e))
+        else:
+            return _NOT_HANDLED
+        try:
+            check(e, a)
+        except AssertionError as exc:
+            return Mismatch(_render(node), f"{label} differs: {_pandas_message(exc)}",
+                            e, a)
+        except Exception as exc:  # noqa: BLE001 - pandas could not compare them
+            try:
+                if e.equals(a):
+                    return None
+            except Exception:  # noqa: BLE001
+                pass
+            return Mismatch(_render(node), f"{label} differs ({type(exc).__name__}: "
+                            f"{exc})", e, a)
+        return None
+
+
+def _pandas_message(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = "; ".join(lines)
+    text = text.replace("[left]", "[expected]").replace("[right]", "[got]")
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def _item(x: Any) -> Any:
+    try:
+        return x.item()
+    except Exception:  # noqa: BLE001
+        return x
+
+
+def _index_segment(idx: Tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(i) for i in idx) + "]"
+
+
+def _attr_segment(name: object) -> str:
+    if isinstance(name, str) and name.isidentifier():
+        return f".{name}"
+    return f".__dict__{_key_segment(name)}"
+
+
+def _is_namedtuple(t: type) -> bool:
+    return issubclass(t, tuple) and isinstance(getattr(t, "_fields", None), tuple) \
+        and t.__eq__ is tuple.__eq__
+
+
+def _and_more(n: int, word: str) -> str:
+    return f" (and {n} more {word})" if n > 0 else ""
+
+
+def _sorted(items: list) -> list:
+    try:
+        return sorted(items)
+    except Exception:  # noqa: BLE001 - unorderable elements
+        return items
+
+
+def _differs(node: _Path, e: object, a: object) -> Mismatch:
+    return Mismatch(_render(node), "value differs", e, a)
+
+
+def _call_eq(e: Any, a: Any) -> Optional[bool]:
+    """True/False from ``type(e).__eq__``; None when it fails or is not implemented."""
+    try:
+        result = type(e).__eq__(e, a)
+        if result is NotImplemented:
+            return None
+        return bool(result)
+    except Exception:  # noqa: BLE001 - includes RecursionError, ambiguous truth values
+        return None
+
+
+def _named(obj: Any) -> Tuple[object, object]:
+    if isinstance(obj, types.ModuleType):
+        return ("module", obj.__name__)
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    owner = getattr(obj, "__self__", None)
+    if module is None and owner is not None and not isinstance(owner, types.ModuleType):
+        module = _qualname(type(owner))
+    return (module, qualname)
+
+
+def _compare_named(e: Any, a: Any, node: _Path) -> Optional[Mismatch]:
+    """Functions, classes, modules: the same object or the same (module, qualname)."""
+    ne, na = _named(e), _named(a)
+    if ne == na and ne[1] is not None:
+        return None
+    return Mismatch(_render(node), f"{_kind_word(e)} differs: "
+                    f"{_dotted(ne)} != {_dotted(na)}", e, a)
+
+
+def _kind_word(obj: object) -> str:
+    if isinstance(obj, type):
+        return "class"
+    if isinstance(obj, types.ModuleType):
+        return "module"
+    return "function"
+
+
+def _dotted(name: Tuple[object, object]) -> str:
+    module, qualname = name
+    if module == "module":
+        return str(qualname)
+    return f"{module}.{qualname}" if module else str(qualname)
+
+
+def compare(expected: object, actual: object, path: str = "value") -> Optional[Mismatch]:
+    """None when ``actual`` is equivalent to ``expected``; else the first Mismatch."""
+    return _Comparer().run(expected, actual, path)
+
+
+# --------------------------------------------------------------------------
+# Outcomes
+
+
+def _outcome_text(o: Outcome) -> str:
+    if o.kind == "raise":
+        what = f"raise {_short_repr(o.exception)}"
+    elif o.kind == "return":
+        what = f"return {_short_repr(o.value)}" if o.yielded is None else "return"
+    else:
+        what = f"{o.kind} {_short_repr(o.value)}"
+    if o.yielded is not None:
+        n = len(o.yielded)
+        more = " (or more)" if o.truncated else ""
+        what = f"{what} after yielding {n} value{'s' if n != 1 else ''}{more}"
+    return what
+
+
+def _kind_mismatch(path: str, expected: Outcome, actual: Outcome) -> Mismatch:
+    e_val = expected.exception if expected.kind == "raise" else expected.value
+    a_val = actual.exception if actual.kind == "raise" else actual.value
+    return Mismatch(path, f"expected {_outcome_text(expected)}, "
+                    f"got {_outcome_text(actual)}", e_val, a_val, show_values=False)
+
+
+def compare_outcome(expected: Outcome, actual: Outcome) -> Optional[Mismatch]:
+    """Compare what a recorded call did with what the replayed call did.
+
+    Order: whether it is a generator; the kind (return/raise); the yielded values;
+    the return value or the exception; then the state of every argument recorded
+    on both sides (path ``args_after.<name>``).  When ``expected.truncated``, the
+    recorded generator was cut at the capture bound: only the first
+    ``len(expected.yielded)`` values are compared, and how the generator ended is not.
+    """
+    comparer = _Comparer()
+    e_gen, a_gen = expected.yielded is not None, actual.yielded is not None
+    if e_gen != a_gen:
+        return _kind_mismatch("outcome", expected, actual)
+    if e_gen and expected.truncated:
+        want = len(expected.yielded)
+        got = list(actual.yielded[:want])
+        m = comparer.run(list(expected.yielded[:len(got)]), got, "yielded")
+        if m is not None:
+            return m
+        if len(got) < want:
+            return Mismatch("yielded", f"expected at least {want} yielded values, got "
+                            f"{_outcome_text(actual)}", expected.yielded,
+                            actual.yielded)
+    else:
+        if expected.kind != actual.kind:
+            return _kind_mismatch("outcome", expected, actual)
+        if e_gen:
+            m = comparer.run(list(expected.yielded), list(actual.yielded), "yielded")
+            if m is not None:
+                return m
+        if expected.kind == "raise":
+            m = comparer.run(expected.exception, actual.exception, "exception")
+        else:
+            m = comparer.run(expected.value, actual.value, "return")
+        if m is not None:
+            return m
+    if expected.args_after is not None and actual.args_after is not None:
+        for name, value in expected.args_after.items():
+            if name in actual.args_after:
+                m = comparer.run(value, actual.args_after[name], f"args_after.{name}")
+                if m is not None:
+                    return m
+    return None
