@@ -34,7 +34,7 @@ def _config_dir(tmp_path, monkeypatch):
 def trace(tmp_path, args, *extra, cwd=None, check=True):
     out = str(tmp_path / "out.trace")
     cmd = [sys.executable, "-m", "retracer", "trace", "-q", "-o", out, *extra, *args]
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=120)
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd or str(tmp_path), timeout=120)
     if check:
         assert p.returncode == 0, p.stderr
     return out, p
