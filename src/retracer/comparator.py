@@ -315,7 +315,7 @@ _CALLABLE_TYPES = (types.FunctionType, types.BuiltinFunctionType,
 _NOT_HANDLED = object()
 #: element types for which ``==`` plus identical types is the whole comparison
 _ATOMIC = frozenset((type(None), int, bool, str, bytes, float))
-_MAX_LOCALIZE_NESTING = 20
+_REPORT = object()   # stack marker: (_REPORT, (reason, expected, actual), path)
 
 
 def _atomic_equal(xs: list, ys: list) -> bool:
@@ -414,10 +414,9 @@ def _first_difference(e: Any, a: Any) -> str:
 
 
 class _Comparer:
-    def __init__(self, nesting: int = 0) -> None:
+    def __init__(self) -> None:
         self.seen: set = set()
         self.keep: list = []        # keeps compared objects alive so ids stay unique
-        self.nesting = nesting
 
     # -- driver ------------------------------------------------------------
     def run(self, expected: object, actual: object, path: _Path) -> Optional[Mismatch]:
@@ -425,6 +424,11 @@ class _Comparer:
         pop, extend = stack.pop, stack.extend
         while stack:
             e, a, node = pop()
+            if e is _REPORT:
+                # every child of an object whose __eq__ said False was equal:
+                # report the object as a whole
+                reason, x, y = a
+                return Mismatch(_render(node), reason, x, y)
             result = self.step(e, a, node)
             if result is None:
                 continue
@@ -638,35 +642,15 @@ class _Comparer:
             if verdict is True:
                 return None
             if verdict is False:
-                # Find where they differ to give a precise message; if the state
-                # looks the same, report the objects as a whole.
-                if self.nesting < _MAX_LOCALIZE_NESTING:
-                    inner = _Comparer(self.nesting + 1)
-                    inner.seen = set(self.seen)
-                    inner.keep = self.keep
-                    inner.seen.discard((id(e), id(a)))
-                    found = inner.run_state(e, a, node)
-                    if isinstance(found, Mismatch):
-                        return found
-                return Mismatch(_render(node),
-                                f"not equal (by {_qualname(t)}.__eq__)", e, a)
+                # Compare the state to say precisely where they differ; when it
+                # all looks the same, the marker (popped last) reports the whole.
+                children = self._state_children(e, a, node)
+                if isinstance(children, Mismatch):
+                    return children
+                marker = (_REPORT, (f"not equal (by {_qualname(t)}.__eq__)", e, a), node)
+                return [*(children or ()), marker]
             # __eq__ raised or is not implemented for these: compare the state
         return self._state_children(e, a, node)
-
-    def run_state(self, e: Any, a: Any, node: _Path) -> Optional[Mismatch]:
-        self._enter(e, a)
-        result = self._state_children(e, a, node)
-        if result is None or isinstance(result, Mismatch):
-            return result
-        stack = list(reversed(result))
-        while stack:
-            x, y, n = stack.pop()
-            r = self.step(x, y, n)
-            if isinstance(r, Mismatch):
-                return r
-            if r:
-                stack.extend(reversed(r))
-        return None
 
     def _state_children(self, e: Any, a: Any, node: _Path) -> Any:
         es, as_ = _state(e), _state(a)
