@@ -64,10 +64,41 @@ def copy_program(name: str, dest: Path) -> str:
     return name
 
 
+def popen(cmd: Sequence[str], cwd=None, env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
+    """Start cmd in its own process group, so that whatever it starts can be
+    ended with it."""
+    return subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=POSIX)
+
+
+def kill_group(p: subprocess.Popen) -> None:
+    """End p and the processes it started (only those: its own process group)."""
+    if POSIX:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    elif p.poll() is None:
+        p.kill()
+
+
+def finish(p: subprocess.Popen) -> subprocess.CompletedProcess:
+    """Wait (at most TIMEOUT) for p; a process that hangs fails the test."""
+    try:
+        out, err = p.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        kill_group(p)
+        out, err = p.communicate()
+        pytest.fail(f"{p.args} did not finish within {TIMEOUT} s\n--- stdout\n{out}\n--- stderr\n{err}")
+    finally:
+        kill_group(p)  # leftovers of a finished process, if any
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
 def run_python(args: Sequence[str], cwd=None, env: Optional[Dict[str, str]] = None
                ) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=TIMEOUT)
+    return finish(popen([sys.executable, *args], cwd=cwd, env=env))
 
 
 def retracer(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
@@ -100,8 +131,10 @@ def assert_one_line_error(cp: subprocess.CompletedProcess, *needles: str) -> str
 
 
 def leftovers(directory: Path) -> List[str]:
-    """Temporary files of the trace writer or the engine's spool."""
-    return sorted(n for n in os.listdir(directory) if ".tmp-" in n or ".spool-" in n)
+    """Temporary files of the trace writer, the engine's spool, the capture spool:
+    all hidden (.out.trace.tmp-*, .out.trace.spool-*, ...)."""
+    return sorted(n for n in os.listdir(directory)
+                  if n.startswith(".") or ".tmp-" in n or ".spool-" in n)
 
 
 def function_calls(reader: TraceReader, name: str, filename: Optional[str] = None) -> int:
@@ -112,11 +145,6 @@ def function_calls(reader: TraceReader, name: str, filename: Optional[str] = Non
     return sum(s.calls for s in reader.func_stats() if s.fid in fids)
 
 
-def popen(args: Sequence[str], cwd) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
 def wait_ready(p: subprocess.Popen) -> None:
     """Wait (at most TIMEOUT) for the program's first stdout line, "ready"."""
     got: List[str] = []
@@ -124,22 +152,20 @@ def wait_ready(p: subprocess.Popen) -> None:
     t.start()
     t.join(TIMEOUT)
     if not got or got[0].strip() != "ready":
-        p.kill()
+        kill_group(p)
         out, err = p.communicate(timeout=TIMEOUT)
         pytest.fail(f"program did not print 'ready': got {got!r}\nstdout={out}\nstderr={err}")
 
 
 def signal_after_ready(args: Sequence[str], cwd, sig: int) -> subprocess.CompletedProcess:
-    p = popen(args, cwd)
+    p = popen([sys.executable, *args], cwd)
     try:
         wait_ready(p)
-        p.send_signal(sig)
-        out, err = p.communicate(timeout=TIMEOUT)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
-    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+        p.send_signal(sig)  # to the program's process only, like kill PID
+    except BaseException:
+        kill_group(p)
+        raise
+    return finish(p)
 
 
 @pytest.fixture
@@ -176,6 +202,24 @@ def test_streams_argv_and_main_module_identical_to_python(prog_dir, out_dir):
         assert r.meta["exit_status"] == 0
         assert r.meta["stopped_by"] in ("end", "exit")
         assert function_calls(r, "describe") == 1
+
+
+def test_traced_program_runs_exactly_once(prog_dir, out_dir):
+    """A script's body (not guarded by `if __name__ == "__main__":`) has side
+    effects: tracing must run it once, as python does -- nothing retracer does
+    after the run (checking or replaying the captured calls) may run it again."""
+    name = copy_program("behaviour_runs_once.py", prog_dir)
+    log = prog_dir / "runs.log"
+    plain = run_python([name], cwd=prog_dir)
+    assert plain.returncode == 0, show(plain)
+    assert log.read_text() == "ran\n"
+    log.unlink()
+    out = out_dir / "out.trace"
+    traced = trace(out, name, cwd=prog_dir)
+    assert_same(traced, plain)
+    assert log.read_text() == "ran\n", "the program ran more than once under retracer trace"
+    with TraceReader(out) as r:
+        assert function_calls(r, "log_run") == 1
 
 
 def test_script_given_by_absolute_path_from_another_directory(prog_dir, out_dir, tmp_path):
@@ -281,8 +325,7 @@ def test_recursion_depth_and_recursion_error_like_python(prog_dir, out_dir, laun
     else:
         if not CONSOLE_SCRIPT.is_file():
             pytest.skip(f"no console script {CONSOLE_SCRIPT}")
-        traced = subprocess.run([str(CONSOLE_SCRIPT), "trace", "-q", "-o", str(out), name],
-                                cwd=prog_dir, capture_output=True, text=True, timeout=TIMEOUT)
+        traced = finish(popen([CONSOLE_SCRIPT, "trace", "-q", "-o", out, name], cwd=prog_dir))
     plain = run_python([name], cwd=prog_dir)
     assert plain.returncode == 1
     assert "RecursionError" in plain.stderr
@@ -349,6 +392,36 @@ def test_sigterm_to_looping_program_leaves_a_complete_trace(prog_dir, out_dir):
         assert r.meta["complete"] is True
         assert function_calls(r, "spin") >= 10
     assert leftovers(out_dir) == []
+
+
+@pytest.mark.skipif(not POSIX, reason="signals")
+def test_program_with_its_own_sigterm_handler_keeps_it(prog_dir, out_dir):
+    name = copy_program("behaviour_term_handler.py", prog_dir)
+    out = out_dir / "out.trace"
+    plain = signal_after_ready([name], prog_dir, signal.SIGTERM)
+    traced = signal_after_ready(["-m", "retracer", "trace", "-q", "-o", str(out), name],
+                                prog_dir, signal.SIGTERM)
+    assert plain.returncode == 4, show(plain)
+    assert_same(traced, plain)
+    with TraceReader(out) as r:
+        assert r.meta["exit_status"] == 4
+        assert function_calls(r, "handler") == 1
+    assert leftovers(out_dir) == []
+
+
+def test_threads_and_atexit_like_python(prog_dir, out_dir):
+    name = copy_program("behaviour_threads.py", prog_dir)
+    out = out_dir / "out.trace"
+    traced = trace(out, name, cwd=prog_dir)
+    plain = run_python([name], cwd=prog_dir)
+    assert plain.returncode == 0, show(plain)
+    assert_same(traced, plain)
+    assert plain.stdout == "main done\nlate thread done\natexit ran\n"
+    assert "KeyError: 'in thread'" in traced.stderr
+    with TraceReader(out) as r:
+        assert function_calls(r, "late") == 1  # the thread still running at the end is traced
+        assert function_calls(r, "bad") == 1
+        assert {"MainThread", "Late", "Bad"} <= {t.name for t in r.threads}
 
 
 # ------------------------------------------------------------------- 6. -m module
@@ -522,7 +595,7 @@ def test_forked_children_do_not_touch_the_parents_trace(prog_dir, out_dir, mode)
         entered = sum(1 for t in r.threads for tag, fid, _ in iter_events(r, t.thread_idx)
                       if tag == ENTER and fid in fids)
         assert entered == 2
-    assert sorted(os.listdir(out_dir)) == ["out.trace"]
+    assert leftovers(out_dir) == []
 
 
 # ------------------------------------------------------------------- 8. errors
@@ -631,7 +704,8 @@ def test_no_temporary_files_remain_after_a_run(prog_dir, out_dir):
     name = copy_program("behaviour_streams.py", prog_dir)
     cp = trace(out_dir / "out.trace", name, cwd=prog_dir)
     assert cp.returncode == 0, show(cp)
-    assert sorted(os.listdir(out_dir)) == ["out.trace"]
+    assert (out_dir / "out.trace").is_file()
+    assert leftovers(out_dir) == []
     assert leftovers(prog_dir) == []
 
 
@@ -641,7 +715,7 @@ def test_failed_program_leaves_no_temporary_files_next_to_existing_trace(prog_di
     out.write_bytes(b"previous content")
     cp = trace(out, name, "value", cwd=prog_dir)
     assert cp.returncode == 1, show(cp)
-    assert sorted(os.listdir(out_dir)) == ["out.trace"]
+    assert leftovers(out_dir) == []
     with TraceReader(out) as r:  # replaced as a whole by a complete trace
         assert r.meta["stopped_by"] == "exception"
 
@@ -684,7 +758,7 @@ def test_api_context_manager(prog_dir, out_dir):
         assert function_calls(r, "work") == 1
         assert function_calls(r, "square") == 10
         assert r.meta["stopped_by"] == "end"
-    assert sorted(os.listdir(out_dir)) == ["with.trace"]
+    assert leftovers(out_dir) == []
 
 
 def test_api_decorator(prog_dir, out_dir):
@@ -695,7 +769,7 @@ def test_api_decorator(prog_dir, out_dir):
     with TraceReader(out) as r:  # the second call wrote the file again
         assert function_calls(r, "main") == 1
         assert function_calls(r, "square") == 10
-    assert sorted(os.listdir(out_dir)) == ["deco.trace"]
+    assert leftovers(out_dir) == []
 
 
 def test_api_disabled_writes_nothing(prog_dir, out_dir):
