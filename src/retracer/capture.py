@@ -122,17 +122,21 @@ class Capturer:
     def yield_(self, cid: int, value: Any) -> None:
         try:
             p = self._pending.get(cid)
-            if p is None or p.status != OK:
+            if p is None or p.status != OK or "yield_error" in p.info:
                 return
             if len(p.yields) >= self.max_yields:
                 p.yields_truncated = True
                 return
+            # A value that cannot be kept does not change the call's status here:
+            # a coroutine awaiting a future "yields" it to the event loop, and that
+            # is not part of its outcome. Replay decides by the function's kind
+            # (a generator with a yield_error is not replayable).
             try:
                 p.yields.append(dumps(value, self.max_value_bytes))
             except _Unpicklable as e:
-                p.status, p.info["error"] = UNPICKLABLE, f"yielded value: {e}"
+                p.info["yield_error"], p.info["yield_status"] = f"yielded value: {e}", UNPICKLABLE
             except _TooLarge as e:
-                p.status, p.info["error"] = TOO_LARGE, f"yielded value: {e}"
+                p.info["yield_error"], p.info["yield_status"] = f"yielded value: {e}", TOO_LARGE
         except BaseException:
             pass
 
