@@ -300,8 +300,9 @@ def cmd_replay(argv: Sequence[str]) -> int:
             for line in res.message.splitlines():
                 print(f"    {line}", file=out)
         elif res.verdict in ("skipped", "unstable"):
-            skipped_reasons.setdefault(res.message.split(":")[0], 0)
-            skipped_reasons[res.message.split(":")[0]] += 1
+            # the reason without its details: "not replayable: a value could not be pickled"
+            why = "unstable" if res.verdict == "unstable" else res.message.split(" (")[0]
+            skipped_reasons[why] = skipped_reasons.get(why, 0) + 1
         _progress(i + 1, len(cases), "replaying")
     nfun = len({c.fid for c in cases})
     print(f"retracer: replayed {len(cases)} calls of {nfun} functions: {counts['match']} match, "
