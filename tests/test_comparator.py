@@ -174,6 +174,16 @@ def test_complex_component_wise():
     caught(complex(float("nan"), 2), complex(1, 2))
 
 
+def test_values_by_eq_without_state():
+    import datetime
+
+    accepted(datetime.date(2020, 1, 1), datetime.date(2020, 1, 1))
+    accepted(datetime.timedelta(seconds=60), datetime.timedelta(minutes=1))
+    m = caught(datetime.date(2020, 1, 1), datetime.date(2021, 1, 1), "return")
+    assert m.describe() == ("return: value differs: expected datetime.date(2020, 1, 1), "
+                            "got datetime.date(2021, 1, 1)")
+
+
 def test_decimal_and_fraction():
     import fractions
 
@@ -257,6 +267,8 @@ def test_list_subclass_state_compared():
     y.tag = "b"
     m = caught(x, y)
     assert m.path == "value.__dict__['tag']"
+    assert caught(Tagged([1, 2]), Tagged([1, 2, 3])).reason == "length differs: 2 != 3"
+    assert caught(Tagged([1, 2]), Tagged([1, 5])).path == "value[1]"
 
 
 # ---------------------------------------------------------------- strings
@@ -875,7 +887,7 @@ def test_pandas_objects():
     changed.loc[2, "a"] = 4
     m = caught(df, changed, "return")
     assert m.reason.startswith("DataFrame differs: ")
-    assert "[expected]" in m.reason and "[got]" in m.reason
+    assert "[expected]: [1, 2, 3]" in m.reason and "[got]: [1, 2, 4]" in m.reason
     m = caught(pd.Series([1, 2]), pd.Series([1, 2], name="n"))
     assert m.reason.startswith("Series differs: ")
     m = caught(pd.Index(["x", "y"]), pd.Index(["x", "z"]))

@@ -647,6 +647,8 @@ class _Comparer:
                 children = self._state_children(e, a, node)
                 if isinstance(children, Mismatch):
                     return children
+                if children is None:        # no state: __eq__ compared the values
+                    return _differs(node, e, a)
                 marker = (_REPORT, (f"not equal (by {_qualname(t)}.__eq__)", e, a), node)
                 return [*(children or ()), marker]
             # __eq__ raised or is not implemented for these: compare the state
@@ -759,6 +761,7 @@ def _pandas_message(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     text = "; ".join(lines)
     text = text.replace("[left]", "[expected]").replace("[right]", "[got]")
+    text = re.sub(r"\]:\s+", "]: ", text)
     return text if len(text) <= 400 else text[:397] + "..."
 
 
