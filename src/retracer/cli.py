@@ -148,9 +148,16 @@ def _after_trace(tracer, ns, command, quiet: bool) -> None:
         if not quiet:
             print(f"retracer: checking {n} captured calls for nondeterminism (replaying them twice)...",
                   file=sys.stderr, flush=True)
-        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True, errors="replace")
-        if not quiet:  # only retracer's own lines: what the replayed code prints is not shown
+        env = dict(os.environ, RETRACER_CALL_TIMEOUT=os.environ.get("RETRACER_CALL_TIMEOUT", "10"))
+        try:
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, errors="replace", env=env,
+                               timeout=float(os.environ.get("RETRACER_STABLE_TIMEOUT", "300")))
+        except subprocess.TimeoutExpired:
+            print("retracer: the stability check did not finish in time; run "
+                  f"'retracer replay --check-stable {os.path.relpath(s.path)}' yourself", file=sys.stderr)
+            p = None
+        if p is not None and not quiet:  # only retracer's own lines, not what replayed code prints
             for line in p.stderr.splitlines():
                 if line.startswith("retracer:"):
                     print(line, file=sys.stderr)

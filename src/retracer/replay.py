@@ -34,6 +34,35 @@ class Unresolvable(Exception):
     """The recorded function cannot be found or called again."""
 
 
+class CallTimeout(BaseException):
+    """A replayed call ran longer than the per-call limit."""
+
+
+#: seconds one replayed call may run before it is reported as an error (0: no limit)
+CALL_TIMEOUT = float(os.environ.get("RETRACER_CALL_TIMEOUT", "60"))
+
+
+def _with_timeout(fn: Callable[[], Any], seconds: float) -> Any:
+    """Run fn, raising CallTimeout after `seconds` (main thread only, POSIX)."""
+    import signal
+    import threading
+
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread() \
+            or not hasattr(signal, "setitimer"):
+        return fn()
+
+    def on_alarm(signum, frame):
+        raise CallTimeout()
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return fn()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 @dataclass
 class Case:
     """One captured call."""
@@ -288,7 +317,11 @@ class Replayer:
             return Result(case, "skipped", str(e))
         except Exception as e:
             return Result(case, "error", f"cannot load the recorded values: {type(e).__name__}: {e}")
-        actual = self.invoke(case, fn, args, expected)
+        try:
+            actual = _with_timeout(lambda: self.invoke(case, fn, args, expected), CALL_TIMEOUT)
+        except CallTimeout:
+            return Result(case, "error", f"the call did not return within {CALL_TIMEOUT:g} s "
+                                         f"(set RETRACER_CALL_TIMEOUT to change the limit)")
         if expected.kind == "raise" and expected.exception is None and actual.kind == "raise":
             return Result(case, "match")  # recorded without its exception (<= 3.10 hook)
         mm = compare_outcome(expected, actual)
@@ -303,8 +336,10 @@ class Replayer:
         try:
             fn, _ = self._prepare(case)
             expected = self.expected(case)
-            a = self.invoke(case, fn, self._args(case), expected)
-            b = self.invoke(case, fn, self._args(case), expected)
+            a = _with_timeout(lambda: self.invoke(case, fn, self._args(case), expected), CALL_TIMEOUT)
+            b = _with_timeout(lambda: self.invoke(case, fn, self._args(case), expected), CALL_TIMEOUT)
+        except CallTimeout:
+            return f"the call did not return within {CALL_TIMEOUT:g} s"
         except Unresolvable:
             return None
         except Exception as e:
