@@ -507,6 +507,13 @@ def test_state_compared_without_eq():
     assert m.path == "args_after.x.items[0]['n']"
 
 
+def test_simple_namespace_by_attributes():
+    accepted(types.SimpleNamespace(x=0.1 + 0.2, y=float("nan")),
+             types.SimpleNamespace(x=0.3, y=float("nan")))
+    m = caught(types.SimpleNamespace(x=1), types.SimpleNamespace(x=2))
+    assert m.path == "value.x"
+
+
 def test_state_missing_and_unexpected_attribute():
     m = caught(Plain(a=1, b=2), Plain(a=1))
     assert m.reason == "missing attribute 'b'"

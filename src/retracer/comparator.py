@@ -46,7 +46,6 @@ import math
 import pprint
 import re
 import reprlib
-import sys
 import types
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -197,7 +196,8 @@ _HUNK = re.compile(r"^@@ -(\d+)(,\d+)? \+(\d+)(,\d+)? @@$")
 def _short_diff(expected: object, actual: object) -> Optional[List[str]]:
     """A unified diff of at most ~12 lines around the first difference."""
     if isinstance(expected, (str, bytes, bytearray)) and type(expected) is type(actual):
-        if "\n" not in _as_text(expected) + _as_text(actual) and \
+        nl = "\n" if isinstance(expected, str) else b"\n"
+        if nl not in expected and nl not in actual and \
                 max(len(expected), len(actual)) <= 80:
             return None
     ea, aa = _diff_lines(expected), _diff_lines(actual)
@@ -225,12 +225,6 @@ def _short_diff(expected: object, actual: object) -> Optional[List[str]]:
         rest = len(out) - _DIFF_MAX_LINES
         out = out[:_DIFF_MAX_LINES] + [f"... ({rest} more diff lines)"]
     return out
-
-
-def _as_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return value.decode("latin-1")
 
 
 # --------------------------------------------------------------------------
@@ -515,6 +509,8 @@ class _Comparer:
             return [(_drain(e), _drain(a), (node, ".<yielded>"))]
         if isinstance(e, decimal.Decimal) and e.is_nan() and a.is_nan():
             return None
+        if t is types.SimpleNamespace:      # a bag of attributes: compare them
+            return self._state_children(e, a, node)
         return self._object(e, a, node)
 
     # -- containers --------------------------------------------------------
