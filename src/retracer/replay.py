@@ -161,6 +161,9 @@ class Replayer:
             return self._main
         if not os.path.isfile(filename):
             raise Unresolvable(f"the traced script {filename} no longer exists")
+        if not _has_main_guard(filename):
+            raise Unresolvable(f"{os.path.basename(filename)} has no 'if __name__ == \"__main__\":' guard: "
+                               "loading it would run the program again")
         d = os.path.dirname(filename)
         if d not in sys.path:
             sys.path.insert(0, d)
@@ -380,6 +383,25 @@ class Replayer:
             times.append(dt)
             spent += dt
         return min(times), statistics.median(times), len(times)
+
+
+def _has_main_guard(filename: str) -> bool:
+    """True if the script keeps its program under `if __name__ == "__main__":`,
+    so that importing it only defines things."""
+    import ast
+
+    try:
+        with open(filename, "rb") as f:
+            tree = ast.parse(f.read(), filename)
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for node in tree.body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Compare):
+            names = [node.test.left] + list(node.test.comparators)
+            if any(isinstance(n, ast.Name) and n.id == "__name__" for n in names) and \
+                    any(isinstance(n, ast.Constant) and n.value == "__main__" for n in names):
+                return True
+    return False
 
 
 def _skip_reason(case: Case) -> str:
