@@ -51,6 +51,9 @@ def _trace_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-c-calls", action="store_true",
                    help="do not record calls of C functions (builtins)")
     p.add_argument("--tests-root", metavar="DIR", help="where replay tests go")
+    p.add_argument("--no-stability-check", action="store_true",
+                   help="do not replay the captured calls twice after tracing to find unstable ones "
+                        "(run 'retracer replay --check-stable TRACE' later)")
     p.add_argument("--config", metavar="FILE", help="pyproject.toml to read [tool.retracer] from")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the summary")
     p.add_argument("-m", dest="module", metavar="MODULE", help="run a module as a script")
@@ -145,12 +148,14 @@ def _after_trace(tracer, ns, command, quiet: bool) -> None:
         if not n:
             return
         cmd = [sys.executable, "-m", "retracer", "replay", s.path, "--check-stable", "-q"]
-        if not quiet:
+        if ns.no_stability_check:
+            cmd = None
+        elif not quiet:
             print(f"retracer: checking {n} captured calls for nondeterminism (replaying them twice)...",
                   file=sys.stderr, flush=True)
         env = dict(os.environ, RETRACER_CALL_TIMEOUT=os.environ.get("RETRACER_CALL_TIMEOUT", "10"))
         try:
-            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            p = None if cmd is None else subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True, errors="replace", env=env,
                                timeout=float(os.environ.get("RETRACER_STABLE_TIMEOUT", "300")))
         except subprocess.TimeoutExpired:
