@@ -90,7 +90,9 @@ class Capturer:
         self.max_value_bytes = max_value_bytes
         self.max_yields = max_yields
         words = [re.escape(w.lower()) for w in redact if w]
-        self._redact = re.compile("|".join(words)) if words else None
+        # a listed word as the whole name or as one of its _-separated parts:
+        # "password", "user_password", "api_key_old" are secret; "tokens" is not
+        self._redact = re.compile(r"(?:^|_)(?:%s)(?:_|$)" % "|".join(words)) if words else None
         self._ids = itertools.count()
         self._pending: Dict[int, _Pending] = {}
         self._lock = threading.Lock()

@@ -46,7 +46,8 @@ def _trace_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-value-bytes", type=int, metavar="N",
                    help="size cap of one captured value, pickled (default 1 MiB); a call with a larger value is not replayable")
     p.add_argument("--redact", metavar="a,b",
-                   help="argument names (substrings, case-insensitive) never written: default "
+                   help="argument names never written (a listed word as the name or one of its _-separated "
+                        "parts, case-insensitive): default "
                         "password,passwd,secret,token,api_key,apikey,authorization,cookie")
     p.add_argument("--no-c-calls", action="store_true",
                    help="do not record calls of C functions (builtins)")
