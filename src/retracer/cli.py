@@ -143,9 +143,8 @@ def _after_trace(tracer, ns, command, quiet: bool) -> None:
     if s is None or not s.path or tracer.no_capture:
         return
     try:
-        from .tracefile import TraceReader
-        with TraceReader(s.path) as r:
-            n = r.meta.get("captured_calls", 0)
+        # the trace was just written and signed by this process: no need to verify it again
+        n = tracer._capturer.count if tracer._capturer is not None else 0
         if not n:
             return
         cmd = [sys.executable, "-m", "retracer", "replay", s.path, "--check-stable", "-q"]
@@ -172,7 +171,7 @@ def _after_trace(tracer, ns, command, quiet: bool) -> None:
         if not root:
             root = "tests" if os.path.isdir("tests") else (os.path.dirname(s.path) or ".")
         base = ns.module if ns.module else os.path.splitext(os.path.basename(command[0]))[0]
-        path = write_replay_tests(s.path, root, base)
+        path = write_replay_tests(s.path, root, base, trust=True)
         if path and not quiet:
             print(f"retracer: replay tests written to {os.path.relpath(path)} (generated, not meant for git; "
                   f"run them with pytest or: retracer replay {os.path.relpath(path)})", file=sys.stderr)
