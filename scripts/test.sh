@@ -17,14 +17,18 @@ echo "== C engine unit tests"
 make -s -C csrc test test-asan 2>&1 | tee "$results/c.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
-find_python() {  # $1 = 3.X ; prints an interpreter path or nothing
+works() {  # $1 = interpreter, $2 = 3.X: does it run and is it that version?
+  [ -n "$1" ] && [ "$("$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$2" ]
+}
+
+find_python() {  # $1 = 3.X ; prints a working interpreter path or nothing
   local v=$1 p
-  p=$(command -v "python$v" 2>/dev/null) && { echo "$p"; return; }
   if command -v pyenv >/dev/null 2>&1; then
     for p in "$(pyenv root)"/versions/"$v".*/bin/python"$v"; do
-      [ -x "$p" ] && { echo "$p"; return; }
+      works "$p" "$v" && { echo "$p"; return; }
     done
   fi
+  p=$(command -v "python$v" 2>/dev/null) && works "$p" "$v" && { echo "$p"; return; }
 }
 
 pythons=()
