@@ -544,6 +544,71 @@ static PyObject *args_of_current_frame(uint32_t fid)
 
 #define CAPTURE_WANTED(fid) (RT_UNLIKELY(G.cap_left != NULL) && G.cap_left[fid] != 0)
 
+/* -------------------------------------------------------------- events
+ *
+ * What every mechanism does when a call starts, resumes, yields or ends: the
+ * engine event plus the capture bookkeeping. `args_of(src, fid)` produces the
+ * argument values (a new tuple) and is only called for calls being captured.
+ */
+
+typedef PyObject *(*args_fn)(void *src, uint32_t fid);
+
+static inline void capture_start(rt_thread *t, uint32_t fid, int64_t now, args_fn args_of, void *src)
+{
+    long id = cap_begin(t, fid, args_of(src, fid), now);
+    if (id >= 0)
+        capstack_push(t, id);
+}
+
+static inline void ev_enter(rt_thread *t, uint32_t fid, int64_t now, args_fn args_of, void *src)
+{
+    rt_enter(t, fid, now);
+    if (CAPTURE_WANTED(fid))
+        capture_start(t, fid, now, args_of, src);
+}
+
+static inline void ev_resume(rt_thread *t, uint32_t fid, uint64_t key, int64_t now)
+{
+    rt_resume(t, fid, key, now);
+    long id = cap_resume(key);
+    if (id >= 0)
+        capstack_push(t, id);
+}
+
+static inline void ev_suspend(rt_thread *t, uint32_t fid, uint64_t key, int64_t now, PyObject *value)
+{
+    if (RT_UNLIKELY(G.cap_left != NULL)) {
+        long id = capstack_take(t);
+        if (id >= 0) {
+            uint64_t gen = G.gen;
+            cap_suspend(id, key, value);
+            if (G.gen != gen || !G.active)
+                return; /* the session ended during the callback */
+        }
+    }
+    rt_suspend(t, fid, key, now);
+}
+
+/* The innermost call returns `value` or raises (exc=1). For a raise, `value`
+ * is the exception, or NULL when it is the one set in the thread state (PEP
+ * 523) or not visible at all (profile hook: recorded as unknown). */
+static inline void ev_exit(rt_thread *t, uint32_t fid, int64_t now, int exc, PyObject *value)
+{
+    if (RT_UNLIKELY(G.cap_left != NULL)) {
+        long id = capstack_take(t);
+        if (id >= 0) {
+            uint64_t gen = G.gen;
+            if (exc && !value && PyErr_Occurred())
+                cap_end_current_exc(id, now);
+            else
+                cap_end(id, exc, value, now);
+            if (G.gen != gen || !G.active)
+                return;
+        }
+    }
+    rt_exit(t, fid, now, exc);
+}
+
 /* ------------------------------------------------------ sys.monitoring */
 
 #ifdef RT_MECH_MONITORING
@@ -560,130 +625,82 @@ static inline uint64_t current_frame_key(void)
 
 static PyObject *disable_obj; /* sys.monitoring.DISABLE (owned), set by set_disable */
 
-#define MON_PRELUDE                                                     \
+/* Common start of the PY_* callbacks: a function id, the time and the
+ * thread, or an early return. Retracer's own code gets DISABLE where the
+ * event allows it (`ignored`), so it is not reported again. */
+#define MON_PRELUDE(ignored)                                            \
     if (RT_UNLIKELY(!G.active))                                         \
         Py_RETURN_NONE;                                                 \
     uint32_t fid = code_fid((PyCodeObject *)args[0]);                   \
-    if (RT_UNLIKELY(fid == RT_IGNORE)) {                                \
-        Py_INCREF(disable_obj);                                         \
-        return disable_obj;                                             \
-    }                                                                   \
+    if (RT_UNLIKELY(fid == RT_IGNORE))                                  \
+        return Py_NewRef(ignored);                                      \
     int64_t now = rt_clock_now(&G.clock);                               \
     rt_thread *t = cur_thread(now);                                     \
     if (RT_UNLIKELY(!t))                                                \
         Py_RETURN_NONE;
 
+#define MON_ARG2 (nargs > 2 ? args[2] : NULL)
+
+static PyObject *mon_args(void *src, uint32_t fid) { return args_of_current_frame(fid); }
+
 static PyObject *mon_py_start(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
-    MON_PRELUDE
-    rt_enter(t, fid, now);
-    if (CAPTURE_WANTED(fid)) {
-        long id = cap_begin(t, fid, args_of_current_frame(fid), now);
-        if (id >= 0)
-            capstack_push(t, id);
-    }
+    MON_PRELUDE(disable_obj)
+    ev_enter(t, fid, now, mon_args, NULL);
     Py_RETURN_NONE;
 }
 
 static PyObject *mon_py_resume(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
-    MON_PRELUDE
-    uint64_t key = current_frame_key();
-    rt_resume(t, fid, key, now);
-    long id = cap_resume(key);
-    if (id >= 0)
-        capstack_push(t, id);
+    MON_PRELUDE(disable_obj)
+    ev_resume(t, fid, current_frame_key(), now);
     Py_RETURN_NONE;
 }
 
+/* PY_THROW and PY_UNWIND cannot be disabled per location: never DISABLE */
 static PyObject *mon_py_throw(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
-    /* PY_THROW cannot be disabled per location: never return DISABLE */
-    if (RT_UNLIKELY(!G.active))
-        Py_RETURN_NONE;
-    uint32_t fid = code_fid((PyCodeObject *)args[0]);
-    if (fid == RT_IGNORE)
-        Py_RETURN_NONE;
-    int64_t now = rt_clock_now(&G.clock);
-    rt_thread *t = cur_thread(now);
-    if (t) {
-        uint64_t key = current_frame_key();
-        rt_resume(t, fid, key, now);
-        long id = cap_resume(key);
-        if (id >= 0)
-            capstack_push(t, id);
-    }
+    MON_PRELUDE(Py_None)
+    ev_resume(t, fid, current_frame_key(), now);
     Py_RETURN_NONE;
 }
 
 static PyObject *mon_py_return(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
-    MON_PRELUDE
-    if (RT_UNLIKELY(G.cap_left != NULL)) {
-        long id = capstack_take(t);
-        if (id >= 0) {
-            uint64_t gen = G.gen;
-            cap_end(id, 0, nargs > 2 ? args[2] : NULL, now);
-            if (G.gen != gen || !G.active)
-                Py_RETURN_NONE;
-        }
-    }
-    rt_exit(t, fid, now, 0);
+    MON_PRELUDE(disable_obj)
+    ev_exit(t, fid, now, 0, MON_ARG2);
     Py_RETURN_NONE;
 }
 
 static PyObject *mon_py_yield(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
-    MON_PRELUDE
-    uint64_t key = current_frame_key();
-    if (RT_UNLIKELY(G.cap_left != NULL)) {
-        long id = capstack_take(t);
-        if (id >= 0) {
-            uint64_t gen = G.gen;
-            cap_suspend(id, key, nargs > 2 ? args[2] : NULL);
-            if (G.gen != gen || !G.active)
-                Py_RETURN_NONE;
-        }
-    }
-    rt_suspend(t, fid, key, now);
+    MON_PRELUDE(disable_obj)
+    ev_suspend(t, fid, current_frame_key(), now, MON_ARG2);
     Py_RETURN_NONE;
 }
 
 static PyObject *mon_py_unwind(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
-    /* PY_UNWIND cannot be disabled per location: never return DISABLE */
-    if (RT_UNLIKELY(!G.active))
-        Py_RETURN_NONE;
-    uint32_t fid = code_fid((PyCodeObject *)args[0]);
-    if (fid == RT_IGNORE)
-        Py_RETURN_NONE;
-    int64_t now = rt_clock_now(&G.clock);
-    rt_thread *t = cur_thread(now);
-    if (!t)
-        Py_RETURN_NONE;
-    if (RT_UNLIKELY(G.cap_left != NULL)) {
-        long id = capstack_take(t);
-        if (id >= 0) {
-            uint64_t gen = G.gen;
-            cap_end(id, 1, nargs > 2 ? args[2] : NULL, now);
-            if (G.gen != gen || !G.active)
-                Py_RETURN_NONE;
-        }
-    }
-    rt_exit(t, fid, now, 1);
+    MON_PRELUDE(Py_None)
+    ev_exit(t, fid, now, 1, MON_ARG2);
     Py_RETURN_NONE;
+}
+
+/* The function id of the C function a CALL/C_RETURN/C_RAISE event is about,
+ * or RT_IGNORE (not a C function, or called from retracer's own code). */
+static inline uint32_t mon_c_fid(PyObject *const *args, Py_ssize_t nargs)
+{
+    if (RT_UNLIKELY(!G.active) || nargs < 3)
+        return RT_IGNORE;
+    PyMethodDef *ml = c_method_def(args[2]);
+    if (!ml || RT_UNLIKELY(code_fid((PyCodeObject *)args[0]) == RT_IGNORE))
+        return RT_IGNORE;
+    return cfunc_fid(args[2], ml);
 }
 
 static PyObject *mon_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (RT_UNLIKELY(!G.active) || nargs < 3)
-        Py_RETURN_NONE;
-    PyMethodDef *ml = c_method_def(args[2]);
-    if (!ml)
-        Py_RETURN_NONE;
-    if (RT_UNLIKELY(code_fid((PyCodeObject *)args[0]) == RT_IGNORE))
-        Py_RETURN_NONE; /* called from retracer's own code */
-    uint32_t fid = cfunc_fid(args[2], ml);
+    uint32_t fid = mon_c_fid(args, nargs);
     if (fid == RT_IGNORE)
         Py_RETURN_NONE;
     int64_t now = rt_clock_now(&G.clock);
@@ -695,14 +712,7 @@ static PyObject *mon_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 
 static PyObject *mon_c_exit(PyObject *const *args, Py_ssize_t nargs, int exc)
 {
-    if (RT_UNLIKELY(!G.active) || nargs < 3)
-        Py_RETURN_NONE;
-    PyMethodDef *ml = c_method_def(args[2]);
-    if (!ml)
-        Py_RETURN_NONE;
-    if (RT_UNLIKELY(code_fid((PyCodeObject *)args[0]) == RT_IGNORE))
-        Py_RETURN_NONE; /* called from retracer's own code */
-    uint32_t fid = cfunc_fid(args[2], ml);
+    uint32_t fid = mon_c_fid(args, nargs);
     if (fid == RT_IGNORE)
         Py_RETURN_NONE;
     int64_t now = rt_clock_now(&G.clock);
@@ -757,12 +767,13 @@ static PyObject *args_of_iframe(_PyInterpreterFrame *f, uint32_t fid)
     return values;
 }
 
+static PyObject *iframe_args(void *f, uint32_t fid) { return args_of_iframe(f, fid); }
+
 static PyObject *rt_eval_frame(PyThreadState *ts, _PyInterpreterFrame *f, int throwflag)
 {
     if (RT_UNLIKELY(!G.active))
         return _PyEval_EvalFrameDefault(ts, f, throwflag);
-    PyCodeObject *co = f->f_code;
-    uint32_t fid = code_fid(co);
+    uint32_t fid = code_fid(f->f_code);
     if (RT_UNLIKELY(fid == RT_IGNORE))
         return _PyEval_EvalFrameDefault(ts, f, throwflag);
     uint64_t gen = G.gen;
@@ -770,58 +781,31 @@ static PyObject *rt_eval_frame(PyThreadState *ts, _PyInterpreterFrame *f, int th
     rt_thread *t = cur_thread(now);
     if (RT_UNLIKELY(!t))
         return _PyEval_EvalFrameDefault(ts, f, throwflag);
-    long cap = -1;
-    if (RT_UNLIKELY(G.fflags[fid] & RT_F_GEN)) {
-        if (f->owner != FRAME_OWNED_BY_GENERATOR) /* the call that creates the generator */
-            return _PyEval_EvalFrameDefault(ts, f, throwflag);
-        uint64_t key = (uint64_t)(uintptr_t)f;
-        PyGenObject *g = _PyFrame_GetGenerator(f);
-        Py_INCREF(g);
-        int fresh = _Py_OPCODE(*f->prev_instr) == RETURN_GENERATOR;
-        rt_resume(t, fid, key, now);
-        if (RT_UNLIKELY(G.cap_left != NULL)) {
-            cap = cap_resume(key);
-            if (cap < 0 && fresh && CAPTURE_WANTED(fid))
-                cap = cap_begin(t, fid, args_of_iframe(f, fid), now);
-        }
+    if (RT_LIKELY(!(G.fflags[fid] & RT_F_GEN))) {
+        ev_enter(t, fid, now, iframe_args, f);
         PyObject *r = _PyEval_EvalFrameDefault(ts, f, throwflag);
-        if (G.active && G.gen == gen) {
-            now = rt_clock_now(&G.clock);
-            if (r != NULL && g->gi_frame_state == FRAME_SUSPENDED) {
-                if (cap >= 0)
-                    cap_suspend(cap, key, r);
-                if (G.active && G.gen == gen)
-                    rt_suspend(t, fid, key, now);
-            } else {
-                if (cap >= 0) {
-                    if (r)
-                        cap_end(cap, 0, r, now);
-                    else
-                        cap_end_current_exc(cap, now);
-                }
-                if (G.active && G.gen == gen)
-                    rt_exit(t, fid, now, r == NULL);
-            }
-        }
-        Py_DECREF(g);
+        if (RT_LIKELY(G.active && G.gen == gen))
+            ev_exit(t, fid, rt_clock_now(&G.clock), r == NULL, r);
         return r;
     }
-    rt_enter(t, fid, now);
-    if (CAPTURE_WANTED(fid))
-        cap = cap_begin(t, fid, args_of_iframe(f, fid), now);
+    if (f->owner != FRAME_OWNED_BY_GENERATOR) /* the call that creates the generator */
+        return _PyEval_EvalFrameDefault(ts, f, throwflag);
+    /* a generator or coroutine starts (its first instruction ran: RETURN_GENERATOR) or resumes */
+    uint64_t key = (uint64_t)(uintptr_t)f;
+    PyGenObject *g = (PyGenObject *)Py_NewRef(_PyFrame_GetGenerator(f));
+    int fresh = _Py_OPCODE(*f->prev_instr) == RETURN_GENERATOR;
+    ev_resume(t, fid, key, now);
+    if (fresh && CAPTURE_WANTED(fid))
+        capture_start(t, fid, now, iframe_args, f);
     PyObject *r = _PyEval_EvalFrameDefault(ts, f, throwflag);
-    if (RT_LIKELY(G.active && G.gen == gen)) {
+    if (G.active && G.gen == gen) {
         now = rt_clock_now(&G.clock);
-        if (RT_UNLIKELY(cap >= 0)) {
-            if (r)
-                cap_end(cap, 0, r, now);
-            else
-                cap_end_current_exc(cap, now);
-            if (!G.active || G.gen != gen)
-                return r;
-        }
-        rt_exit(t, fid, now, r == NULL);
+        if (r != NULL && g->gi_frame_state == FRAME_SUSPENDED)
+            ev_suspend(t, fid, key, now, r);
+        else
+            ev_exit(t, fid, now, r == NULL, r);
     }
+    Py_DECREF(g);
     return r;
 }
 
@@ -855,6 +839,8 @@ static PyObject *args_of_pyframe(PyFrameObject *frame, uint32_t fid)
     return values;
 }
 
+static PyObject *pyframe_args(void *frame, uint32_t fid) { return args_of_pyframe(frame, fid); }
+
 static int rt_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
 {
     if (RT_UNLIKELY(!G.active))
@@ -875,42 +861,22 @@ static int rt_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
             return 0;
         int is_gen = (G.fflags[fid] & RT_F_GEN) != 0;
         uint64_t key = (uint64_t)(uintptr_t)frame;
-        uint64_t gen = G.gen;
         if (what == PyTrace_CALL) {
-            if (is_gen && frame->f_lasti >= 0) {
-                rt_resume(t, fid, key, now);
-                long id = cap_resume(key);
-                if (id >= 0)
-                    capstack_push(t, id);
-            } else {
-                rt_enter(t, fid, now);
-                if (CAPTURE_WANTED(fid)) {
-                    long id = cap_begin(t, fid, args_of_pyframe(frame, fid), now);
-                    if (id >= 0)
-                        capstack_push(t, id);
-                }
-            }
-        } else {
-#if PY_VERSION_HEX >= 0x030A0000
-            int suspended = is_gen && frame->f_state == FRAME_SUSPENDED;
-#else
-            int suspended = is_gen && frame->f_stacktop != NULL;
-#endif
-            long id = G.cap_left ? capstack_take(t) : -1;
-            if (suspended) {
-                if (id >= 0)
-                    cap_suspend(id, key, arg);
-                if (G.active && G.gen == gen)
-                    rt_suspend(t, fid, key, now);
-            } else {
-                /* the exception being raised is not visible to a profile
-                 * function: it is recorded as a raise of unknown type */
-                if (id >= 0)
-                    cap_end(id, arg == NULL, arg, now);
-                if (G.active && G.gen == gen)
-                    rt_exit(t, fid, now, arg == NULL);
-            }
+            if (is_gen && frame->f_lasti >= 0)
+                ev_resume(t, fid, key, now);
+            else
+                ev_enter(t, fid, now, pyframe_args, frame);
+            return 0;
         }
+#if PY_VERSION_HEX >= 0x030A0000
+        int suspended = is_gen && frame->f_state == FRAME_SUSPENDED;
+#else
+        int suspended = is_gen && frame->f_stacktop != NULL;
+#endif
+        if (suspended)
+            ev_suspend(t, fid, key, now, arg);
+        else /* a profile function cannot see the exception being raised */
+            ev_exit(t, fid, now, arg == NULL, arg);
         return 0;
     }
     case PyTrace_C_CALL:
