@@ -469,17 +469,27 @@ RT_INLINE long rt__find(const rt_thread *t, uint32_t fid)
     return -1;
 }
 
-int rt_exit(rt_thread *t, uint32_t fid, int64_t now, int exc)
+/* Make fid's frame the innermost one: frames above it lost their exits and
+ * are closed at *now (clamped to the thread's last event). Returns 0 if fid
+ * is not open near the top (or the engine is finished): ignore the event. */
+RT_INLINE int rt__unwind_to(rt_thread *t, uint32_t fid, int64_t *now, int exc)
 {
     if (RT_UNLIKELY(t->e->finished))
         return 0;
     long i = rt__find(t, fid);
     if (RT_UNLIKELY(i < 0))
         return 0;
-    if (RT_UNLIKELY(now < t->last_t))
-        now = t->last_t;
+    if (RT_UNLIKELY(*now < t->last_t))
+        *now = t->last_t;
     while ((long)t->depth - 1 > i)
-        rt__close_top(t, now, exc);
+        rt__close_top(t, *now, exc);
+    return 1;
+}
+
+int rt_exit(rt_thread *t, uint32_t fid, int64_t now, int exc)
+{
+    if (!rt__unwind_to(t, fid, &now, exc))
+        return 0;
     rt__close_top(t, now, exc);
     return 1;
 }
@@ -510,6 +520,17 @@ static void rt__gen_release(rt_engine *e, uint32_t idx)
     e->gen_free = idx;
 }
 
+/* Remove the record suspended under key and return its index, or UINT32_MAX. */
+static uint32_t rt__gen_take(rt_engine *e, uint64_t key)
+{
+    uint64_t *v = rt_map_get(&e->gens, key);
+    if (!v)
+        return UINT32_MAX;
+    uint32_t idx = (uint32_t)*v;
+    rt_map_del(&e->gens, key);
+    return idx;
+}
+
 /* A suspended call ends without resuming: count it as a completed call. */
 static void rt__gen_complete(rt_engine *e, uint32_t idx)
 {
@@ -534,21 +555,11 @@ static void rt__gen_complete(rt_engine *e, uint32_t idx)
 int rt_suspend(rt_thread *t, uint32_t fid, uint64_t key, int64_t now)
 {
     rt_engine *e = t->e;
-    if (RT_UNLIKELY(e->finished))
+    if (!rt__unwind_to(t, fid, &now, 0))
         return 0;
-    long i = rt__find(t, fid);
-    if (RT_UNLIKELY(i < 0))
-        return 0;
-    if (RT_UNLIKELY(now < t->last_t))
-        now = t->last_t;
-    while ((long)t->depth - 1 > i)
-        rt__close_top(t, now, 0);
-    uint64_t *old = rt_map_get(&e->gens, key);
-    if (old) {
-        uint32_t oidx = (uint32_t)*old;
-        rt_map_del(&e->gens, key);
-        rt__gen_complete(e, oidx);
-    }
+    uint32_t old = rt__gen_take(e, key);
+    if (old != UINT32_MAX)
+        rt__gen_complete(e, old);
     uint32_t idx = rt__gen_alloc(e);
     int rc = idx == UINT32_MAX ? RT_ERR_NOMEM : rt_map_put(&e->gens, key, idx);
     if (rc != RT_OK) {
@@ -582,13 +593,11 @@ void rt_resume(rt_thread *t, uint32_t fid, uint64_t key, int64_t now)
     rt_engine *e = t->e;
     if (RT_UNLIKELY(e->finished))
         return;
-    uint64_t *v = rt_map_get(&e->gens, key);
-    if (!v) {
+    uint32_t idx = rt__gen_take(e, key);
+    if (idx == UINT32_MAX) {
         rt_enter(t, fid, now);
         return;
     }
-    uint32_t idx = (uint32_t)*v;
-    rt_map_del(&e->gens, key);
     rt_genrec g = e->genpool[idx];
     if (g.fid != fid) { /* a stale record under a reused key */
         rt__gen_complete(e, idx);
@@ -615,12 +624,9 @@ void rt_resume(rt_thread *t, uint32_t fid, uint64_t key, int64_t now)
 
 void rt_forget(rt_engine *e, uint64_t key)
 {
-    uint64_t *v = rt_map_get(&e->gens, key);
-    if (!v)
-        return;
-    uint32_t idx = (uint32_t)*v;
-    rt_map_del(&e->gens, key);
-    rt__gen_complete(e, idx);
+    uint32_t idx = rt__gen_take(e, key);
+    if (idx != UINT32_MAX)
+        rt__gen_complete(e, idx);
 }
 
 /* ---------------------------------------------------------------- finishing */
