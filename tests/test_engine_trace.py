@@ -513,3 +513,16 @@ def test_threads_already_running_are_traced_where_possible(tmp_path):
     else:
         assert calls > 10
         assert "early-bird" in names
+
+
+def test_scope_from_config_wins_over_the_scripts_directory(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.retracer]\nscope = "."\n')
+    app = tmp_path / "app"
+    app.mkdir()
+    script = write(app, "main.py", "print('hi')\n")
+    out, p = trace(tmp_path, [script], cwd=str(tmp_path))
+    with TraceReader(out) as r:
+        assert r.meta["scope"] == str(tmp_path)
+    out2, _ = trace(tmp_path, [script], "--scope", str(app), cwd=str(tmp_path))
+    with TraceReader(out2) as r:
+        assert r.meta["scope"] == str(app)

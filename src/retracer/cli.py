@@ -117,10 +117,8 @@ def cmd_trace(argv: Sequence[str]) -> int:
         no_external_calls=ns.no_external_calls, no_imports=ns.no_imports,
         no_capture=ns.no_capture, c_calls=False if ns.no_c_calls else None,
         max_value_bytes=ns.max_value_bytes, redact=ns.redact,
-        command=command,
+        command=command, default_scope=default_scope,
     )
-    if tracer.scope == os.path.abspath(os.getcwd()) and not ns.scope and "scope" not in _cfg_keys(tracer):
-        tracer.scope = default_scope
     quiet = ns.quiet
 
     def report(summary) -> None:
@@ -143,8 +141,7 @@ def _after_trace(tracer, ns, command, quiet: bool) -> None:
     if s is None or not s.path or tracer.no_capture:
         return
     try:
-        # the trace was just written and signed by this process: no need to verify it again
-        n = tracer._capturer.count if tracer._capturer is not None else 0
+        n = s.captured_calls
         if not n:
             return
         cmd = [sys.executable, "-m", "retracer", "replay", s.path, "--check-stable", "-q"]
@@ -171,6 +168,7 @@ def _after_trace(tracer, ns, command, quiet: bool) -> None:
         if not root:
             root = "tests" if os.path.isdir("tests") else (os.path.dirname(s.path) or ".")
         base = ns.module if ns.module else os.path.splitext(os.path.basename(command[0]))[0]
+        # the trace was just written and signed by this process: no need to verify it again
         path = write_replay_tests(s.path, root, base, trust=True)
         if path and not quiet:
             print(f"retracer: replay tests written to {os.path.relpath(path)} (generated, not meant for git; "
@@ -179,10 +177,6 @@ def _after_trace(tracer, ns, command, quiet: bool) -> None:
         print(f"{e} (replay tests not written)", file=sys.stderr)
     except Exception as e:
         print(f"retracer: could not write replay tests: {type(e).__name__}: {e}", file=sys.stderr)
-
-
-def _cfg_keys(tracer) -> set:
-    return set()
 
 
 def print_summary(s) -> None:
@@ -198,9 +192,9 @@ def print_summary(s) -> None:
     if s.top:
         total = sum(t[2] for t in s.top) or 1
         print("retracer: top functions by own time:", file=err)
-        from .report import _fmt_ns
+        from .report import fmt_ns
         for name, where, own, calls in s.top[:5]:
-            print(f"retracer:   {_fmt_ns(own):>11} {calls:>10,} calls  {name}  ({where})", file=err)
+            print(f"retracer:   {fmt_ns(own):>11} {calls:>10,} calls  {name}  ({where})", file=err)
     if s.error:
         print(f"retracer: warning: {s.error}; the trace may be incomplete", file=err)
     if s.path:
@@ -335,7 +329,9 @@ def _progress(i: int, n: int, what: str) -> None:
 
 
 def _print_bench(rep, cases) -> None:
-    from .report import _fmt_ns
+    import statistics
+
+    from .report import fmt_ns
     by_fn: dict = {}
     for c in cases:
         if c.status != "ok":
@@ -348,13 +344,8 @@ def _print_bench(rep, cases) -> None:
     for (name, where), rs in sorted(by_fn.items(), key=lambda kv: -sum(r[0] for r in kv[1])):
         mins = [r[0] for r in rs]
         meds = [r[1] for r in rs]
-        print(f"{(name + ' (' + where + ')')[:40]:40} {len(rs):>6} {_fmt_ns(min(mins) * 1e9):>11} "
-              f"{_fmt_ns(statistics_median(meds) * 1e9):>12} {_fmt_ns(sum(mins) * 1e9):>12}")
-
-
-def statistics_median(xs):
-    import statistics
-    return statistics.median(xs)
+        print(f"{(name + ' (' + where + ')')[:40]:40} {len(rs):>6} {fmt_ns(min(mins) * 1e9):>11} "
+              f"{fmt_ns(statistics.median(meds) * 1e9):>12} {fmt_ns(sum(mins) * 1e9):>12}")
 
 
 COMMANDS = {"trace": cmd_trace, "profile": cmd_profile, "replay": cmd_replay}

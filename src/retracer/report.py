@@ -72,7 +72,7 @@ def rows(reader: TraceReader) -> List[dict]:
     return out
 
 
-def _fmt_ns(ns: float) -> str:
+def fmt_ns(ns: float) -> str:
     if ns >= 1e9:
         return f"{ns / 1e9:.3f} s"
     if ns >= 1e6:
@@ -103,14 +103,14 @@ def table(reader: TraceReader, top: int = 20, sort: str = "own") -> str:
     lines = []
     meta = reader.meta
     lines.append(f"{meta.get('calls_total', 0):,} calls, {len(reader.threads)} thread(s), "
-                 f"{_fmt_ns(meta.get('duration_ns', 0) or 0)} traced [{meta.get('hook', '?')}]")
+                 f"{fmt_ns(meta.get('duration_ns', 0) or 0)} traced [{meta.get('hook', '?')}]")
     hdr = f"{'own':>11} {'share':>6} {'cumulative':>11} {'calls':>11} {'own/call':>10}  function"
     lines.append(hdr)
     for r in data[:top]:
         calls = f"{r['calls']:,}" if r["calls"] == r["prim_calls"] else f"{r['calls']}/{r['prim_calls']}"
         lines.append(
-            f"{_fmt_ns(r['own_ns']):>11} {100.0 * r['own_ns'] / total_own:5.1f}% {_fmt_ns(r['cum_ns']):>11} "
-            f"{calls:>11} {_fmt_ns(r['own_ns'] / max(r['calls'], 1)):>10}  {r['name']}  "
+            f"{fmt_ns(r['own_ns']):>11} {100.0 * r['own_ns'] / total_own:5.1f}% {fmt_ns(r['cum_ns']):>11} "
+            f"{calls:>11} {fmt_ns(r['own_ns'] / max(r['calls'], 1)):>10}  {r['name']}  "
             f"({_short_where(r['where'], cwd)})")
     if len(data) > top:
         lines.append(f"... {len(data) - top} more functions (--top N to see more)")

@@ -30,10 +30,6 @@ _MAIN_HAS_ANNOTATIONS = "__annotations__" in vars(sys.modules.get("__main__") or
 _C_ENTRY_COSTS = sys.version_info < (3, 12)
 
 
-class ProgramExit(Exception):
-    """How the program ended: `status` for sys.exit, or `exc` for an uncaught exception."""
-
-
 def prepare_script(path: str, args: List[str]) -> Callable[[], None]:
     """Check the script and return a function that runs it as __main__."""
     abspath = os.path.abspath(path)

@@ -51,6 +51,7 @@ class TraceSummary:
     top: List[Tuple[str, str, int, int]] = field(default_factory=list)  # name, where, own_ns, calls
     error: str = ""
     stopped_by: str = "end"
+    captured_calls: int = 0
 
 
 def _dirprefix(path: str) -> str:
@@ -116,6 +117,7 @@ class Tracer:
         max_value_bytes: Optional[int] = None,
         redact: Optional[Sequence[str]] = None,
         command: Optional[List[str]] = None,
+        default_scope: Optional[str] = None,
         handle_signals: bool = True,
         on_finish: Optional[Callable[[TraceSummary], None]] = None,
     ) -> None:
@@ -130,7 +132,7 @@ class Tracer:
         self.output = os.path.abspath(pick("output", output, "retracer.trace"))
         self.max_function_count = int(pick("max_function_count", max_function_count, 100))
         self.timeout = pick("timeout", timeout, None)
-        self.scope = os.path.abspath(pick("scope", scope, os.getcwd()))
+        self.scope = os.path.abspath(pick("scope", scope, default_scope or os.getcwd()))
         only = pick("only_functions", only_functions, None)
         if isinstance(only, str):
             only = [s.strip() for s in only.split(",") if s.strip()]
@@ -404,16 +406,17 @@ class Tracer:
                 w.add_chunk(tidx, seq, raw, n_events)
             w.add_func_stats(results["func_stats"])
             w.add_edge_stats(results["edge_stats"])
+            n_captured = 0
             if self._capturer is not None:
-                n = self._write_captured(w, funcs, rows)
-                w.set_meta("captured_calls", n)
+                n_captured = self._write_captured(w, funcs, rows)
+                w.set_meta("captured_calls", n_captured)
             path = w.commit()
         top = sorted(results["func_stats"], key=lambda r: -r[3])[:5]
         return TraceSummary(
             path=path, calls_total=calls_total, stream_calls=stream_calls,
             threads=len(thread_rows), duration_ns=results["duration_ns"],
             top=[(rows[r[0]][3], _where(rows[r[0]]), r[3], r[1]) for r in top],
-            error=results["error"], stopped_by=stopped_by,
+            error=results["error"], stopped_by=stopped_by, captured_calls=n_captured,
         )
 
     def _write_captured(self, w: TraceWriter, funcs: List[tuple], rows: List[tuple]) -> int:
