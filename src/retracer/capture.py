@@ -65,11 +65,12 @@ def dumps(obj: Any, max_bytes: int) -> bytes:
 
 
 class _Pending:
-    __slots__ = ("fid", "tidx", "names", "values", "args", "status", "info", "t0", "yields",
+    __slots__ = ("fid", "call_no", "tidx", "names", "values", "args", "status", "info", "t0", "yields",
                  "yields_truncated")
 
-    def __init__(self, fid, tidx, names, values, t0):
+    def __init__(self, fid, call_no, tidx, names, values, t0):
         self.fid = fid
+        self.call_no = call_no
         self.tidx = tidx
         self.names = names
         self.values = values
@@ -95,6 +96,7 @@ class Capturer:
         self._redact = re.compile(r"(?:^|_)(?:%s)(?:_|$)" % "|".join(words)) if words else None
         self._ids = itertools.count()
         self._pending: Dict[int, _Pending] = {}
+        self._per_fid: Dict[int, int] = {}
         self._lock = threading.Lock()
         self._file = open(path, "ab")
         self.count = 0
@@ -104,7 +106,9 @@ class Capturer:
     def enter(self, fid: int, tidx: int, names: Tuple[str, ...], values: tuple, now: int):
         try:
             cid = next(self._ids)
-            p = _Pending(fid, tidx, names, values, now)
+            call_no = self._per_fid.get(fid, 0)
+            self._per_fid[fid] = call_no + 1
+            p = _Pending(fid, call_no, tidx, names, values, now)
             secret = [n for n in names if self._redact is not None and self._redact.search(n.lower())]
             if secret:
                 p.status = REDACTED
@@ -174,7 +178,7 @@ class Capturer:
             p.info["yields_truncated"] = p.yields_truncated
             result = pickle.dumps({"yields": p.yields, "return": result}, protocol=5)
         p.info["outcome"] = "raise" if raised else "return"
-        row = (cid, p.fid, p.tidx, cid, p.t0, (now - p.t0) if now is not None else None, p.status,
+        row = (cid, p.fid, p.tidx, p.call_no, p.t0, (now - p.t0) if now is not None else None, p.status,
                p.args if p.status == OK else None, result, exc, after, p.info)
         data = pickle.dumps(row, protocol=5)
         p.values = None
@@ -188,7 +192,7 @@ class Capturer:
         for cid, p in list(self._pending.items()):
             p.status = INCOMPLETE if p.status == OK else p.status
             p.info["outcome"] = "incomplete"
-            row = (cid, p.fid, p.tidx, cid, p.t0, None, p.status, None, None, None, None, p.info)
+            row = (cid, p.fid, p.tidx, p.call_no, p.t0, None, p.status, None, None, None, None, p.info)
             data = pickle.dumps(row, protocol=5)
             with self._lock:
                 self._file.write(_LEN.pack(len(data)))

@@ -122,13 +122,10 @@ class Replayer:
             self.meta = dict(r.meta)
             funcs = r.functions
             self.cases: List[Case] = []
-            per_fid: Dict[int, int] = {}
             for row in r.iter_captured():
                 f = funcs.get(row.fid)
                 if f is None:
                     continue
-                idx = per_fid.get(row.fid, 0)
-                per_fid[row.fid] = idx + 1
                 try:
                     info = json.loads(row.info) if row.info else {}
                 except ValueError:
@@ -139,7 +136,7 @@ class Replayer:
                     # coroutine yields belongs to the event loop: not its outcome)
                     status = info.get("yield_status") or "unpicklable"
                     info["error"] = info["yield_error"]
-                self.cases.append(Case(row.call_id, row.fid, idx, f.qualname or f.name, f.name,
+                self.cases.append(Case(row.call_id, row.fid, row.call_no, f.qualname or f.name, f.name,
                                        f.module or "", f.filename, f.firstlineno, status, info,
                                        row.args, row.result, row.exception, row.args_after))
         self._modules: Dict[str, Any] = {}
