@@ -559,18 +559,11 @@ class _Comparer:
             return self._object(e, a, node)
         e_keys = list(dict.keys(e))
         a_keys = list(dict.keys(a))
-        for k in e_keys:
-            if not dict.__contains__(a, k):
-                return Mismatch(_render(node), f"missing key {_short_repr(k)}" +
-                                _and_more(sum(1 for x in e_keys
-                                              if not dict.__contains__(a, x)) - 1,
-                                          "missing"), e, a)
-        for k in a_keys:
-            if not dict.__contains__(e, k):
-                return Mismatch(_render(node), f"unexpected key {_short_repr(k)}" +
-                                _and_more(sum(1 for x in a_keys
-                                              if not dict.__contains__(e, x)) - 1,
-                                          "unexpected"), e, a)
+        for keys, other, word in ((e_keys, a, "missing"), (a_keys, e, "unexpected")):
+            absent = [k for k in keys if not dict.__contains__(other, k)]
+            if absent:
+                return Mismatch(_render(node), f"{word} key {_short_repr(absent[0])}" +
+                                _and_more(len(absent) - 1, word), e, a)
         same_order = all(x is y or x == y for x, y in zip(e_keys, a_keys))
         if isinstance(e, collections.OrderedDict) and not same_order:
             return Mismatch(_render(node), "key order differs: " +
