@@ -121,6 +121,7 @@ class Tracer:
         handle_signals: bool = True,
         on_finish: Optional[Callable[[TraceSummary], None]] = None,
     ) -> None:
+        self._init_args = {k: v for k, v in locals().items() if k != "self"}  # for the decorator
         self.disable = disable
         cfg: Dict[str, Any] = {} if disable else load_config(config_file_path)
 
@@ -455,10 +456,7 @@ class Tracer:
     def __call__(self, func: Callable) -> Callable:
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            with Tracer(self.output, self.max_function_count, self.timeout, self.disable,
-                        scope=self.scope, only_functions=self.only_functions,
-                        no_external_calls=self.no_external_calls, no_imports=self.no_imports,
-                        no_capture=self.no_capture, c_calls=self.c_calls):
+            with Tracer(**self._init_args):  # a fresh session for every call
                 return func(*args, **kwargs)
 
         return wrapper
