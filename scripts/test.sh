@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: builds and runs the C engine's
 # unit tests (plain and with AddressSanitizer/UBSan), then for python3 and every
-# CPython 3.11-3.13 found (RETRACER_TEST_VERSIONS="3.9 3.10 3.11 3.12 3.13" for more;
-# from pyenv or PATH) creates a venv in
+# CPython 3.9-3.13 found (from pyenv or PATH; RETRACER_TEST_VERSIONS="3.12 3.13"
+# to choose) creates a venv in
 # .venvs/, installs retracer with its test dependencies and runs pytest.
 # Exits non-zero if anything fails; ends with one "total: N passed, M failed" line.
 set -u
@@ -36,7 +36,7 @@ pythons=()
 default=$(command -v python3)
 dv=$("$default" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 pythons+=("$default")
-for v in ${RETRACER_TEST_VERSIONS:-3.11 3.12 3.13}; do
+for v in ${RETRACER_TEST_VERSIONS:-3.9 3.10 3.11 3.12 3.13}; do
   [ "$v" = "$dv" ] && continue
   p=$(find_python "$v")
   [ -n "$p" ] && pythons+=("$p")

@@ -468,6 +468,12 @@ if __name__ == "__main__":
 """
 
 
+EXCEPTION_UNSEEN = pytest.mark.xfail(sys.version_info < (3, 11), strict=True, reason=(
+    "the 3.9/3.10 profile hook cannot see which exception a call raised: the recording "
+    "keeps only that it raised, so a changed message or type is not caught there (documented)"))
+
+
+@EXCEPTION_UNSEEN
 def test_exception_message_change_caught(tmp_path):
     trace(tmp_path, RAISING)
     replay_ok(tmp_path)
@@ -475,6 +481,7 @@ def test_exception_message_change_caught(tmp_path):
     replay_caught(tmp_path, "check", "exception", "negative: -2", "negative value: -2")
 
 
+@EXCEPTION_UNSEEN
 def test_exception_type_change_caught(tmp_path):
     trace(tmp_path, RAISING)
     edit(tmp_path, "raise ValueError(", "raise ArithmeticError(")

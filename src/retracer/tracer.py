@@ -356,7 +356,8 @@ class Tracer:
         funcs: List[tuple] = results["functions"]
         flags: List[int] = results["flags"]
         modules = _module_names()
-        qualnames = _qualnames_by_code() if sys.version_info < (3, 11) else {}
+        qualnames = (_qualnames_by_code(d[1] for d in funcs if d[0] == "py")
+                     if sys.version_info < (3, 11) else {})
         rows = []
         for fid, desc in enumerate(funcs):
             if desc[0] == "py":
@@ -516,15 +517,41 @@ def _where(row: tuple) -> str:
     return f"{os.path.basename(row[5])}:{row[6]}"
 
 
-def _qualnames_by_code() -> Dict[int, str]:
-    """Before 3.11 code objects have no co_qualname: find it on the functions."""
+def _qualnames_by_code(codes: Iterable[Any]) -> Dict[int, str]:
+    """Before 3.11 code objects have no co_qualname. Take it from the function
+    objects still alive, and derive the others the way the compiler does, from
+    the code objects they are nested in (module → Class.method,
+    function → f.<locals>.g)."""
     import gc
     import types
 
     out: Dict[int, str] = {}
-    for obj in gc.get_objects():
-        if isinstance(obj, types.FunctionType):
-            out.setdefault(id(obj.__code__), obj.__qualname__)
+
+    def walk(roots: List[Tuple[Any, Optional[str]]]) -> None:
+        while roots:
+            code, qual = roots.pop()
+            is_function = bool(code.co_flags & 0x02)  # CO_NEWLOCALS: a function, not a module/class body
+            for c in code.co_consts:
+                if not isinstance(c, types.CodeType):
+                    continue
+                if qual is None:
+                    q = c.co_name
+                elif is_function:
+                    q = f"{qual}.<locals>.{c.co_name}"
+                else:
+                    q = f"{qual}.{c.co_name}"
+                if id(c) not in out:
+                    out[id(c)] = q
+                    roots.append((c, q))
+
+    # the structure of the code first: functools.wraps copies __qualname__ onto wrappers
+    walk([(co, None) for co in codes if co.co_name == "<module>"])
+    found = [(f.__code__, f.__qualname__) for f in gc.get_objects()
+             if isinstance(f, types.FunctionType) and not hasattr(f, "__wrapped__")
+             and id(f.__code__) not in out]
+    for code, qual in found:
+        out.setdefault(id(code), qual)
+    walk(found)
     return out
 
 
