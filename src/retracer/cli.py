@@ -219,6 +219,8 @@ def cmd_profile(argv: Sequence[str]) -> int:
     from .tracefile import TraceReader
 
     ns = _profile_parser().parse_args(argv)
+    if ns.top < 1:
+        raise RetracerError(f"retracer: --top must be 1 or more (got {ns.top})")
     with TraceReader(ns.trace, trust=ns.trust) as r:
         if ns.format == "table":
             print(report.table(r, top=ns.top, sort=ns.sort))
@@ -271,7 +273,13 @@ def cmd_replay(argv: Sequence[str]) -> int:
     cases = rep.cases
     if ns.functions:
         want = {w.strip() for w in ns.functions.split(",") if w.strip()}
-        cases = [c for c in cases if c.qualname in want or c.name in want]
+        chosen = [c for c in cases if c.qualname in want or c.name in want]
+        if not chosen and cases:
+            known = sorted({c.qualname for c in cases})
+            more = ", ..." if len(known) > 8 else ""
+            raise RetracerError(f"retracer: no captured calls of {ns.functions} in {trace}; "
+                                f"functions with captured calls: {', '.join(known[:8])}{more}")
+        cases = chosen
     out = sys.stdout
     if not cases:
         print(f"retracer: {trace} has no captured calls to replay (traced with --no-capture?)", file=sys.stderr)

@@ -152,9 +152,13 @@ class Tracer:
         self.handle_signals = handle_signals
         self.on_finish = on_finish
         if self.max_function_count < 0:
-            raise RetracerError("retracer: max_function_count must be >= 0")
+            raise RetracerError("retracer: --max-function-count (max_function_count) must be 0 or more; "
+                                "0 captures no calls")
         if self.timeout is not None and float(self.timeout) <= 0:
-            raise RetracerError("retracer: timeout must be a positive number of seconds")
+            raise RetracerError("retracer: --timeout (timeout) must be a positive number of seconds")
+        if self.max_value_bytes <= 0:
+            raise RetracerError("retracer: --max-value-bytes (max_value_bytes) must be a positive number "
+                                "of bytes, e.g. 1048576")
         self._running = False
         self._spool: Optional[str] = None
         self._capturer: Optional[Capturer] = None
