@@ -49,11 +49,11 @@ typedef struct rt_genrec {
 } rt_genrec;
 
 struct rt_thread {
+    rt_thread_head head;       /* depth (frames in use) and idx: first, readable inline */
     rt_engine *e;              /* borrowed: the owning engine */
-    uint32_t idx;              /* registration index */
     uint64_t ident, native_id; /* as given */
-    rt_frame *stack;           /* owned; `cap` frames, `depth` in use */
-    size_t depth, cap;
+    rt_frame *stack;           /* owned; `cap` frames, `head.depth` in use */
+    size_t cap;
     rt_fstat *fs;              /* owned; per-fid counters, `fcap` entries */
     uint32_t fcap;
     rt_edge *edges;            /* owned; `nedges` in use of `edgecap` */
@@ -191,7 +191,7 @@ static void rt__flush(rt_thread *t)
     rt_engine *e = t->e;
     size_t len = (size_t)(t->pos - t->buf);
     if (len && e->stream_on) {
-        if (e->cfg.sink(e->cfg.sink_ctx, t->idx, t->seq, t->buf, len, t->chunk_events) != 0) {
+        if (e->cfg.sink(e->cfg.sink_ctx, t->head.idx, t->seq, t->buf, len, t->chunk_events) != 0) {
             e->stream_on = 0;
             rt__fail(e, RT_ERR_IO, "writing the call stream failed", 0);
         }
@@ -245,7 +245,7 @@ rt_thread *rt_engine_add_thread(rt_engine *e, uint64_t ident, uint64_t native_id
         return NULL;
     memset(t, 0, sizeof *t);
     t->e = e;
-    t->idx = e->nthreads;
+    t->head.idx = e->nthreads;
     t->ident = ident;
     t->native_id = native_id;
     t->root_last_callee = RT_ROOT;
@@ -265,9 +265,7 @@ rt_thread *rt_engine_add_thread(rt_engine *e, uint64_t ident, uint64_t native_id
     return t;
 }
 
-size_t rt_thread_depth(const rt_thread *t) { return t->depth; }
 
-uint32_t rt_thread_index(const rt_thread *t) { return t->idx; }
 
 static int rt__grow_stack(rt_thread *t)
 {
@@ -356,7 +354,7 @@ RT_INLINE uint32_t rt__decide(const rt_engine *e, uint32_t pflags, uint32_t ff)
 RT_INLINE rt_frame *rt__push(rt_thread *t, uint32_t fid, uint32_t caller_override, int64_t now)
 {
     rt_engine *e = t->e;
-    if (RT_UNLIKELY(t->depth == t->cap) && rt__grow_stack(t) != RT_OK) {
+    if (RT_UNLIKELY(t->head.depth == t->cap) && rt__grow_stack(t) != RT_OK) {
         rt__fail(e, RT_ERR_NOMEM, "out of memory for a call stack", 1);
         return NULL;
     }
@@ -364,7 +362,7 @@ RT_INLINE rt_frame *rt__push(rt_thread *t, uint32_t fid, uint32_t caller_overrid
         rt__fail(e, RT_ERR_NOMEM, "out of memory for the profile", 1);
         return NULL;
     }
-    rt_frame *parent = t->depth ? &t->stack[t->depth - 1] : NULL;
+    rt_frame *parent = t->head.depth ? &t->stack[t->head.depth - 1] : NULL;
     uint32_t edge;
     if (caller_override != UINT32_MAX - 1) {
         edge = rt__edge_lookup(t, caller_override, fid);
@@ -383,7 +381,7 @@ RT_INLINE rt_frame *rt__push(rt_thread *t, uint32_t fid, uint32_t caller_overrid
         rt__fail(e, RT_ERR_NOMEM, "out of memory for the call graph", 1);
         return NULL;
     }
-    rt_frame *f = &t->stack[t->depth++];
+    rt_frame *f = &t->stack[t->head.depth++];
     f->fid = fid;
     f->edge = edge;
     f->last_callee = RT_ROOT;
@@ -403,7 +401,7 @@ void rt_enter(rt_thread *t, uint32_t fid, int64_t now)
         return;
     if (RT_UNLIKELY(now < t->last_t))
         now = t->last_t;
-    uint32_t pflags = t->depth ? t->stack[t->depth - 1].flags : RT_FR_SCOPE;
+    uint32_t pflags = t->head.depth ? t->stack[t->head.depth - 1].flags : RT_FR_SCOPE;
     rt_frame *f = rt__push(t, fid, UINT32_MAX - 1, now);
     if (RT_UNLIKELY(!f))
         return;
@@ -418,7 +416,7 @@ void rt_enter(rt_thread *t, uint32_t fid, int64_t now)
  * function (and the edge) had no other open activation (not recursive). */
 RT_INLINE void rt__pop_slice(rt_thread *t, int64_t now, int *fn_rec, int *edge_rec)
 {
-    rt_frame *f = &t->stack[t->depth - 1];
+    rt_frame *f = &t->stack[t->head.depth - 1];
     int64_t tt = now - f->t0;
     if (tt < 0)
         tt = 0;
@@ -433,15 +431,15 @@ RT_INLINE void rt__pop_slice(rt_thread *t, int64_t now, int *fn_rec, int *edge_r
         ed->cum_ns += tt;
     *fn_rec = fs->level != 0;
     *edge_rec = ed->level != 0;
-    t->depth--;
-    if (t->depth)
-        t->stack[t->depth - 1].child += tt;
+    t->head.depth--;
+    if (t->head.depth)
+        t->stack[t->head.depth - 1].child += tt;
 }
 
 /* Close the innermost frame as a completed call. */
 static void rt__close_top(rt_thread *t, int64_t now, int exc)
 {
-    rt_frame *f = &t->stack[t->depth - 1];
+    rt_frame *f = &t->stack[t->head.depth - 1];
     uint32_t fid = f->fid, edge = f->edge;
     if ((f->flags & RT_FR_REC) && t->e->stream_on)
         rt__emit_dt(t, exc ? RT_EV_EXIT_EXC : RT_EV_EXIT, now);
@@ -458,9 +456,9 @@ static void rt__close_top(rt_thread *t, int64_t now, int exc)
 /* Find fid among the innermost frames; returns its depth index or -1. */
 RT_INLINE long rt__find(const rt_thread *t, uint32_t fid)
 {
-    if (RT_UNLIKELY(t->depth == 0))
+    if (RT_UNLIKELY(t->head.depth == 0))
         return -1;
-    long top = (long)t->depth - 1;
+    long top = (long)t->head.depth - 1;
     if (RT_LIKELY(t->stack[top].fid == fid))
         return top;
     for (long i = top - 1; i >= 0 && top - i <= RT_EXIT_SEARCH; i--)
@@ -481,7 +479,7 @@ RT_INLINE int rt__unwind_to(rt_thread *t, uint32_t fid, int64_t *now, int exc)
         return 0;
     if (RT_UNLIKELY(*now < t->last_t))
         *now = t->last_t;
-    while ((long)t->depth - 1 > i)
+    while ((long)t->head.depth - 1 > i)
         rt__close_top(t, *now, exc);
     return 1;
 }
@@ -572,12 +570,12 @@ int rt_suspend(rt_thread *t, uint32_t fid, uint64_t key, int64_t now)
             rt__fail(e, RT_ERR_NOMEM, "out of memory for suspended generators", 0);
         return 1;
     }
-    rt_frame *f = &t->stack[t->depth - 1];
+    rt_frame *f = &t->stack[t->head.depth - 1];
     rt_genrec *g = &e->genpool[idx];
     g->fid = f->fid;
     g->caller = t->edges[f->edge].caller;
     g->flags = f->flags;
-    g->thread_idx = t->idx;
+    g->thread_idx = t->head.idx;
     g->call_no = f->call_no;
     if ((f->flags & RT_FR_REC) && e->stream_on)
         rt__emit_dt(t, RT_EV_SUSPEND, now);
@@ -612,7 +610,7 @@ void rt_resume(rt_thread *t, uint32_t fid, uint64_t key, int64_t now)
         return;
     f->flags = g.flags;
     if ((g.flags & RT_FR_REC) && e->stream_on) {
-        if (g.thread_idx == t->idx) {
+        if (g.thread_idx == t->head.idx) {
             f->call_no = g.call_no;
             rt__emit_fid(t, RT_EV_RESUME, t->stream_calls - g.call_no, now);
         } else {
@@ -640,7 +638,7 @@ int rt_engine_finish(rt_engine *e, int64_t now)
     for (uint32_t i = 0; i < e->nthreads; i++) {
         rt_thread *t = e->threads[i];
         int64_t tnow = now < t->last_t ? t->last_t : now;
-        while (t->depth && !was_fatal)
+        while (t->head.depth && !was_fatal)
             rt__close_top(t, tnow, 0);
     }
     for (size_t s = 0; s < e->gens.cap; s++) {
@@ -652,7 +650,7 @@ int rt_engine_finish(rt_engine *e, int64_t now)
         rt_thread *t = e->threads[i];
         if (e->stream_on && t->pos > t->buf && t->chunk_events > 1) {
             size_t len = (size_t)(t->pos - t->buf);
-            if (e->cfg.sink(e->cfg.sink_ctx, t->idx, t->seq, t->buf, len, t->chunk_events) != 0) {
+            if (e->cfg.sink(e->cfg.sink_ctx, t->head.idx, t->seq, t->buf, len, t->chunk_events) != 0) {
                 e->stream_on = 0;
                 rt__fail(e, RT_ERR_IO, "writing the call stream failed", 0);
             }

@@ -131,11 +131,18 @@ void rt_resume(rt_thread *t, uint32_t fid, uint64_t key, int64_t now);
 /* The frame suspended under `key` is gone (its generator was destroyed). */
 void rt_forget(rt_engine *e, uint64_t key);
 
+/* The first member of every rt_thread, public so that a caller's hot path
+ * can read a thread's depth and index without a function call. Read-only. */
+typedef struct rt_thread_head {
+    size_t depth;  /* open calls on the thread's stack */
+    uint32_t idx;  /* registration index (0 for the first thread registered) */
+} rt_thread_head;
+
 /* Depth of the call stack of t. */
-size_t rt_thread_depth(const rt_thread *t);
+RT_INLINE size_t rt_thread_depth(const rt_thread *t) { return ((const rt_thread_head *)(const void *)t)->depth; }
 
 /* Registration index of t (0 for the first thread registered). */
-uint32_t rt_thread_index(const rt_thread *t);
+RT_INLINE uint32_t rt_thread_index(const rt_thread *t) { return ((const rt_thread_head *)(const void *)t)->idx; }
 
 /* --- end of tracing ------------------------------------------------------ */
 

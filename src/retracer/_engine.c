@@ -420,10 +420,12 @@ static inline void capstack_push(rt_thread *t, long id)
 static inline long capstack_take(rt_thread *t)
 {
     uint32_t idx = rt_thread_index(t);
-    if (RT_LIKELY(idx >= G.ncapstacks || !G.capstacks[idx]))
+    rt_capstack *cs;
+    if (RT_LIKELY(idx >= G.ncapstacks || !(cs = G.capstacks[idx]) || cs->n == 0))
         return -1;
-    rt_capstack *cs = G.capstacks[idx];
     size_t depth = rt_thread_depth(t);
+    if (RT_LIKELY(cs->depth[cs->n - 1] < depth))
+        return -1; /* the innermost captured call is further out: the common case */
     while (cs->n && cs->depth[cs->n - 1] > depth)
         cs->n--; /* frames closed without our seeing it */
     if (cs->n && cs->depth[cs->n - 1] == depth)
