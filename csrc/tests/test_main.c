@@ -6,6 +6,7 @@ void suite_map(void);
 void suite_stream(void);
 void suite_clock(void);
 void suite_engine(void);
+void suite_walk(void);
 
 int main(int argc, char **argv)
 {
@@ -14,5 +15,6 @@ int main(int argc, char **argv)
     suite_stream();
     suite_clock();
     suite_engine();
+    suite_walk();
     return rt_test_end();
 }
