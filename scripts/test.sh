@@ -14,6 +14,15 @@ status=0
 results="$ROOT/.venvs/results"
 rm -rf "$results"; mkdir -p "$results"
 
+# System packages some tests need (scripts/deps-*.sh: a browser for the view page,
+# the Go pprof tool for the pprof export), installed here so nothing is done by hand.
+source scripts/lib-apt.sh
+for deps in scripts/deps-*.sh; do
+  [ -e "$deps" ] || continue
+  echo "== $deps"
+  source "$deps" || status=1
+done
+
 echo "== C engine unit tests"
 make -s -C csrc test test-asan 2>&1 | tee "$results/c.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
