@@ -14,4 +14,13 @@ ext = Extension(
                         "-Wno-missing-field-initializers", "-fno-strict-aliasing"],
 )
 
-setup(ext_modules=[ext])
+# Pattern folding for `retracer view` (its own module: _engine.c is the tracer's binding).
+view_ext = Extension(
+    "retracer._view",
+    sources=["src/retracer/_view.c"] + engine_sources,
+    include_dirs=["csrc"],
+    extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
+                        "-Wno-missing-field-initializers", "-fno-strict-aliasing"],
+)
+
+setup(ext_modules=[ext, view_ext])

@@ -14,6 +14,7 @@ commands:
   trace [opts] script.py [args...]    run a script traced (also: trace [opts] -m module [args...])
   profile TRACE [opts]                ranked table of a trace, or an export (--format pstats -o out.prof)
   replay TRACE_OR_TEST [--bench]      call the recorded functions again and report every mismatch
+  view TRACE [-o page.html | --serve [PORT] | --text]   the folded call tree, flame graph and timeline
 
 Run 'retracer <command> --help' for the options of a command."""
 
@@ -57,6 +58,8 @@ def _trace_parser() -> argparse.ArgumentParser:
                         "(run 'retracer replay --check-stable TRACE' later)")
     p.add_argument("--config", metavar="FILE", help="pyproject.toml to read [tool.retracer] from")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the summary")
+    p.add_argument("--print", dest="print_tree", action="store_true",
+                   help="after the run, print the folded call tree to stdout (as 'retracer view TRACE --text')")
     p.add_argument("-m", dest="module", metavar="MODULE", help="run a module as a script")
     return p
 
@@ -131,6 +134,9 @@ def cmd_trace(argv: Sequence[str]) -> int:
         return runner.run_program(run, tracer.stop)
     finally:
         _after_trace(tracer, ns, command, quiet)
+        if ns.print_tree and tracer.summary is not None and tracer.summary.path:
+            from .view import print_trace
+            print_trace(tracer.summary.path)
 
 
 def _after_trace(tracer, ns, command, quiet: bool) -> None:
@@ -356,7 +362,12 @@ def _print_bench(rep, cases) -> None:
               f"{fmt_ns(statistics.median(meds) * 1e9):>12} {fmt_ns(sum(mins) * 1e9):>12}")
 
 
-COMMANDS = {"trace": cmd_trace, "profile": cmd_profile, "replay": cmd_replay}
+def cmd_view(argv: Sequence[str]) -> int:
+    from .view import cmd_view as view
+    return view(argv)
+
+
+COMMANDS = {"trace": cmd_trace, "profile": cmd_profile, "replay": cmd_replay, "view": cmd_view}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
