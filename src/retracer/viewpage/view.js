@@ -731,7 +731,7 @@
       const w = Math.max(x1 - x0, 0.6);
       const y = top + depth * TL.rowH;
       if (r.group) {
-        if (!state.patterns || w / r.count >= 4) { stack.push([items(r), depth]); continue; }
+        if (!state.patterns || (r.t1 - r.t0) * k / r.count >= 4) { stack.push([items(r), depth]); continue; }
         if (groupHidden(r)) continue;
         ctx.fillStyle = '#b99ad6';
         ctx.fillRect(x0, y, w, TL.rowH - 1);
@@ -925,6 +925,16 @@
       [TL.v0, TL.v1] = tlBounds();
       renderTree();
       window.__rtReadyMs = performance.now() - t0;
+      /* read-only hooks for tests: what the canvases drew */
+      window.__rtDebug = {
+        flameFrames: () => FLAME.rects.map((r) => FLAME.nodes[r[4]].name),
+        flamePath: () => $('flame-path').textContent,
+        flameRect: (name) => {
+          const r = FLAME.rects.find((x) => FLAME.nodes[x[4]].name === name);
+          return r ? r.slice(0, 4) : null;
+        },
+        timelineBlocks: () => TL.hits.map((h) => h[4].group ? h[4].count + '×' : fnLabel(h[4].fid)),
+      };
       document.body.dataset.ready = '1';
     } catch (e) {
       $('loading').textContent = 'retracer view: ' + (e && e.message ? e.message : String(e));
