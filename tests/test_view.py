@@ -60,6 +60,21 @@ def child(model, th, rec, name):
                          f"{[label(model, r) for r in view.iter_items(th.tree, rec)]}")
 
 
+def find(model, th, name, under=None):
+    """The first span called `name`, breadth first from `under` (default: the root):
+    the traced program's <module> is not always a root (3.9/3.10 record the runner's
+    exec() around it)."""
+    queue = [under or th.root]
+    while queue:
+        rec = queue.pop(0)
+        for r in view.iter_items(th.tree, rec):
+            if not r.group and label(model, r) == name:
+                return r
+            if r.group or r.depth == 1:
+                queue.append(r)
+    raise AssertionError(f"no {name} in the tree")
+
+
 def template(model, th, grp):
     return [("group", r.count) if r.group else label(model, r) for r in view._first_rep(th.tree, grp)]
 
@@ -70,7 +85,7 @@ def test_fib_is_one_recursive_node_with_every_call(tmp_path):
     t = trace(tmp_path, os.path.join(WORKLOADS, "calls_fib.py"), "25")
     m = view.load(t)
     th = m.threads[0]
-    main = child(m, th, child(m, th, th.root, "<module>"), "main")
+    main = child(m, th, find(m, th, "<module>"), "main")
     fibs = [r for r in view.iter_items(th.tree, main) if not r.group and label(m, r) == "fib"]
     assert len(fibs) == 1
     fib = fibs[0]
@@ -136,7 +151,7 @@ def test_oop_sim_per_step_loop_is_one_group(tmp_path):
     t = trace(tmp_path, os.path.join(WORKLOADS, "oop_sim.py"))  # 200 particles x 100 steps
     m = view.load(t)
     th = m.threads[0]
-    sim = child(m, th, child(m, th, child(m, th, th.root, "<module>"), "main"), "simulate")
+    sim = child(m, th, child(m, th, find(m, th, "<module>"), "main"), "simulate")
     groups = [r for r in view.iter_items(th.tree, sim) if r.group]
     steps = [g for g in groups if template(m, th, g) == ["Particle.step"]]
     assert len(steps) == 1
@@ -194,7 +209,7 @@ def test_sequences_nesting_and_no_false_groups(tmp_path):
     t = trace(tmp_path, prog, extra=["--no-c-calls"])
     m = view.load(t)
     th = m.threads[0]
-    main = child(m, th, child(m, th, th.root, "<module>"), "main")
+    main = child(m, th, find(m, th, "<module>"), "main")
     loop3 = child(m, th, main, "loop3")
     items = list(view.iter_items(th.tree, loop3))
     assert len(items) == 1 and items[0].group
@@ -251,11 +266,14 @@ def test_generators_threads_and_exceptions_fold(tmp_path):
     t = trace(tmp_path, os.path.join(WORKLOADS, "exceptions_deep.py"), "100", name="exc.trace")
     m = view.load(t)
     th = m.threads[0]
-    main = child(m, th, child(m, th, th.root, "<module>"), "main")
+    main = child(m, th, find(m, th, "<module>"), "main")
     # safe(r % 40) and first(r % 10): each round calls the same two functions
     groups = [r for r in view.iter_items(th.tree, main) if r.group]
-    assert any(template(m, th, g) == ["safe", "first"] and g.count == 100 for g in groups), \
-        [(template(m, th, g), g.count) for g in groups]
+    # (where C calls are recorded, len() of first's result is part of each round)
+    c_fns = {label(m, r) for r in view.iter_items(th.tree, main) if not r.group
+             and m.functions[r.fid].kind == "c"} | {"len"}
+    assert any(template(m, th, g)[:2] == ["safe", "first"] and set(template(m, th, g)[2:]) <= c_fns
+               and g.count == 100 for g in groups), [(template(m, th, g), g.count) for g in groups]
     out = run(["view", t, "--text"], tmp_path).stdout
     assert "raised" in out and "check" in out
 
@@ -266,7 +284,7 @@ def test_captured_calls_show_their_own_arguments(tmp_path):
     t = trace(tmp_path, os.path.join(WORKLOADS, "calls_fib.py"), "12")
     m = view.load(t)
     th = m.threads[0]
-    fib = child(m, th, child(m, th, child(m, th, th.root, "<module>"), "main"), "fib")
+    fib = child(m, th, child(m, th, find(m, th, "<module>"), "main"), "fib")
     entry = m.captured[f"{th.idx}:{fib.call_no}"]
     assert entry["args"] == [["n", "12"]]
     assert entry["returned"] == "144"
@@ -419,8 +437,13 @@ def test_trace_print_shows_the_folded_tree(tmp_path):
 def test_max_depth_and_ascii_output(tmp_path):
     prog = write(tmp_path, "loops.py", LOOPS)
     t = trace(tmp_path, prog)
+    full = run(["view", t, "--text"], tmp_path).stdout
     out = run(["view", t, "--text", "--max-depth", "2"], tmp_path).stdout
-    assert "<module>" in out and "main" in out and "loop3" not in out
+
+    def levels(text):
+        return [len(re.match(r"^((?:[│ ]   )*)", ln).group(1)) // 4 + 1 for ln in text.splitlines()[1:]]
+    assert max(levels(out)) == 2 and max(levels(full)) > 2
+    assert out.splitlines()[:2] == full.splitlines()[:2]
     env = dict(os.environ, PYTHONIOENCODING="ascii")
     out = run(["view", t, "--text"], tmp_path, env=env).stdout
     assert "50x [a, b, c]" in out and "|-- " in out and "`-- " in out

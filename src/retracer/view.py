@@ -14,6 +14,7 @@ import io
 import json
 import os
 import pickle
+import re
 import reprlib
 import sys
 import zlib
@@ -399,12 +400,29 @@ def load(path: str, trust: bool = False, max_period: int = DEFAULT_PERIOD,
 
 # --------------------------------------------------------------------------- names
 
+_C_BUILTIN = re.compile(r"<built-in (?:method|function) ([^>\s]+)>$")
+_C_METHOD = re.compile(r"<method '([^']+)' of '([^']+)' objects>$")
+
+
 def func_label(fn: Optional[Function]) -> str:
+    """A short name: the qualified name of a Python function; for a C function the
+    name as Python spells it (``len``, ``sys._getframe``, ``_thread.lock.release``)
+    rather than cProfile's ``<built-in method builtins.len>``."""
     if fn is None:
         return "?"
     name = fn.qualname or fn.name or "?"
-    if fn.kind == "c" and fn.module and fn.module != "builtins" and "." not in name:
-        name = f"{fn.module}.{name}"
+    if fn.kind == "c":
+        m = _C_BUILTIN.match(name)
+        if m:
+            name = m.group(1)
+            if name.startswith("builtins."):
+                name = name[len("builtins."):]
+        else:
+            m = _C_METHOD.match(name)
+            if m:
+                name = f"{m.group(2)}.{m.group(1)}"
+        if fn.module and fn.module != "builtins" and "." not in name:
+            name = f"{fn.module}.{name}"
     return name
 
 
