@@ -211,6 +211,15 @@ RT_INLINE uint64_t rt__it_calls(const rt_fold *f, uint32_t r)
     return rt_fold_node_calls(f, r);
 }
 
+/* Equal key sequences? (short: an inline loop beats a library call) */
+RT_INLINE int rt__keys_eq(const uint64_t *a, const uint64_t *b, uint32_t p)
+{
+    for (uint32_t k = 0; k < p; k++)
+        if (a[k] != b[k])
+            return 0;
+    return 1;
+}
+
 RT_INLINE uint64_t rt__seghash(const rt_fold *f, uint32_t a, uint32_t p)
 {
     return f->wh[a + p] - f->wh[a] * f->pw[p];
@@ -252,7 +261,7 @@ static int rt__intern(rt_fold *f, const uint64_t *keys, uint32_t p, uint64_t h, 
         if (!v)
             break;
         uint32_t t = (uint32_t)*v;
-        if (f->tlen[t] == p && memcmp(f->tkeys + f->toff[t], keys, p * sizeof *keys) == 0) {
+        if (f->tlen[t] == p && rt__keys_eq(f->tkeys + f->toff[t], keys, p)) {
             *id = t;
             return RT_OK;
         }
@@ -399,14 +408,14 @@ static int rt__reduce(rt_fold *f)
                 uint32_t t = G->tmpl;
                 if (G->count < RT__U32_LIMIT && f->tkeys[f->toff[t] + p - 1] == last &&
                     f->thash[t] == rt__seghash(f, j + 1, p) &&
-                    memcmp(f->tkeys + f->toff[t], f->wkey + j + 1, p * sizeof *f->wkey) == 0) {
+                    rt__keys_eq(f->tkeys + f->toff[t], f->wkey + j + 1, p)) {
                     rc = rt__extend(f, j, p);
                     break;
                 }
             }
             if (2 * p <= len && f->wkey[j] == last &&
                 rt__seghash(f, len - 2 * p, p) == rt__seghash(f, len - p, p) &&
-                memcmp(f->wkey + len - 2 * p, f->wkey + len - p, p * sizeof *f->wkey) == 0) {
+                rt__keys_eq(f->wkey + len - 2 * p, f->wkey + len - p, p)) {
                 rc = rt__create(f, p);
                 break;
             }
@@ -606,9 +615,11 @@ RT_INLINE size_t rt__vsz(uint64_t v)
 
 RT_INLINE uint64_t rt__gap(int64_t t0, int64_t cursor) { return t0 > cursor ? (uint64_t)(t0 - cursor) : 0; }
 
-RT_INLINE uint32_t rt__flags(const rt_fnode *n)
+/* kind (bits 0-1), how (2-3), has children (4), recursion depth - 1 (5-31) */
+RT_INLINE uint64_t rt__flags(const rt_fold *f, uint32_t i)
 {
-    return (n->info & 15u) | ((rt_fnode_depth(n) - 1) << 4);
+    const rt_fnode *n = &f->nodes[i];
+    return (n->info & 15u) | ((uint64_t)(n->end > i + 1) << 4) | ((uint64_t)(rt_fnode_depth(n) - 1) << 5);
 }
 
 static uint32_t rt__nitems(const rt_fold *f, uint32_t node)
@@ -624,9 +635,11 @@ static uint32_t rt__nitems(const rt_fold *f, uint32_t node)
 static size_t rt__node_hdr(const rt_fold *f, uint32_t c, uint64_t gap)
 {
     const rt_fnode *n = &f->nodes[c];
-    return rt__vsz(((uint64_t)n->fid << 2) | 0) + rt__vsz(gap) + rt__vsz((uint64_t)(n->t1 - n->t0)) +
-           rt__vsz(rt__flags(n)) + rt__vsz(rt_fold_node_calls(f, c)) + rt__vsz(rt__nitems(f, c)) +
-           rt__vsz(f->cb[c]);
+    size_t s = rt__vsz(((uint64_t)n->fid << 2) | 0) + rt__vsz(gap) + rt__vsz((uint64_t)(n->t1 - n->t0)) +
+               rt__vsz(rt__flags(f, c));
+    if (n->end > c + 1) /* only a span with children says how many calls, items and bytes follow */
+        s += rt__vsz(rt_fold_node_calls(f, c)) + rt__vsz(rt__nitems(f, c)) + rt__vsz(f->cb[c]);
+    return s;
 }
 
 static size_t rt__group_hdr(const rt_fold *f, uint32_t g, uint64_t gap)
@@ -635,8 +648,9 @@ static size_t rt__group_hdr(const rt_fold *f, uint32_t g, uint64_t gap)
     size_t s = rt__vsz(((uint64_t)G->period << 2) | 1) + rt__vsz(gap) +
                rt__vsz((uint64_t)(G->t1 - G->t0)) + rt__vsz(G->dur_sum) + rt__vsz(G->count) +
                rt__vsz(G->calls) + rt__vsz(G->cb);
-    for (uint32_t k = 0; k < 2 * G->period; k++)
-        s += rt__vsz(f->aggs[G->aggs + k]);
+    if (G->period > 1) /* per template item sums; for period 1 they are dur_sum and calls */
+        for (uint32_t k = 0; k < 2 * G->period; k++)
+            s += rt__vsz(f->aggs[G->aggs + k]);
     return s;
 }
 
@@ -775,37 +789,49 @@ static int rt__size_all(rt_fold *f, rt__stack *s)
 
 RT_INLINE uint8_t *rt__put(uint8_t *p, uint64_t v) { return rt_varint_put(p, v); }
 
-int rt_fold_encode(rt_fold *f, uint8_t **out, size_t *len)
+static size_t rt__total(const rt_fold *f)
 {
-    int rc;
+    const rt_fnode *root = &f->nodes[0];
+    uint64_t t0 = root->t0 > 0 ? (uint64_t)root->t0 : 0;
+    return rt__vsz(RT_FOLD_ENCODING_VERSION) + rt__vsz(2) + rt__vsz(t0) +
+           rt__vsz((uint64_t)(root->t1 - root->t0)) + rt__vsz(f->calls) + rt__vsz(rt__nitems(f, 0)) +
+           rt__vsz(f->cb[0]) + f->cb[0];
+}
+
+int rt_fold_encode_size(rt_fold *f, size_t *len)
+{
     rt__stack s = {NULL, 0, 0};
-    uint8_t *buf = NULL;
-    *out = NULL;
     *len = 0;
     if (!f->finished || f->err)
         return RT_ERR_STATE;
     rt_free(f->alloc, f->cb);
     f->cb = NULL;
-    if ((rc = rt__size_all(f, &s)) != RT_OK)
-        goto done;
-    const rt_fnode *root = &f->nodes[0];
-    uint32_t rootn = rt__nitems(f, 0);
-    uint64_t t0 = root->t0 > 0 ? (uint64_t)root->t0 : 0;
-    size_t total = rt__vsz(RT_FOLD_ENCODING_VERSION) + rt__vsz(2) + rt__vsz(t0) +
-                   rt__vsz((uint64_t)(root->t1 - root->t0)) + rt__vsz(f->calls) + rt__vsz(rootn) +
-                   rt__vsz(f->cb[0]) + f->cb[0];
-    buf = rt_malloc(f->alloc, total ? total : 1);
-    if (!buf) {
-        rc = RT_ERR_NOMEM;
-        goto done;
+    int rc = rt__size_all(f, &s);
+    rt_free(f->alloc, s.fr);
+    if (rc != RT_OK) {
+        rt_free(f->alloc, f->cb);
+        f->cb = NULL;
+        return rc;
     }
+    *len = rt__total(f);
+    return RT_OK;
+}
+
+int rt_fold_encode_into(rt_fold *f, uint8_t *buf, size_t len)
+{
+    int rc;
+    rt__stack s = {NULL, 0, 0};
+    if (!f->finished || f->err || !f->cb || len != rt__total(f))
+        return RT_ERR_STATE;
+    const rt_fnode *root = &f->nodes[0];
+    uint64_t t0 = root->t0 > 0 ? (uint64_t)root->t0 : 0;
     uint8_t *p = buf;
     p = rt__put(p, RT_FOLD_ENCODING_VERSION);
     p = rt__put(p, 2);
     p = rt__put(p, t0);
     p = rt__put(p, (uint64_t)(root->t1 - root->t0));
     p = rt__put(p, f->calls);
-    p = rt__put(p, rootn);
+    p = rt__put(p, rt__nitems(f, 0));
     p = rt__put(p, f->cb[0]);
     rt_fold_iter it;
     rt_fold_iter_children(f, 0, &it);
@@ -829,8 +855,9 @@ int rt_fold_encode(rt_fold *f, uint8_t **out, size_t *len)
             p = rt__put(p, G->dur_sum);
             p = rt__put(p, G->count);
             p = rt__put(p, G->calls);
-            for (uint32_t k = 0; k < 2 * G->period; k++)
-                p = rt__put(p, f->aggs[G->aggs + k]);
+            if (G->period > 1)
+                for (uint32_t k = 0; k < 2 * G->period; k++)
+                    p = rt__put(p, f->aggs[G->aggs + k]);
             p = rt__put(p, G->cb);
             rt_fold_iter_group(f, g, &it);
             if ((rc = rt__push_frame(f, &s, g, &it, G->t0)) != RT_OK)
@@ -840,29 +867,41 @@ int rt_fold_encode(rt_fold *f, uint8_t **out, size_t *len)
             p = rt__put(p, ((uint64_t)n->fid << 2) | 0);
             p = rt__put(p, gap);
             p = rt__put(p, (uint64_t)(n->t1 - n->t0));
-            p = rt__put(p, rt__flags(n));
-            p = rt__put(p, rt_fold_node_calls(f, ref));
-            p = rt__put(p, rt__nitems(f, ref));
-            p = rt__put(p, f->cb[ref]);
-            if (f->cb[ref] > 0) {
+            p = rt__put(p, rt__flags(f, ref));
+            if (n->end > ref + 1) {
+                p = rt__put(p, rt_fold_node_calls(f, ref));
+                p = rt__put(p, rt__nitems(f, ref));
+                p = rt__put(p, f->cb[ref]);
                 rt_fold_iter_children(f, ref, &it);
                 if ((rc = rt__push_frame(f, &s, ref, &it, n->t0)) != RT_OK)
                     goto done;
             }
         }
     }
-    if ((size_t)(p - buf) != total) { /* sizes and writes disagree: a bug, never output */
-        rc = RT_ERR_STATE;
-        goto done;
-    }
-    *out = buf;
-    *len = total;
-    buf = NULL;
-    rc = RT_OK;
+    rc = (size_t)(p - buf) == len ? RT_OK : RT_ERR_STATE; /* sizes and writes disagree: a bug */
 done:
-    rt_free(f->alloc, buf);
     rt_free(f->alloc, s.fr);
     return rc;
+}
+
+int rt_fold_encode(rt_fold *f, uint8_t **out, size_t *len)
+{
+    size_t n;
+    *out = NULL;
+    *len = 0;
+    int rc = rt_fold_encode_size(f, &n);
+    if (rc != RT_OK)
+        return rc;
+    uint8_t *buf = rt_malloc(f->alloc, n);
+    if (!buf)
+        return RT_ERR_NOMEM;
+    if ((rc = rt_fold_encode_into(f, buf, n)) != RT_OK) {
+        rt_free(f->alloc, buf);
+        return rc;
+    }
+    *out = buf;
+    *len = n;
+    return RT_OK;
 }
 
 /* ------------------------------------------------------------ call paths */

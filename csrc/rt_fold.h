@@ -200,6 +200,13 @@ int rt_fold_find_call(rt_fold *f, uint32_t fid, int64_t t, uint32_t *node);
  * encoding would exceed 4 GiB. */
 int rt_fold_encode(rt_fold *f, uint8_t **out, size_t *len);
 
+/* The same in two steps, for a caller that owns the destination: the size of
+ * the encoding (RT_OK, RT_ERR_NOMEM, RT_ERR_STATE), then the bytes written into
+ * `buf` of exactly that size (RT_ERR_STATE when `len` is not that size or the
+ * size was not computed since the last change). */
+int rt_fold_encode_size(rt_fold *f, size_t *len);
+int rt_fold_encode_into(rt_fold *f, uint8_t *buf, size_t len);
+
 /* Encode the thread's call-path profile: every distinct path of function ids
  * from the root, merged (a flame graph's data), in preorder, first-seen order:
  *     varint(n_paths), then per path: varint(fid + 1) (0 for the root),

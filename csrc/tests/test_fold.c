@@ -195,10 +195,13 @@ static void decode_items(dec *d, uint64_t n, int64_t t0, sbuf *b, dstats *st)
         }
         if ((w & 3) == 1) { /* group */
             uint64_t period = w >> 2, span = dv(d), dsum = dv(d), count = dv(d), calls = dv(d);
-            uint64_t asum = 0, acalls = 0;
-            for (uint64_t k = 0; k < period; k++) {
-                asum += dv(d);
-                acalls += dv(d);
+            uint64_t asum = dsum, acalls = calls;
+            if (period > 1) {
+                asum = acalls = 0;
+                for (uint64_t k = 0; k < period; k++) {
+                    asum += dv(d);
+                    acalls += dv(d);
+                }
             }
             if (asum != dsum || acalls != calls)
                 st->sums_ok = 0;
@@ -214,9 +217,14 @@ static void decode_items(dec *d, uint64_t n, int64_t t0, sbuf *b, dstats *st)
                                     calls, 0, period, count, 0, 1, hidden};
             fr->next_call += calls;
         } else { /* span */
-            uint64_t fid = w >> 2, dur = dv(d), flags = dv(d), calls = dv(d), nitems = dv(d);
-            dv(d); /* bytes */
+            uint64_t fid = w >> 2, dur = dv(d), flags = dv(d);
             int own = (int)(flags & 3) != RT_FNODE_RESUME;
+            uint64_t calls = (uint64_t)own, nitems = 0;
+            if (flags & 16) {
+                calls = dv(d);
+                nitems = dv(d);
+                dv(d); /* bytes */
+            }
             st->spans++;
             if (own) {
                 if (fr->next_call != st->calls)
@@ -656,6 +664,29 @@ static void test_fold_misuse_and_bad_input(void)
     rt_fold_free(&f);
 }
 
+static void test_fold_encode_in_two_steps(void)
+{
+    rt_fold f;
+    int64_t t = 0;
+    rt_fold_init(&f, NULL, rt_default_allocator());
+    size_t n;
+    CHECK_EQ_I(rt_fold_encode_size(&f, &n), RT_ERR_STATE); /* before finish */
+    REQUIRE(build(&f, "m(abab)", &t) == RT_OK);
+    REQUIRE(rt_fold_finish(&f) == RT_OK);
+    uint8_t *one;
+    size_t len;
+    REQUIRE(rt_fold_encode(&f, &one, &len) == RT_OK);
+    REQUIRE(rt_fold_encode_size(&f, &n) == RT_OK);
+    CHECK_EQ_U(n, len);
+    uint8_t *two = malloc(n + 1);
+    CHECK_EQ_I(rt_fold_encode_into(&f, two, n + 1), RT_ERR_STATE); /* not the size */
+    CHECK_EQ_I(rt_fold_encode_into(&f, two, n), RT_OK);
+    CHECK(memcmp(one, two, n) == 0);
+    free(two);
+    rt_free(f.alloc, one);
+    rt_fold_free(&f);
+}
+
 static void test_fold_no_patterns(void)
 {
     rt_fold f;
@@ -727,6 +758,7 @@ void suite_fold(void)
     RT_RUN(test_fold_paths_merge_and_times);
     RT_RUN(test_fold_from_stream_with_generators);
     RT_RUN(test_fold_misuse_and_bad_input);
+    RT_RUN(test_fold_encode_in_two_steps);
     RT_RUN(test_fold_no_patterns);
     RT_RUN(test_fold_alloc_failures);
 }

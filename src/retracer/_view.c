@@ -79,18 +79,24 @@ static PyObject *view_fold(PyObject *self, PyObject *args, PyObject *kwds)
         fold_error(rc, "closing the call tree");
         goto error;
     }
+    /* encoded straight into the bytes object: no copy of a buffer that can be 100 MB */
     Py_BEGIN_ALLOW_THREADS
-    rc = rt_fold_encode(&f, &buf, &len);
+    rc = rt_fold_encode_size(&f, &len);
     Py_END_ALLOW_THREADS
     if (rc != RT_OK) {
         fold_error(rc, "encoding the folded tree");
         goto error;
     }
-    tree = PyBytes_FromStringAndSize((const char *)buf, (Py_ssize_t)len);
-    rt_free(f.alloc, buf);
-    buf = NULL;
+    tree = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)len);
     if (!tree)
         goto error;
+    Py_BEGIN_ALLOW_THREADS
+    rc = rt_fold_encode_into(&f, (uint8_t *)PyBytes_AS_STRING(tree), len);
+    Py_END_ALLOW_THREADS
+    if (rc != RT_OK) {
+        fold_error(rc, "encoding the folded tree");
+        goto error;
+    }
     Py_BEGIN_ALLOW_THREADS
     rc = rt_fold_paths(&f, &buf, &len);
     Py_END_ALLOW_THREADS

@@ -925,6 +925,7 @@
       [TL.v0, TL.v1] = tlBounds();
       renderTree();
       window.__rtReadyMs = performance.now() - t0;
+      window.__rtReadyAt = performance.now();
       /* read-only hooks for tests: what the canvases drew */
       window.__rtDebug = {
         flameFrames: () => FLAME.rects.map((r) => FLAME.nodes[r[4]].name),
