@@ -917,7 +917,7 @@
       THREADS = await Promise.all(DATA.threads.map(async (m) => {
         const T = { idx: m.idx, name: m.name, meta: m, buf: await inflate(b64(m.tree)), pathsBuf: await inflate(b64(m.paths)), marks: null };
         T.root = decodeRoot(T);
-        m.maxDepth = 30;
+        m.maxDepth = Math.max(1, Math.min(40, m.max_depth || 1));
         return T;
       }));
       summary();
