@@ -229,8 +229,8 @@ def test_sequences_nesting_and_no_false_groups(tmp_path):
     assert [label(m, r) for r in view.iter_items(th.tree, ap)] == list("abcacbabcbac")
     # the reference console look: the nested pattern under its parent
     out = run(["view", t, "--text"], tmp_path).stdout
-    assert re.search(r"6× \[p, g, 2×\[\.\.\.\]\]  \(calls #\d+–#\d+, total: 36 calls", out), out
-    assert re.search(r"2× \[f, l\]  \(calls #\d+–#\d+, total: 4 calls", out), out
+    assert re.search(r"6× \[p, g, 2× \[f, l\]\]  \(calls #\d+–#\d+, total: 36 calls", out), out
+    assert re.search(r"2× \[f, l\]  \(in each repetition; over all 6: 24 calls", out), out
     assert re.search(r"50× \[a, b, c\]  \(calls #\d+–#\d+, total: 150 calls", out), out
     # --no-patterns: the same tree, unfolded
     flat = run(["view", t, "--text", "--no-patterns"], tmp_path).stdout
@@ -446,7 +446,7 @@ def test_max_depth_and_ascii_output(tmp_path):
     assert out.splitlines()[:2] == full.splitlines()[:2]
     env = dict(os.environ, PYTHONIOENCODING="ascii")
     out = run(["view", t, "--text"], tmp_path, env=env).stdout
-    assert "50x [a, b, c]" in out and "|-- " in out and "`-- " in out
+    assert "@ 50x [a, b, c]" in out and "|-- " in out and "`-- " in out
 
 
 def test_serve_on_localhost_and_stop_cleanly(tmp_path):

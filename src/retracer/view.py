@@ -517,16 +517,32 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
-def _group_line(model: ViewModel, buf: bytes, r: Rec, g: _Glyphs) -> str:
+def group_name(model: ViewModel, buf: bytes, r: Rec, times: str = "×", levels: int = 2,
+               width: int = 5) -> str:
+    """``N× [a, b, M× [c, d]]``: a group's template, nested groups spelled out
+    ``levels`` deep and at most ``width`` items per level."""
     names = []
     for k, it in enumerate(_first_rep(buf, r)):
-        if k == 4:
-            names.append("…" if g is _UNICODE else "...")
+        if k == width:
+            names.append("...")
             break
-        names.append(f"{it.count}{g.times}[...]" if it.group else func_label(model.functions.get(it.fid)))
+        if it.group:
+            names.append(group_name(model, buf, it, times, levels - 1, width) if levels > 1
+                         else f"{it.count}{times}[...]")
+        else:
+            names.append(func_label(model.functions.get(it.fid)))
+    return f"{r.count:,}{times} [{', '.join(names)}]"
+
+
+def _group_line(model: ViewModel, buf: bytes, r: Rec, g: _Glyphs,
+                agg: Optional[Tuple[int, int, int]] = None) -> str:
+    name = group_name(model, buf, r, g.times)
+    if agg is not None:  # a group inside a pattern: what one repetition does, and the totals
+        count, dur, calls = agg
+        return (f"{g.loop} {name}  (in each repetition; over all {count:,}: "
+                f"{_plural(calls, 'call')}, {_fmt_ns(dur)})")
     calls_range = (f"calls #{r.call_no:,}{g.dash}#{r.call_no + r.calls - 1:,}, " if r.calls else "")
-    return (f"{g.loop} {r.count:,}{g.times} [{', '.join(names)}]  ({calls_range}"
-            f"total: {_plural(r.calls, 'call')}, {_fmt_ns(r.dur_sum)})")
+    return f"{g.loop} {name}  ({calls_range}total: {_plural(r.calls, 'call')}, {_fmt_ns(r.dur_sum)})"
 
 
 def render_text(model: ViewModel, out: TextIO, patterns: bool = True,
@@ -559,7 +575,7 @@ def render_text(model: ViewModel, out: TextIO, patterns: bool = True,
             last = nxt is None
             out.write(prefix + (g.last if last else g.tee))
             if r.group:
-                out.write(_group_line(model, th.tree, r, g) + "\n")
+                out.write(_group_line(model, th.tree, r, g, agg) + "\n")
                 child_rows = _template_rows(model, th.tree, r, hide_imports)
             else:
                 out.write(_span_line(model, r, g, agg) + "\n")
@@ -597,11 +613,11 @@ def _template_rows(model: ViewModel, buf: bytes, grp: Rec,
     """The pattern of a group: its first repetition, each span with the totals of that
     position over all repetitions."""
     for k, r in enumerate(_first_rep(buf, grp)):
+        d, c = grp.aggs[k] if grp.aggs else (r.dur_sum, r.calls)
         if r.group:
             if not _group_hidden(model, buf, r, hide_imports):
-                yield r, None, True
+                yield r, (grp.count, d, c), True
         elif not _hidden(model, r.fid, hide_imports):
-            d, c = grp.aggs[k] if grp.aggs else (r.dur, r.calls)
             yield r, (grp.count, d, c), True
 
 

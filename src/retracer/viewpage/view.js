@@ -139,6 +139,12 @@
     }
   }
 
+  /* "[a, b, 2× [c, d]]": a group's template, nested groups one level deep */
+  function tmplNames(g, levels) {
+    return firstRep(g).map((c) => !c.group ? fnLabel(c.fid)
+      : c.count + '× ' + (levels > 1 ? '[' + tmplNames(c, levels - 1).join(', ') + ']' : '[…]'));
+  }
+
   function firstRep(g) {
     const out = [];
     for (const c of items(g)) { if (out.length >= g.period) break; out.push(c); }
@@ -278,7 +284,7 @@
       return row;
     }
     if (r.group) {
-      const names = firstRep(r).map((c) => c.group ? c.count + '× […]' : fnLabel(c.fid));
+      const names = tmplNames(r, 2);
       row.dataset.kind = 'group';
       row.dataset.count = r.count;
       row.dataset.calls = r.calls;
@@ -482,7 +488,7 @@
     }
     if (r.group) {
       const tmpl = firstRep(r);
-      d.appendChild(el('h3', null, fmtInt(r.count) + '× [' + tmpl.map((c) => c.group ? c.count + '× […]' : fnLabel(c.fid)).join(', ') + ']'));
+      d.appendChild(el('h3', null, fmtInt(r.count) + '× [' + tmplNames(r, 3).join(', ') + ']'));
       const t = el('table');
       kv(t, 'repetitions', fmtInt(r.count));
       kv(t, 'calls per repetition', fmtInt(r.period) + ' at this level');
@@ -494,7 +500,7 @@
       d.appendChild(el('h3', null, 'The pattern, over all repetitions'));
       const t2 = el('table');
       tmpl.forEach((c, k) => {
-        const name = c.group ? c.count + '× […]' : fnLabel(c.fid) + '  ' + fn(c.fid)[3];
+        const name = c.group ? c.count + '× [' + tmplNames(c, 2).join(', ') + ']' : fnLabel(c.fid) + '  ' + fn(c.fid)[3];
         kv(t2, '#' + (k + 1), name + ' — ' + fmtNs(r.aggs[k][0]) + ', ' + plural(r.aggs[k][1], 'call'));
       });
       d.appendChild(t2);
