@@ -47,6 +47,20 @@ static inline PyObject *Py_NewRef(PyObject *o) { Py_INCREF(o); return o; }
 #define RT_MECH_PROFILE 1
 #endif
 
+/* 3.11 and 3.12 keep a plain instance's attributes inline ("values") until
+ * something asks for its __dict__; from then on the object has a real dict and
+ * the interpreter's specialised attribute access no longer applies to it.
+ * Pickling an argument asks for its __dict__, so capture would leave every
+ * captured object slower for the rest of the run. instance_state() below reads
+ * the inline values without materialising the dict. */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+#define RT_INLINE_VALUES 1
+#undef _PyGC_FINALIZED
+#define Py_BUILD_CORE 1
+#include "internal/pycore_dict.h"
+#undef Py_BUILD_CORE
+#endif
+
 #define RT_IGNORE UINT32_MAX
 #define RT_GEN_FLAGS (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE)
 
@@ -1194,6 +1208,71 @@ static PyObject *get_mechanism(PyObject *m, PyObject *unused)
     return PyUnicode_FromString(mechanism());
 }
 
+/* instance_state(obj) -> a new dict of obj's instance attributes, read
+ * without materialising its __dict__ (3.11/3.12), or None when obj has no
+ * managed dict (then use the usual __dict__/__getstate__ path). */
+static PyObject *instance_state(PyObject *m, PyObject *obj)
+{
+#ifdef RT_INLINE_VALUES
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (!(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) || !(tp->tp_flags & Py_TPFLAGS_HEAPTYPE))
+        Py_RETURN_NONE;
+    PyDictValues *values = NULL;
+    PyObject *dict = NULL;
+#if PY_VERSION_HEX >= 0x030C0000
+    char *dorv = ((char **)obj)[-3];
+    if ((uintptr_t)dorv & 1)
+        values = (PyDictValues *)(dorv + 1);
+    else
+        dict = (PyObject *)dorv;
+#else
+    values = ((PyDictValues **)obj)[-4];
+    if (!values)
+        dict = ((PyObject **)obj)[-3];
+#endif
+    if (!values)
+        return dict ? PyDict_Copy(dict) : PyDict_New();
+    PyDictKeysObject *keys = ((PyHeapTypeObject *)tp)->ht_cached_keys;
+    if (!keys || !DK_IS_UNICODE(keys))
+        Py_RETURN_NONE;
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+    PyDictUnicodeEntry *ents = DK_UNICODE_ENTRIES(keys);
+    for (Py_ssize_t i = 0; i < keys->dk_nentries; i++) {
+        PyObject *v = values->values[i];
+        if (!v || !ents[i].me_key)
+            continue;
+        if (PyDict_SetItem(d, ents[i].me_key, v) < 0) {
+            Py_DECREF(d);
+            return NULL;
+        }
+    }
+    return d;
+#else
+    Py_RETURN_NONE;
+#endif
+}
+
+/* has_inline_values(obj) -> True when obj's attributes are still stored
+ * inline (3.11/3.12: its __dict__ was never materialised); for tests. */
+static PyObject *has_inline_values(PyObject *m, PyObject *obj)
+{
+#ifdef RT_INLINE_VALUES
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
+#if PY_VERSION_HEX >= 0x030C0000
+        if ((uintptr_t)((char **)obj)[-3] & 1)
+            Py_RETURN_TRUE;
+#else
+        if (((PyDictValues **)obj)[-4])
+            Py_RETURN_TRUE;
+#endif
+    }
+#endif
+    Py_RETURN_FALSE;
+}
+
 /* decode(chunk: bytes, t0: int = 0) -> list of (tag, fid_or_back, t_ns); for tests and tools. */
 static PyObject *decode_chunk(PyObject *m, PyObject *args)
 {
@@ -1232,6 +1311,9 @@ static PyMethodDef engine_methods[] = {
     {"mute", set_muted, METH_O, "mute(flag): drop (True) or record (False) the calling thread's events."},
     {"active", is_active, METH_NOARGS, "True while a session records events."},
     {"mechanism", get_mechanism, METH_NOARGS, "The hook this build uses."},
+    {"instance_state", instance_state, METH_O,
+     "A copy of an object's instance attributes, read without materialising its __dict__ (3.11/3.12); None if not applicable."},
+    {"has_inline_values", has_inline_values, METH_O, "For tests: are obj's attributes still inline?"},
     {"decode", decode_chunk, METH_VARARGS, "Decode one call-stream chunk (for tests and tools)."},
 #ifdef RT_MECH_MONITORING
     {"mon_py_start", (PyCFunction)(void (*)(void))mon_py_start, METH_FASTCALL, NULL},
