@@ -908,3 +908,63 @@ def test_trace_without_captured_calls(tmp_path):
     r = replay(tmp_path, "t.trace")
     assert r.returncode == 0 and r.stdout == "", r.stdout + r.stderr
     assert "--no-capture" in _one_line(r.stderr)
+
+
+# ------------------------------------------------------- which calls are kept
+
+SHAPES = """
+def f(x):
+    return x if x is None else (len(x) if isinstance(x, list) else x * 2)
+
+def g(x):
+    return x
+
+if __name__ == "__main__":
+    for i in range(1, 3001):
+        if i == 500:
+            f(None)
+        elif i == 700:
+            f(-5)
+        elif i == 2900:
+            f([0] * 100)   # a third new shape: no budget left for it
+        else:
+            f(i)
+        g(i)
+"""
+
+
+def test_budget_keeps_calls_with_new_input_shapes(tmp_path):
+    """--max-function-count 8 keeps the first 6 calls and 2 later calls whose
+    arguments have a shape not seen before (None, a negative number), so a
+    rare input is represented; they replay like the others."""
+    trace(tmp_path, SHAPES, opts=("-q", "--max-function-count", "8"))
+    import json
+    rows = [(json.loads(i), s) for q, s, i in captured(tmp_path / "t.trace") if q == "f"]
+    assert len(rows) == 8, rows
+    assert all(s == "ok" for _, s in rows)
+    assert [i.get("selected") for i, _ in rows] == [None] * 6 + ["shape", "shape"]
+    from retracer.tracefile import TraceReader
+    import pickle
+    with TraceReader(str(tmp_path / "t.trace")) as r:
+        fids = {f.qualname: fid for fid, f in r.functions.items()}
+        args = [pickle.loads(c.args)["x"] for c in r.iter_captured() if c.fid == fids["f"]]
+    assert args == [1, 2, 3, 4, 5, 6, None, -5]
+    # g's inputs all have one shape: its first 6 calls only
+    assert len(statuses(tmp_path / "t.trace", "g")) == 6
+    replay_ok(tmp_path)
+
+
+def test_captured_call_names_its_place_in_the_call_stream(tmp_path):
+    """info.stream_call is the call's number in its thread's call stream: the
+    ENTER event with that number is a call of the same function."""
+    trace(tmp_path, SHAPES, opts=("-q", "--max-function-count", "4"))
+    from retracer.tracefile import TraceReader
+    from retracer.stream import iter_events, ENTER, ENTER_CONT
+    import json
+    with TraceReader(str(tmp_path / "t.trace")) as r:
+        calls = [c for c in r.iter_captured()]
+        fid_at = [fid for tag, fid, _ in iter_events(r, 0) if tag in (ENTER, ENTER_CONT)]
+    assert calls
+    for c in calls:
+        n = json.loads(c.info)["stream_call"]
+        assert fid_at[n] == c.fid, (n, c)

@@ -156,12 +156,17 @@ class Capturer:
 
     # -- callbacks (called by the C binding) --------------------------------
 
-    def enter(self, fid: int, tidx: int, names: Tuple[str, ...], values: tuple, now: int):
+    def enter(self, fid: int, tidx: int, names: Tuple[str, ...], values: tuple, now: int,
+              why: int = 0, stream_call: int = -1):
         try:
             cid = next(self._ids)
             call_no = self._per_fid.get(fid, 0)
             self._per_fid[fid] = call_no + 1
             p = _Pending(fid, call_no, tidx, names, values, now)
+            if why:
+                p.info["selected"] = "shape"  # kept because its input shape was new
+            if stream_call >= 0:
+                p.info["stream_call"] = stream_call
             secret = [n for n in names if self._redact is not None and self._redact.search(n.lower())]
             if secret:
                 p.status = REDACTED
