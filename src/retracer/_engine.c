@@ -493,10 +493,20 @@ static PyObject *cap_call(PyObject *cb, PyObject *args)
 static long cap_begin(rt_thread *t, uint32_t fid, PyObject *values, int64_t now, int why)
 {
     uint64_t gen = G.gen;
-    PyObject *r = cap_call(G.cb_enter, Py_BuildValue("(IIONLiL)", fid, rt_thread_index(t),
+    PyObject *genobj = NULL;
+#ifdef RT_MECH_MONITORING
+    /* 3.13 closes a generator suspended outside try/with without running it
+     * (no event): capture.py watches the generator object itself. */
+    if (G.fflags[fid] & RT_F_GEN) {
+        PyFrameObject *frame = PyEval_GetFrame();
+        genobj = frame ? PyFrame_GetGenerator(frame) : NULL;
+    }
+#endif
+    PyObject *r = cap_call(G.cb_enter, Py_BuildValue("(IIONLiLN)", fid, rt_thread_index(t),
                                                      PyList_GET_ITEM(G.argnames, fid), values,
                                                      (long long)now, why,
-                                                     (long long)rt_thread_call_no(t)));
+                                                     (long long)rt_thread_call_no(t),
+                                                     genobj ? genobj : Py_NewRef(Py_None)));
     long id = -1;
     if (r && PyLong_Check(r))
         id = PyLong_AsLong(r);
@@ -1339,7 +1349,7 @@ static PyObject *session_stop(PyObject *m, PyObject *unused)
     return res;
 }
 
-/* mute(flag): drop (1) or record again (0) the events of the calling thread. */
+/* mute(flag) -> previous flag: drop (1) or record again (0) the events of the calling thread. */
 static PyObject *set_muted(PyObject *m, PyObject *arg)
 {
     int flag = PyObject_IsTrue(arg);
@@ -1355,8 +1365,9 @@ static PyObject *set_muted(PyObject *m, PyObject *arg)
         tls_thread = t;
         tls_gen = G.gen;
     }
+    int was = tls_muted;
     tls_muted = flag;
-    Py_RETURN_NONE;
+    return PyBool_FromLong(was);
 }
 
 static PyObject *is_active(PyObject *m, PyObject *unused) { return PyBool_FromLong(G.active); }

@@ -23,6 +23,7 @@ import re
 import struct
 import sys
 import threading
+import weakref
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import _engine
@@ -117,9 +118,17 @@ def dumps(obj: Any, max_bytes: int) -> bytes:
     return data
 
 
+def _closed(g: Any) -> bool:
+    """Has this generator, coroutine or async generator finished or been closed?"""
+    for attr in ("gi_frame", "cr_frame", "ag_frame"):
+        if hasattr(g, attr):
+            return getattr(g, attr) is None
+    return False
+
+
 class _Pending:
     __slots__ = ("fid", "call_no", "tidx", "names", "values", "args", "status", "info", "t0", "yields",
-                 "yields_truncated")
+                 "yields_truncated", "gen_ref")
 
     def __init__(self, fid, call_no, tidx, names, values, t0):
         self.fid = fid
@@ -133,6 +142,7 @@ class _Pending:
         self.t0 = t0
         self.yields: List[bytes] = []
         self.yields_truncated = False
+        self.gen_ref: Optional[weakref.ref] = None
 
 
 class Capturer:
@@ -157,7 +167,7 @@ class Capturer:
     # -- callbacks (called by the C binding) --------------------------------
 
     def enter(self, fid: int, tidx: int, names: Tuple[str, ...], values: tuple, now: int,
-              why: int = 0, stream_call: int = -1):
+              why: int = 0, stream_call: int = -1, gen: Any = None):
         try:
             cid = next(self._ids)
             call_no = self._per_fid.get(fid, 0)
@@ -167,6 +177,10 @@ class Capturer:
                 p.info["selected"] = "shape"  # kept because its input shape was new
             if stream_call >= 0:
                 p.info["stream_call"] = stream_call
+            if gen is not None:
+                # 3.13 closes a generator suspended outside try/with without
+                # running it: no event reaches the engine. Its end is seen here.
+                p.gen_ref = weakref.ref(gen, lambda _r, cid=cid: self._generator_gone(cid))
             secret = [n for n in names if self._redact is not None and self._redact.search(n.lower())]
             if secret:
                 p.status = REDACTED
@@ -213,6 +227,19 @@ class Capturer:
         except BaseException:
             pass
 
+    def _generator_gone(self, cid: int) -> None:
+        """A captured generator was destroyed while suspended: its consumer
+        closed it (GeneratorExit), as the engine would have seen on <= 3.12."""
+        was = _engine.mute(True)
+        try:
+            p = self._pending.pop(cid, None)
+            if p is not None:
+                self._finish(cid, p, True, GeneratorExit(), None)
+        except BaseException:
+            pass
+        finally:
+            _engine.mute(was)
+
     # -- internals ------------------------------------------------------------
 
     def _finish(self, cid: int, p: _Pending, raised: bool, value: Any, now: Optional[int]) -> None:
@@ -248,6 +275,11 @@ class Capturer:
     def close(self) -> None:
         """Mark calls still running as incomplete and flush the spool."""
         for cid, p in list(self._pending.items()):
+            g = p.gen_ref() if p.gen_ref is not None else None
+            if p.gen_ref is not None and (g is None or _closed(g)):
+                self._pending.pop(cid, None)
+                self._finish(cid, p, True, GeneratorExit(), None)
+                continue
             p.status = INCOMPLETE if p.status == OK else p.status
             p.info["outcome"] = "incomplete"
             row = (cid, p.fid, p.tidx, p.call_no, p.t0, None, p.status, None, None, None, None, p.info)
