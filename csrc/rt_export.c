@@ -1153,7 +1153,9 @@ static void rt__pprof(rt_export *e)
         if (!f->used)
             continue;
         uint64_t s_name = rt__pb_string(e, f->name, &ns);
-        uint64_t s_sys = f->sys ? rt__pb_string(e, f->sys, &ns) : s_name;
+        /* system_name only when it differs: pprof "demangles" a Function whose
+         * system_name equals its name, which strips <...> from "<module>" */
+        uint64_t s_sys = f->sys && strcmp(f->sys, f->name) != 0 ? rt__pb_string(e, f->sys, &ns) : 0;
         uint64_t s_file = f->file ? rt__pb_string(e, f->file, &ns) : 0;
         rt__pb_field(e, 1, i + 1);
         rt__pb_field(e, 2, s_name);

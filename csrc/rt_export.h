@@ -84,7 +84,8 @@ typedef struct rt_export_opts {
  * call (copied); invalid UTF-8 is replaced by U+FFFD in JSON output. */
 typedef struct rt_export_func {
     const char *name;          /* display name (qualified name); NULL: "<fid N>" */
-    const char *system_name;   /* e.g. module.qualname (PPROF system_name); NULL: name */
+    const char *system_name;   /* e.g. module.qualname (PPROF system_name, left empty when equal
+                                  to name: pprof would strip <...> from it); NULL: name */
     const char *file;          /* source file, NULL for C functions / unknown */
     int64_t line;              /* first line (1-based), 0 if unknown */
     const char *label;         /* FOLDED frame text, e.g. "f (app.py:3)"; NULL: name.
