@@ -18,7 +18,7 @@ import os
 import secrets
 import zlib
 from importlib import resources
-from typing import List, Optional, Tuple, Union
+from typing import List, Tuple, Union
 
 from .errors import RetracerError
 from .export import TraceArg, _names, export_bytes
@@ -57,10 +57,10 @@ def _fit(label: str, width: float) -> str:
     return label if len(label) <= n else label[:n - 2] + ".."
 
 
-def _tree(reader: TraceReader) -> Tuple[List[list], dict]:
+def _tree(reader: TraceReader) -> List[list]:
+    """The merged call tree: [parent, fid, calls, total_ns, own_ns] per node, parents first."""
     data = json.loads(export_bytes(reader, "json", merge_threads=True).decode("utf-8"))
-    nodes = data["threads"][0]["nodes"] if data["threads"] else []
-    return nodes, {f["fid"]: f for f in data["functions"]}
+    return data["threads"][0]["nodes"] if data["threads"] else []
 
 
 def _build(trace: TraceArg, trust: bool, standalone: bool) -> Tuple[str, str, str]:
@@ -68,12 +68,15 @@ def _build(trace: TraceArg, trust: bool, standalone: bool) -> Tuple[str, str, st
     own = not isinstance(trace, TraceReader)
     reader = TraceReader(trace, trust=trust) if own else trace
     try:
-        nodes, _ = _tree(reader)
+        nodes = _tree(reader)
         cwd = reader.meta.get("cwd") if isinstance(reader.meta.get("cwd"), str) else None
-        labels = {}
+        labels = {}   # what the hover shows: name (file:line)
+        names = {}    # what the frame shows: the name
         kinds = {}
         for fid, fn in reader.functions.items():
-            labels[fid] = _names(fn, cwd)[4]
+            nm = _names(fn, cwd)
+            labels[fid] = nm[4]
+            names[fid] = nm[0]
             kinds[fid] = fn.kind or "py"
         title = f"Flame graph of {os.path.basename(reader.path)}"
         calls_total = reader.meta.get("stream_calls")
@@ -84,6 +87,7 @@ def _build(trace: TraceArg, trust: bool, standalone: bool) -> Tuple[str, str, st
     n = len(nodes)
     total = sum(nd[3] for nd in nodes if nd[0] < 0)
     label_of = [labels.get(nd[1], f"<fid {nd[1]}>") for nd in nodes]
+    name_of = [names.get(nd[1], f"<fid {nd[1]}>") for nd in nodes]
     children: List[List[int]] = [[] for _ in range(n)]
     roots: List[int] = []
     for i, nd in enumerate(nodes):
@@ -139,19 +143,19 @@ def _build(trace: TraceArg, trust: bool, standalone: bool) -> Tuple[str, str, st
             f'<text x="{PAD + 3}" y="{TOP + ROW - 5}">all</text></g>')
         for i in order:
             nd = nodes[i]
-            label = label_of[i]
+            label, name = label_of[i], name_of[i]
             k = len(frames)
             frames.append([x[i], nd[3], depth[i]])
             px = PAD + x[i] * scale
             w = nd[3] * scale
             y = TOP + depth[i] * ROW
             info = (f"{label}\ntotal {fmt_ns(nd[3])} ({100.0 * nd[3] / total:.2f}%), "
-                    f"own {fmt_ns(nd[4])}, {nd[2]:,} calls")
+                    f"own {fmt_ns(nd[4])}, {nd[2]:,} call{'' if nd[2] == 1 else 's'}")
             parts.append(
-                f'<g id="f{k}" class="rt-f" data-label="{_esc(label)}"><title>{_esc(info)}</title>'
+                f'<g id="f{k}" class="rt-f" data-label="{_esc(name)}"><title>{_esc(info)}</title>'
                 f'<rect x="{px:.2f}" y="{y}" width="{max(w, 0.1):.2f}" height="{ROW - 1}" '
                 f'fill="{_color(label, kinds.get(nd[1], "py"))}"/>'
-                f'<text x="{px + 3:.2f}" y="{y + ROW - 5}">{_esc(_fit(label, w))}</text></g>')
+                f'<text x="{px + 3:.2f}" y="{y + ROW - 5}">{_esc(_fit(name, w))}</text></g>')
     script = (_template("flamegraph.js")
               .replace("__FRAMES__", json.dumps(frames, separators=(",", ":")))
               .replace("__WIDTH__", str(WIDTH)).replace("__PAD__", str(PAD)).replace("__CHARW__", str(CHAR_W)))
