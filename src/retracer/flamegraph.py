@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import secrets
 import zlib
 from importlib import resources
@@ -39,8 +40,13 @@ def _template(name: str) -> str:
     return resources.files("retracer").joinpath("templates", name).read_text(encoding="utf-8")
 
 
+# characters XML 1.0 does not allow, even escaped (control characters, surrogates)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def _esc(s: str) -> str:
-    return html.escape(s, quote=True)
+    """Text for SVG/HTML: escaped, and characters XML forbids replaced by U+FFFD."""
+    return html.escape(_NOT_XML.sub("\ufffd", s), quote=True)
 
 
 def _color(label: str, kind: str) -> str:
