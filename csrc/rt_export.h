@@ -114,8 +114,10 @@ typedef struct rt_export rt_export; /* opaque */
 int rt_export_new(rt_export **ep, const rt_export_opts *opts, rt_export_out_fn out, void *out_ctx,
                   const rt_allocator *alloc);
 
-/* Describe function `fid` (any order, before the first thread). Adding a
- * fid twice replaces it. Functions never described are named "<fid N>". */
+/* Describe function `fid` (any order; before the spans that use it, since
+ * CHROME writes the name of a span when it closes). Adding a fid twice
+ * replaces it. Functions never described are named "<fid N>"; a stream fid
+ * more than 65,536 past the highest described one is malformed (RT_ERR_DATA). */
 int rt_export_add_function(rt_export *e, uint32_t fid, const rt_export_func *f);
 
 /* Start thread `thread_idx`; `tid` is the OS thread id shown by viewers
