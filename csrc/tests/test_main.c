@@ -7,6 +7,7 @@ void suite_stream(void);
 void suite_clock(void);
 void suite_engine(void);
 void suite_walk(void);
+void suite_export(void);
 
 int main(int argc, char **argv)
 {
@@ -16,5 +17,6 @@ int main(int argc, char **argv)
     suite_clock();
     suite_engine();
     suite_walk();
+    suite_export();
     return rt_test_end();
 }

@@ -12,7 +12,8 @@ USAGE = """retracer <command> [options]
 
 commands:
   trace [opts] script.py [args...]    run a script traced (also: trace [opts] -m module [args...])
-  profile TRACE [opts]                ranked table of a trace, or an export (--format pstats -o out.prof)
+  profile TRACE [opts]                ranked table of a trace, or an export (--format chrome|speedscope|pprof|
+                                      folded|json|flamegraph|pstats -o FILE)
   replay TRACE_OR_TEST [--bench]      call the recorded functions again and report every mismatch
 
 Run 'retracer <command> --help' for the options of a command."""
@@ -201,13 +202,18 @@ def print_summary(s) -> None:
         print(f"retracer: trace written to {s.path} (see it with: retracer profile {os.path.relpath(s.path)})", file=err)
 
 
+PROFILE_FORMATS = ["table", "pstats", "chrome", "speedscope", "pprof", "folded", "json", "flamegraph"]
+
+
 def _profile_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="retracer profile",
                                 description="Rank where the time goes in a trace, or export its profile.")
     p.add_argument("trace", help="trace file written by retracer trace")
-    p.add_argument("--format", default="table", choices=["table", "pstats"],
-                   help="table (default): ranked terminal table; pstats: a file for pstats/snakeviz")
-    p.add_argument("-o", "--output", help="output file for --format pstats")
+    p.add_argument("--format", default="table", choices=PROFILE_FORMATS,
+                   help="table (default): ranked terminal table; pstats: for pstats/snakeviz; chrome: Perfetto, "
+                        "chrome://tracing; speedscope; pprof: gzipped profile.proto; folded: flamegraph.pl, inferno; "
+                        "json: docs/export-json.md; flamegraph: self-contained HTML page (SVG if -o ends in .svg)")
+    p.add_argument("-o", "--output", help="output file of an export (required except for table and pstats)")
     p.add_argument("--top", type=int, default=20, metavar="N", help="rows in the table (default 20)")
     p.add_argument("--sort", default="own", help="own (default), cum, calls, percall, name")
     p.add_argument("--trust", action="store_true", help="read a trace that is not signed by you")
@@ -221,8 +227,16 @@ def cmd_profile(argv: Sequence[str]) -> int:
     ns = _profile_parser().parse_args(argv)
     if ns.top < 1:
         raise RetracerError(f"retracer: --top must be 1 or more (got {ns.top})")
+    if ns.format not in ("table", "pstats") and not ns.output:
+        ext = {"chrome": "json", "speedscope": "speedscope.json", "pprof": "pb.gz", "folded": "folded",
+               "json": "json", "flamegraph": "html"}[ns.format]
+        raise RetracerError(f"retracer: --format {ns.format} writes a file: add -o FILE "
+                            f"(e.g. -o {os.path.splitext(os.path.basename(ns.trace))[0]}.{ext})")
     with TraceReader(ns.trace, trust=ns.trust) as r:
-        if ns.format == "table":
+        if ns.format not in ("table", "pstats"):
+            from .export import write_export
+            write_export(r, ns.format, ns.output)
+        elif ns.format == "table":
             print(report.table(r, top=ns.top, sort=ns.sort))
         elif ns.format == "pstats":
             out = ns.output or os.path.splitext(ns.trace)[0] + ".prof"
