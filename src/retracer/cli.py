@@ -202,28 +202,41 @@ def print_summary(s) -> None:
 
 
 def _profile_parser() -> argparse.ArgumentParser:
+    from .ranking import SORT_KEYS
+
     p = argparse.ArgumentParser(prog="retracer profile",
-                                description="Rank where the time goes in a trace, or export its profile.")
+                                description="Rank the functions of a trace by the time optimizing them could "
+                                            "save (saving = own time + time of the code outside your code "
+                                            "that they call; see README), or export its profile.")
     p.add_argument("trace", help="trace file written by retracer trace")
     p.add_argument("--format", default="table", choices=["table", "pstats"],
                    help="table (default): ranked terminal table; pstats: a file for pstats/snakeviz")
-    p.add_argument("-o", "--output", help="output file for --format pstats")
+    p.add_argument("-o", "--output", help="output file for an export (--format pstats)")
     p.add_argument("--top", type=int, default=20, metavar="N", help="rows in the table (default 20)")
-    p.add_argument("--sort", default="own", help="own (default), cum, calls, percall, name")
+    p.add_argument("--sort", default="saving", metavar="KEY",
+                   help=f"rank by {', '.join(SORT_KEYS)} (default saving; per-call is saving per call)")
+    p.add_argument("--all", action="store_true",
+                   help="also list functions outside your code (builtins, stdlib, libraries)")
+    p.add_argument("--json", action="store_true",
+                   help="print the ranking as JSON (structure documented in README) instead of a table")
     p.add_argument("--trust", action="store_true", help="read a trace that is not signed by you")
     return p
 
 
 def cmd_profile(argv: Sequence[str]) -> int:
-    from . import report
+    from . import ranking, report
     from .tracefile import TraceReader
 
     ns = _profile_parser().parse_args(argv)
     if ns.top < 1:
         raise RetracerError(f"retracer: --top must be 1 or more (got {ns.top})")
+    sort = ranking.normalize_sort(ns.sort)
+    if ns.json and ns.format != "table":
+        raise RetracerError(f"retracer: --json prints the ranking; it does not go with --format {ns.format}")
     with TraceReader(ns.trace, trust=ns.trust) as r:
         if ns.format == "table":
-            print(report.table(r, top=ns.top, sort=ns.sort))
+            ranked = ranking.rank(r, sort=sort, include_all=ns.all)
+            print(ranking.dumps(ranked, ns.top) if ns.json else ranking.render_table(ranked, top=ns.top))
         elif ns.format == "pstats":
             out = ns.output or os.path.splitext(ns.trace)[0] + ".prof"
             report.write_pstats(r, out)
