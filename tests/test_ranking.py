@@ -302,3 +302,16 @@ def test_pytest_session_hides_the_test_runner(tmp_path):
         assert "/_pytest/" not in r["file"] and "/pluggy/" not in r["file"], r
     mine = profile_json(out)["functions"]
     assert {r["name"] for r in mine} == {"double", "test_double", "<module>"}
+
+
+def test_replayable_needs_a_function_replay_can_find_again(tmp_path):
+    functions = [fn(0, "top", "app", f"{SCOPE}/app.py", flags=1),
+                 fn(1, "top.<locals>.inner", "app", f"{SCOPE}/app.py", flags=1, line=3),
+                 fn(2, "cellfunc", "", "<ipython-input-1-abcdef>", flags=1)]
+    stats = {0: (1, 1, 10, 30), 1: (1, 1, 10, 10), 2: (1, 1, 10, 10)}
+    edges = [(-1, 0, 1, 30), (0, 1, 1, 10), (0, 2, 1, 10)]
+    rows = by_name(ranked(make_trace(tmp_path / "f.trace", functions, stats, edges,
+                                     [(0, "ok"), (1, "ok"), (2, "ok")])))
+    assert rows["top"].replayable
+    for name in ("top.<locals>.inner", "cellfunc"):
+        assert not rows[name].replayable and rows[name].captured_total == 1

@@ -40,7 +40,9 @@ the import machinery (``importlib``, ``<frozen importlib...>``, ``zipimport``) a
 same formula, so their savings overlap those of their callers).
 
 **Replayable.** A function with at least one captured call whose status is ``ok``
-has recorded inputs and outputs that ``retracer replay`` can call again.
+has recorded inputs and outputs that ``retracer replay`` can call again -- if
+replay can find the function again: not a nested function, lambda or module body,
+nor code compiled from a string or a notebook cell (file name ``<...>``).
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ from .errors import RetracerError
 from .report import fmt_ns
 from .tracefile import (FLAG_IMPORT_MACHINERY, FLAG_IN_SCOPE, Function, TraceReader)
 
-__all__ = ["SORT_KEYS", "Ranked", "Ranking", "rank", "render_table", "to_json", "hidden_reason",
+__all__ = ["SORT_KEYS", "Ranked", "Ranking", "rank", "render_table", "to_json", "hidden_reason", "refindable",
            "JSON_VERSION", "FORMULA"]
 
 #: the --sort keys, in the order --help shows them; the first is the default
@@ -92,7 +94,7 @@ class Ranked:
     cum_ns: int
     callees_ns: float  # time of code outside your code attributed to this function
     saving_ns: float   # own_ns + callees_ns
-    captured_ok: int = 0     # captured calls that can be replayed (status ok)
+    captured_ok: int = 0     # captured calls that can be replayed (status ok, function re-findable)
     captured_total: int = 0  # captured calls, any status
 
     @property
@@ -143,6 +145,15 @@ def hidden_reason(fn: Function) -> Optional[str]:
     if top in _RUNNER_MODULES or (not top and _RUNNER_FILE.search(filename)):
         return "test-runner"
     return None
+
+
+def refindable(fn: Function) -> bool:
+    """Whether ``retracer replay`` can find the function again: not a nested
+    function, not a lambda or module body, not code compiled from a string or a
+    notebook cell (file name ``<...>``)."""
+    qualname = fn.qualname or fn.name or ""
+    return ("<locals>" not in qualname.split(".") and not (fn.name or "<").startswith("<")
+            and not (fn.filename or "<").startswith("<"))
 
 
 def normalize_sort(sort: str) -> str:
@@ -231,12 +242,13 @@ def rank(reader: TraceReader, sort: str = "saving", include_all: bool = False) -
             c = cum.get(g, 0)
             callees += edge_cum * (1.0 - mine.get(g, 0.0) / c) if c > 0 else edge_cum
         by_status = captured.get(fid, {})
+        ok = by_status.get("ok", 0) if refindable(fn) else 0
         listed.append(Ranked(
             fid=fid, name=fn.qualname or fn.name or "?", module=fn.module or "",
             filename=fn.filename or "~", line=fn.firstlineno or 0, kind=fn.kind,
             in_scope=fid in mine_fids, calls=s.calls, prim_calls=s.prim_calls,
             own_ns=s.own_ns, cum_ns=s.cum_ns, callees_ns=callees, saving_ns=s.own_ns + callees,
-            captured_ok=by_status.get("ok", 0), captured_total=sum(by_status.values()),
+            captured_ok=ok, captured_total=sum(by_status.values()),
         ))
     keyf = {
         "saving": lambda r: (-r.saving_ns, -r.own_ns, r.name),

@@ -58,6 +58,10 @@ class TimeitResult:
     clock: str = "perf_counter"
     extra: Dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return (f"<TimeitResult min {format_time(self.min)}, median {format_time(self.median)}, "
+                f"IQR {format_time(self.iqr)} per loop; {self.repeat} repeats of {self.number:,} loops>")
+
     @property
     def repeat(self) -> int:
         return len(self.per_loop)
