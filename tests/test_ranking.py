@@ -222,7 +222,7 @@ def trace(tmp_path, args, cwd, *extra):
 
 
 def profile_json(out, *extra):
-    p = retracer("profile", out, "--json", "--top", "1000", *extra)
+    p = retracer("profile", out, "--json", "--top", "1000000", *extra)
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
 
@@ -294,6 +294,7 @@ def test_pytest_session_hides_the_test_runner(tmp_path):
     out = trace(tmp_path, ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], str(proj),
                 "--no-capture")
     data = profile_json(out, "--all")
+    assert len(data["functions"]) == data["ranked"]
     rows = {r["name"]: r for r in data["functions"]}
     assert rows["double"]["calls"] == 7 and rows["test_double"]["calls"] == 1
     assert data["hidden"]["test-runner"] > 50 and data["hidden"]["import"] > 0

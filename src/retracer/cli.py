@@ -14,7 +14,7 @@ commands:
   trace [opts] script.py [args...]    run a script traced (also: trace [opts] -m module [args...])
   profile TRACE [opts]                ranked table of a trace, or an export (--format pstats -o out.prof)
   replay TRACE_OR_TEST [--bench]      call the recorded functions again and report every mismatch
-  timeit [-s SETUP] [-n N] [-r R] STMT  time a statement: warm-up, auto-ranging, min/median/IQR
+  timeit [-s SETUP] STATEMENT         time a statement: warm-up, auto-ranging, min/median/IQR
 
 Run 'retracer <command> --help' for the options of a command."""
 
