@@ -285,3 +285,13 @@ def test_extra_scope_puts_code_with_that_file_name_prefix_in_scope(tmp_path):
             assert r.meta["options"]["extra_scope"] == list(extra)
             n_captured = sum(1 for _ in r.iter_captured())
         assert n_captured == (3 if in_scope else 0)  # calls in scope are captured
+
+
+def test_rprofile_shows_the_real_flame_graph(ip):
+    """With retracer's own flame graph: one self-contained HTML output that
+    names the cell's function."""
+    cap, _ = run(ip, "rprofile", "", "fib(6)\n")
+    (out,) = cap.outputs
+    html = out.data["text/html"]
+    assert "fib" in html and "<script" in html
+    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
