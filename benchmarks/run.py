@@ -473,6 +473,18 @@ def render(summary: dict, workloads: list[str], modes: list[str], sizes: dict,
             rows.append(row)
         out.append(md_table(["workload", *shown], rows))
 
+    if "retracer" in modes and "retracer-capture" in modes:
+        out.append("\n### Cost of capture: retracer-capture / retracer (median / median; "
+                   "issue 3 target <= 1.15 on the call- and object-heavy workloads)\n")
+        rows = []
+        for w in workloads:
+            a, b = summary[w]["retracer"], summary[w]["retracer-capture"]
+            if "median" in a and "median" in b:
+                rows.append([w, f"{b['median'] / a['median']:.3f}"])
+            else:
+                rows.append([w, cell_label(b if "median" not in b else a)])
+        out.append(md_table(["workload", "capture / no capture"], rows))
+
     if info.get("profile_events"):
         out.append("\n### Extra time per profile event, ns (events = Python + C calls, "
                    "counted once with sys.setprofile; includes start-up and save)\n")

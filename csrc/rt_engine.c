@@ -620,6 +620,14 @@ void rt_resume(rt_thread *t, uint32_t fid, uint64_t key, int64_t now)
     }
 }
 
+int64_t rt_thread_call_no(const rt_thread *t)
+{
+    if (t->head.depth == 0 || !t->e->stream_on)
+        return -1;
+    const rt_frame *f = &t->stack[t->head.depth - 1];
+    return (f->flags & RT_FR_REC) ? (int64_t)f->call_no : -1;
+}
+
 void rt_forget(rt_engine *e, uint64_t key)
 {
     uint32_t idx = rt__gen_take(e, key);

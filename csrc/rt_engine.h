@@ -144,6 +144,10 @@ RT_INLINE size_t rt_thread_depth(const rt_thread *t) { return ((const rt_thread_
 /* Registration index of t (0 for the first thread registered). */
 RT_INLINE uint32_t rt_thread_index(const rt_thread *t) { return ((const rt_thread_head *)(const void *)t)->idx; }
 
+/* Stream call number of the innermost call of t (docs/call-stream.md), or -1
+ * when it is not recorded in the call stream. */
+int64_t rt_thread_call_no(const rt_thread *t);
+
 /* --- end of tracing ------------------------------------------------------ */
 
 /*

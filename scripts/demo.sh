@@ -11,4 +11,6 @@ mkdir -p .venvs/out
 .venvs/demo/bin/retracer trace --tests-root .venvs/out -o .venvs/out/demo.trace examples/demo_app.py
 .venvs/demo/bin/retracer profile .venvs/out/demo.trace --top 10
 .venvs/demo/bin/retracer profile .venvs/out/demo.trace --format pstats -o .venvs/out/demo.prof
+.venvs/demo/bin/retracer profile .venvs/out/demo.trace --format flamegraph -o .venvs/out/demo-flame.html
+.venvs/demo/bin/retracer profile .venvs/out/demo.trace --format chrome -o .venvs/out/demo.chrome.json
 .venvs/demo/bin/retracer replay .venvs/out/demo.trace

@@ -1013,3 +1013,17 @@ def test_outcome_generator_return_value():
     assert compare_outcome(e, Outcome("return", "done", yielded=[1])) is None
     m = compare_outcome(e, Outcome("return", "other", yielded=[1]))
     assert m.path == "return"
+
+
+def test_exact_mode_for_the_stability_check():
+    """compare_outcome(exact=True) — used to tell whether two replays of a call
+    differ — requires equal floats (NaN still equal to NaN); the default rule
+    accepts math.isclose."""
+    import math
+    from retracer.comparator import Outcome, compare_outcome
+    a = Outcome(kind="return", value={"t": 1_700_000_000.0, "n": [math.nan]})
+    b = Outcome(kind="return", value={"t": 1_700_000_000.05, "n": [math.nan]})
+    assert compare_outcome(a, b) is None
+    m = compare_outcome(a, b, exact=True)
+    assert m is not None and "t" in m.path
+    assert compare_outcome(a, Outcome(kind="return", value={"t": 1_700_000_000.0, "n": [math.nan]}), exact=True) is None

@@ -7,6 +7,7 @@ void suite_stream(void);
 void suite_clock(void);
 void suite_engine(void);
 void suite_walk(void);
+void suite_export(void);
 void suite_fold(void);
 
 int main(int argc, char **argv)
@@ -17,6 +18,7 @@ int main(int argc, char **argv)
     suite_clock();
     suite_engine();
     suite_walk();
+    suite_export();
     suite_fold();
     return rt_test_end();
 }

@@ -4,4 +4,12 @@ from .errors import RetracerError
 from .tracer import MECHANISM, Tracer, TraceSummary
 
 __version__ = "0.1.0"
-__all__ = ["Tracer", "TraceSummary", "RetracerError", "MECHANISM", "__version__"]
+__all__ = ["Tracer", "TraceSummary", "RetracerError", "MECHANISM", "__version__", "load_ipython_extension"]
+
+
+def load_ipython_extension(ip) -> None:
+    """``%load_ext retracer``: register %%retrace, %%rprofile, %rtimeit and %%rtimeit
+    (see retracer.magics). IPython is imported only here."""
+    from .magics import load_ipython_extension as load
+
+    load(ip)

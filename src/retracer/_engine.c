@@ -47,10 +47,33 @@ static inline PyObject *Py_NewRef(PyObject *o) { Py_INCREF(o); return o; }
 #define RT_MECH_PROFILE 1
 #endif
 
+/* 3.11 and 3.12 keep a plain instance's attributes inline ("values") until
+ * something asks for its __dict__; from then on the object has a real dict and
+ * the interpreter's specialised attribute access no longer applies to it.
+ * Pickling an argument asks for its __dict__, so capture would leave every
+ * captured object slower for the rest of the run. instance_state() below reads
+ * the inline values without materialising the dict. */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+#define RT_INLINE_VALUES 1
+#undef _PyGC_FINALIZED
+#define Py_BUILD_CORE 1
+#include "internal/pycore_dict.h"
+#undef Py_BUILD_CORE
+#endif
+
 #define RT_IGNORE UINT32_MAX
 #define RT_GEN_FLAGS (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE)
 
 /* ------------------------------------------------------------------ state */
+
+struct cap_fn {
+    uint32_t first_left;  /* calls still kept unconditionally */
+    uint32_t shape_left;  /* calls still kept for a new shape */
+    uint32_t stride;      /* look at every stride-th call (1..64) */
+    uint32_t quiet;       /* looks without a new shape since the last one */
+    uint32_t nsig, capsig;
+    uint64_t *sigs;       /* owned; shapes of the kept calls */
+};
 
 typedef struct rt_binding {
     rt_engine *engine;      /* owned; NULL when no session */
@@ -70,8 +93,11 @@ typedef struct rt_binding {
     PyObject *only;         /* owned frozenset of names, or NULL */
     PyObject *cwd;          /* owned str with trailing '/', to absolutise relative filenames */
     /* capture of arguments, results and exceptions (see capture.py) */
-    uint32_t *cap_left;     /* owned; per fid: calls still to capture (NULL: capture off) */
+    uint32_t *cap_left;     /* owned; per fid: calls until capture_start looks at a call
+                               again (1: the next one; 0: never). NULL: capture off */
+    struct cap_fn *capfn;   /* owned; per fid: the capture budget and shapes kept (fcap entries) */
     uint32_t max_count;     /* budget given to each capturable function */
+    uint32_t shape_share;   /* of it, calls kept only for a new input shape (max_count / 4) */
     int capture_on;         /* 1: capture is enabled for this session */
     PyObject *argnames;     /* owned list per fid: tuple of argument names, or None */
     PyObject *cb_enter;     /* owned: cb_enter(fid, thread_idx, names, values, now) -> capture id or None */
@@ -185,6 +211,10 @@ static uint32_t new_fid(PyObject *desc, uint32_t flags, PyCodeObject *co)
             if (!nl)
                 return RT_IGNORE;
             G.cap_left = nl;
+            struct cap_fn *nc = PyMem_RawRealloc(G.capfn, (size_t)ncap * sizeof *nc);
+            if (!nc)
+                return RT_IGNORE;
+            G.capfn = nc;
         }
         G.fcap = ncap;
     }
@@ -195,8 +225,16 @@ static uint32_t new_fid(PyObject *desc, uint32_t flags, PyCodeObject *co)
         PyErr_Clear();
         return RT_IGNORE;
     }
-    if (G.capture_on)
-        G.cap_left[fid] = names != Py_None ? G.max_count : 0;
+    if (G.capture_on) {
+        struct cap_fn *c = &G.capfn[fid];
+        memset(c, 0, sizeof *c);
+        if (names != Py_None) {
+            c->first_left = G.max_count - G.shape_share;
+            c->shape_left = G.shape_share;
+            c->stride = 1;
+        }
+        G.cap_left[fid] = names != Py_None ? 1 : 0;
+    }
     Py_DECREF(names);
     G.fflags[fid] = flags;
     G.nfuncs++;
@@ -452,17 +490,23 @@ static PyObject *cap_call(PyObject *cb, PyObject *args)
 
 /* Begin capturing a call of fid whose argument values are `values` (a new
  * reference, stolen). Returns the capture id or -1. */
-static long cap_begin(rt_thread *t, uint32_t fid, PyObject *values, int64_t now)
+static long cap_begin(rt_thread *t, uint32_t fid, PyObject *values, int64_t now, int why)
 {
-    if (!values) {
-        PyErr_Clear();
-        return -1;
-    }
-    G.cap_left[fid]--;
     uint64_t gen = G.gen;
-    PyObject *r = cap_call(G.cb_enter, Py_BuildValue("(IIONL)", fid, rt_thread_index(t),
+    PyObject *genobj = NULL;
+#ifdef RT_MECH_MONITORING
+    /* 3.13 closes a generator suspended outside try/with without running it
+     * (no event): capture.py watches the generator object itself. */
+    if (G.fflags[fid] & RT_F_GEN) {
+        PyFrameObject *frame = PyEval_GetFrame();
+        genobj = frame ? PyFrame_GetGenerator(frame) : NULL;
+    }
+#endif
+    PyObject *r = cap_call(G.cb_enter, Py_BuildValue("(IIONLiLN)", fid, rt_thread_index(t),
                                                      PyList_GET_ITEM(G.argnames, fid), values,
-                                                     (long long)now));
+                                                     (long long)now, why,
+                                                     (long long)rt_thread_call_no(t),
+                                                     genobj ? genobj : Py_NewRef(Py_None)));
     long id = -1;
     if (r && PyLong_Check(r))
         id = PyLong_AsLong(r);
@@ -544,7 +588,109 @@ static PyObject *args_of_current_frame(uint32_t fid)
 }
 #endif
 
-#define CAPTURE_WANTED(fid) (RT_UNLIKELY(G.cap_left != NULL) && G.cap_left[fid] != 0)
+#define CAPTURE_WANTED(fid) (RT_UNLIKELY(G.cap_left != NULL) && G.cap_left[fid] != 0 && --G.cap_left[fid] == 0)
+
+/* ------------------------------------------------------ which calls are kept
+ *
+ * Each capturable function has a budget of max_count calls. Its first
+ * (max_count - shape_share) calls are kept whatever they are. After that, a
+ * call is kept only if the *shape* of its arguments differs from the shapes of
+ * every call already kept for that function, until shape_share more calls are
+ * kept. A shape is, per argument in order: its type; for None/bool the value;
+ * for int and float the sign (zero, NaN, infinity and ints beyond 64 bits
+ * apart); for str, bytes, list, tuple, dict, set the length in buckets 0,
+ * 1-7, 8-63, 64-511, ... ; for list and tuple also the type of the first item.
+ * Looking at shapes costs a tuple of the arguments per call, so it backs off:
+ * after every 1024 looks at a function without a new shape, it looks at every
+ * 2nd, 4th, ... up to every 64th call; a new shape resets it to every call.
+ * docs/trace-format.md and README describe the policy.
+ */
+
+
+
+#define RT_SHAPE_MAX_STRIDE 64
+#define RT_SHAPE_QUIET 1024
+#define RT_SHAPE_MAX_SIGS 4096
+
+static inline uint64_t shape_mix(uint64_t h, uint64_t v)
+{
+    h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    return h;
+}
+
+static inline uint64_t len_bucket(Py_ssize_t n)
+{
+    uint64_t b = 0;
+    while (n > 0) {
+        n >>= 3;
+        b++;
+    }
+    return b;
+}
+
+static uint64_t shape_of(PyObject *v)
+{
+    PyTypeObject *tp = Py_TYPE(v);
+    uint64_t extra = 0;
+    if (v == Py_None || PyBool_Check(v)) {
+        extra = v == Py_True;
+    } else if (PyLong_Check(v)) {
+        int overflow = 0;
+        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (x == -1 && PyErr_Occurred())
+            PyErr_Clear();
+        extra = overflow ? (overflow > 0 ? 4 : 5) : x < 0 ? 1 : x == 0 ? 2 : 3;
+    } else if (PyFloat_Check(v)) {
+        double d = PyFloat_AS_DOUBLE(v);
+        extra = d != d ? 1 : (d == d * 2 && d != 0) ? 2 : d < 0 ? 3 : d == 0 ? 4 : 5;
+    } else if (PyUnicode_Check(v)) {
+        extra = len_bucket(PyUnicode_GetLength(v));
+    } else if (PyBytes_Check(v)) {
+        extra = len_bucket(PyBytes_GET_SIZE(v));
+    } else if (PyList_Check(v)) {
+        Py_ssize_t n = PyList_GET_SIZE(v);
+        extra = len_bucket(n) ^ (n ? (uint64_t)(uintptr_t)Py_TYPE(PyList_GET_ITEM(v, 0)) << 8 : 0);
+    } else if (PyTuple_Check(v)) {
+        Py_ssize_t n = PyTuple_GET_SIZE(v);
+        extra = len_bucket(n) ^ (n ? (uint64_t)(uintptr_t)Py_TYPE(PyTuple_GET_ITEM(v, 0)) << 8 : 0);
+    } else if (PyDict_Check(v)) {
+        extra = len_bucket(PyDict_GET_SIZE(v));
+    } else if (PyAnySet_Check(v)) {
+        extra = len_bucket(PySet_GET_SIZE(v));
+    }
+    return shape_mix((uint64_t)(uintptr_t)tp, extra);
+}
+
+static uint64_t shape_sig(PyObject *values)
+{
+    uint64_t h = 0x51ed270b3a8c1f27ULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(values); i++)
+        h = shape_mix(h, shape_of(PyTuple_GET_ITEM(values, i)));
+    return h;
+}
+
+static int shape_known(const struct cap_fn *c, uint64_t sig)
+{
+    for (uint32_t i = 0; i < c->nsig; i++)
+        if (c->sigs[i] == sig)
+            return 1;
+    return 0;
+}
+
+static void shape_add(struct cap_fn *c, uint64_t sig)
+{
+    if (c->nsig == c->capsig) {
+        uint32_t ncap = c->capsig ? c->capsig * 2 : 16;
+        if (ncap > RT_SHAPE_MAX_SIGS)
+            return;
+        uint64_t *ns = PyMem_RawRealloc(c->sigs, ncap * sizeof *ns);
+        if (!ns)
+            return;
+        c->sigs = ns;
+        c->capsig = ncap;
+    }
+    c->sigs[c->nsig++] = sig;
+}
 
 /* -------------------------------------------------------------- events
  *
@@ -555,9 +701,38 @@ static PyObject *args_of_current_frame(uint32_t fid)
 
 typedef PyObject *(*args_fn)(void *src, uint32_t fid);
 
-static inline void capture_start(rt_thread *t, uint32_t fid, int64_t now, args_fn args_of, void *src)
+/* A call of fid that capture looks at (CAPTURE_WANTED said so): keep it or
+ * not (see "which calls are kept"), and set when to look again. */
+static void capture_start(rt_thread *t, uint32_t fid, int64_t now, args_fn args_of, void *src)
 {
-    long id = cap_begin(t, fid, args_of(src, fid), now);
+    struct cap_fn *c = &G.capfn[fid];
+    PyObject *values = args_of(src, fid);
+    if (!values) {
+        PyErr_Clear();
+        G.cap_left[fid] = (c->first_left || c->shape_left) ? c->stride : 0;
+        return;
+    }
+    int why = 0;
+    uint64_t sig = G.shape_share ? shape_sig(values) : 0;
+    if (c->first_left) {
+        c->first_left--;
+        if (G.shape_share && !shape_known(c, sig))
+            shape_add(c, sig);
+    } else if (shape_known(c, sig)) {
+        Py_DECREF(values);
+        if (++c->quiet % RT_SHAPE_QUIET == 0 && c->stride < RT_SHAPE_MAX_STRIDE)
+            c->stride *= 2;
+        G.cap_left[fid] = c->stride;
+        return;
+    } else {
+        why = 1;
+        c->shape_left--;
+        c->quiet = 0;
+        c->stride = 1;
+        shape_add(c, sig);
+    }
+    G.cap_left[fid] = (c->first_left || c->shape_left) ? c->stride : 0;
+    long id = cap_begin(t, fid, values, now, why);
     if (id >= 0)
         capstack_push(t, id);
 }
@@ -957,16 +1132,17 @@ static PyObject *session_start(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"spool", "scope", "exclude", "ignore", "only", "cwd",
                              "no_external", "no_imports", "c_calls", "chunk_size",
-                             "capture", "max_count", NULL};
+                             "capture", "max_count", "shape_diverse", NULL};
     const char *spool;
     PyObject *scope, *exclude, *ignore, *only, *cwd, *capture = Py_None;
     int no_external = 0, no_imports = 0, c_calls = 1;
     Py_ssize_t chunk_size = 0;
     unsigned int max_count = 100;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!O!OU|pppnOI", kwlist, &spool, &PyTuple_Type,
+    int shape_diverse = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!O!OU|pppnOIp", kwlist, &spool, &PyTuple_Type,
                                      &scope, &PyTuple_Type, &exclude, &PyTuple_Type, &ignore,
                                      &only, &cwd, &no_external, &no_imports, &c_calls,
-                                     &chunk_size, &capture, &max_count))
+                                     &chunk_size, &capture, &max_count, &shape_diverse))
         return NULL;
     PyObject *cb_enter = NULL, *cb_exit = NULL, *cb_yield = NULL;
     if (capture != Py_None &&
@@ -1016,6 +1192,7 @@ static PyObject *session_start(PyObject *m, PyObject *args, PyObject *kw)
     G.nfuncs = 0;
     G.capture_on = cb_enter != NULL && max_count > 0;
     G.max_count = max_count;
+    G.shape_share = shape_diverse ? max_count / 4 : 0;
     if (G.capture_on) {
         G.cb_enter = Py_NewRef(cb_enter);
         G.cb_exit = Py_NewRef(cb_exit);
@@ -1112,6 +1289,9 @@ static void session_teardown(void)
     rt_engine_free(G.engine);
     G.engine = NULL;
     rt_map_free(&G.code_fids);
+    if (G.capfn)
+        for (uint32_t i = 0; i < G.nfuncs; i++)
+            PyMem_RawFree(G.capfn[i].sigs);
     PyMem_RawFree(G.fflags);
     G.fflags = NULL;
     G.fcap = G.nfuncs = 0;
@@ -1123,6 +1303,8 @@ static void session_teardown(void)
     Py_CLEAR(G.cb_yield);
     PyMem_RawFree(G.cap_left);
     G.cap_left = NULL;
+    PyMem_RawFree(G.capfn);
+    G.capfn = NULL;
     G.capture_on = 0;
     rt_map_free(&G.cap_gens);
     capstacks_free();
@@ -1167,7 +1349,7 @@ static PyObject *session_stop(PyObject *m, PyObject *unused)
     return res;
 }
 
-/* mute(flag): drop (1) or record again (0) the events of the calling thread. */
+/* mute(flag) -> previous flag: drop (1) or record again (0) the events of the calling thread. */
 static PyObject *set_muted(PyObject *m, PyObject *arg)
 {
     int flag = PyObject_IsTrue(arg);
@@ -1183,8 +1365,9 @@ static PyObject *set_muted(PyObject *m, PyObject *arg)
         tls_thread = t;
         tls_gen = G.gen;
     }
+    int was = tls_muted;
     tls_muted = flag;
-    Py_RETURN_NONE;
+    return PyBool_FromLong(was);
 }
 
 static PyObject *is_active(PyObject *m, PyObject *unused) { return PyBool_FromLong(G.active); }
@@ -1192,6 +1375,71 @@ static PyObject *is_active(PyObject *m, PyObject *unused) { return PyBool_FromLo
 static PyObject *get_mechanism(PyObject *m, PyObject *unused)
 {
     return PyUnicode_FromString(mechanism());
+}
+
+/* instance_state(obj) -> a new dict of obj's instance attributes, read
+ * without materialising its __dict__ (3.11/3.12), or None when obj has no
+ * managed dict (then use the usual __dict__/__getstate__ path). */
+static PyObject *instance_state(PyObject *m, PyObject *obj)
+{
+#ifdef RT_INLINE_VALUES
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (!(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) || !(tp->tp_flags & Py_TPFLAGS_HEAPTYPE))
+        Py_RETURN_NONE;
+    PyDictValues *values = NULL;
+    PyObject *dict = NULL;
+#if PY_VERSION_HEX >= 0x030C0000
+    char *dorv = ((char **)obj)[-3];
+    if ((uintptr_t)dorv & 1)
+        values = (PyDictValues *)(dorv + 1);
+    else
+        dict = (PyObject *)dorv;
+#else
+    values = ((PyDictValues **)obj)[-4];
+    if (!values)
+        dict = ((PyObject **)obj)[-3];
+#endif
+    if (!values)
+        return dict ? PyDict_Copy(dict) : PyDict_New();
+    PyDictKeysObject *keys = ((PyHeapTypeObject *)tp)->ht_cached_keys;
+    if (!keys || !DK_IS_UNICODE(keys))
+        Py_RETURN_NONE;
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+    PyDictUnicodeEntry *ents = DK_UNICODE_ENTRIES(keys);
+    for (Py_ssize_t i = 0; i < keys->dk_nentries; i++) {
+        PyObject *v = values->values[i];
+        if (!v || !ents[i].me_key)
+            continue;
+        if (PyDict_SetItem(d, ents[i].me_key, v) < 0) {
+            Py_DECREF(d);
+            return NULL;
+        }
+    }
+    return d;
+#else
+    Py_RETURN_NONE;
+#endif
+}
+
+/* has_inline_values(obj) -> True when obj's attributes are still stored
+ * inline (3.11/3.12: its __dict__ was never materialised); for tests. */
+static PyObject *has_inline_values(PyObject *m, PyObject *obj)
+{
+#ifdef RT_INLINE_VALUES
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
+#if PY_VERSION_HEX >= 0x030C0000
+        if ((uintptr_t)((char **)obj)[-3] & 1)
+            Py_RETURN_TRUE;
+#else
+        if (((PyDictValues **)obj)[-4])
+            Py_RETURN_TRUE;
+#endif
+    }
+#endif
+    Py_RETURN_FALSE;
 }
 
 /* decode(chunk: bytes, t0: int = 0) -> list of (tag, fid_or_back, t_ns); for tests and tools. */
@@ -1232,6 +1480,9 @@ static PyMethodDef engine_methods[] = {
     {"mute", set_muted, METH_O, "mute(flag): drop (True) or record (False) the calling thread's events."},
     {"active", is_active, METH_NOARGS, "True while a session records events."},
     {"mechanism", get_mechanism, METH_NOARGS, "The hook this build uses."},
+    {"instance_state", instance_state, METH_O,
+     "A copy of an object's instance attributes, read without materialising its __dict__ (3.11/3.12); None if not applicable."},
+    {"has_inline_values", has_inline_values, METH_O, "For tests: are obj's attributes still inline?"},
     {"decode", decode_chunk, METH_VARARGS, "Decode one call-stream chunk (for tests and tools)."},
 #ifdef RT_MECH_MONITORING
     {"mon_py_start", (PyCFunction)(void (*)(void))mon_py_start, METH_FASTCALL, NULL},

@@ -12,8 +12,10 @@ USAGE = """retracer <command> [options]
 
 commands:
   trace [opts] script.py [args...]    run a script traced (also: trace [opts] -m module [args...])
-  profile TRACE [opts]                ranked table of a trace, or an export (--format pstats -o out.prof)
+  profile TRACE [opts]                ranked table of a trace, or an export (--format chrome|speedscope|pprof|
+                                      folded|json|flamegraph|pstats -o FILE)
   replay TRACE_OR_TEST [--bench]      call the recorded functions again and report every mismatch
+  timeit [-s SETUP] STATEMENT         time a statement: warm-up, auto-ranging, min/median/IQR
   view TRACE [-o page.html | --serve [PORT] | --text]   the folded call tree, flame graph and timeline
 
 Run 'retracer <command> --help' for the options of a command."""
@@ -21,6 +23,14 @@ Run 'retracer <command> --help' for the options of a command."""
 # trace options that take a value (the others are flags)
 _VALUE_OPTS = {"-o", "--output", "--max-function-count", "--timeout", "--only-functions",
                "--scope", "--tests-root", "--config", "--max-value-bytes", "--redact"}
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (RetracerError, exit 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        cmd = self.prog.split(" ", 1)[-1]
+        raise RetracerError(f"retracer: {cmd}: {message}; see '{self.prog} --help'")
 
 
 def _trace_parser() -> argparse.ArgumentParser:
@@ -207,34 +217,108 @@ def print_summary(s) -> None:
         print(f"retracer: trace written to {s.path} (see it with: retracer profile {os.path.relpath(s.path)})", file=err)
 
 
+PROFILE_FORMATS = ["table", "pstats", "chrome", "speedscope", "pprof", "folded", "json", "flamegraph"]
+
+
 def _profile_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="retracer profile",
-                                description="Rank where the time goes in a trace, or export its profile.")
+    from .ranking import SORT_KEYS
+
+    p = _OneLineParser(prog="retracer profile",
+                                description="Rank the functions of a trace by the time optimizing them could "
+                                            "save (saving = own time + time of the code outside your code "
+                                            "that they call; see README), or export its profile.")
     p.add_argument("trace", help="trace file written by retracer trace")
-    p.add_argument("--format", default="table", choices=["table", "pstats"],
-                   help="table (default): ranked terminal table; pstats: a file for pstats/snakeviz")
-    p.add_argument("-o", "--output", help="output file for --format pstats")
+    p.add_argument("--format", default="table", choices=PROFILE_FORMATS,
+                   help="table (default): ranked terminal table; pstats: for pstats/snakeviz; chrome: Perfetto, "
+                        "chrome://tracing; speedscope; pprof: gzipped profile.proto; folded: flamegraph.pl, inferno; "
+                        "json: docs/export-json.md; flamegraph: self-contained HTML page (SVG if -o ends in .svg)")
+    p.add_argument("-o", "--output", help="output file of an export (required except for table and pstats)")
     p.add_argument("--top", type=int, default=20, metavar="N", help="rows in the table (default 20)")
-    p.add_argument("--sort", default="own", help="own (default), cum, calls, percall, name")
+    p.add_argument("--sort", default="saving", metavar="KEY",
+                   help=f"rank by {', '.join(SORT_KEYS)} (default saving; per-call is saving per call)")
+    p.add_argument("--all", action="store_true",
+                   help="also list functions outside your code (builtins, stdlib, libraries)")
+    p.add_argument("--json", action="store_true",
+                   help="print the ranking as JSON (structure documented in README) instead of a table")
     p.add_argument("--trust", action="store_true", help="read a trace that is not signed by you")
     return p
 
 
 def cmd_profile(argv: Sequence[str]) -> int:
-    from . import report
+    from . import ranking, report
     from .tracefile import TraceReader
 
     ns = _profile_parser().parse_args(argv)
     if ns.top < 1:
         raise RetracerError(f"retracer: --top must be 1 or more (got {ns.top})")
+    if ns.format not in ("table", "pstats") and not ns.output:
+        ext = {"chrome": "json", "speedscope": "speedscope.json", "pprof": "pb.gz", "folded": "folded",
+               "json": "json", "flamegraph": "html"}[ns.format]
+        raise RetracerError(f"retracer: --format {ns.format} writes a file: add -o FILE "
+                            f"(e.g. -o {os.path.splitext(os.path.basename(ns.trace))[0]}.{ext})")
+    sort = ranking.normalize_sort(ns.sort)
+    if ns.json and ns.format != "table":
+        raise RetracerError(f"retracer: --json prints the ranking; it does not go with --format {ns.format}")
     with TraceReader(ns.trace, trust=ns.trust) as r:
-        if ns.format == "table":
-            print(report.table(r, top=ns.top, sort=ns.sort))
+        if ns.format not in ("table", "pstats"):
+            from .export import write_export
+            write_export(r, ns.format, ns.output)
+        elif ns.format == "table":
+            ranked = ranking.rank(r, sort=sort, include_all=ns.all)
+            print(ranking.dumps(ranked, ns.top) if ns.json else ranking.render_table(ranked, top=ns.top))
         elif ns.format == "pstats":
             out = ns.output or os.path.splitext(ns.trace)[0] + ".prof"
             report.write_pstats(r, out)
             print(f"retracer: pstats profile written to {out} (open it with python -m pstats {out} or snakeviz {out})",
                   file=sys.stderr)
+    return 0
+
+
+def _timeit_parser() -> argparse.ArgumentParser:
+    from .timing import DEFAULT_REPEAT, TARGET_S, UNIT_NAMES
+
+    p = _OneLineParser(
+        prog="retracer timeit",
+        description="Time a Python statement like python -m timeit: after SETUP, one warm-up run, then "
+                    f"REPEAT repeats of N loops (N auto-ranged so one repeat takes >= {TARGET_S:g} s). "
+                    "Prints the minimum, the median and the interquartile range (IQR = Q3 - Q1) of the "
+                    "time per loop. Several statement arguments are lines of one statement.")
+    p.add_argument("statement", nargs="*", help="statement to time (default: pass)")
+    p.add_argument("-s", "--setup", action="append", default=[], metavar="SETUP",
+                   help="run once before each repeat, untimed (may be given more than once)")
+    p.add_argument("-n", "--number", type=int, metavar="N",
+                   help="loops per repeat (default: auto-range)")
+    p.add_argument("-r", "--repeat", type=int, default=DEFAULT_REPEAT, metavar="R",
+                   help=f"repeats (default {DEFAULT_REPEAT})")
+    p.add_argument("-u", "--unit", choices=UNIT_NAMES, help="time unit of the output (timeit's nsec, usec, "
+                                                             "msec, sec work too)")
+    p.add_argument("-p", "--process", action="store_true", help="measure process CPU time, not wall time")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (times in seconds)")
+    return p
+
+
+def cmd_timeit(argv: Sequence[str]) -> int:
+    import json
+
+    from . import timing
+
+    ns = _timeit_parser().parse_args(argv)
+    if ns.number is not None and ns.number < 1:
+        raise RetracerError(f"retracer: -n/--number must be 1 or more (got {ns.number})")
+    if ns.repeat < 1:
+        raise RetracerError(f"retracer: -r/--repeat must be 1 or more (got {ns.repeat})")
+    if os.curdir not in sys.path and "" not in sys.path:  # like python -m timeit: import from here
+        sys.path.insert(0, os.curdir)
+
+    def progress(what: str) -> None:
+        if sys.stderr.isatty():
+            print(f"retracer: timing: {what}", end="\r", file=sys.stderr, flush=True)
+
+    res = timing.run("\n".join(ns.statement) or "pass", "\n".join(ns.setup) or "pass", number=ns.number or 0,
+                     repeat=ns.repeat, process_time=ns.process, progress=progress)
+    if sys.stderr.isatty():
+        print(" " * 60, end="\r", file=sys.stderr, flush=True)
+    print(json.dumps(res.to_json(), indent=2) if ns.json else timing.format_result(res, ns.unit))
     return 0
 
 
@@ -367,7 +451,8 @@ def cmd_view(argv: Sequence[str]) -> int:
     return view(argv)
 
 
-COMMANDS = {"trace": cmd_trace, "profile": cmd_profile, "replay": cmd_replay, "view": cmd_view}
+COMMANDS = {"trace": cmd_trace, "profile": cmd_profile, "replay": cmd_replay, "timeit": cmd_timeit,
+            "view": cmd_view}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

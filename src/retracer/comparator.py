@@ -328,6 +328,14 @@ def _complex_equal(x: complex, y: complex) -> bool:
     return _float_equal(x.real, y.real) and _float_equal(x.imag, y.imag)
 
 
+def _float_exact(x: float, y: float) -> bool:
+    return x == y or (x != x and y != y)
+
+
+def _complex_exact(x: complex, y: complex) -> bool:
+    return _float_exact(x.real, y.real) and _float_exact(x.imag, y.imag)
+
+
 def _generated_dataclass_eq(tp: type) -> Optional[type]:
     """The dataclass whose generated ``__eq__`` ``tp`` uses, else None."""
     for klass in tp.__mro__:
@@ -408,7 +416,12 @@ def _first_difference(e: Any, a: Any) -> str:
 
 
 class _Comparer:
-    def __init__(self) -> None:
+    def __init__(self, exact: bool = False) -> None:
+        # exact: floats must be equal (NaN equal to NaN), not merely close; used
+        # to tell whether two replays of one call differ at all (time.time()...)
+        self.exact = exact
+        self.float_eq = _float_exact if exact else _float_equal
+        self.complex_eq = _complex_exact if exact else _complex_equal
         self.seen: set = set()
         self.keep: list = []        # keeps compared objects alive so ids stay unique
 
@@ -450,7 +463,7 @@ class _Comparer:
             ne, na = _type_names(t, type(a))
             return Mismatch(_render(node), f"type differs: {ne} != {na}", e, a)
         if t is float:
-            return None if _float_equal(e, a) else _differs(node, e, a)
+            return None if self.float_eq(e, a) else _differs(node, e, a)
         if t in _SIMPLE:
             if e == a:
                 return None
@@ -459,7 +472,7 @@ class _Comparer:
                                 "value differs" + _first_difference(e, a), e, a)
             return _differs(node, e, a)
         if t is complex:
-            return None if _complex_equal(e, a) else _differs(node, e, a)
+            return None if self.complex_eq(e, a) else _differs(node, e, a)
         if not self._enter(e, a):
             return None
         if t is list or t is tuple:
@@ -673,9 +686,14 @@ class _Comparer:
                 return [(e[idx], a[idx], (node, _index_segment(idx)))
                         for idx in np.ndindex(*e.shape)]
             if e.dtype.kind in "fc":
-                if np.allclose(e, a, equal_nan=True):
-                    return None
-                differ = ~np.isclose(e, a, equal_nan=True)
+                if self.exact:
+                    if np.array_equal(e, a, equal_nan=True):
+                        return None
+                    differ = ~((e == a) | (np.isnan(e) & np.isnan(a)))
+                else:
+                    if np.allclose(e, a, equal_nan=True):
+                        return None
+                    differ = ~np.isclose(e, a, equal_nan=True)
             else:
                 try:
                     if np.array_equal(e, a, equal_nan=True):
@@ -701,9 +719,9 @@ class _Comparer:
                 return Mismatch(_render(node), f"dtype differs: {e.dtype} != {a.dtype}",
                                 e, a)
             if isinstance(e, np.floating):
-                same = _float_equal(float(e), float(a))
+                same = self.float_eq(float(e), float(a))
             elif isinstance(e, np.complexfloating):
-                same = _complex_equal(complex(e), complex(a))
+                same = self.complex_eq(complex(e), complex(a))
             else:
                 try:
                     same = bool(np.array_equal(np.asarray(e), np.asarray(a),
@@ -867,7 +885,7 @@ def _kind_mismatch(path: str, expected: Outcome, actual: Outcome) -> Mismatch:
                     f"got {_outcome_text(actual)}", e_val, a_val, show_values=False)
 
 
-def compare_outcome(expected: Outcome, actual: Outcome) -> Optional[Mismatch]:
+def compare_outcome(expected: Outcome, actual: Outcome, exact: bool = False) -> Optional[Mismatch]:
     """Compare what a recorded call did with what the replayed call did.
 
     Order: whether it is a generator; the kind (return/raise); the yielded values;
@@ -875,8 +893,9 @@ def compare_outcome(expected: Outcome, actual: Outcome) -> Optional[Mismatch]:
     on both sides (path ``args_after.<name>``).  When ``expected.truncated``, the
     recorded generator was cut at the capture bound: only the first
     ``len(expected.yielded)`` values are compared, and how the generator ended is not.
+    With ``exact``, floats must be equal rather than close (the stability check).
     """
-    comparer = _Comparer()
+    comparer = _Comparer(exact)
     e_gen, a_gen = expected.yielded is not None, actual.yielded is not None
     if e_gen != a_gen:
         return _kind_mismatch("outcome", expected, actual)

@@ -338,7 +338,7 @@ class Replayer:
             return None
         except Exception as e:
             return f"cannot be replayed: {type(e).__name__}: {e}"
-        mm = compare_outcome(a, b)
+        mm = compare_outcome(a, b, exact=True)
         if mm is not None:
             return f"two replays differ ({mm.path}: {mm.reason})"
         mm = agrees(expected, a)

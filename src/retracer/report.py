@@ -1,15 +1,12 @@
-"""Reports over a trace file: the ranked terminal table and the pstats export."""
+"""Reports over a trace file: the pstats export (the ranked table is in ranking.py)."""
 from __future__ import annotations
 
 import marshal
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 from .errors import RetracerError
 from .tracefile import TraceReader
-
-SORT_KEYS = ("own", "cum", "calls", "percall", "name")
-
 
 def _label(fn) -> Tuple[str, int, str]:
     """The pstats key of a function, as cProfile builds it."""
@@ -82,36 +79,8 @@ def fmt_ns(ns: float) -> str:
     return f"{ns:.0f} ns"
 
 
-def _short_where(where: str, cwd: Optional[str]) -> str:
-    if cwd and where.startswith(cwd + os.sep):
-        return where[len(cwd) + 1:]
-    return where
+def table(reader: TraceReader, top: int = 20, sort: str = "saving") -> str:
+    """The ranked table shown by `retracer profile` (see :mod:`retracer.ranking`)."""
+    from . import ranking
 
-
-def table(reader: TraceReader, top: int = 20, sort: str = "own") -> str:
-    """The ranked table shown by `retracer profile`."""
-    if sort not in SORT_KEYS:
-        raise RetracerError(f"retracer: unknown --sort '{sort}'; choose one of {', '.join(SORT_KEYS)}")
-    data = rows(reader)
-    total_own = sum(r["own_ns"] for r in data) or 1
-    keyf = {
-        "own": lambda r: -r["own_ns"], "cum": lambda r: -r["cum_ns"], "calls": lambda r: -r["calls"],
-        "percall": lambda r: -(r["own_ns"] / max(r["calls"], 1)), "name": lambda r: r["name"],
-    }[sort]
-    data.sort(key=keyf)
-    cwd = reader.meta.get("cwd")
-    lines = []
-    meta = reader.meta
-    lines.append(f"{meta.get('calls_total', 0):,} calls, {len(reader.threads)} thread(s), "
-                 f"{fmt_ns(meta.get('duration_ns', 0) or 0)} traced [{meta.get('hook', '?')}]")
-    hdr = f"{'own':>11} {'share':>6} {'cumulative':>11} {'calls':>11} {'own/call':>10}  function"
-    lines.append(hdr)
-    for r in data[:top]:
-        calls = f"{r['calls']:,}" if r["calls"] == r["prim_calls"] else f"{r['calls']}/{r['prim_calls']}"
-        lines.append(
-            f"{fmt_ns(r['own_ns']):>11} {100.0 * r['own_ns'] / total_own:5.1f}% {fmt_ns(r['cum_ns']):>11} "
-            f"{calls:>11} {fmt_ns(r['own_ns'] / max(r['calls'], 1)):>10}  {r['name']}  "
-            f"({_short_where(r['where'], cwd)})")
-    if len(data) > top:
-        lines.append(f"... {len(data) - top} more functions (--top N to see more)")
-    return "\n".join(lines)
+    return ranking.render_table(ranking.rank(reader, sort=sort), top=top)

@@ -698,6 +698,15 @@ class TraceReader:
                 f"ORDER BY call_id"):
             yield CapturedCall(*row)
 
+    def captured_counts(self) -> Dict[int, Dict[str, int]]:
+        """Number of captured calls per function and status: fid -> {status: n}
+        (no blob is read)."""
+        out: Dict[int, Dict[str, int]] = {}
+        for fid, status, n in self._rows(
+                "SELECT fid, status, COUNT(*) FROM captured_calls GROUP BY fid, status"):
+            out.setdefault(fid, {})[status or "?"] = n
+        return out
+
     def close(self) -> None:
         """Close the file.  Idempotent."""
         conn, self._conn = self._conn, None

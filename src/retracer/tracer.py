@@ -95,7 +95,9 @@ class Tracer:
 
     Arguments left as None come from ``[tool.retracer]`` in pyproject.toml
     (found from ``config_file_path`` or the current directory), then from the
-    defaults. ``disable=True`` makes the tracer do nothing.
+    defaults. ``disable=True`` makes the tracer do nothing. ``extra_scope``: file
+    name prefixes also in the scope, compared as they are (``"<ipython-input-"``
+    puts the cells of an IPython session in scope; the magics use it).
     """
 
     _lock = threading.Lock()
@@ -116,6 +118,7 @@ class Tracer:
         c_calls: Optional[bool] = None,
         max_value_bytes: Optional[int] = None,
         redact: Optional[Sequence[str]] = None,
+        extra_scope: Sequence[str] = (),
         command: Optional[List[str]] = None,
         default_scope: Optional[str] = None,
         handle_signals: bool = True,
@@ -147,6 +150,9 @@ class Tracer:
         if isinstance(red, str):
             red = [s.strip() for s in red.split(",") if s.strip()]
         self.redact = list(red)
+        # more of your code: file name prefixes matched as they are (not directories),
+        # e.g. "<ipython-input-" for the cells of an IPython session
+        self.extra_scope = tuple(str(p) for p in extra_scope)
         self.tests_root = cfg.get("tests_root")
         self.command = command if command is not None else list(sys.argv)
         self.handle_signals = handle_signals
@@ -221,7 +227,7 @@ class Tracer:
             # everything retracer does before this line is not traced: the
             # engine records from here on
             _engine.start(
-                self._spool, (scope,), exclude, (_PKG_DIR,), self.only_functions, cwd,
+                self._spool, (scope,) + self.extra_scope, exclude, (_PKG_DIR,), self.only_functions, cwd,
                 no_external=self.no_external_calls, no_imports=self.no_imports,
                 c_calls=self.c_calls, chunk_size=_CHUNK_SIZE,
                 capture=capture, max_count=self.max_function_count,
@@ -384,7 +390,7 @@ class Tracer:
             thread_rows.append((idx, ident, native_id, name, n_events))
         options = {
             "max_function_count": self.max_function_count, "timeout": self.timeout,
-            "scope": self.scope, "only_functions": self.only_functions,
+            "scope": self.scope, "extra_scope": list(self.extra_scope), "only_functions": self.only_functions,
             "no_external_calls": self.no_external_calls, "no_imports": self.no_imports,
             "no_capture": self.no_capture, "c_calls": self.c_calls,
             "max_value_bytes": self.max_value_bytes, "redact": self.redact,

@@ -340,6 +340,18 @@ def describe_capture(row: Any, scope: Optional[str]) -> Dict[str, Any]:
     return entry
 
 
+def stream_call_of(row: Any) -> Optional[int]:
+    """The captured call's number in its thread's call stream, as the tracer recorded it
+    (``info.stream_call``, or a ``stream_call`` column), or None."""
+    v = getattr(row, "stream_call", None)
+    if v is None and row.info:
+        try:
+            v = json.loads(row.info).get("stream_call")
+        except (ValueError, AttributeError):
+            v = None
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+
 def _progress(msg: str) -> None:
     if sys.stderr.isatty():
         print(f"retracer: {msg}", file=sys.stderr, flush=True)
@@ -365,7 +377,7 @@ def load(path: str, trust: bool = False, max_period: int = DEFAULT_PERIOD,
                 _progress(f"folding thread {i + 1}/{n_threads} ({th.name or th.thread_idx}, "
                           f"{th.n_events or 0:,} events)")
             mine = by_thread.get(th.thread_idx, [])
-            direct = [getattr(c, "stream_call", None) for c in mine]
+            direct = [stream_call_of(c) for c in mine]
             ask = [(c.fid, c.t_start_ns) for c, d in zip(mine, direct) if d is None]
             try:
                 tree, paths, info = _view.fold(r.iter_chunks(th.thread_idx), max_period=max_period,

@@ -1,0 +1,207 @@
+"""Exports of a trace to the tools people already use.
+
+The work is done by the C exporters (``csrc/rt_export.c`` through the
+``retracer._export`` binding); this module reads the trace file, feeds the
+call-stream chunks of every thread to them in order and writes the result to a
+temporary file that is renamed into place when complete, so an output file is
+never half-written.  Memory does not grow with the number of calls.
+
+Formats: ``chrome`` (Trace Event JSON: Perfetto, chrome://tracing), ``speedscope``,
+``pprof`` (gzipped profile.proto), ``folded`` (flamegraph.pl, inferno) and ``json``
+(retracer's own structure, docs/export-json.md).  ``pstats`` is in
+:mod:`retracer.report`, the flame graph page in :mod:`retracer.flamegraph`.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from typing import Callable, Dict, Iterator, Optional, Tuple, Union
+
+from .errors import RetracerError
+from .tracefile import Function, TraceError, TraceReader
+
+__all__ = ["FORMATS", "HOW_TO_OPEN", "export", "export_bytes", "function_rows", "short_path"]
+
+FORMATS = ("chrome", "speedscope", "pprof", "folded", "json")
+
+HOW_TO_OPEN = {
+    "chrome": "open it in https://ui.perfetto.dev or chrome://tracing",
+    "speedscope": "open it in https://www.speedscope.app or with: speedscope {out}",
+    "pprof": "see it with: pprof -http=: {out}  (or go tool pprof -top {out})",
+    "folded": "draw it with: flamegraph.pl {out} > flame.svg  (or inferno-flamegraph)",
+    "json": "its structure is described in docs/export-json.md",
+    "pstats": "open it with python -m pstats {out} or snakeviz {out}",
+    "flamegraph": "open it in a browser",
+}
+
+TraceArg = Union[str, "os.PathLike[str]", TraceReader]
+
+
+def short_path(path: Optional[str], cwd: Optional[str]) -> str:
+    """A file name as flame graphs show it: relative to the traced program's
+    directory when inside it, from the package on for installed packages."""
+    if not path:
+        return "?"
+    if cwd and path.startswith(cwd.rstrip(os.sep) + os.sep):
+        return path[len(cwd.rstrip(os.sep)) + 1:]
+    for marker in ("site-packages" + os.sep, "dist-packages" + os.sep):
+        k = path.rfind(marker)
+        if k >= 0:
+            return path[k + len(marker):]
+    return path
+
+
+def _names(fn: Function, cwd: Optional[str]) -> Tuple[str, str, Optional[str], int, str]:
+    """(name, system_name, file, line, label) of a function."""
+    name = fn.qualname or fn.name or f"<fid {fn.fid}>"
+    system = f"{fn.module}.{name}" if fn.module else name
+    if fn.kind == "c":
+        return name, system, None, 0, system if fn.module not in (None, "", "builtins") else name
+    line = fn.firstlineno or 0
+    label = f"{name} ({short_path(fn.filename, cwd)}:{line})"
+    return name, system, fn.filename, line, label
+
+
+def function_rows(reader: TraceReader) -> Iterator[tuple]:
+    """(fid, name, system_name, file, line, label, kind) for every function of the trace."""
+    cwd = reader.meta.get("cwd")
+    for fid, fn in sorted(reader.functions.items()):
+        name, system, file, line, label = _names(fn, cwd if isinstance(cwd, str) else None)
+        yield fid, name, system, file, line, label, fn.kind or "py"
+
+
+def _options(reader: TraceReader) -> dict:
+    meta = reader.meta
+    start = meta.get("start_time")
+    dur = meta.get("duration_ns")
+    pid = meta.get("pid")
+    return {
+        "name": os.path.basename(reader.path),
+        "exporter": f"retracer {meta.get('retracer_version', '')}".strip(),
+        "pid": pid if isinstance(pid, int) and not isinstance(pid, bool) else 1,
+        "time_unix_ns": int(start * 1e9) if isinstance(start, (int, float)) and start > 0 else 0,
+        "duration_ns": dur if isinstance(dur, int) and dur > 0 else 0,
+    }
+
+
+def _run(reader: TraceReader, fmt: str, out, merge_threads: bool,
+         progress: Optional[Callable[[float], None]]) -> Dict[str, int]:
+    from . import _export
+
+    ex = _export.Exporter(fmt, out, merge_threads=merge_threads, **_options(reader))
+    for row in function_rows(reader):
+        ex.add_function(*row)
+    total = reader.meta.get("stream_events") or sum(t.n_events or 0 for t in reader.threads) or 1
+    done = 0
+    for t in reader.threads:
+        tid = t.native_id if t.native_id is not None else t.thread_idx
+        ex.thread_begin(t.thread_idx, tid, t.name)
+        try:
+            for chunk in reader.iter_chunks(t.thread_idx):
+                ex.feed(chunk)
+                if progress is not None:
+                    progress(min(1.0, (done + ex.stats()["events"]) / total))
+        except ValueError as e:  # a chunk the decoder refuses
+            raise TraceError(f"retracer: {reader.path} is truncated or corrupt ({e}); "
+                             f"trace the program again") from None
+        ex.thread_end()
+        done = ex.stats()["events"]
+    return ex.finish()
+
+
+def _open(trace: TraceArg, trust: bool) -> Tuple[TraceReader, bool]:
+    if isinstance(trace, TraceReader):
+        return trace, False
+    return TraceReader(trace, trust=trust), True
+
+
+def export(trace: TraceArg, fmt: str, out_path: "str | os.PathLike[str]", *, trust: bool = False,
+           progress: Optional[Callable[[float], None]] = None) -> Dict[str, int]:
+    """Write the trace (a path or an open :class:`TraceReader`) as ``fmt`` to ``out_path``.
+
+    The file appears complete or not at all (temporary file + rename). Returns the
+    exporter's counters (``spans``, ``calls``, ``bytes``, ``max_depth``, ...).
+    Raises :class:`RetracerError` (one line) for a bad trace or an unwritable output.
+    """
+    if fmt not in FORMATS:
+        raise RetracerError(f"retracer: unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
+    out = os.fspath(out_path)
+    target = os.path.abspath(out)
+    directory = os.path.dirname(target)
+    if os.path.isdir(target):
+        raise RetracerError(f"retracer: cannot write {out}: it is a directory; give a file name (-o FILE)")
+    if not os.path.isdir(directory):
+        raise RetracerError(f"retracer: cannot write {out}: directory {directory} does not exist; "
+                            f"create it or choose another -o")
+    reader, owned = _open(trace, trust)
+    tmp = os.path.join(directory, f".{os.path.basename(target)}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    fd = -1
+    try:
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            stats = _run(reader, fmt, fd, False, progress)
+            os.close(fd)
+            fd = -1
+            os.replace(tmp, target)
+        except OSError as e:
+            raise RetracerError(f"retracer: cannot write {out} ({e.strerror or e}); check that the "
+                                f"directory is writable and the disk not full, or choose another -o") from None
+        except MemoryError:
+            raise RetracerError(f"retracer: out of memory while exporting {reader.path} to {out}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if owned:
+            reader.close()
+    return stats
+
+
+def export_bytes(trace: TraceArg, fmt: str, *, merge_threads: bool = False, trust: bool = False) -> bytes:
+    """The export as bytes in memory (for small results such as the merged call tree)."""
+    if fmt not in FORMATS:
+        raise RetracerError(f"retracer: unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
+    reader, owned = _open(trace, trust)
+    parts = []
+    try:
+        _run(reader, fmt, parts.append, merge_threads, None)
+    except MemoryError:
+        raise RetracerError(f"retracer: out of memory while reading {reader.path}") from None
+    finally:
+        if owned:
+            reader.close()
+    return b"".join(parts)
+
+
+def tty_progress(what: str) -> Optional[Callable[[float], None]]:
+    """A progress callback printing "retracer: <what> N%" on a terminal's stderr, else None."""
+    if not sys.stderr.isatty():
+        return None
+    last = [-1]
+
+    def show(frac: float) -> None:
+        pct = int(frac * 100)
+        if pct != last[0]:
+            last[0] = pct
+            end = "\n" if pct >= 100 else "\r"
+            print(f"retracer: {what} {pct}%", end=end, file=sys.stderr, flush=True)
+    return show
+
+
+def write_export(reader: TraceReader, fmt: str, out: str) -> None:
+    """`retracer profile --format F -o OUT`: write the export and say where it is and how to open it."""
+    if fmt == "flamegraph":
+        from .flamegraph import write_flamegraph
+        write_flamegraph(reader, out)
+        kind = "SVG" if out.lower().endswith(".svg") else "HTML"
+        print(f"retracer: flame graph ({kind}) written to {out} ({HOW_TO_OPEN['flamegraph']})", file=sys.stderr)
+        return
+    progress = tty_progress(f"exporting to {fmt}")
+    stats = export(reader, fmt, out, progress=progress)
+    if progress is not None:
+        progress(1.0)
+    hint = HOW_TO_OPEN[fmt].format(out=out)
+    print(f"retracer: {fmt} export written to {out}: {stats['calls']:,} calls, {stats['bytes']:,} bytes ({hint})",
+          file=sys.stderr)
