@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install retracer into .venvs/demo and run the main job on an example:
 # trace examples/demo_app.py (its replay tests go next to the trace, in
-# .venvs/out), print its ranked profile, replay its recorded calls.
+# .venvs/out), print its ranked profile, write exports and the view page, print the
+# folded call tree, replay its recorded calls.
 set -eu
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -13,4 +14,6 @@ mkdir -p .venvs/out
 .venvs/demo/bin/retracer profile .venvs/out/demo.trace --format pstats -o .venvs/out/demo.prof
 .venvs/demo/bin/retracer profile .venvs/out/demo.trace --format flamegraph -o .venvs/out/demo-flame.html
 .venvs/demo/bin/retracer profile .venvs/out/demo.trace --format chrome -o .venvs/out/demo.chrome.json
+.venvs/demo/bin/retracer view .venvs/out/demo.trace -o .venvs/out/demo.html
+.venvs/demo/bin/retracer view .venvs/out/demo.trace --text --max-depth 4
 .venvs/demo/bin/retracer replay .venvs/out/demo.trace
