@@ -526,3 +526,22 @@ def test_scope_from_config_wins_over_the_scripts_directory(tmp_path):
     out2, _ = trace(tmp_path, [script], "--scope", str(app), cwd=str(tmp_path))
     with TraceReader(out2) as r:
         assert r.meta["scope"] == str(app)
+
+
+def test_runner_own_c_calls_are_not_recorded(tmp_path):
+    """The program's <module> is the first call of the stream: the C calls the
+    runner makes to start it (exec, sys._getframe) are retracer's, not the
+    program's (the profile hook of 3.9/3.10 reports them)."""
+    prog = write(tmp_path, "p.py", """
+        def f():
+            return len([1])
+        if __name__ == "__main__":
+            f()
+        """)
+    out, _ = trace(tmp_path, [prog])
+    with TraceReader(out) as r:
+        fns = r.functions
+        first = next(x for tag, x, _ in iter_events(r, 0) if tag == ENTER)
+        names = {fns[s.fid].qualname for s in r.func_stats()}
+    assert fns[first].qualname == "<module>", fns[first]
+    assert "exec" not in names and "_getframe" not in names, names

@@ -1064,6 +1064,9 @@ static int rt_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *a
         PyMethodDef *ml = c_method_def(arg);
         if (!ml)
             return 0;
+        /* C calls made by retracer's own code (the runner's exec) are not the program's */
+        if (RT_UNLIKELY(code_fid(frame->f_code) == RT_IGNORE))
+            return 0;
         fid = cfunc_fid(arg, ml);
         if (fid == RT_IGNORE)
             return 0;
