@@ -62,6 +62,9 @@ static inline PyObject *Py_NewRef(PyObject *o) { Py_INCREF(o); return o; }
 #endif
 
 #define RT_IGNORE UINT32_MAX
+/* A bit of the binding's copy of a function's flags only (never given to the
+ * engine): a coroutine, whose yields go to the event loop and are not kept. */
+#define RT_FB_CORO (1u << 24)
 #define RT_GEN_FLAGS (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE)
 
 /* ------------------------------------------------------------------ state */
@@ -236,7 +239,7 @@ static uint32_t new_fid(PyObject *desc, uint32_t flags, PyCodeObject *co)
         G.cap_left[fid] = names != Py_None ? 1 : 0;
     }
     Py_DECREF(names);
-    G.fflags[fid] = flags;
+    G.fflags[fid] = flags | ((co && (co->co_flags & (CO_COROUTINE | CO_ITERABLE_COROUTINE))) ? RT_FB_CORO : 0);
     G.nfuncs++;
     return fid;
 }
@@ -758,7 +761,10 @@ static inline void ev_suspend(rt_thread *t, uint32_t fid, uint64_t key, int64_t 
         long id = capstack_take(t);
         if (id >= 0) {
             uint64_t gen = G.gen;
-            cap_suspend(id, key, value);
+            if (G.fflags[fid] & RT_FB_CORO)
+                rt_map_put(&G.cap_gens, key, (uint64_t)id); /* what it awaits is not its outcome */
+            else
+                cap_suspend(id, key, value);
             if (G.gen != gen || !G.active)
                 return; /* the session ended during the callback */
         }
@@ -1275,7 +1281,7 @@ static PyObject *build_results(const char *errmsg)
     if (!flags)
         goto done;
     for (uint32_t i = 0; i < G.nfuncs; i++)
-        PyList_SET_ITEM(flags, i, PyLong_FromUnsignedLong(G.fflags[i]));
+        PyList_SET_ITEM(flags, i, PyLong_FromUnsignedLong(G.fflags[i] & ~RT_FB_CORO));
     res = Py_BuildValue("{sOsOsNsOsOsOsssLss}", "functions", G.funcs, "argnames", G.argnames, "flags", flags, "func_stats", fl,
                         "edge_stats", el, "threads", tl, "error", errmsg, "duration_ns",
                         (long long)(G.t_stop - G.t_start), "clock", rt_clock_name(&G.clock));
