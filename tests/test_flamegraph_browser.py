@@ -440,6 +440,47 @@ def test_names_with_html_special_characters_svg(browser, evil_trace):
     assert_clean(page, svg)
 
 
+# Names that look like the placeholders of the page's template (__TITLE__, __SVG__,
+# __SCRIPT__ in templates/flamegraph.html), in functions and in the trace's file name.
+PLACEHOLDER_SRC = """\
+def __SCRIPT__():
+    return sum(range(20000))
+
+def __SVG__():
+    return sum(range(20000))
+
+def __TITLE__():
+    return sum(range(20000))
+
+if __name__ == "__main__":
+    for _ in range(3):
+        __SCRIPT__()
+        __SVG__()
+        __TITLE__()
+"""
+
+
+def test_names_like_template_placeholders_are_left_alone(browser, workdir):
+    d = workdir / "placeholders"
+    d.mkdir()
+    (d / "prog.py").write_text(PLACEHOLDER_SRC)
+    name = "__SCRIPT__ __SVG__ __TITLE__.trace"
+    t = trace(workdir, "placeholders", d / "prog.py", trace_name=name)
+    html = flamegraph(t)
+    page = open_page(browser, html)
+    assert page.evaluate("() => document.querySelectorAll('script').length") == 1
+    assert page.title() == f"Flame graph of {name}"
+    assert page.locator("h1").text_content() == f"Flame graph of {name}"
+    F = frames_of(html)
+    st = state(page)
+    check_layout(st, F)
+    for fn in ("__SCRIPT__", "__SVG__", "__TITLE__"):
+        fid = frame_by_label(page, fn)
+        assert hover(page, fid).startswith(f"{fn} (prog.py:")
+        assert hover(page, fid).endswith(", 3 calls")
+    assert_clean(page, html)
+
+
 # ------------------------------------------------------------------ the SVG variant
 
 @pytest.mark.parametrize("script", ["oop_sim.py", "calls_fib.py", "threads_work.py"])
