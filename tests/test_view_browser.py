@@ -3,7 +3,7 @@ one) driven by Playwright for Python, on pages made from the shared workloads.
 
 scripts/test.sh installs chromium (scripts/deps-browser.sh) and sets
 RETRACER_REQUIRE_BROWSER=1: then a missing browser FAILS these tests. Run by hand
-without it, they are skipped when chromium is not there."""
+without it, they are skipped when chromium is not there. The `browser` fixture is in conftest.py."""
 from __future__ import annotations
 
 import os
@@ -15,33 +15,11 @@ from pathlib import Path
 import pytest
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # pragma: no cover - depends on the interpreter
-    expect = sync_playwright = None
+    expect = None
 
 WORKLOADS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "workloads"))
-CHROMIUM = os.environ.get("RETRACER_CHROMIUM", "/usr/bin/chromium")
-REQUIRED = os.environ.get("RETRACER_REQUIRE_BROWSER") == "1"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if sync_playwright is None:
-        msg = (f"playwright is not installed for Python {sys.version_info[0]}.{sys.version_info[1]} "
-               f"(pip install -e '.[test]')")
-        if REQUIRED:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    if not os.access(CHROMIUM, os.X_OK):
-        msg = f"no chromium at {CHROMIUM} (apt-get install chromium; scripts/test.sh installs it)"
-        if REQUIRED:
-            pytest.fail(msg + " although the test command installed it")
-        pytest.skip(msg)
-    os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -40,6 +40,15 @@ def _template(name: str) -> str:
     return resources.files("retracer").joinpath("templates", name).read_text(encoding="utf-8")
 
 
+_PLACEHOLDER = re.compile(r"__([A-Z]+)__")
+
+
+def _fill(template: str, **values: str) -> str:
+    """The template with each __NAME__ of ``values`` replaced, in one pass: a value
+    (a function or file name) that itself holds __SCRIPT__ or __SVG__ stays as it is."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
 # characters XML 1.0 does not allow, even escaped (control characters, surrogates)
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
@@ -162,9 +171,8 @@ def _build(trace: TraceArg, trust: bool, standalone: bool) -> Tuple[str, str, st
                 f'<rect x="{px:.2f}" y="{y}" width="{max(w, 0.1):.2f}" height="{ROW - 1}" '
                 f'fill="{_color(label, kinds.get(nd[1], "py"))}"/>'
                 f'<text x="{px + 3:.2f}" y="{y + ROW - 5}">{_esc(_fit(name, w))}</text></g>')
-    script = (_template("flamegraph.js")
-              .replace("__FRAMES__", json.dumps(frames, separators=(",", ":")))
-              .replace("__WIDTH__", str(WIDTH)).replace("__PAD__", str(PAD)).replace("__CHARW__", str(CHAR_W)))
+    script = _fill(_template("flamegraph.js"), FRAMES=json.dumps(frames, separators=(",", ":")),
+                   WIDTH=str(WIDTH), PAD=str(PAD), CHARW=str(CHAR_W))
     if standalone:
         parts.append(f'<script type="text/ecmascript"><![CDATA[\n{script}\n]]></script>')
     parts.append("</svg>")
@@ -182,8 +190,7 @@ def flamegraph_html(trace: Union[str, "os.PathLike[str]", TraceReader], *, trust
     self-contained HTML page: no network access, opens in any browser."""
     svg, script, title = _build(trace, trust, standalone=False)
     sub = "call tree of every thread, merged; width = time including callees"
-    return (_template("flamegraph.html").replace("__TITLE__", _esc(title)).replace("__SUBTITLE__", _esc(sub))
-            .replace("__SVG__", svg).replace("__SCRIPT__", script))
+    return _fill(_template("flamegraph.html"), TITLE=_esc(title), SUBTITLE=_esc(sub), SVG=svg, SCRIPT=script)
 
 
 def write_flamegraph(trace: TraceArg, out_path: "str | os.PathLike[str]", *, trust: bool = False) -> str:
