@@ -520,3 +520,15 @@ def test_bad_input_is_one_line_exit_2(tmp_path):
     con.close()
     _one_line_error(run(["view", str(bad), "--trust", "--text"], tmp_path, check=False),
                     "bad.trace", "corrupt", "trace the program again")
+
+
+def test_page_title_that_looks_like_a_placeholder_is_left_alone(tmp_path):
+    """The page template is filled in one pass: a command line holding
+    '{{CSS}}' or '{{JS}}' stays text in the title."""
+    import re
+    prog = write(tmp_path, "p.py", "import sys\nprint(sys.argv[1:])\n")
+    out = trace(tmp_path, prog, "{{CSS}}", "{{JS}}")
+    run(["view", out, "-o", str(tmp_path / "page.html")], tmp_path)
+    page = (tmp_path / "page.html").read_text()
+    (title,) = re.findall(r"<title>(.*?)</title>", page, re.S)
+    assert "{{CSS}}" in title and "{{JS}}" in title and len(title) < 500, title[:500]

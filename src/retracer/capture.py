@@ -16,8 +16,6 @@ from __future__ import annotations
 import copyreg
 import io
 import itertools
-import json
-import os
 import pickle
 import re
 import struct

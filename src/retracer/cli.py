@@ -206,7 +206,6 @@ def print_summary(s) -> None:
     print(f"retracer: {s.calls_total:,} calls traced ({s.stream_calls:,} in the call stream) "
           f"on {s.threads} thread(s) in {secs:.2f} s{extra}", file=err)
     if s.top:
-        total = sum(t[2] for t in s.top) or 1
         print("retracer: top functions by own time:", file=err)
         from .report import fmt_ns
         for name, where, own, calls in s.top[:5]:

@@ -14,11 +14,11 @@ Formats: ``chrome`` (Trace Event JSON: Perfetto, chrome://tracing), ``speedscope
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 from typing import Callable, Dict, Iterator, Optional, Tuple, Union
 
 from .errors import RetracerError
+from .outputs import atomic_path, check_target
 from .tracefile import Function, TraceError, TraceReader
 
 __all__ = ["FORMATS", "HOW_TO_OPEN", "export", "export_bytes", "function_rows", "short_path"]
@@ -127,33 +127,18 @@ def export(trace: TraceArg, fmt: str, out_path: "str | os.PathLike[str]", *, tru
     if fmt not in FORMATS:
         raise RetracerError(f"retracer: unknown export format '{fmt}'; choose one of {', '.join(FORMATS)}")
     out = os.fspath(out_path)
-    target = os.path.abspath(out)
-    directory = os.path.dirname(target)
-    if os.path.isdir(target):
-        raise RetracerError(f"retracer: cannot write {out}: it is a directory; give a file name (-o FILE)")
-    if not os.path.isdir(directory):
-        raise RetracerError(f"retracer: cannot write {out}: directory {directory} does not exist; "
-                            f"create it or choose another -o")
+    check_target(out)
     reader, owned = _open(trace, trust)
-    tmp = os.path.join(directory, f".{os.path.basename(target)}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    fd = -1
     try:
-        try:
+        with atomic_path(out) as tmp:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            stats = _run(reader, fmt, fd, False, progress)
-            os.close(fd)
-            fd = -1
-            os.replace(tmp, target)
-        except OSError as e:
-            raise RetracerError(f"retracer: cannot write {out} ({e.strerror or e}); check that the "
-                                f"directory is writable and the disk not full, or choose another -o") from None
-        except MemoryError:
-            raise RetracerError(f"retracer: out of memory while exporting {reader.path} to {out}") from None
+            try:
+                stats = _run(reader, fmt, fd, False, progress)
+            except MemoryError:
+                raise RetracerError(f"retracer: out of memory while exporting {reader.path} to {out}") from None
+            finally:
+                os.close(fd)
     finally:
-        if fd >= 0:
-            os.close(fd)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         if owned:
             reader.close()
     return stats

@@ -16,12 +16,12 @@ import html
 import json
 import os
 import re
-import secrets
 import zlib
 from importlib import resources
 from typing import List, Tuple, Union
 
-from .errors import RetracerError
+from . import outputs
+from .outputs import check_target, write_text
 from .export import TraceArg, _names, export_bytes
 from .report import fmt_ns
 from .tracefile import TraceReader
@@ -46,7 +46,7 @@ _PLACEHOLDER = re.compile(r"__([A-Z]+)__")
 def _fill(template: str, **values: str) -> str:
     """The template with each __NAME__ of ``values`` replaced, in one pass: a value
     (a function or file name) that itself holds __SCRIPT__ or __SVG__ stays as it is."""
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+    return outputs.fill(template, _PLACEHOLDER, values)
 
 
 # characters XML 1.0 does not allow, even escaped (control characters, surrogates)
@@ -197,21 +197,7 @@ def write_flamegraph(trace: TraceArg, out_path: "str | os.PathLike[str]", *, tru
     """Write the flame graph to ``out_path``: SVG when it ends in .svg, else HTML.
     Written to a temporary file renamed into place. Returns the path."""
     out = os.fspath(out_path)
-    target = os.path.abspath(out)
-    directory = os.path.dirname(target)
-    if os.path.isdir(target):
-        raise RetracerError(f"retracer: cannot write {out}: it is a directory; give a file name (-o FILE)")
-    if not os.path.isdir(directory):
-        raise RetracerError(f"retracer: cannot write {out}: directory {directory} does not exist; "
-                            f"create it or choose another -o")
+    check_target(out)
     text = flamegraph_svg(trace, trust=trust) if out.lower().endswith(".svg") else flamegraph_html(trace, trust=trust)
-    tmp = os.path.join(directory, f".{os.path.basename(target)}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise RetracerError(f"retracer: cannot write {out} ({e.strerror or e}); choose another -o") from None
+    write_text(out, text)
     return out

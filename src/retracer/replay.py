@@ -20,11 +20,10 @@ import pickle
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .comparator import Mismatch, Outcome, compare_outcome
-from .errors import RetracerError
 from .tracefile import TraceReader
 
 MAIN_ALIAS = "__retracer_main__"

@@ -15,7 +15,7 @@ import sys
 import threading
 import types
 import zipfile
-from typing import Callable, List, Optional
+from typing import Callable, List
 
 from . import _engine
 from .errors import RetracerError

@@ -21,8 +21,9 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
+from . import outputs
 from .errors import RetracerError
-from .tracefile import (FLAG_IMPORT_MACHINERY, FLAG_IN_SCOPE, Function, TraceError,
+from .tracefile import (FLAG_IMPORT_MACHINERY, Function, TraceError,
                         TraceReader)
 
 # node kinds and end reasons (csrc/rt_fold.h, csrc/rt_walk.h)
@@ -683,6 +684,9 @@ def _html_escape(text: str) -> str:
     return html.escape(text, quote=True)
 
 
+_PLACEHOLDER = re.compile(r"\{\{([A-Z]+)\}\}")
+
+
 def render_html(model: ViewModel, patterns: bool = True, hide_imports: bool = False) -> str:
     """One self-contained HTML page (no network needed to open it)."""
     def read(name: str) -> str:
@@ -695,31 +699,13 @@ def render_html(model: ViewModel, patterns: bool = True, hide_imports: bool = Fa
     css = read("view.css")
     page = read("page.html")
     # the templates are ours; the data never contains '<' (see _json_for_script)
-    return (page.replace("{{TITLE}}", _html_escape(title))
-                .replace("{{CSS}}", css)
-                .replace("{{JS}}", js.replace("</", "<\\/"))
-                .replace("{{DATA}}", _json_for_script(data)))
+    return outputs.fill(page, _PLACEHOLDER, {"TITLE": _html_escape(title), "CSS": css,
+                                             "JS": js.replace("</", "<\\/"),
+                                             "DATA": _json_for_script(data)})
 
 
 def write_page(html: str, out: str) -> str:
-    directory = os.path.dirname(os.path.abspath(out))
-    if os.path.isdir(out):
-        raise RetracerError(f"retracer: -o {out} is a directory; give a file name such as page.html")
-    if not os.path.isdir(directory):
-        raise RetracerError(f"retracer: cannot write {out}: directory {directory} does not exist; "
-                            f"create it or choose another -o")
-    tmp = os.path.join(directory, f".{os.path.basename(out)}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(html)
-        os.replace(tmp, out)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise RetracerError(f"retracer: cannot write {out} ({e.strerror}); choose another -o") from None
-    return out
+    return outputs.write_text(out, html)
 
 
 def serve(html: str, port: int, out: TextIO = sys.stderr) -> int:
