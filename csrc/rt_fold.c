@@ -193,14 +193,13 @@ RT_INLINE uint32_t rt__it_n0(const rt_fold *f, uint32_t r)
     return (r & RT_FOLD_GROUP) ? f->groups[r & ~RT_FOLD_GROUP].n0 : r;
 }
 
-RT_INLINE uint32_t rt__it_nlast(const rt_fold *f, uint32_t r)
-{
-    return (r & RT_FOLD_GROUP) ? f->groups[r & ~RT_FOLD_GROUP].nlast : r;
-}
 
 RT_INLINE int64_t rt__it_t0(const rt_fold *f, uint32_t r) { return f->nodes[rt__it_n0(f, r)].t0; }
 
-RT_INLINE int64_t rt__it_t1(const rt_fold *f, uint32_t r) { return f->nodes[rt__it_nlast(f, r)].t1; }
+RT_INLINE int64_t rt__it_t1(const rt_fold *f, uint32_t r)
+{
+    return (r & RT_FOLD_GROUP) ? f->groups[r & ~RT_FOLD_GROUP].t1 : f->nodes[r].t1;
+}
 
 RT_INLINE uint64_t rt__it_dur(const rt_fold *f, uint32_t r)
 {
@@ -359,9 +358,11 @@ static int rt__extend(rt_fold *f, uint32_t j, uint32_t p)
     if (rc != RT_OK)
         return rc;
     rt_fgroup *G = &f->groups[g];
-    for (uint32_t k = j + 1; k <= j + p; k++)
+    for (uint32_t k = j + 1; k <= j + p; k++) {
         G->dur_sum += rt__it_dur(f, f->wref[k]);
-    G->nlast = rt__it_nlast(f, f->wref[j + p]);
+        G->calls += (uint32_t)rt__it_calls(f, f->wref[k]);
+    }
+    G->t1 = rt__it_t1(f, f->wref[j + p]);
     G->count++;
     f->wlen = j + 1;
     f->wkey[j] = RT__GKEY(G->tmpl, G->count);
@@ -390,10 +391,13 @@ static int rt__create(rt_fold *f, uint32_t p)
     G->count = 2;
     G->tmpl = tmpl;
     G->n0 = rt__it_n0(f, f->wref[s]);
-    G->nlast = rt__it_nlast(f, f->wref[s + 2 * p - 1]);
+    G->t1 = rt__it_t1(f, f->wref[s + 2 * p - 1]);
     G->dur_sum = 0;
-    for (uint32_t k = s; k < s + 2 * p; k++)
+    G->calls = 0;
+    for (uint32_t k = s; k < s + 2 * p; k++) {
         G->dur_sum += rt__it_dur(f, f->wref[k]);
+        G->calls += (uint32_t)rt__it_calls(f, f->wref[k]);
+    }
     f->wlen = s;
     return rt__wpush(f, RT__GKEY(tmpl, 2), g | RT_FOLD_GROUP, p);
 }
@@ -456,6 +460,10 @@ static int rt__fold_all(rt_fold *f)
                 return rc;
             if ((rc = rt__reduce(f)) != RT_OK)
                 return rc;
+        }
+        if (f->wlen == 1) { /* the children are one group: no list needed */
+            f->flist[i] = f->wref[0];
+            continue;
         }
         int grouped = 0;
         for (uint32_t k = 0; k < f->wlen && !grouped; k++)
@@ -521,11 +529,19 @@ int rt_fold_finish(rt_fold *f)
 
 /* ------------------------------------------------------------ iteration */
 
+RT_INLINE int rt__next(rt_fold_iter *it, uint32_t *ref);
+
 void rt_fold_iter_children(const rt_fold *f, uint32_t node, rt_fold_iter *it)
 {
     it->f = f;
+    it->one = RT_FOLD_NONE;
     uint32_t l = f->flist ? f->flist[node] : 0;
-    if (l) {
+    if (l & RT_FOLD_GROUP) {
+        it->refs = NULL;
+        it->one = l;
+        it->pos = 0;
+        it->end = 1;
+    } else if (l) {
         it->refs = f->items + f->lists[l - 1].first;
         it->pos = 0;
         it->end = f->lists[l - 1].len;
@@ -540,17 +556,23 @@ void rt_fold_iter_group(const rt_fold *f, uint32_t group, rt_fold_iter *it)
 {
     const rt_fgroup *G = &f->groups[group];
     it->f = f;
+    it->one = RT_FOLD_NONE;
     it->refs = f->items + G->first;
     it->pos = 0;
     it->end = G->period * G->count;
 }
 
-int rt_fold_next(rt_fold_iter *it, uint32_t *ref)
+int rt_fold_next(rt_fold_iter *it, uint32_t *ref) { return rt__next(it, ref); }
+
+RT_INLINE int rt__next(rt_fold_iter *it, uint32_t *ref)
 {
     if (it->pos >= it->end)
         return 0;
     if (it->refs) {
         *ref = it->refs[it->pos++];
+    } else if (it->one != RT_FOLD_NONE) {
+        *ref = it->one;
+        it->pos++;
     } else {
         *ref = it->pos;
         it->pos = it->f->nodes[it->pos].end;
@@ -632,6 +654,8 @@ RT_INLINE uint64_t rt__flags(const rt_fold *f, uint32_t i)
 static uint32_t rt__nitems(const rt_fold *f, uint32_t node)
 {
     uint32_t l = f->flist[node], n = 0;
+    if (l & RT_FOLD_GROUP)
+        return 1;
     if (l)
         return f->lists[l - 1].len;
     for (uint32_t c = node + 1; c < f->nodes[node].end; c = f->nodes[c].end)
@@ -665,7 +689,8 @@ static size_t rt__group_hdr(const rt_fold *f, uint32_t g, uint64_t gap)
 typedef struct rt__frame {
     uint32_t owner;        /* node or group index */
     uint32_t pos, end;     /* iteration state (see rt_fold_iter) */
-    const uint32_t *refs;  /* NULL: raw children of a node */
+    uint32_t one;
+    const uint32_t *refs;  /* NULL: `one`, or raw children of a node */
     int64_t cursor;        /* end of the previous item */
     uint64_t acc;          /* sizing: bytes so far */
 } rt__frame;
@@ -686,6 +711,7 @@ static int rt__push_frame(rt_fold *f, rt__stack *s, uint32_t owner, const rt_fol
     fr->pos = it->pos;
     fr->end = it->end;
     fr->refs = it->refs;
+    fr->one = it->one;
     fr->cursor = cursor;
     fr->acc = 0;
     return RT_OK;
@@ -693,10 +719,18 @@ static int rt__push_frame(rt_fold *f, rt__stack *s, uint32_t owner, const rt_fol
 
 RT_INLINE int rt__frame_next(const rt_fold *f, rt__frame *fr, uint32_t *ref)
 {
-    rt_fold_iter it = {f, fr->refs, fr->pos, fr->end};
-    int more = rt_fold_next(&it, ref);
-    fr->pos = it.pos;
-    return more;
+    if (fr->pos >= fr->end)
+        return 0;
+    if (fr->refs) {
+        *ref = fr->refs[fr->pos++];
+    } else if (fr->one != RT_FOLD_NONE) {
+        *ref = fr->one;
+        fr->pos++;
+    } else {
+        *ref = fr->pos;
+        fr->pos = f->nodes[fr->pos].end;
+    }
+    return 1;
 }
 
 /* Encoded size of group g's items (nested groups sized on the way), and the
@@ -778,7 +812,7 @@ static int rt__size_all(rt_fold *f, rt__stack *s)
         uint64_t acc = 0;
         int64_t cursor = f->nodes[i].t0;
         rt_fold_iter_children(f, i, &it);
-        while (rt_fold_next(&it, &ref)) {
+        while (rt__next(&it, &ref)) {
             uint64_t gap = rt__gap(rt__it_t0(f, ref), cursor);
             cursor = rt__it_t1(f, ref);
             if (ref & RT_FOLD_GROUP) {

@@ -393,6 +393,57 @@ static void test_fold_children_are_not_compared(void)
     rt_fold_free(&f);
 }
 
+static void test_fold_one_group_lists_and_group_room(void)
+{
+    /* children that fold into a single group need no list: fib-like recursion */
+    rt_fold f;
+    int64_t t = 0;
+    rt_fold_init(&f, NULL, rt_default_allocator());
+    REQUIRE(build(&f, "m(b(cc)b(c(dd)c))", &t) == RT_OK);
+    REQUIRE(rt_fold_finish(&f) == RT_OK);
+    char *got = render(&f);
+    CHECK_MSG(strcmp(got, "m([b([c]x2)]x2)") == 0, "got %s", got);
+    CHECK(f.flist[1] & RT_FOLD_GROUP); /* m's children: one group, no list */
+    CHECK_EQ_U(f.n_lists, 0);
+    CHECK_EQ_U(rt_fold_group_calls(&f, f.flist[1] & ~RT_FOLD_GROUP), 8);
+    check_encoding(&f, "m([b([c]x2)]x2)");
+    free(got);
+    rt_fold_free(&f);
+
+    /* groups growing in turns (their item regions are relocated), counts past powers of two */
+    rt_fold_init(&f, NULL, rt_default_allocator());
+    t = 0;
+    REQUIRE(rt_fold_open(&f, 0, RT_FNODE_CALL, t++) == RT_OK);
+    for (uint32_t r = 0; r < 37; r++) {
+        REQUIRE(rt_fold_open(&f, 1, RT_FNODE_CALL, t++) == RT_OK);
+        for (uint32_t k = 0; k < 2 * r + 2; k++) { /* the inner groups take turns to grow */
+            rt_fold_open(&f, 2 + (k & 1), RT_FNODE_CALL, t++);
+            rt_fold_close(&f, t++, RT_END_RETURN);
+        }
+        REQUIRE(rt_fold_close(&f, t++, RT_END_RETURN) == RT_OK);
+    }
+    REQUIRE(rt_fold_finish(&f) == RT_OK);
+    got = render(&f);
+    CHECK_MSG(strncmp(got, "a([b(cd)]x37)", 4) == 0, "got %.40s", got);
+    CHECK_EQ_U(f.groups[f.flist[1] & ~RT_FOLD_GROUP].count, 37);
+    uint32_t ok = 1;
+    for (uint32_t g = 0; g < f.n_groups; g++) {
+        rt_fold_iter it;
+        uint32_t ref, k = 0;
+        rt_fold_iter_group(&f, g, &it);
+        while (rt_fold_next(&it, &ref)) { /* every repetition's items, in order */
+            uint32_t want = f.groups[g].period == 2 ? 2 + (k & 1) : 1; /* [c d]xN or [b]x37 */
+            ok &= !(ref & RT_FOLD_GROUP) && f.nodes[ref].fid == want;
+            k++;
+        }
+        ok &= k == f.groups[g].period * f.groups[g].count;
+    }
+    CHECK(ok);
+    check_encoding(&f, NULL);
+    free(got);
+    rt_fold_free(&f);
+}
+
 static void test_fold_max_period(void)
 {
     /* a sequence of 70 distinct calls, three times */
@@ -751,6 +802,7 @@ void suite_fold(void)
     RT_RUN(test_fold_nested_patterns);
     RT_RUN(test_fold_exact_groups_and_no_overlap);
     RT_RUN(test_fold_children_are_not_compared);
+    RT_RUN(test_fold_one_group_lists_and_group_room);
     RT_RUN(test_fold_max_period);
     RT_RUN(test_fold_all_distinct_and_aperiodic);
     RT_RUN(test_fold_recursion_depth_and_calls);
