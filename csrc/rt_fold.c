@@ -78,7 +78,7 @@ void rt_fold_free(rt_fold *f)
     rt_map_free(&f->tmap);
     void *blocks[] = {f->nodes, f->groups, f->items, f->flist, f->lists, f->open, f->active,
                       f->wkey, f->wref, f->wper, f->wh, f->pw, f->tkeys, f->thash, f->toff,
-                      f->tlen, f->aggs, f->cb, f->parent};
+                      f->tlen, f->aggs, f->cb, f->gcb, f->gaggs, f->parent};
     for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
         rt_free(a, blocks[i]);
     memset(f, 0, sizeof *f);
@@ -187,10 +187,14 @@ int rt_fold_feed(rt_fold *f, const uint8_t *data, size_t len)
 
 /* ------------------------------------------------------------- folding */
 
-RT_INLINE int64_t rt__it_t0(const rt_fold *f, uint32_t r)
+/* First and last top-level nodes of an item. */
+RT_INLINE uint32_t rt__it_n0(const rt_fold *f, uint32_t r)
 {
-    return (r & RT_FOLD_GROUP) ? f->groups[r & ~RT_FOLD_GROUP].t0 : f->nodes[r].t0;
+    return (r & RT_FOLD_GROUP) ? f->groups[r & ~RT_FOLD_GROUP].n0 : r;
 }
+
+
+RT_INLINE int64_t rt__it_t0(const rt_fold *f, uint32_t r) { return f->nodes[rt__it_n0(f, r)].t0; }
 
 RT_INLINE int64_t rt__it_t1(const rt_fold *f, uint32_t r)
 {
@@ -207,7 +211,7 @@ RT_INLINE uint64_t rt__it_dur(const rt_fold *f, uint32_t r)
 RT_INLINE uint64_t rt__it_calls(const rt_fold *f, uint32_t r)
 {
     if (r & RT_FOLD_GROUP)
-        return f->groups[r & ~RT_FOLD_GROUP].calls;
+        return rt_fold_group_calls(f, r & ~RT_FOLD_GROUP);
     return rt_fold_node_calls(f, r);
 }
 
@@ -254,6 +258,12 @@ static int rt__wpush(rt_fold *f, uint64_t key, uint32_t ref, uint32_t per)
 /* The id of the template with these keys (created if new). */
 static int rt__intern(rt_fold *f, const uint64_t *keys, uint32_t p, uint64_t h, uint32_t *id)
 {
+    uint32_t last = f->tlast; /* loops make the same template again and again */
+    if (last < f->n_tmpl && f->thash[last] == h && f->tlen[last] == p &&
+        rt__keys_eq(f->tkeys + f->toff[last], keys, p)) {
+        *id = last;
+        return RT_OK;
+    }
     uint64_t probe = h;
     for (;;) {
         uint64_t k = probe == RT_MAP_EMPTY ? 0 : probe;
@@ -262,7 +272,7 @@ static int rt__intern(rt_fold *f, const uint64_t *keys, uint32_t p, uint64_t h, 
             break;
         uint32_t t = (uint32_t)*v;
         if (f->tlen[t] == p && rt__keys_eq(f->tkeys + f->toff[t], keys, p)) {
-            *id = t;
+            *id = f->tlast = t;
             return RT_OK;
         }
         probe += RT__HBASE;
@@ -291,7 +301,7 @@ static int rt__intern(rt_fold *f, const uint64_t *keys, uint32_t p, uint64_t h, 
     f->toff[t] = f->n_tkeys;
     f->tlen[t] = p;
     f->n_tkeys += p;
-    *id = t;
+    *id = f->tlast = t;
     return RT_OK;
 }
 
@@ -311,14 +321,17 @@ static int rt__group_append(rt_fold *f, uint32_t g, const uint32_t *refs, uint32
 {
     rt_fgroup *G = &f->groups[g];
     uint64_t len = (uint64_t)G->period * G->count;
-    uint64_t need = len + n;
-    if (need > G->cap) {
-        uint64_t ncap = (uint64_t)G->cap * 2;
+    uint64_t need = len + n; /* n == period: one more repetition */
+    uint64_t cap = G->period;
+    while (cap < len) /* the room: period * (count rounded up to a power of two) */
+        cap *= 2;
+    if (need > cap) {
+        uint64_t ncap = cap * 2;
         if (ncap < need)
             ncap = need;
         if (ncap > RT__U32_LIMIT)
             return RT_ERR_NOMEM;
-        if ((uint64_t)G->first + G->cap == f->n_items) { /* last region: grow in place */
+        if ((uint64_t)G->first + cap == f->n_items) { /* last region: grow in place */
             int rc = RT__GROW(f, f->items, f->cap_items, (uint64_t)G->first + ncap);
             if (rc != RT_OK)
                 return rc;
@@ -332,7 +345,6 @@ static int rt__group_append(rt_fold *f, uint32_t g, const uint32_t *refs, uint32
             memcpy(f->items + off, f->items + G->first, (size_t)len * sizeof *f->items);
             G->first = off;
         }
-        G->cap = (uint32_t)ncap;
     }
     memcpy(f->items + G->first + len, refs, n * sizeof *refs);
     return RT_OK;
@@ -348,7 +360,7 @@ static int rt__extend(rt_fold *f, uint32_t j, uint32_t p)
     rt_fgroup *G = &f->groups[g];
     for (uint32_t k = j + 1; k <= j + p; k++) {
         G->dur_sum += rt__it_dur(f, f->wref[k]);
-        G->calls += rt__it_calls(f, f->wref[k]);
+        G->calls += (uint32_t)rt__it_calls(f, f->wref[k]);
     }
     G->t1 = rt__it_t1(f, f->wref[j + p]);
     G->count++;
@@ -373,20 +385,19 @@ static int rt__create(rt_fold *f, uint32_t p)
         return rc;
     uint32_t g = f->n_groups++;
     rt_fgroup *G = &f->groups[g];
-    memset(G, 0, sizeof *G);
     memcpy(f->items + off, f->wref + s, 2 * p * sizeof *f->wref);
     G->first = off;
-    G->cap = 2 * p;
     G->period = p;
     G->count = 2;
     G->tmpl = tmpl;
-    G->t0 = rt__it_t0(f, f->wref[s]);
+    G->n0 = rt__it_n0(f, f->wref[s]);
     G->t1 = rt__it_t1(f, f->wref[s + 2 * p - 1]);
+    G->dur_sum = 0;
+    G->calls = 0;
     for (uint32_t k = s; k < s + 2 * p; k++) {
         G->dur_sum += rt__it_dur(f, f->wref[k]);
-        G->calls += rt__it_calls(f, f->wref[k]);
+        G->calls += (uint32_t)rt__it_calls(f, f->wref[k]);
     }
-    G->cb = RT__UNSET;
     f->wlen = s;
     return rt__wpush(f, RT__GKEY(tmpl, 2), g | RT_FOLD_GROUP, p);
 }
@@ -449,6 +460,10 @@ static int rt__fold_all(rt_fold *f)
                 return rc;
             if ((rc = rt__reduce(f)) != RT_OK)
                 return rc;
+        }
+        if (f->wlen == 1) { /* the children are one group: no list needed */
+            f->flist[i] = f->wref[0];
+            continue;
         }
         int grouped = 0;
         for (uint32_t k = 0; k < f->wlen && !grouped; k++)
@@ -514,11 +529,19 @@ int rt_fold_finish(rt_fold *f)
 
 /* ------------------------------------------------------------ iteration */
 
+RT_INLINE int rt__next(rt_fold_iter *it, uint32_t *ref);
+
 void rt_fold_iter_children(const rt_fold *f, uint32_t node, rt_fold_iter *it)
 {
     it->f = f;
+    it->one = RT_FOLD_NONE;
     uint32_t l = f->flist ? f->flist[node] : 0;
-    if (l) {
+    if (l & RT_FOLD_GROUP) {
+        it->refs = NULL;
+        it->one = l;
+        it->pos = 0;
+        it->end = 1;
+    } else if (l) {
         it->refs = f->items + f->lists[l - 1].first;
         it->pos = 0;
         it->end = f->lists[l - 1].len;
@@ -533,17 +556,23 @@ void rt_fold_iter_group(const rt_fold *f, uint32_t group, rt_fold_iter *it)
 {
     const rt_fgroup *G = &f->groups[group];
     it->f = f;
+    it->one = RT_FOLD_NONE;
     it->refs = f->items + G->first;
     it->pos = 0;
     it->end = G->period * G->count;
 }
 
-int rt_fold_next(rt_fold_iter *it, uint32_t *ref)
+int rt_fold_next(rt_fold_iter *it, uint32_t *ref) { return rt__next(it, ref); }
+
+RT_INLINE int rt__next(rt_fold_iter *it, uint32_t *ref)
 {
     if (it->pos >= it->end)
         return 0;
     if (it->refs) {
         *ref = it->refs[it->pos++];
+    } else if (it->one != RT_FOLD_NONE) {
+        *ref = it->one;
+        it->pos++;
     } else {
         *ref = it->pos;
         it->pos = it->f->nodes[it->pos].end;
@@ -625,6 +654,8 @@ RT_INLINE uint64_t rt__flags(const rt_fold *f, uint32_t i)
 static uint32_t rt__nitems(const rt_fold *f, uint32_t node)
 {
     uint32_t l = f->flist[node], n = 0;
+    if (l & RT_FOLD_GROUP)
+        return 1;
     if (l)
         return f->lists[l - 1].len;
     for (uint32_t c = node + 1; c < f->nodes[node].end; c = f->nodes[c].end)
@@ -646,18 +677,20 @@ static size_t rt__group_hdr(const rt_fold *f, uint32_t g, uint64_t gap)
 {
     const rt_fgroup *G = &f->groups[g];
     size_t s = rt__vsz(((uint64_t)G->period << 2) | 1) + rt__vsz(gap) +
-               rt__vsz((uint64_t)(G->t1 - G->t0)) + rt__vsz(G->dur_sum) + rt__vsz(G->count) +
-               rt__vsz(G->calls) + rt__vsz(G->cb);
+               rt__vsz((uint64_t)(rt_fold_group_t1(f, g) - rt_fold_group_t0(f, g))) +
+               rt__vsz(G->dur_sum) + rt__vsz(G->count) + rt__vsz(rt_fold_group_calls(f, g)) +
+               rt__vsz(f->gcb[g]);
     if (G->period > 1) /* per template item sums; for period 1 they are dur_sum and calls */
         for (uint32_t k = 0; k < 2 * G->period; k++)
-            s += rt__vsz(f->aggs[G->aggs + k]);
+            s += rt__vsz(f->aggs[f->gaggs[g] + k]);
     return s;
 }
 
 typedef struct rt__frame {
     uint32_t owner;        /* node or group index */
     uint32_t pos, end;     /* iteration state (see rt_fold_iter) */
-    const uint32_t *refs;  /* NULL: raw children of a node */
+    uint32_t one;
+    const uint32_t *refs;  /* NULL: `one`, or raw children of a node */
     int64_t cursor;        /* end of the previous item */
     uint64_t acc;          /* sizing: bytes so far */
 } rt__frame;
@@ -678,6 +711,7 @@ static int rt__push_frame(rt_fold *f, rt__stack *s, uint32_t owner, const rt_fol
     fr->pos = it->pos;
     fr->end = it->end;
     fr->refs = it->refs;
+    fr->one = it->one;
     fr->cursor = cursor;
     fr->acc = 0;
     return RT_OK;
@@ -685,10 +719,18 @@ static int rt__push_frame(rt_fold *f, rt__stack *s, uint32_t owner, const rt_fol
 
 RT_INLINE int rt__frame_next(const rt_fold *f, rt__frame *fr, uint32_t *ref)
 {
-    rt_fold_iter it = {f, fr->refs, fr->pos, fr->end};
-    int more = rt_fold_next(&it, ref);
-    fr->pos = it.pos;
-    return more;
+    if (fr->pos >= fr->end)
+        return 0;
+    if (fr->refs) {
+        *ref = fr->refs[fr->pos++];
+    } else if (fr->one != RT_FOLD_NONE) {
+        *ref = fr->one;
+        fr->pos++;
+    } else {
+        *ref = fr->pos;
+        fr->pos = f->nodes[fr->pos].end;
+    }
+    return 1;
 }
 
 /* Encoded size of group g's items (nested groups sized on the way), and the
@@ -699,11 +741,12 @@ static int rt__size_group(rt_fold *f, rt__stack *s, uint32_t g)
     int rc;
     uint32_t base = s->n;
     rt_fold_iter_group(f, g, &it);
-    if ((rc = rt__push_frame(f, s, g, &it, f->groups[g].t0)) != RT_OK)
+    if ((rc = rt__push_frame(f, s, g, &it, rt_fold_group_t0(f, g))) != RT_OK)
         return rc;
     while (s->n > base) {
         rt__frame *fr = &s->fr[s->n - 1];
-        rt_fgroup *G = &f->groups[fr->owner];
+        uint32_t gi = fr->owner;
+        const rt_fgroup *G = &f->groups[gi];
         if (fr->pos == 0 && fr->acc == 0) { /* first visit: room for the sums */
             size_t need = f->n_aggs + 2 * (size_t)G->period;
             if (need > f->cap_aggs) {
@@ -716,7 +759,7 @@ static int rt__size_group(rt_fold *f, rt__stack *s, uint32_t g)
                 f->aggs = q;
                 f->cap_aggs = ncap;
             }
-            G->aggs = (uint32_t)f->n_aggs;
+            f->gaggs[gi] = (uint32_t)f->n_aggs;
             memset(f->aggs + f->n_aggs, 0, 2 * (size_t)G->period * sizeof *f->aggs);
             f->n_aggs = need;
             fr->acc = 1; /* marks "started"; the real size is acc - 1 */
@@ -727,15 +770,15 @@ static int rt__size_group(rt_fold *f, rt__stack *s, uint32_t g)
             uint64_t size = fr->acc - 1;
             if (size > RT__U32_LIMIT)
                 return RT_ERR_STATE;
-            G->cb = (uint32_t)size;
+            f->gcb[gi] = (uint32_t)size;
             s->n--;
             continue;
         }
-        if ((ref & RT_FOLD_GROUP) && f->groups[ref & ~RT_FOLD_GROUP].cb == RT__UNSET) {
+        if ((ref & RT_FOLD_GROUP) && f->gcb[ref & ~RT_FOLD_GROUP] == RT__UNSET) {
             fr->pos--; /* visit this item again once its group is sized */
             uint32_t inner = ref & ~RT_FOLD_GROUP;
             rt_fold_iter_group(f, inner, &it);
-            if ((rc = rt__push_frame(f, s, inner, &it, f->groups[inner].t0)) != RT_OK)
+            if ((rc = rt__push_frame(f, s, inner, &it, rt_fold_group_t0(f, inner))) != RT_OK)
                 return rc;
             continue;
         }
@@ -743,12 +786,12 @@ static int rt__size_group(rt_fold *f, rt__stack *s, uint32_t g)
         fr->cursor = rt__it_t1(f, ref);
         if (ref & RT_FOLD_GROUP) {
             uint32_t inner = ref & ~RT_FOLD_GROUP;
-            fr->acc += rt__group_hdr(f, inner, gap) + f->groups[inner].cb;
+            fr->acc += rt__group_hdr(f, inner, gap) + f->gcb[inner];
         } else {
             fr->acc += rt__node_hdr(f, ref, gap) + f->cb[ref];
         }
-        f->aggs[G->aggs + 2 * k] += rt__it_dur(f, ref);
-        f->aggs[G->aggs + 2 * k + 1] += rt__it_calls(f, ref);
+        f->aggs[f->gaggs[gi] + 2 * k] += rt__it_dur(f, ref);
+        f->aggs[f->gaggs[gi] + 2 * k + 1] += rt__it_calls(f, ref);
     }
     return RT_OK;
 }
@@ -757,25 +800,26 @@ static int rt__size_all(rt_fold *f, rt__stack *s)
 {
     int rc;
     f->cb = rt_malloc(f->alloc, (size_t)f->n_nodes * sizeof *f->cb);
-    if (!f->cb)
+    f->gcb = rt_malloc(f->alloc, (size_t)(f->n_groups ? f->n_groups : 1) * sizeof *f->gcb);
+    f->gaggs = rt_malloc(f->alloc, (size_t)(f->n_groups ? f->n_groups : 1) * sizeof *f->gaggs);
+    if (!f->cb || !f->gcb || !f->gaggs)
         return RT_ERR_NOMEM;
     f->n_aggs = 0;
-    for (uint32_t g = 0; g < f->n_groups; g++)
-        f->groups[g].cb = RT__UNSET;
+    memset(f->gcb, 0xFF, (size_t)f->n_groups * sizeof *f->gcb); /* RT__UNSET: not sized yet */
     for (uint32_t i = f->n_nodes; i-- > 0;) {
         rt_fold_iter it;
         uint32_t ref;
         uint64_t acc = 0;
         int64_t cursor = f->nodes[i].t0;
         rt_fold_iter_children(f, i, &it);
-        while (rt_fold_next(&it, &ref)) {
+        while (rt__next(&it, &ref)) {
             uint64_t gap = rt__gap(rt__it_t0(f, ref), cursor);
             cursor = rt__it_t1(f, ref);
             if (ref & RT_FOLD_GROUP) {
                 uint32_t g = ref & ~RT_FOLD_GROUP;
-                if (f->groups[g].cb == RT__UNSET && (rc = rt__size_group(f, s, g)) != RT_OK)
+                if (f->gcb[g] == RT__UNSET && (rc = rt__size_group(f, s, g)) != RT_OK)
                     return rc;
-                acc += rt__group_hdr(f, g, gap) + f->groups[g].cb;
+                acc += rt__group_hdr(f, g, gap) + f->gcb[g];
             } else {
                 acc += rt__node_hdr(f, ref, gap) + f->cb[ref];
             }
@@ -805,12 +849,16 @@ int rt_fold_encode_size(rt_fold *f, size_t *len)
     if (!f->finished || f->err)
         return RT_ERR_STATE;
     rt_free(f->alloc, f->cb);
-    f->cb = NULL;
+    rt_free(f->alloc, f->gcb);
+    rt_free(f->alloc, f->gaggs);
+    f->cb = f->gcb = f->gaggs = NULL;
     int rc = rt__size_all(f, &s);
     rt_free(f->alloc, s.fr);
     if (rc != RT_OK) {
         rt_free(f->alloc, f->cb);
-        f->cb = NULL;
+        rt_free(f->alloc, f->gcb);
+        rt_free(f->alloc, f->gaggs);
+        f->cb = f->gcb = f->gaggs = NULL;
         return rc;
     }
     *len = rt__total(f);
@@ -851,16 +899,17 @@ int rt_fold_encode_into(rt_fold *f, uint8_t *buf, size_t len)
             const rt_fgroup *G = &f->groups[g];
             p = rt__put(p, ((uint64_t)G->period << 2) | 1);
             p = rt__put(p, gap);
-            p = rt__put(p, (uint64_t)(G->t1 - G->t0));
+            int64_t gt0 = rt_fold_group_t0(f, g);
+            p = rt__put(p, (uint64_t)(rt_fold_group_t1(f, g) - gt0));
             p = rt__put(p, G->dur_sum);
             p = rt__put(p, G->count);
-            p = rt__put(p, G->calls);
+            p = rt__put(p, rt_fold_group_calls(f, g));
             if (G->period > 1)
                 for (uint32_t k = 0; k < 2 * G->period; k++)
-                    p = rt__put(p, f->aggs[G->aggs + k]);
-            p = rt__put(p, G->cb);
+                    p = rt__put(p, f->aggs[f->gaggs[g] + k]);
+            p = rt__put(p, f->gcb[g]);
             rt_fold_iter_group(f, g, &it);
-            if ((rc = rt__push_frame(f, &s, g, &it, G->t0)) != RT_OK)
+            if ((rc = rt__push_frame(f, &s, g, &it, gt0)) != RT_OK)
                 goto done;
         } else {
             const rt_fnode *n = &f->nodes[ref];
@@ -908,6 +957,7 @@ int rt_fold_encode(rt_fold *f, uint8_t **out, size_t *len)
 
 typedef struct rt__path {
     uint32_t fid, parent, first, next, last, out;
+    uint32_t cfid, cpath; /* the child path found last (siblings mostly repeat a function) */
     uint64_t calls, total;
     int64_t self;
 } rt__path;
@@ -933,6 +983,7 @@ int rt_fold_paths(rt_fold *f, uint8_t **out, size_t *len)
     memset(&P[0], 0, sizeof P[0]);
     P[0].fid = RT_FOLD_ROOT_FID;
     P[0].parent = P[0].first = P[0].next = P[0].last = RT_FOLD_NONE;
+    P[0].cfid = RT_FOLD_NONE;
     n = 1;
     uint32_t sp = 0;
     stk[sp++] = f->n_nodes; /* (end, path) pairs; the root covers everything */
@@ -943,9 +994,11 @@ int rt_fold_paths(rt_fold *f, uint8_t **out, size_t *len)
             sp -= 2;
         uint32_t parent = stk[sp - 1];
         uint64_t key = ((uint64_t)parent << 24) | nd->fid;
-        uint64_t *v = rt_map_get(&m, key);
+        uint64_t *v;
         uint32_t pi;
-        if (v) {
+        if (P[parent].cfid == nd->fid) {
+            pi = P[parent].cpath;
+        } else if ((v = rt_map_get(&m, key)) != NULL) {
             pi = (uint32_t)*v;
         } else {
             if ((rc = rt__grow(f->alloc, (void **)&P, &cap, (uint64_t)n + 1, sizeof *P)) != RT_OK ||
@@ -957,12 +1010,15 @@ int rt_fold_paths(rt_fold *f, uint8_t **out, size_t *len)
             q->fid = nd->fid;
             q->parent = parent;
             q->first = q->next = q->last = RT_FOLD_NONE;
+            q->cfid = RT_FOLD_NONE;
             if (P[parent].last == RT_FOLD_NONE)
                 P[parent].first = pi;
             else
                 P[P[parent].last].next = pi;
             P[parent].last = pi;
         }
+        P[parent].cfid = nd->fid;
+        P[parent].cpath = pi;
         uint64_t dur = (uint64_t)(nd->t1 - nd->t0);
         P[pi].calls += rt_fnode_kind(nd) != RT_FNODE_RESUME;
         P[pi].total += dur;

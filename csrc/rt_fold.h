@@ -73,19 +73,20 @@ RT_INLINE uint32_t rt_fnode_depth(const rt_fnode *n) { return n->info >> 4; }
 
 /* A run of repetitions among siblings. Its items are `period * count` item
  * references (nodes or nested groups), repetition r's k-th item at
- * items[first + r * period + k]. */
+ * items[first + r * period + k]. The items are consecutive siblings, so their
+ * subtrees are one range of preorder nodes: the group's start is the start
+ * of its first top-level node (rt_fold_group_t0). 40 bytes: a trace can make
+ * millions of groups. */
 typedef struct rt_fgroup {
-    int64_t t0;        /* start of the first item, ns */
-    int64_t t1;        /* end of the last item, ns */
     uint64_t dur_sum;  /* sum of the items' durations, ns (a nested group counts its dur_sum) */
-    uint64_t calls;    /* calls in every repetition, subtrees included */
+    int64_t t1;        /* end of the last item, ns */
+    uint32_t n0;       /* first top-level node of the first item (a node, or a group's n0) */
     uint32_t period;   /* items per repetition (1..max_period) */
     uint32_t count;    /* repetitions (>= 2) */
     uint32_t tmpl;     /* template id: equal item-key sequences have equal ids */
-    uint32_t first;    /* offset of the first item reference in rt_fold.items */
-    uint32_t cap;      /* internal: room reserved at `first` */
-    uint32_t cb;       /* internal: encoded size of the items (after encoding) */
-    uint32_t aggs;     /* internal: offset of the per-template-item sums in rt_fold.aggs */
+    uint32_t first;    /* offset of the first item reference in rt_fold.items; the room
+                          reserved there is period * (count rounded up to a power of two) */
+    uint32_t calls;    /* calls in every repetition, subtrees included */
 } rt_fgroup;
 
 /* A node's folded list of children: `len` item references at items[first]. */
@@ -117,7 +118,8 @@ typedef struct rt_fold {
     uint32_t *items;           /* owned; item references of groups and folded lists */
     uint32_t n_items, cap_items;
     uint32_t *flist;           /* owned; per node: 0 (children not folded: every child is
-                                  an item) or 1 + index into lists */
+                                  an item), RT_FOLD_GROUP | g (the children are one group,
+                                  g: the list is that one item) or 1 + index into lists */
     rt_flist *lists;           /* owned */
     uint32_t n_lists, cap_lists;
 
@@ -138,10 +140,13 @@ typedef struct rt_fold {
     uint64_t *thash;           /* per template: hash */
     uint32_t *toff, *tlen;     /* per template: offset in tkeys, length */
     uint32_t n_tmpl, cap_tmpl;
+    uint32_t tlast;            /* the template interned last (checked before the hash table) */
     rt_map tmap;               /* template hash (probed) -> template id */
     uint64_t *aggs;            /* per group and template item: dur sum, calls */
     size_t n_aggs, cap_aggs;
     uint32_t *cb;              /* per node: encoded size of its children */
+    uint32_t *gcb;             /* per group: encoded size of its items */
+    uint32_t *gaggs;           /* per group: offset of its per-template-item sums in aggs */
     uint32_t *parent;          /* per node, built on demand by rt_fold_find_call */
 } rt_fold;
 
@@ -175,11 +180,21 @@ RT_INLINE uint32_t rt_fold_node_calls(const rt_fold *f, uint32_t i)
     return after - n->calls_before;
 }
 
+/* Start (ns) of group g: the start of its first item. */
+RT_INLINE int64_t rt_fold_group_t0(const rt_fold *f, uint32_t g) { return f->nodes[f->groups[g].n0].t0; }
+
+/* End (ns) of group g: the end of its last item. */
+RT_INLINE int64_t rt_fold_group_t1(const rt_fold *f, uint32_t g) { return f->groups[g].t1; }
+
+/* Calls in all repetitions of group g, subtrees included. */
+RT_INLINE uint32_t rt_fold_group_calls(const rt_fold *f, uint32_t g) { return f->groups[g].calls; }
+
 /* Iterate a folded list: the children of a node, or the items of a group. */
 typedef struct rt_fold_iter {
     const rt_fold *f;
-    const uint32_t *refs; /* folded: the item references; NULL: raw children */
+    const uint32_t *refs; /* folded: the item references; NULL: `one`, or raw children */
     uint32_t pos, end;    /* index into refs, or the next child node and the parent's end */
+    uint32_t one;         /* the only item of a list of one group; RT_FOLD_NONE otherwise */
 } rt_fold_iter;
 
 void rt_fold_iter_children(const rt_fold *f, uint32_t node, rt_fold_iter *it);

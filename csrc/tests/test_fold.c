@@ -306,9 +306,9 @@ static void test_fold_period_one_20000(void)
     CHECK_MSG(strcmp(got, "m([s]x20000)") == 0, "got %.100s", got);
     CHECK_EQ_U(f.n_groups, 1);
     CHECK_EQ_U(f.groups[0].count, 20000);
-    CHECK_EQ_U(f.groups[0].calls, 20000);
+    CHECK_EQ_U(rt_fold_group_calls(&f, 0), 20000);
     CHECK_EQ_U(f.groups[0].dur_sum, 20000); /* each call lasts 1 tick */
-    CHECK_EQ_I(f.groups[0].t1 - f.groups[0].t0, 2 * 20000 - 1);
+    CHECK_EQ_I(rt_fold_group_t1(&f, 0) - rt_fold_group_t0(&f, 0), 2 * 20000 - 1);
     CHECK_EQ_U(f.calls, 20001);
     check_encoding(&f, "m([s]x20000)");
     free(got);
@@ -380,14 +380,66 @@ static void test_fold_children_are_not_compared(void)
     char *got = render(&f);
     CHECK_MSG(strcmp(got, "m([s(x)]x3)") == 0, "got %s", got);
     REQUIRE(f.n_groups == 2); /* [s]x3 and, inside the second s, [y]x2 */
-    const rt_fgroup *g = f.groups[0].count == 3 ? &f.groups[0] : &f.groups[1];
+    uint32_t gi = f.groups[0].count == 3 ? 0 : 1;
+    const rt_fgroup *g = &f.groups[gi];
     CHECK_EQ_U(g->count, 3);
-    CHECK_EQ_U(g->calls, 6); /* s, x, s, y, y, s */
+    CHECK_EQ_U(rt_fold_group_calls(&f, gi), 6); /* s, x, s, y, y, s */
     /* each repetition can still be opened: the second holds its own callees */
     uint32_t second = f.items[g->first + 1];
     REQUIRE(!(second & RT_FOLD_GROUP));
     CHECK_EQ_U(rt_fold_node_calls(&f, second), 3);
     check_encoding(&f, "m([s(x)]x3)");
+    free(got);
+    rt_fold_free(&f);
+}
+
+static void test_fold_one_group_lists_and_group_room(void)
+{
+    /* children that fold into a single group need no list: fib-like recursion */
+    rt_fold f;
+    int64_t t = 0;
+    rt_fold_init(&f, NULL, rt_default_allocator());
+    REQUIRE(build(&f, "m(b(cc)b(c(dd)c))", &t) == RT_OK);
+    REQUIRE(rt_fold_finish(&f) == RT_OK);
+    char *got = render(&f);
+    CHECK_MSG(strcmp(got, "m([b([c]x2)]x2)") == 0, "got %s", got);
+    CHECK(f.flist[1] & RT_FOLD_GROUP); /* m's children: one group, no list */
+    CHECK_EQ_U(f.n_lists, 0);
+    CHECK_EQ_U(rt_fold_group_calls(&f, f.flist[1] & ~RT_FOLD_GROUP), 8);
+    check_encoding(&f, "m([b([c]x2)]x2)");
+    free(got);
+    rt_fold_free(&f);
+
+    /* groups growing in turns (their item regions are relocated), counts past powers of two */
+    rt_fold_init(&f, NULL, rt_default_allocator());
+    t = 0;
+    REQUIRE(rt_fold_open(&f, 0, RT_FNODE_CALL, t++) == RT_OK);
+    for (uint32_t r = 0; r < 37; r++) {
+        REQUIRE(rt_fold_open(&f, 1, RT_FNODE_CALL, t++) == RT_OK);
+        for (uint32_t k = 0; k < 2 * r + 2; k++) { /* the inner groups take turns to grow */
+            rt_fold_open(&f, 2 + (k & 1), RT_FNODE_CALL, t++);
+            rt_fold_close(&f, t++, RT_END_RETURN);
+        }
+        REQUIRE(rt_fold_close(&f, t++, RT_END_RETURN) == RT_OK);
+    }
+    REQUIRE(rt_fold_finish(&f) == RT_OK);
+    got = render(&f);
+    CHECK_MSG(strncmp(got, "a([b(cd)]x37)", 4) == 0, "got %.40s", got);
+    CHECK_EQ_U(f.groups[f.flist[1] & ~RT_FOLD_GROUP].count, 37);
+    uint32_t ok = 1;
+    for (uint32_t g = 0; g < f.n_groups; g++) {
+        rt_fold_iter it;
+        uint32_t ref, k = 0;
+        rt_fold_iter_group(&f, g, &it);
+        while (rt_fold_next(&it, &ref)) { /* every repetition's items, in order */
+            uint32_t want = f.groups[g].period == 2 ? 2 + (k & 1) : 1; /* [c d]xN or [b]x37 */
+            ok &= !(ref & RT_FOLD_GROUP) && f.nodes[ref].fid == want;
+            k++;
+        }
+        ok &= k == f.groups[g].period * f.groups[g].count;
+    }
+    CHECK(ok);
+    check_encoding(&f, NULL);
     free(got);
     rt_fold_free(&f);
 }
@@ -612,8 +664,7 @@ static void test_fold_from_stream_with_generators(void)
     CHECK_EQ_I(rt_fnode_kind(&f.nodes[4]), RT_FNODE_RESUME);
     CHECK_EQ_U(f.nodes[5].calls_before, 3); /* the second f is call 3 */
     CHECK_EQ_I(rt_fnode_how(&f.nodes[2]), RT_END_SUSPEND);
-    const rt_fgroup *g = &f.groups[0];
-    CHECK_EQ_U(g->calls, 3); /* gen, f, (resumed gen: no call), f */
+    CHECK_EQ_U(rt_fold_group_calls(&f, 0), 3); /* gen, f, (resumed gen: no call), f */
     check_encoding(&f, "a([bc]x2b)");
     uint32_t node;
     CHECK_EQ_I(rt_fold_find_call(&f, 2, f.nodes[5].t0, &node), RT_OK);
@@ -751,6 +802,7 @@ void suite_fold(void)
     RT_RUN(test_fold_nested_patterns);
     RT_RUN(test_fold_exact_groups_and_no_overlap);
     RT_RUN(test_fold_children_are_not_compared);
+    RT_RUN(test_fold_one_group_lists_and_group_room);
     RT_RUN(test_fold_max_period);
     RT_RUN(test_fold_all_distinct_and_aperiodic);
     RT_RUN(test_fold_recursion_depth_and_calls);
