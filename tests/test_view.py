@@ -532,3 +532,23 @@ def test_page_title_that_looks_like_a_placeholder_is_left_alone(tmp_path):
     page = (tmp_path / "page.html").read_text()
     (title,) = re.findall(r"<title>(.*?)</title>", page, re.S)
     assert "{{CSS}}" in title and "{{JS}}" in title and len(title) < 500, title[:500]
+
+
+def test_text_names_a_generator_resumed_many_times(tmp_path):
+    """A generator consumed by a builtin is resumed once per value: the folded
+    group says it is one call in that many slices, not that many calls."""
+    prog = write(tmp_path, "g.py", """
+        def gen(n):
+            for i in range(n):
+                yield i
+
+        def main():
+            return sum(gen(500))
+
+        if __name__ == "__main__":
+            main()
+        """)
+    out = trace(tmp_path, prog)
+    p = run(["view", out, "--text"], tmp_path)
+    line = next(l for l in p.stdout.splitlines() if "× [gen]" in l)
+    assert "total: 1 call in 501 resumed slices" in line, p.stdout

@@ -555,7 +555,10 @@ def _group_line(model: ViewModel, buf: bytes, r: Rec, g: _Glyphs,
         return (f"{g.loop} {name}  (in each repetition; over all {count:,}: "
                 f"{_plural(calls, 'call')}, {_fmt_ns(dur)})")
     calls_range = (f"calls #{r.call_no:,}{g.dash}#{r.call_no + r.calls - 1:,}, " if r.calls else "")
-    return f"{g.loop} {name}  ({calls_range}total: {_plural(r.calls, 'call')}, {_fmt_ns(r.dur_sum)})"
+    # fewer calls than repetitions: the repetitions are slices of generators or
+    # coroutines resumed again and again (one call, many slices)
+    slices = f" in {r.count:,} resumed slices" if r.period == 1 and r.calls < r.count else ""
+    return f"{g.loop} {name}  ({calls_range}total: {_plural(r.calls, 'call')}{slices}, {_fmt_ns(r.dur_sum)})"
 
 
 def render_text(model: ViewModel, out: TextIO, patterns: bool = True,
