@@ -6,7 +6,7 @@ import os
 import sys
 from typing import List, Optional, Sequence, Tuple
 
-from .errors import RetracerError
+from .errors import OneLineParser, RetracerError
 
 USAGE = """retracer <command> [options]
 
@@ -25,16 +25,8 @@ _VALUE_OPTS = {"-o", "--output", "--max-function-count", "--timeout", "--only-fu
                "--scope", "--tests-root", "--config", "--max-value-bytes", "--redact"}
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (RetracerError, exit 2)."""
-
-    def error(self, message: str):  # type: ignore[override]
-        cmd = self.prog.split(" ", 1)[-1]
-        raise RetracerError(f"retracer: {cmd}: {message}; see '{self.prog} --help'")
-
-
 def _trace_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="retracer trace",
         usage="retracer trace [options] (script.py | -m module) [args...]",
         description="Run a Python program as it would run with `python`, recording every call, "
@@ -109,8 +101,8 @@ def cmd_trace(argv: Sequence[str]) -> int:
         start_dir = os.getcwd()
     else:
         if not prog:
-            p.print_usage(sys.stderr)
-            raise RetracerError("retracer: nothing to trace: give a script (retracer trace script.py) or -m module")
+            raise RetracerError("retracer: nothing to trace: give a script (retracer trace script.py) or -m module; "
+                                "see 'retracer trace --help'")
         run = runner.prepare_script(prog[0], prog[1:])
         default_scope = os.path.dirname(os.path.abspath(prog[0]))
         command = prog
@@ -222,7 +214,7 @@ PROFILE_FORMATS = ["table", "pstats", "chrome", "speedscope", "pprof", "folded",
 def _profile_parser() -> argparse.ArgumentParser:
     from .ranking import SORT_KEYS
 
-    p = _OneLineParser(prog="retracer profile",
+    p = OneLineParser(prog="retracer profile",
                                 description="Rank the functions of a trace by the time optimizing them could "
                                             "save (saving = own time + time of the code outside your code "
                                             "that they call; see README), or export its profile.")
@@ -276,7 +268,7 @@ def cmd_profile(argv: Sequence[str]) -> int:
 def _timeit_parser() -> argparse.ArgumentParser:
     from .timing import DEFAULT_REPEAT, TARGET_S, UNIT_NAMES
 
-    p = _OneLineParser(
+    p = OneLineParser(
         prog="retracer timeit",
         description="Time a Python statement like python -m timeit: after SETUP, one warm-up run, then "
                     f"REPEAT repeats of N loops (N auto-ranged so one repeat takes >= {TARGET_S:g} s). "
@@ -322,7 +314,7 @@ def cmd_timeit(argv: Sequence[str]) -> int:
 
 
 def _replay_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="retracer replay",
         description="Call every recorded function again with its recorded arguments, against the code "
                     "on disk, and report each call whose outcome differs. Exit 0: all match; 1: some "

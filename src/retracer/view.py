@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 from . import outputs
-from .errors import RetracerError
+from .errors import OneLineParser, RetracerError
 from .tracefile import (FLAG_IMPORT_MACHINERY, Function, TraceError,
                         TraceReader)
 
@@ -756,7 +756,7 @@ def serve(html: str, port: int, out: TextIO = sys.stderr) -> int:
 # --------------------------------------------------------------------------- CLI
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="retracer view",
         description="See a run: the call tree with repeated call sequences folded into groups "
                     "(nested) and recursion collapsed, a flame graph, a per-thread timeline, "
