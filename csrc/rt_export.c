@@ -1183,10 +1183,8 @@ static void rt__pprof(rt_export *e)
             continue;
         size_t d = rt__node_path(e, (uint32_t)i);
         size_t plen = 0;
-        for (size_t k = 0; k < d; k++) {
-            uint8_t tmp[10];
-            plen += (size_t)(rt_varint_put(tmp, (uint64_t)e->path[k] + 1) - tmp);
-        }
+        for (size_t k = 0; k < d; k++)
+            plen += rt_varint_len((uint64_t)e->path[k] + 1);
         rt__pb_varint(e, (1u << 3) | 2);
         rt__pb_varint(e, plen);
         if (rt__pb_room(e, plen) != RT_OK)

@@ -632,15 +632,6 @@ int rt_fold_find_call(rt_fold *f, uint32_t fid, int64_t t, uint32_t *node)
 
 /* ------------------------------------------------------------- encoding */
 
-RT_INLINE size_t rt__vsz(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
 
 RT_INLINE uint64_t rt__gap(int64_t t0, int64_t cursor) { return t0 > cursor ? (uint64_t)(t0 - cursor) : 0; }
 
@@ -666,23 +657,23 @@ static uint32_t rt__nitems(const rt_fold *f, uint32_t node)
 static size_t rt__node_hdr(const rt_fold *f, uint32_t c, uint64_t gap)
 {
     const rt_fnode *n = &f->nodes[c];
-    size_t s = rt__vsz(((uint64_t)n->fid << 2) | 0) + rt__vsz(gap) + rt__vsz((uint64_t)(n->t1 - n->t0)) +
-               rt__vsz(rt__flags(f, c));
+    size_t s = rt_varint_len(((uint64_t)n->fid << 2) | 0) + rt_varint_len(gap) + rt_varint_len((uint64_t)(n->t1 - n->t0)) +
+               rt_varint_len(rt__flags(f, c));
     if (n->end > c + 1) /* only a span with children says how many calls, items and bytes follow */
-        s += rt__vsz(rt_fold_node_calls(f, c)) + rt__vsz(rt__nitems(f, c)) + rt__vsz(f->cb[c]);
+        s += rt_varint_len(rt_fold_node_calls(f, c)) + rt_varint_len(rt__nitems(f, c)) + rt_varint_len(f->cb[c]);
     return s;
 }
 
 static size_t rt__group_hdr(const rt_fold *f, uint32_t g, uint64_t gap)
 {
     const rt_fgroup *G = &f->groups[g];
-    size_t s = rt__vsz(((uint64_t)G->period << 2) | 1) + rt__vsz(gap) +
-               rt__vsz((uint64_t)(rt_fold_group_t1(f, g) - rt_fold_group_t0(f, g))) +
-               rt__vsz(G->dur_sum) + rt__vsz(G->count) + rt__vsz(rt_fold_group_calls(f, g)) +
-               rt__vsz(f->gcb[g]);
+    size_t s = rt_varint_len(((uint64_t)G->period << 2) | 1) + rt_varint_len(gap) +
+               rt_varint_len((uint64_t)(rt_fold_group_t1(f, g) - rt_fold_group_t0(f, g))) +
+               rt_varint_len(G->dur_sum) + rt_varint_len(G->count) + rt_varint_len(rt_fold_group_calls(f, g)) +
+               rt_varint_len(f->gcb[g]);
     if (G->period > 1) /* per template item sums; for period 1 they are dur_sum and calls */
         for (uint32_t k = 0; k < 2 * G->period; k++)
-            s += rt__vsz(f->aggs[f->gaggs[g] + k]);
+            s += rt_varint_len(f->aggs[f->gaggs[g] + k]);
     return s;
 }
 
@@ -837,9 +828,9 @@ static size_t rt__total(const rt_fold *f)
 {
     const rt_fnode *root = &f->nodes[0];
     uint64_t t0 = root->t0 > 0 ? (uint64_t)root->t0 : 0;
-    return rt__vsz(RT_FOLD_ENCODING_VERSION) + rt__vsz(2) + rt__vsz(t0) +
-           rt__vsz((uint64_t)(root->t1 - root->t0)) + rt__vsz(f->calls) + rt__vsz(rt__nitems(f, 0)) +
-           rt__vsz(f->cb[0]) + f->cb[0];
+    return rt_varint_len(RT_FOLD_ENCODING_VERSION) + rt_varint_len(2) + rt_varint_len(t0) +
+           rt_varint_len((uint64_t)(root->t1 - root->t0)) + rt_varint_len(f->calls) + rt_varint_len(rt__nitems(f, 0)) +
+           rt_varint_len(f->cb[0]) + f->cb[0];
 }
 
 int rt_fold_encode_size(rt_fold *f, size_t *len)
@@ -1036,7 +1027,7 @@ int rt_fold_paths(rt_fold *f, uint8_t **out, size_t *len)
         rc = RT_ERR_NOMEM;
         goto done;
     }
-    size_t size = rt__vsz(n);
+    size_t size = rt_varint_len(n);
     uint32_t no = 0, cur = 0;
     while (cur != RT_FOLD_NONE) {
         P[cur].out = no;
@@ -1052,9 +1043,9 @@ int rt_fold_paths(rt_fold *f, uint8_t **out, size_t *len)
     }
     for (uint32_t k = 0; k < n; k++) {
         const rt__path *q = &P[order[k]];
-        size += rt__vsz(k == 0 ? 0 : (uint64_t)q->fid + 1) +
-                rt__vsz(k == 0 ? 0 : (uint64_t)P[q->parent].out + 1) + rt__vsz(q->calls) +
-                rt__vsz(q->total) + rt__vsz(q->self > 0 ? (uint64_t)q->self : 0);
+        size += rt_varint_len(k == 0 ? 0 : (uint64_t)q->fid + 1) +
+                rt_varint_len(k == 0 ? 0 : (uint64_t)P[q->parent].out + 1) + rt_varint_len(q->calls) +
+                rt_varint_len(q->total) + rt_varint_len(q->self > 0 ? (uint64_t)q->self : 0);
     }
     buf = rt_malloc(f->alloc, size);
     if (!buf) {

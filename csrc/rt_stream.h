@@ -50,6 +50,17 @@ RT_INLINE uint8_t *rt_varint_put(uint8_t *p, uint64_t v)
     return p;
 }
 
+/* Bytes LEB128 needs for `v` (1..10). */
+RT_INLINE size_t rt_varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
 /* A decoded event. */
 typedef struct rt_event {
     int tag;        /* RT_EV_* */

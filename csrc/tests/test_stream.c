@@ -50,6 +50,7 @@ static void test_varint_encode_boundaries(void)
         uint8_t *end = rt_varint_put(buf, v);
         size_t n = (size_t)(end - buf);
         CHECK_MSG(n == varint_len(v), "length of varint(%" PRIu64 ") = %zu", v, n);
+        CHECK_EQ_U(rt_varint_len(v), n);
         CHECK(n <= 10);
         CHECK_EQ_U(buf[n], 0xee); /* nothing written past the end */
         uint64_t back = 0;
