@@ -47,4 +47,11 @@ RT_INLINE void *rt_malloc(const rt_allocator *a, size_t n) { return a->malloc_fn
 RT_INLINE void *rt_realloc(const rt_allocator *a, void *p, size_t n) { return a->realloc_fn(a->ctx, p, n); }
 RT_INLINE void rt_free(const rt_allocator *a, void *p) { a->free_fn(a->ctx, p); }
 
+/*
+ * Make the array *p (elements of `elem` bytes, capacity *cap elements) hold at
+ * least `need` elements: capacity doubles, starting at `first`. RT_OK, or
+ * RT_ERR_NOMEM with *p and *cap unchanged.
+ */
+int rt_grow(const rt_allocator *a, void **p, size_t *cap, size_t need, size_t elem, size_t first);
+
 #endif

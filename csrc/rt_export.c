@@ -495,14 +495,8 @@ static int rt__trie_child(rt_export *e, uint32_t parent, uint32_t fid, uint32_t 
     }
     if (e->nnodes >= RT__MAX_NODES)
         return rt__fail(e, RT_ERR_NOMEM, "too many distinct stacks");
-    if (e->nnodes == e->ncap) {
-        size_t nc = e->ncap ? e->ncap * 2 : 256;
-        rt__node *nn = rt_realloc(e->a, e->nodes, nc * sizeof *nn);
-        if (!nn)
-            return rt__nomem(e);
-        e->nodes = nn;
-        e->ncap = nc;
-    }
+    if (rt_grow(e->a, (void **)&e->nodes, &e->ncap, e->nnodes + 1, sizeof *e->nodes, 256) != RT_OK)
+        return rt__nomem(e);
     if (rt_map_put(&e->index, key, e->nnodes) != RT_OK)
         return rt__nomem(e);
     rt__node *n = &e->nodes[e->nnodes];
@@ -528,15 +522,9 @@ static size_t rt__node_path(rt_export *e, uint32_t i)
 {
     size_t n = 0;
     for (uint32_t k = i; k != RT__ROOT; k = e->nodes[k].parent) {
-        if (n == e->path_cap) {
-            size_t nc = e->path_cap ? e->path_cap * 2 : 256;
-            uint32_t *np = rt_realloc(e->a, e->path, nc * sizeof *np);
-            if (!np) {
-                rt__nomem(e);
-                return 0;
-            }
-            e->path = np;
-            e->path_cap = nc;
+        if (rt_grow(e->a, (void **)&e->path, &e->path_cap, n + 1, sizeof *e->path, 256) != RT_OK) {
+            rt__nomem(e);
+            return 0;
         }
         e->path[n++] = e->nodes[k].fid;
     }
@@ -592,14 +580,8 @@ static int rt__open(void *ud, const rt_span *s, size_t depth)
     case RT_EXPORT_SPEEDSCOPE: {
         uint32_t fr = e->frame_of[s->fid];
         if (fr == UINT32_MAX) {
-            if (e->nframes == e->frames_cap) {
-                size_t nc = e->frames_cap ? e->frames_cap * 2 : 256;
-                uint32_t *nf = rt_realloc(e->a, e->frames, nc * sizeof *nf);
-                if (!nf)
-                    return rt__nomem(e);
-                e->frames = nf;
-                e->frames_cap = nc;
-            }
+            if (rt_grow(e->a, (void **)&e->frames, &e->frames_cap, e->nframes + 1, sizeof *e->frames, 256) != RT_OK)
+                return rt__nomem(e);
             fr = (uint32_t)e->nframes;
             e->frames[e->nframes++] = s->fid;
             e->frame_of[s->fid] = fr;

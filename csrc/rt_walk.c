@@ -24,14 +24,8 @@ void rt_walker_free(rt_walker *w)
 
 static int rt__walk_push(rt_walker *w, uint32_t fid, int kind, uint64_t call_no, int64_t t)
 {
-    if (w->depth == w->cap) {
-        size_t ncap = w->cap ? w->cap * 2 : 64;
-        rt_span *ns = rt_realloc(w->alloc, w->stack, ncap * sizeof *ns);
-        if (!ns)
-            return RT_ERR_NOMEM;
-        w->stack = ns;
-        w->cap = ncap;
-    }
+    if (rt_grow(w->alloc, (void **)&w->stack, &w->cap, w->depth + 1, sizeof *w->stack, 64) != RT_OK)
+        return RT_ERR_NOMEM;
     rt_span *s = &w->stack[w->depth];
     s->fid = fid;
     s->kind = kind;
