@@ -33,7 +33,7 @@ def _trace_parser() -> argparse.ArgumentParser:
                     "the profile and the call stream into a trace file.")
     p.add_argument("-o", "--output", help="trace file to write (default: retracer.trace)")
     p.add_argument("--max-function-count", type=int, metavar="N",
-                   help="calls captured per function (default 100)")
+                   help="calls captured per function (default 100): the first 3/4, the rest only for calls whose argument shapes are new (README)")
     p.add_argument("--timeout", type=float, metavar="S",
                    help="stop tracing after S seconds and write the trace; the program runs on")
     p.add_argument("--only-functions", metavar="a,b",
