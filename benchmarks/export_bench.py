@@ -70,15 +70,15 @@ t0 = time.perf_counter()
 if fmt == "none":
     calls = 0
 elif fmt == "flamegraph":
-    from retracer.flamegraph import write_flamegraph
+    from retracer.render.flamegraph import write_flamegraph
     write_flamegraph(reader, out)
     calls = reader.meta["stream_calls"]
 elif fmt == "pstats":
-    from retracer.report import write_pstats
+    from retracer.analysis.pstats import write_pstats
     write_pstats(reader, out)
     calls = reader.meta["stream_calls"]
 else:
-    from retracer.export import export
+    from retracer.render import export
     calls = export(reader, fmt, out)["calls"]
 dt = time.perf_counter() - t0
 reader.close()

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from retracer import _engine, capture
+from retracer import _engine
+from retracer.record import capture
 
 INLINE = sys.version_info[:2] in ((3, 11), (3, 12))
 

@@ -1,4 +1,4 @@
-"""Tests for the replay comparator (retracer.comparator).
+"""Tests for the replay comparator (retracer.replay.comparator).
 
 Every rule has a test where a change must be caught, with the message a user would
 read, and a test where an equivalent value must be accepted.
@@ -27,12 +27,12 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 
 
 def _import_comparator():
-    """Import retracer.comparator; fall back to loading the file by path when the
+    """Import retracer.replay.comparator; fall back to loading the file by path when the
     package itself cannot be imported (e.g. its C engine is not built)."""
     try:
-        return importlib.import_module("retracer.comparator")
+        return importlib.import_module("retracer.replay.comparator")
     except ImportError:
-        path = SRC / "retracer" / "comparator.py"
+        path = SRC / "retracer" / "replay" / "comparator.py"
         spec = importlib.util.spec_from_file_location("retracer_comparator", path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
@@ -861,7 +861,7 @@ def test_numpy_and_pandas_not_imported_for_plain_values():
         sys.path.insert(0, {str(SRC)!r})
         import importlib.util
         spec = importlib.util.spec_from_file_location(
-            "cmp", {str(SRC / 'retracer' / 'comparator.py')!r})
+            "cmp", {str(SRC / 'retracer' / 'replay' / 'comparator.py')!r})
         m = importlib.util.module_from_spec(spec)
         sys.modules["cmp"] = m
         spec.loader.exec_module(m)
@@ -1020,7 +1020,7 @@ def test_exact_mode_for_the_stability_check():
     differ — requires equal floats (NaN still equal to NaN); the default rule
     accepts math.isclose."""
     import math
-    from retracer.comparator import Outcome, compare_outcome
+    from retracer.replay.comparator import Outcome, compare_outcome
     a = Outcome(kind="return", value={"t": 1_700_000_000.0, "n": [math.nan]})
     b = Outcome(kind="return", value={"t": 1_700_000_000.05, "n": [math.nan]})
     assert compare_outcome(a, b) is None

@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 import pytest
 
 from retracer import MECHANISM
-from retracer.stream import ENTER, ENTER_CONT, EXIT, EXIT_EXC, RESUME, SUSPEND, TIME, iter_events
+from streamdecode import ENTER, ENTER_CONT, EXIT, EXIT_EXC, RESUME, SUSPEND, TIME, iter_events
 from retracer.tracefile import TraceReader
 
 WORKLOADS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "workloads")

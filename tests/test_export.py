@@ -24,8 +24,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from retracer.export import FORMATS, export
-from retracer.flamegraph import flamegraph_html
+from retracer.render.stream import FORMATS, export
+from retracer.render.flamegraph import flamegraph_html
 from retracer.tracefile import FLAG_GENERATOR, FLAG_IN_SCOPE, TraceReader
 
 HERE = os.path.dirname(os.path.abspath(__file__))

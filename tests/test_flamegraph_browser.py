@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from retracer.export import short_path
-from retracer.report import fmt_ns
+from retracer.render.stream import short_path
+from retracer.units import fmt_ns
 from retracer.tracefile import FLAG_IN_SCOPE, TraceReader
 
 WORKLOADS = Path(__file__).resolve().parents[2] / "shared" / "workloads"

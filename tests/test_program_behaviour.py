@@ -590,7 +590,7 @@ def test_forked_children_do_not_touch_the_parents_trace(prog_dir, out_dir, mode)
         assert r.meta["complete"] is True
         assert function_calls(r, "parent_side") == 2
         assert function_calls(r, "work") == 0  # the children's calls are not the parent's
-        from retracer.stream import ENTER, iter_events
+        from streamdecode import ENTER, iter_events
         fids = {f.fid for f in r.functions.values() if f.name == "parent_side"}
         entered = sum(1 for t in r.threads for tag, fid, _ in iter_events(r, t.thread_idx)
                       if tag == ENTER and fid in fids)

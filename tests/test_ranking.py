@@ -14,7 +14,7 @@ import textwrap
 import pytest
 
 from retracer import MECHANISM
-from retracer import ranking
+from retracer.analysis import ranking
 from retracer.tracefile import TraceReader, TraceWriter
 
 C_CALLS_RECORDED = MECHANISM != "pep523"

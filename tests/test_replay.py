@@ -958,7 +958,7 @@ def test_captured_call_names_its_place_in_the_call_stream(tmp_path):
     ENTER event with that number is a call of the same function."""
     trace(tmp_path, SHAPES, opts=("-q", "--max-function-count", "4"))
     from retracer.tracefile import TraceReader
-    from retracer.stream import iter_events, ENTER, ENTER_CONT
+    from streamdecode import iter_events, ENTER, ENTER_CONT
     import json
     with TraceReader(str(tmp_path / "t.trace")) as r:
         calls = [c for c in r.iter_captured()]

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from retracer import timing
+from retracer.analysis import measure as timing
 
 
 def retracer(*args, cwd=None):

@@ -1,4 +1,4 @@
-"""Tests for the trace file (retracer.tracefile) and its signing (retracer.signing)."""
+"""Tests for the trace file (retracer.tracefile) and its signing (retracer.tracefile.signing)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _import_modules():
     """
     try:
         return (importlib.import_module("retracer.tracefile"),
-                importlib.import_module("retracer.signing"))
+                importlib.import_module("retracer.tracefile.signing"))
     except ImportError:
         src = Path(__file__).resolve().parent.parent / "src" / "retracer"
         for name in [m for m in sys.modules if m == "retracer" or
@@ -33,7 +33,7 @@ def _import_modules():
         pkg.__path__ = [str(src)]  # type: ignore[attr-defined]
         sys.modules["retracer"] = pkg
         return (importlib.import_module("retracer.tracefile"),
-                importlib.import_module("retracer.signing"))
+                importlib.import_module("retracer.tracefile.signing"))
 
 
 tracefile, signing = _import_modules()
@@ -41,7 +41,7 @@ from retracer.errors import RetracerError  # noqa: E402
 
 TraceError = tracefile.TraceError
 TraceWriter = tracefile.TraceWriter
-open_trace = tracefile.open_trace
+open_trace = tracefile.TraceReader
 
 
 @pytest.fixture(autouse=True)

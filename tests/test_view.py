@@ -15,8 +15,10 @@ from collections import Counter
 
 import pytest
 
-from retracer import _view, view
-from retracer.stream import ENTER, ENTER_CONT, EXIT, EXIT_EXC, RESUME, SUSPEND, iter_events
+from retracer import _view
+from retracer.render.view import captures, decode, text
+from retracer.render.view import model as vmodel
+from streamdecode import ENTER, ENTER_CONT, EXIT, EXIT_EXC, RESUME, SUSPEND, iter_events
 from retracer.tracefile import FLAG_IMPORT_MACHINERY, TraceReader
 
 WORKLOADS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "workloads"))
@@ -48,16 +50,16 @@ def write(tmp_path, name, source):
 
 
 def label(model, rec):
-    return view.func_label(model.functions.get(rec.fid)) if not rec.group else "group"
+    return vmodel.func_label(model.functions.get(rec.fid)) if not rec.group else "group"
 
 
 def child(model, th, rec, name):
     """The first item under `rec` that is a span of `name`."""
-    for r in view.iter_items(th.tree, rec):
+    for r in decode.iter_items(th.tree, rec):
         if not r.group and label(model, r) == name:
             return r
     raise AssertionError(f"no {name} under {label(model, rec)}: "
-                         f"{[label(model, r) for r in view.iter_items(th.tree, rec)]}")
+                         f"{[label(model, r) for r in decode.iter_items(th.tree, rec)]}")
 
 
 def find(model, th, name, under=None):
@@ -67,7 +69,7 @@ def find(model, th, name, under=None):
     queue = [under or th.root]
     while queue:
         rec = queue.pop(0)
-        for r in view.iter_items(th.tree, rec):
+        for r in decode.iter_items(th.tree, rec):
             if not r.group and label(model, r) == name:
                 return r
             if r.group or r.depth == 1:
@@ -76,17 +78,17 @@ def find(model, th, name, under=None):
 
 
 def template(model, th, grp):
-    return [("group", r.count) if r.group else label(model, r) for r in view._first_rep(th.tree, grp)]
+    return [("group", r.count) if r.group else label(model, r) for r in text._first_rep(th.tree, grp)]
 
 
 # --------------------------------------------------------------------------- folding
 
 def test_fib_is_one_recursive_node_with_every_call(tmp_path):
     t = trace(tmp_path, os.path.join(WORKLOADS, "calls_fib.py"), "25")
-    m = view.load(t)
+    m = vmodel.load(t)
     th = m.threads[0]
     main = child(m, th, find(m, th, "<module>"), "main")
-    fibs = [r for r in view.iter_items(th.tree, main) if not r.group and label(m, r) == "fib"]
+    fibs = [r for r in decode.iter_items(th.tree, main) if not r.group and label(m, r) == "fib"]
     assert len(fibs) == 1
     fib = fibs[0]
     assert fib.calls == 242_785
@@ -149,10 +151,10 @@ def _calls_inside_children(t, parent_fid, child_fid):
 
 def test_oop_sim_per_step_loop_is_one_group(tmp_path):
     t = trace(tmp_path, os.path.join(WORKLOADS, "oop_sim.py"))  # 200 particles x 100 steps
-    m = view.load(t)
+    m = vmodel.load(t)
     th = m.threads[0]
     sim = child(m, th, child(m, th, find(m, th, "<module>"), "main"), "simulate")
-    groups = [r for r in view.iter_items(th.tree, sim) if r.group]
+    groups = [r for r in decode.iter_items(th.tree, sim) if r.group]
     steps = [g for g in groups if template(m, th, g) == ["Particle.step"]]
     assert len(steps) == 1
     g = steps[0]
@@ -167,7 +169,7 @@ def test_oop_sim_per_step_loop_is_one_group(tmp_path):
     # the group's calls: every call made inside those 20,000 steps, counted on the raw stream
     assert g.calls == _calls_inside_children(t, sim_fid, step_fid)
     # every repetition can still be opened: 20,000 step spans, each with its own callees
-    reps = list(view.iter_items(th.tree, g))
+    reps = list(decode.iter_items(th.tree, g))
     assert len(reps) == 20_000 and all(label(m, r) == "Particle.step" for r in reps)
     assert sum(r.calls for r in reps) == g.calls
     assert sum(r.dur for r in reps) == g.dur_sum
@@ -207,26 +209,26 @@ LOOPS = """
 def test_sequences_nesting_and_no_false_groups(tmp_path):
     prog = write(tmp_path, "loops.py", LOOPS)
     t = trace(tmp_path, prog, extra=["--no-c-calls"])
-    m = view.load(t)
+    m = vmodel.load(t)
     th = m.threads[0]
     main = child(m, th, find(m, th, "<module>"), "main")
     loop3 = child(m, th, main, "loop3")
-    items = list(view.iter_items(th.tree, loop3))
+    items = list(decode.iter_items(th.tree, loop3))
     assert len(items) == 1 and items[0].group
     assert (items[0].period, items[0].count) == (3, 50)
     assert template(m, th, items[0]) == ["a", "b", "c"]
     assert items[0].calls == 150
     nested = child(m, th, main, "nested")
-    items = list(view.iter_items(th.tree, nested))
+    items = list(decode.iter_items(th.tree, nested))
     assert len(items) == 1 and items[0].group and items[0].count == 6
-    tmpl = list(view._first_rep(th.tree, items[0]))
+    tmpl = list(text._first_rep(th.tree, items[0]))
     assert template(m, th, items[0]) == ["p", "g", ("group", 2)]
     assert template(m, th, tmpl[2]) == ["f", "l"]
     assert items[0].calls == 6 * 6
     # a sequence with no block repeated back to back folds nothing
     ap = child(m, th, main, "aperiodic")
-    assert not any(r.group for r in view.iter_items(th.tree, ap))
-    assert [label(m, r) for r in view.iter_items(th.tree, ap)] == list("abcacbabcbac")
+    assert not any(r.group for r in decode.iter_items(th.tree, ap))
+    assert [label(m, r) for r in decode.iter_items(th.tree, ap)] == list("abcacbabcbac")
     # the reference console look: the nested pattern under its parent
     out = run(["view", t, "--text"], tmp_path).stdout
     assert re.search(r"6× \[p, g, 2× \[f, l\]\]  \(calls #\d+–#\d+, total: 36 calls", out), out
@@ -244,7 +246,7 @@ def test_fold_binding_errors_and_options(tmp_path):
     with pytest.raises(ValueError, match="max_period"):
         _view.fold([], max_period=0)
     tree, paths, info = _view.fold([])
-    assert info["calls"] == 0 and view.decode_root(tree).nitems == 0
+    assert info["calls"] == 0 and decode.decode_root(tree).nitems == 0
     prog = write(tmp_path, "loops.py", LOOPS)
     t = trace(tmp_path, prog, extra=["--no-c-calls"])
     with TraceReader(t) as r:
@@ -259,18 +261,18 @@ def test_fold_binding_errors_and_options(tmp_path):
 
 def test_generators_threads_and_exceptions_fold(tmp_path):
     t = trace(tmp_path, os.path.join(WORKLOADS, "threads_work.py"), "400")
-    m = view.load(t)
+    m = vmodel.load(t)
     assert len(m.threads) >= 2
     with TraceReader(t) as r:
         assert sum(th.info["calls"] for th in m.threads) == r.meta["stream_calls"]
     t = trace(tmp_path, os.path.join(WORKLOADS, "exceptions_deep.py"), "100", name="exc.trace")
-    m = view.load(t)
+    m = vmodel.load(t)
     th = m.threads[0]
     main = child(m, th, find(m, th, "<module>"), "main")
     # safe(r % 40) and first(r % 10): each round calls the same two functions
-    groups = [r for r in view.iter_items(th.tree, main) if r.group]
+    groups = [r for r in decode.iter_items(th.tree, main) if r.group]
     # (where C calls are recorded, len() of first's result is part of each round)
-    c_fns = {label(m, r) for r in view.iter_items(th.tree, main) if not r.group
+    c_fns = {label(m, r) for r in decode.iter_items(th.tree, main) if not r.group
              and m.functions[r.fid].kind == "c"} | {"len"}
     assert any(template(m, th, g)[:2] == ["safe", "first"] and set(template(m, th, g)[2:]) <= c_fns
                and g.count == 100 for g in groups), [(template(m, th, g), g.count) for g in groups]
@@ -282,7 +284,7 @@ def test_generators_threads_and_exceptions_fold(tmp_path):
 
 def test_captured_calls_show_their_own_arguments(tmp_path):
     t = trace(tmp_path, os.path.join(WORKLOADS, "calls_fib.py"), "12")
-    m = view.load(t)
+    m = vmodel.load(t)
     th = m.threads[0]
     fib = child(m, th, child(m, th, find(m, th, "<module>"), "main"), "fib")
     entry = m.captured[f"{th.idx}:{fib.call_no}"]
@@ -292,9 +294,9 @@ def test_captured_calls_show_their_own_arguments(tmp_path):
     # fib(10); fib(11) calls fib(10), fib(9) ...
     node = fib
     for n in range(11, 5, -1):
-        g = next(r for r in view.iter_items(th.tree, node))
+        g = next(r for r in decode.iter_items(th.tree, node))
         assert g.group and g.count == 2
-        a, b = view.iter_items(th.tree, g)
+        a, b = decode.iter_items(th.tree, g)
         assert m.captured[f"0:{a.call_no}"]["args"] == [["n", str(n)]]
         assert a.call_no == node.call_no + 1
         node = a
@@ -312,7 +314,7 @@ def test_captured_calls_show_their_own_arguments(tmp_path):
         _, _, info = _view.fold(r.iter_chunks(0), captures=[(c.fid, c.t_start_ns) for c in rows])
     by_time = info["captures"]
     assert None not in by_time
-    recorded = [view.stream_call_of(c) for c in rows]
+    recorded = [captures.stream_call_of(c) for c in rows]
     assert all(a == b for a, b in zip(recorded, by_time) if a is not None)
 
 
@@ -320,11 +322,11 @@ def test_unloadable_values_and_script_classes_are_shown_safely(tmp_path):
     from retracer.tracefile import CapturedCall
     row = CapturedCall(1, 1, 0, 0, 0, 10, "ok", b"not a pickle", None, None, None,
                        json.dumps({"outcome": "return"}))
-    e = view.describe_capture(row, None)
+    e = captures.describe_capture(row, None)
     assert e["args_error"].startswith("<not loadable: ")
     row = CapturedCall(1, 1, 0, 0, 0, 10, "unpicklable", None, None, None, None,
                        json.dumps({"outcome": "return", "error": "cannot pickle 'generator' object"}))
-    assert view.describe_capture(row, None)["args_error"] == "<not recorded: cannot pickle 'generator' object>"
+    assert captures.describe_capture(row, None)["args_error"] == "<not recorded: cannot pickle 'generator' object>"
     # a class of the traced script is not imported: its objects show their state
     prog = write(tmp_path, "shapes.py", """
         class Box:
@@ -337,7 +339,7 @@ def test_unloadable_values_and_script_classes_are_shown_safely(tmp_path):
             raise SystemExit(0)
     """)
     t = trace(tmp_path, prog)
-    m = view.load(t)
+    m = vmodel.load(t)
     areas = [e for e in m.captured.values() if e.get("args") and e["args"][0][0] == "box"]
     assert areas and areas[0]["args"][0][1] == "Box(w=2, h=3)"
     assert areas[0]["returned"] == "6"
@@ -383,7 +385,7 @@ def test_page_is_self_contained_and_escaped(tmp_path):
     # the folded tree in the page decodes to the same tree the binding gives
     import base64
     import zlib
-    m = view.load(t)
+    m = vmodel.load(t)
     assert zlib.decompress(base64.b64decode(data["threads"][0]["tree"])) == m.threads[0].tree
     # initial state from the options
     run(["view", t, "-o", str(page), "--no-patterns", "--hide-imports"], tmp_path)
@@ -421,7 +423,7 @@ def test_hide_imports_in_text(tmp_path):
     write(tmp_path, "helper_mod.py", "def twice(x):\n    return 2 * x\n")
     prog = write(tmp_path, "imp.py", IMPORTS)
     t = trace(tmp_path, prog)
-    m = view.load(t)
+    m = vmodel.load(t)
     if not any(fn.flags & FLAG_IMPORT_MACHINERY for fn in m.functions.values()):
         pytest.skip("this Python records no import machinery for the import")
     out = run(["view", t, "--text"], tmp_path).stdout

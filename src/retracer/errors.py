@@ -22,3 +22,11 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):  # type: ignore[override]
         cmd = self.prog.split(" ", 1)[-1]
         raise RetracerError(f"retracer: {cmd}: {message}; see '{self.prog} --help'")
+
+
+class TraceError(RetracerError):
+    """A trace file cannot be written or read; the message is one line."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        message = str(message).replace("\r", "\\r").replace("\n", "\\n")
+        super().__init__(message, exit_code)

@@ -1,6 +1,6 @@
 """IPython magics: ``%load_ext retracer``.
 
-- ``%%retrace [opts]``: trace the cell with :class:`retracer.tracer.Tracer` (calls,
+- ``%%retrace [opts]``: trace the cell with :class:`retracer.Tracer` (calls,
   profile, captured calls), write the trace file, show the ranked profile and where
   the trace is.
 - ``%%rprofile [opts]``: profile the cell (no capture, a temporary trace unless
@@ -25,7 +25,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from . import ranking, timing
+from .analysis import measure, ranking
 from .errors import RetracerError
 
 __all__ = ["RetracerMagics", "load_ipython_extension", "cell_scope_prefix"]
@@ -89,7 +89,7 @@ class RetracerMagics(Magics):
         """Run the cell under a Tracer writing ``output``. Returns (summary or None
         when the cell could not be traced, the cell's file name, the exception the
         cell raised as an exc_info tuple or None)."""
-        from .tracer import Tracer
+        from .record.tracer import Tracer
 
         code, name = self._compile_cell(cell)
         if code is None:
@@ -188,11 +188,9 @@ class RetracerMagics(Magics):
                 shutil.rmtree(tmpdir, ignore_errors=True)
 
     def _show_flamegraph(self, path: str) -> None:
+        from . import render
         try:
-            from . import flamegraph  # type: ignore[attr-defined]
-            html = flamegraph.flamegraph_html(path)
-        except (ImportError, AttributeError):
-            return  # this retracer cannot draw flame graphs yet
+            html = render.flamegraph_html(path)
         except Exception as e:  # never lose the table for the picture
             print(f"retracer: no flame graph: {type(e).__name__}: {e}", file=sys.stderr)
             return
@@ -216,7 +214,7 @@ class RetracerMagics(Magics):
 
         -n loops per repeat (default: auto-range); -r repeats (default 7); -u ns, us,
         ms or s; -p CPU time of the process instead of wall time; -q print nothing;
-        -o return the result (a retracer.timing.TimeitResult).
+        -o return the result (a retracer.analysis.measure.TimeitResult).
         """
         opts, rest = self.parse_options(line, "n:r:u:pqo", posix=False, strict=False,
                                         preserve_non_opts=True)
@@ -227,21 +225,21 @@ class RetracerMagics(Magics):
             stmt, setup = transform(cell), transform(rest) if rest.strip() else "pass"
         try:
             number = int(getattr(opts, "n", 0))
-            repeat = int(getattr(opts, "r", timing.DEFAULT_REPEAT))
+            repeat = int(getattr(opts, "r", measure.DEFAULT_REPEAT))
         except ValueError:
             raise UsageError("-n and -r take whole numbers, e.g. %rtimeit -n 1000 -r 7 f(x)") from None
         if "n" in opts and number < 1:
             raise UsageError(f"-n must be 1 or more (got {number})")
         unit = getattr(opts, "u", None)
-        if unit is not None and unit not in timing.UNIT_NAMES:
-            raise UsageError(f"-u must be one of {', '.join(timing.UNIT_NAMES)} (got {unit})")
+        if unit is not None and unit not in measure.UNIT_NAMES:
+            raise UsageError(f"-u must be one of {', '.join(measure.UNIT_NAMES)} (got {unit})")
         try:
-            res = timing.run(stmt, setup, number=number, repeat=repeat, globals=self.shell.user_ns,
+            res = measure.run(stmt, setup, number=number, repeat=repeat, globals=self.shell.user_ns,
                              process_time="p" in opts)
         except RetracerError as e:
             raise UsageError(str(e)) from None
         if "q" not in opts:
-            print(timing.format_result(res, unit))
+            print(measure.format_result(res, unit))
         return res if "o" in opts else None
 
 

@@ -1,4 +1,4 @@
-"""Writing output files and filling page templates, the same way everywhere.
+"""Writing output files, the same way everywhere.
 
 Every file retracer writes for the user (exports, flame graphs, view pages)
 appears complete or not at all: it is written to a temporary file beside the
@@ -7,10 +7,9 @@ target and renamed into place. Bad targets give one line saying what to do.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 from contextlib import contextmanager
-from typing import Iterator, Mapping
+from typing import Iterator
 
 from .errors import RetracerError
 
@@ -55,10 +54,3 @@ def write_text(out: str, text: str) -> str:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
     return out
-
-
-def fill(template: str, pattern: "re.Pattern[str]", values: Mapping[str, str]) -> str:
-    """``template`` with every placeholder matched by ``pattern`` (group 1: its
-    name) replaced by its value, in one pass: a value that itself looks like a
-    placeholder (a function or file name) is left as it is."""
-    return pattern.sub(lambda m: values.get(m.group(1), m.group(0)), template)

@@ -22,6 +22,8 @@ import os
 import secrets
 from typing import Optional
 
+from ..errors import TraceError
+
 __all__ = ["KEY_SIZE", "config_dir", "key_path", "get_key", "sign", "verify"]
 
 KEY_SIZE = 32
@@ -29,9 +31,6 @@ _KEY_HEX_LEN = 2 * KEY_SIZE
 
 
 def _error(message: str) -> Exception:
-    # tracefile imports this module, so TraceError is imported lazily.
-    from .tracefile import TraceError
-
     return TraceError(message)
 
 

@@ -17,14 +17,14 @@ import json
 import os
 import re
 import zlib
-from importlib import resources
 from typing import List, Tuple, Union
 
-from . import outputs
-from .outputs import check_target, write_text
-from .export import TraceArg, _names, export_bytes
-from .report import fmt_ns
-from .tracefile import TraceReader
+from ..outputs import check_target, write_text
+from ..tracefile import TraceReader
+from ..units import fmt_ns
+from . import stream
+from .stream import TraceArg, export_bytes
+from .templates import asset, fill
 
 __all__ = ["flamegraph_html", "flamegraph_svg", "write_flamegraph"]
 
@@ -34,19 +34,6 @@ ROW = 17              # px per stack level
 TOP = 48              # px above the first row (title, details line)
 CHAR_W = 6.6          # px per character of an 11px label (estimate for truncation)
 MIN_PX = 0.1          # frames narrower than this (at full zoom-out) are left out, as flamegraph.pl does
-
-
-def _template(name: str) -> str:
-    return resources.files("retracer").joinpath("templates", name).read_text(encoding="utf-8")
-
-
-_PLACEHOLDER = re.compile(r"__([A-Z]+)__")
-
-
-def _fill(template: str, **values: str) -> str:
-    """The template with each __NAME__ of ``values`` replaced, in one pass: a value
-    (a function or file name) that itself holds __SCRIPT__ or __SVG__ stays as it is."""
-    return outputs.fill(template, _PLACEHOLDER, values)
 
 
 # characters XML 1.0 does not allow, even escaped (control characters, surrogates)
@@ -89,7 +76,7 @@ def _build(trace: TraceArg, trust: bool, standalone: bool) -> Tuple[str, str, st
         names = {}    # what the frame shows: the name
         kinds = {}
         for fid, fn in reader.functions.items():
-            nm = _names(fn, cwd)
+            nm = stream.names(fn, cwd)
             labels[fid] = nm[4]
             names[fid] = nm[0]
             kinds[fid] = fn.kind or "py"
@@ -171,7 +158,7 @@ def _build(trace: TraceArg, trust: bool, standalone: bool) -> Tuple[str, str, st
                 f'<rect x="{px:.2f}" y="{y}" width="{max(w, 0.1):.2f}" height="{ROW - 1}" '
                 f'fill="{_color(label, kinds.get(nd[1], "py"))}"/>'
                 f'<text x="{px + 3:.2f}" y="{y + ROW - 5}">{_esc(_fit(name, w))}</text></g>')
-    script = _fill(_template("flamegraph.js"), FRAMES=json.dumps(frames, separators=(",", ":")),
+    script = fill(asset("flamegraph.js"), FRAMES=json.dumps(frames, separators=(",", ":")),
                    WIDTH=str(WIDTH), PAD=str(PAD), CHARW=str(CHAR_W))
     if standalone:
         parts.append(f'<script type="text/ecmascript"><![CDATA[\n{script}\n]]></script>')
@@ -190,7 +177,7 @@ def flamegraph_html(trace: Union[str, "os.PathLike[str]", TraceReader], *, trust
     self-contained HTML page: no network access, opens in any browser."""
     svg, script, title = _build(trace, trust, standalone=False)
     sub = "call tree of every thread, merged; width = time including callees"
-    return _fill(_template("flamegraph.html"), TITLE=_esc(title), SUBTITLE=_esc(sub), SVG=svg, SCRIPT=script)
+    return fill(asset("flamegraph.html"), TITLE=_esc(title), SUBTITLE=_esc(sub), SVG=svg, SCRIPT=script)
 
 
 def write_flamegraph(trace: TraceArg, out_path: "str | os.PathLike[str]", *, trust: bool = False) -> str:

@@ -1,4 +1,4 @@
-"""Exports of a trace to the tools people already use.
+"""The streamed exports of a trace: formats written by the C exporters.
 
 The work is done by the C exporters (``csrc/rt_export.c`` through the
 ``retracer._export`` binding); this module reads the trace file, feeds the
@@ -8,32 +8,22 @@ never half-written.  Memory does not grow with the number of calls.
 
 Formats: ``chrome`` (Trace Event JSON: Perfetto, chrome://tracing), ``speedscope``,
 ``pprof`` (gzipped profile.proto), ``folded`` (flamegraph.pl, inferno) and ``json``
-(retracer's own structure, docs/export-json.md).  ``pstats`` is in
-:mod:`retracer.report`, the flame graph page in :mod:`retracer.flamegraph`.
+(retracer's own structure, docs/export-json.md).  The registry of every output
+format (these, pstats, the flame graph) is :mod:`retracer.render`.
 """
 from __future__ import annotations
 
 import os
-import sys
 from typing import Callable, Dict, Iterator, Optional, Tuple, Union
 
-from .errors import RetracerError
-from .outputs import atomic_path, check_target
-from .tracefile import Function, TraceError, TraceReader
+from .. import _export
+from ..errors import RetracerError
+from ..outputs import atomic_path, check_target
+from ..tracefile import Function, TraceError, TraceReader
 
-__all__ = ["FORMATS", "HOW_TO_OPEN", "export", "export_bytes", "function_rows", "short_path"]
+__all__ = ["FORMATS", "export", "export_bytes", "function_rows", "names", "short_path"]
 
 FORMATS = ("chrome", "speedscope", "pprof", "folded", "json")
-
-HOW_TO_OPEN = {
-    "chrome": "open it in https://ui.perfetto.dev or chrome://tracing",
-    "speedscope": "open it in https://www.speedscope.app or with: speedscope {out}",
-    "pprof": "see it with: pprof -http=: {out}  (or go tool pprof -top {out})",
-    "folded": "draw it with: flamegraph.pl {out} > flame.svg  (or inferno-flamegraph)",
-    "json": "its structure is described in docs/export-json.md",
-    "pstats": "open it with python -m pstats {out} or snakeviz {out}",
-    "flamegraph": "open it in a browser",
-}
 
 TraceArg = Union[str, "os.PathLike[str]", TraceReader]
 
@@ -52,7 +42,7 @@ def short_path(path: Optional[str], cwd: Optional[str]) -> str:
     return path
 
 
-def _names(fn: Function, cwd: Optional[str]) -> Tuple[str, str, Optional[str], int, str]:
+def names(fn: Function, cwd: Optional[str]) -> Tuple[str, str, Optional[str], int, str]:
     """(name, system_name, file, line, label) of a function."""
     name = fn.qualname or fn.name or f"<fid {fn.fid}>"
     system = f"{fn.module}.{name}" if fn.module else name
@@ -67,7 +57,7 @@ def function_rows(reader: TraceReader) -> Iterator[tuple]:
     """(fid, name, system_name, file, line, label, kind) for every function of the trace."""
     cwd = reader.meta.get("cwd")
     for fid, fn in sorted(reader.functions.items()):
-        name, system, file, line, label = _names(fn, cwd if isinstance(cwd, str) else None)
+        name, system, file, line, label = names(fn, cwd if isinstance(cwd, str) else None)
         yield fid, name, system, file, line, label, fn.kind or "py"
 
 
@@ -87,8 +77,6 @@ def _options(reader: TraceReader) -> dict:
 
 def _run(reader: TraceReader, fmt: str, out, merge_threads: bool,
          progress: Optional[Callable[[float], None]]) -> Dict[str, int]:
-    from . import _export
-
     ex = _export.Exporter(fmt, out, merge_threads=merge_threads, **_options(reader))
     for row in function_rows(reader):
         ex.add_function(*row)
@@ -158,35 +146,3 @@ def export_bytes(trace: TraceArg, fmt: str, *, merge_threads: bool = False, trus
         if owned:
             reader.close()
     return b"".join(parts)
-
-
-def tty_progress(what: str) -> Optional[Callable[[float], None]]:
-    """A progress callback printing "retracer: <what> N%" on a terminal's stderr, else None."""
-    if not sys.stderr.isatty():
-        return None
-    last = [-1]
-
-    def show(frac: float) -> None:
-        pct = int(frac * 100)
-        if pct != last[0]:
-            last[0] = pct
-            end = "\n" if pct >= 100 else "\r"
-            print(f"retracer: {what} {pct}%", end=end, file=sys.stderr, flush=True)
-    return show
-
-
-def write_export(reader: TraceReader, fmt: str, out: str) -> None:
-    """`retracer profile --format F -o OUT`: write the export and say where it is and how to open it."""
-    if fmt == "flamegraph":
-        from .flamegraph import write_flamegraph
-        write_flamegraph(reader, out)
-        kind = "SVG" if out.lower().endswith(".svg") else "HTML"
-        print(f"retracer: flame graph ({kind}) written to {out} ({HOW_TO_OPEN['flamegraph']})", file=sys.stderr)
-        return
-    progress = tty_progress(f"exporting to {fmt}")
-    stats = export(reader, fmt, out, progress=progress)
-    if progress is not None:
-        progress(1.0)
-    hint = HOW_TO_OPEN[fmt].format(out=out)
-    print(f"retracer: {fmt} export written to {out}: {stats['calls']:,} calls, {stats['bytes']:,} bytes ({hint})",
-          file=sys.stderr)

@@ -21,23 +21,20 @@ error and its line.
 from __future__ import annotations
 
 import builtins
-import math
 import statistics
 import time
 import timeit as _timeit
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
-from .errors import RetracerError
+from ..errors import RetracerError
+from ..units import UNIT_ALIASES, UNIT_NAMES, UNITS, format_time, pick_unit
 
 __all__ = ["TimeitResult", "StatementError", "run", "format_time", "format_result", "UNITS", "UNIT_NAMES",
            "DEFAULT_REPEAT", "TARGET_S"]
 
 DEFAULT_REPEAT = 7
 TARGET_S = 0.2
-UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
-_UNIT_ALIASES = {"nsec": "ns", "usec": "us", "msec": "ms", "sec": "s"}  # python -m timeit's names
-UNIT_NAMES = tuple(UNITS) + tuple(_UNIT_ALIASES)
 _SRC = "<timeit-src>"  # the file name timeit compiles its template under
 
 
@@ -223,28 +220,9 @@ def run(stmt: str = "pass", setup: str = "pass", number: int = 0, repeat: int = 
                         warmup_s=warmup, clock=clock_name)
 
 
-def _pick_unit(seconds: float) -> str:
-    for unit in ("s", "ms", "us"):
-        if seconds >= UNITS[unit]:
-            return unit
-    return "ns"
-
-
-def format_time(seconds: float, unit: Optional[str] = None) -> str:
-    """3 significant digits (no exponent) in the given unit, or the largest unit
-    in which the value is at least 1: '12.3 us', '1.50 ms', '250 ns'."""
-    if not math.isfinite(seconds):
-        return str(seconds)
-    unit = _UNIT_ALIASES.get(unit or "", unit) or _pick_unit(seconds)
-    v = seconds / UNITS[unit]
-    if v == 0 or abs(v) >= 100:
-        return f"{v:.0f} {unit}"
-    return f"{v:.{2 - math.floor(math.log10(abs(v)))}f} {unit}"
-
-
 def format_result(res: TimeitResult, unit: Optional[str] = None) -> str:
     """The lines printed by `retracer timeit` and `%rtimeit`."""
-    unit = _UNIT_ALIASES.get(unit or "", unit) or _pick_unit(res.min)
+    unit = UNIT_ALIASES.get(unit or "", unit) or pick_unit(res.min)
     q1, _, q3 = res.quartiles
     how = f"auto-ranged to >= {TARGET_S:g} s per repeat" if res.autoranged else "loops as asked"
     clock = ", CPU time" if res.clock == "process_time" else ""

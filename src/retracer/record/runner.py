@@ -17,10 +17,10 @@ import types
 import zipfile
 from typing import Callable, List
 
-from . import _engine
-from .errors import RetracerError
+from .. import _engine
+from ..errors import RetracerError
 
-_PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 # python's own __main__ starts with `__annotations__ = {}` (up to 3.13 at least)
 _MAIN_HAS_ANNOTATIONS = "__annotations__" in vars(sys.modules.get("__main__") or types.ModuleType("_"))

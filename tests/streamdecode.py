@@ -1,9 +1,9 @@
-"""Reading the encoded call stream of a trace (see docs/call-stream.md)."""
+"""Tests' reader of the encoded call stream of a trace (docs/call-stream.md)."""
 from __future__ import annotations
 
 from typing import Iterator, Tuple
 
-from . import _engine
+from retracer import _engine
 
 ENTER, EXIT, EXIT_EXC, SUSPEND, RESUME, TIME, ENTER_CONT = range(7)
 TAG_NAMES = ("ENTER", "EXIT", "EXIT_EXC", "SUSPEND", "RESUME", "TIME", "ENTER_CONT")

@@ -3,8 +3,8 @@
 // F[i] = [x, w, depth] of frame i (x and w in nanoseconds); the <g> of frame i
 // has id "f<i>" and holds a <title>, a <rect> and a <text>.
 (function () {
-  var F = __FRAMES__;
-  var W = __WIDTH__, PAD = __PAD__, CHAR = __CHARW__;
+  var F = {{FRAMES}};
+  var W = {{WIDTH}}, PAD = {{PAD}}, CHAR = {{CHARW}};
   var TOTAL = F.length ? F[0][1] : 1;
   var details = document.getElementById("rt-details");
   var unzoom = document.getElementById("rt-unzoom");

@@ -52,9 +52,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-from .errors import RetracerError
-from .report import fmt_ns
-from .tracefile import (FLAG_IMPORT_MACHINERY, FLAG_IN_SCOPE, Function, TraceReader)
+from ..errors import RetracerError
+from ..tracefile import (FLAG_IMPORT_MACHINERY, FLAG_IN_SCOPE, Function, TraceReader)
+from ..units import fmt_ns
 
 __all__ = ["SORT_KEYS", "Ranked", "Ranking", "rank", "render_table", "to_json", "hidden_reason", "refindable",
            "JSON_VERSION", "FORMULA"]

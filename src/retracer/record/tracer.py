@@ -12,31 +12,25 @@ import functools
 import json
 import os
 import signal
-import struct
 import sys
 import sysconfig
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from . import _engine
-from .capture import DEFAULT_MAX_VALUE_BYTES, DEFAULT_REDACT, Capturer
-from .config import load_config
-from .tracefile import TraceWriter
-from .errors import RetracerError
+from .. import _engine, settings
+from .._version import VERSION
+from ..errors import RetracerError
+from ..tracefile.spool import write_trace
+from .capture import Capturer
 
 __all__ = ["Tracer", "TraceSummary", "MECHANISM"]
 
 MECHANISM: str = _engine.MECHANISM
-_PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_SPOOL_HEADER = struct.Struct("=IIQQ")
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _CHUNK_SIZE = 256 * 1024
-_VERSION = "0.1.0"
-
-# function flags (same bits as csrc/rt_engine.h RT_F_*)
-F_SCOPE, F_IMPORT, F_MODULE, F_ONLY, F_GEN, F_C = 1, 2, 4, 8, 16, 32
 
 
 @dataclass
@@ -126,45 +120,30 @@ class Tracer:
     ) -> None:
         self._init_args = {k: v for k, v in locals().items() if k != "self"}  # for the decorator
         self.disable = disable
-        cfg: Dict[str, Any] = {} if disable else load_config(config_file_path)
-
-        def pick(name: str, value: Any, default: Any) -> Any:
-            if value is not None:
-                return value
-            return cfg.get(name, default)
-
-        self.output = os.path.abspath(pick("output", output, "retracer.trace"))
-        self.max_function_count = int(pick("max_function_count", max_function_count, 100))
-        self.timeout = pick("timeout", timeout, None)
-        self.scope = os.path.abspath(pick("scope", scope, default_scope or os.getcwd()))
-        only = pick("only_functions", only_functions, None)
-        if isinstance(only, str):
-            only = [s.strip() for s in only.split(",") if s.strip()]
-        self.only_functions = list(only) if only else None
-        self.no_external_calls = bool(pick("no_external_calls", no_external_calls, False))
-        self.no_imports = bool(pick("no_imports", no_imports, False))
-        self.no_capture = bool(pick("no_capture", no_capture, False))
-        self.c_calls = bool(pick("c_calls", c_calls, True))
-        self.max_value_bytes = int(pick("max_value_bytes", max_value_bytes, DEFAULT_MAX_VALUE_BYTES))
-        red = pick("redact", redact, DEFAULT_REDACT)
-        if isinstance(red, str):
-            red = [s.strip() for s in red.split(",") if s.strip()]
-        self.redact = list(red)
+        cfg: Dict[str, Any] = {} if disable else settings.load_config(config_file_path)
+        explicit = {"output": output, "max_function_count": max_function_count, "timeout": timeout,
+                    "scope": scope, "only_functions": only_functions, "no_external_calls": no_external_calls,
+                    "no_imports": no_imports, "no_capture": no_capture, "c_calls": c_calls,
+                    "max_value_bytes": max_value_bytes, "redact": redact}
+        self.settings = values = settings.resolve(explicit, cfg)
+        self.output = os.path.abspath(values["output"])
+        self.max_function_count: int = values["max_function_count"]
+        self.timeout: Optional[float] = values["timeout"]
+        self.scope = os.path.abspath(values["scope"] or default_scope or os.getcwd())
+        self.only_functions = values["only_functions"] or None
+        self.no_external_calls: bool = values["no_external_calls"]
+        self.no_imports: bool = values["no_imports"]
+        self.no_capture: bool = values["no_capture"]
+        self.c_calls: bool = values["c_calls"]
+        self.max_value_bytes: int = values["max_value_bytes"]
+        self.redact: List[str] = values["redact"]
         # more of your code: file name prefixes matched as they are (not directories),
         # e.g. "<ipython-input-" for the cells of an IPython session
         self.extra_scope = tuple(str(p) for p in extra_scope)
-        self.tests_root = cfg.get("tests_root")
+        self.tests_root = values["tests_root"]
         self.command = command if command is not None else list(sys.argv)
         self.handle_signals = handle_signals
         self.on_finish = on_finish
-        if self.max_function_count < 0:
-            raise RetracerError("retracer: --max-function-count (max_function_count) must be 0 or more; "
-                                "0 captures no calls")
-        if self.timeout is not None and float(self.timeout) <= 0:
-            raise RetracerError("retracer: --timeout (timeout) must be a positive number of seconds")
-        if self.max_value_bytes <= 0:
-            raise RetracerError("retracer: --max-value-bytes (max_value_bytes) must be a positive number "
-                                "of bytes, e.g. 1048576")
         self._running = False
         self._spool: Optional[str] = None
         self._capturer: Optional[Capturer] = None
@@ -388,41 +367,24 @@ class Tracer:
         for idx, ident, native_id, n_events, _calls, _chunks in results["threads"]:
             name = self._names.get(ident) or ("MainThread" if ident == main_ident else f"Thread-{ident}")
             thread_rows.append((idx, ident, native_id, name, n_events))
-        options = {
-            "max_function_count": self.max_function_count, "timeout": self.timeout,
-            "scope": self.scope, "extra_scope": list(self.extra_scope), "only_functions": self.only_functions,
-            "no_external_calls": self.no_external_calls, "no_imports": self.no_imports,
-            "no_capture": self.no_capture, "c_calls": self.c_calls,
-            "max_value_bytes": self.max_value_bytes, "redact": self.redact,
+        options = dict(settings.recorded(self.settings), scope=self.scope, extra_scope=list(self.extra_scope),
+                       only_functions=self.only_functions)
+        meta = {
+            "command": self.command, "cwd": os.getcwd(),
+            "python_version": sys.version.split()[0],
+            "python_implementation": sys.implementation.name,
+            "retracer_version": VERSION, "hook": MECHANISM, "clock": results["clock"],
+            "start_time": self._start_wall, "end_time": time.time(),
+            "duration_ns": results["duration_ns"], "options": options,
+            "exit_status": exit_status, "calls_total": calls_total,
+            "stream_calls": stream_calls, "stream_events": stream_events,
+            "complete": not results["error"], "stopped_by": stopped_by,
+            "engine_error": results["error"] or None, "scope": self.scope,
+            "sys_path": [os.path.abspath(p) if p else os.getcwd() for p in sys.path],
         }
-        with TraceWriter(self.output) as w:
-            meta = {
-                "command": self.command, "cwd": os.getcwd(),
-                "python_version": sys.version.split()[0],
-                "python_implementation": sys.implementation.name,
-                "retracer_version": _VERSION, "hook": MECHANISM, "clock": results["clock"],
-                "start_time": self._start_wall, "end_time": time.time(),
-                "duration_ns": results["duration_ns"], "options": options,
-                "exit_status": exit_status, "calls_total": calls_total,
-                "stream_calls": stream_calls, "stream_events": stream_events,
-                "complete": not results["error"], "stopped_by": stopped_by,
-                "engine_error": results["error"] or None, "scope": self.scope,
-                "sys_path": [os.path.abspath(p) if p else os.getcwd() for p in sys.path],
-                "captured_calls": 0,
-            }
-            for k, v in meta.items():
-                w.set_meta(k, v)
-            w.add_functions(rows)
-            w.add_threads(thread_rows)
-            for tidx, seq, raw, n_events in _read_spool(self._spool):
-                w.add_chunk(tidx, seq, raw, n_events)
-            w.add_func_stats(results["func_stats"])
-            w.add_edge_stats(results["edge_stats"])
-            n_captured = 0
-            if self._capturer is not None:
-                n_captured = self._write_captured(w, funcs, rows)
-                w.set_meta("captured_calls", n_captured)
-            path = w.commit()
+        captured = self._captured_batches(funcs) if self._capturer is not None else ()
+        path, n_captured = write_trace(self.output, meta, rows, thread_rows, self._spool,
+                                       results["func_stats"], results["edge_stats"], captured)
         top = sorted(results["func_stats"], key=lambda r: -r[3])[:5]
         return TraceSummary(
             path=path, calls_total=calls_total, stream_calls=stream_calls,
@@ -431,12 +393,12 @@ class Tracer:
             error=results["error"], stopped_by=stopped_by, captured_calls=n_captured,
         )
 
-    def _write_captured(self, w: TraceWriter, funcs: List[tuple], rows: List[tuple]) -> int:
+    def _captured_batches(self, funcs: List[tuple]) -> Iterator[List[tuple]]:
+        """The captured calls as ``captured_calls`` rows, in batches of 500."""
         cap = self._capturer
         assert cap is not None
         cap.close()
         kinds: Dict[int, str] = {}
-        n = 0
         batch = []
         for row in cap.rows():
             fid = row[1]
@@ -448,13 +410,11 @@ class Tracer:
             info["argspec"] = [co.co_argcount, co.co_kwonlyargcount,
                                bool(co.co_flags & 0x04), bool(co.co_flags & 0x08)]
             batch.append(row[:11] + (json.dumps(info),))
-            n += 1
             if len(batch) >= 500:
-                w.add_captured(batch)
+                yield batch
                 batch = []
         if batch:
-            w.add_captured(batch)
-        return n
+            yield batch
 
     # ------------------------------------------------- context manager, decorator
 
@@ -572,18 +532,3 @@ def _module_names() -> Dict[str, str]:
         if isinstance(f, str):
             out.setdefault(os.path.abspath(f), name)
     return out
-
-
-def _read_spool(path: Optional[str]) -> Iterable[Tuple[int, int, bytes, int]]:
-    if not path or not os.path.exists(path):
-        return
-    with open(path, "rb") as f:
-        while True:
-            hdr = f.read(_SPOOL_HEADER.size)
-            if len(hdr) < _SPOOL_HEADER.size:
-                return
-            tidx, seq, length, n_events = _SPOOL_HEADER.unpack(hdr)
-            data = f.read(length)
-            if len(data) < length:
-                return
-            yield tidx, seq, data, n_events

@@ -24,12 +24,9 @@ import threading
 import weakref
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from . import _engine
+from .. import _engine
 
-DEFAULT_MAX_VALUE_BYTES = 1 << 20
 DEFAULT_MAX_YIELDS = 100
-DEFAULT_REDACT = ("password", "passwd", "secret", "token", "api_key", "apikey",
-                  "authorization", "cookie")
 
 #: status of a captured call (captured_calls.status)
 OK = "ok"                      # replayable
@@ -146,8 +143,8 @@ class _Pending:
 class Capturer:
     """Receives captured calls from the engine and spools them to `path`."""
 
-    def __init__(self, path: str, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
-                 redact: Sequence[str] = DEFAULT_REDACT, max_yields: int = DEFAULT_MAX_YIELDS) -> None:
+    def __init__(self, path: str, max_value_bytes: int, redact: Sequence[str],
+                 max_yields: int = DEFAULT_MAX_YIELDS) -> None:
         self.path = path
         self.max_value_bytes = max_value_bytes
         self.max_yields = max_yields

@@ -1,12 +1,13 @@
-"""Reports over a trace file: the pstats export (the ranked table is in ranking.py)."""
+"""The profile of a trace as cProfile writes it, for pstats, snakeviz and gprof2dot."""
 from __future__ import annotations
 
 import marshal
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
-from .errors import RetracerError
-from .tracefile import TraceReader
+from ..errors import RetracerError
+from ..tracefile import TraceReader
+
 
 def _label(fn) -> Tuple[str, int, str]:
     """The pstats key of a function, as cProfile builds it."""
@@ -52,35 +53,3 @@ def write_pstats(reader: TraceReader, out: str) -> str:
     except OSError as e:
         raise RetracerError(f"retracer: cannot write {out}: {e.strerror}; choose another -o")
     return out
-
-
-def rows(reader: TraceReader) -> List[dict]:
-    """One dict per function with its totals (times in ns)."""
-    funcs = reader.functions
-    out = []
-    for s in reader.func_stats():
-        fn = funcs[s.fid]
-        where = "~" if fn.kind == "c" else f"{fn.filename}:{fn.firstlineno}"
-        out.append({
-            "fid": s.fid, "name": fn.qualname or fn.name, "where": where, "kind": fn.kind,
-            "calls": s.calls, "prim_calls": s.prim_calls, "own_ns": s.own_ns, "cum_ns": s.cum_ns,
-            "in_scope": bool((fn.flags or 0) & 1),
-        })
-    return out
-
-
-def fmt_ns(ns: float) -> str:
-    if ns >= 1e9:
-        return f"{ns / 1e9:.3f} s"
-    if ns >= 1e6:
-        return f"{ns / 1e6:.3f} ms"
-    if ns >= 1e3:
-        return f"{ns / 1e3:.3f} us"
-    return f"{ns:.0f} ns"
-
-
-def table(reader: TraceReader, top: int = 20, sort: str = "saving") -> str:
-    """The ranked table shown by `retracer profile` (see :mod:`retracer.ranking`)."""
-    from . import ranking
-
-    return ranking.render_table(ranking.rank(reader, sort=sort), top=top)

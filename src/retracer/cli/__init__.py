@@ -1,0 +1,91 @@
+"""The `retracer` command line: one module per command behind a small protocol.
+
+A command module has ``DESCRIPTION`` (its --help text), ``add_arguments(parser)``
+and ``run(args) -> exit status``; it may define ``parse(parser, argv)`` when its
+command line is not plain argparse (``trace`` hands the program's own arguments
+through). :data:`COMMANDS` is the table ``retracer --help`` lists.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Dict, Optional, Sequence, Tuple
+
+from ..errors import OneLineParser, RetracerError
+
+#: command name -> (module under retracer.cli, usage line, summary)
+COMMANDS: Dict[str, Tuple[str, str, str]] = {
+    "trace": ("trace", "trace [opts] script.py [args...]",
+              "run a script traced (also: trace [opts] -m module [args...])"),
+    "profile": ("profile", "profile TRACE [opts]",
+                "ranked table of a trace, or an export (--format chrome|speedscope|pprof|folded|json|"
+                "flamegraph|pstats -o FILE)"),
+    "replay": ("replay", "replay TRACE_OR_TEST [--bench]",
+               "call the recorded functions again and report every mismatch"),
+    "timeit": ("timeit", "timeit [-s SETUP] STATEMENT",
+               "time a statement: warm-up, auto-ranging, min/median/IQR"),
+    "view": ("view", "view TRACE [-o page.html | --serve [PORT] | --text]",
+             "the folded call tree, flame graph and timeline"),
+}
+
+
+def usage() -> str:
+    width = max(len(u) for _, u, _ in COMMANDS.values()) + 2
+    lines = ["retracer <command> [options]", "", "commands:"]
+    lines += [f"  {u:<{width}}{summary}" for _, u, summary in COMMANDS.values()]
+    lines += ["", "Run 'retracer <command> --help' for the options of a command."]
+    return "\n".join(lines)
+
+
+def parser_for(name: str):
+    """(module, parser) of the command ``name``."""
+    modname, _, _ = COMMANDS[name]
+    mod = importlib.import_module(f"{__name__}.{modname}")
+    p = OneLineParser(prog=f"retracer {name}", description=mod.DESCRIPTION,
+                      usage=getattr(mod, "USAGE", None))
+    mod.add_arguments(p)
+    return mod, p
+
+
+def run_command(name: str, argv: Sequence[str]) -> int:
+    """Parse ``argv`` for command ``name`` and run it; errors propagate."""
+    mod, p = parser_for(name)
+    parse = getattr(mod, "parse", None)
+    args = parse(p, list(argv)) if parse is not None else p.parse_args(list(argv))
+    return mod.run(args)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        from .._version import VERSION
+        print(f"retracer {VERSION}")
+        return 0
+    if argv[0] not in COMMANDS:
+        print(f"retracer: unknown command '{argv[0]}'; run 'retracer --help' for the list", file=sys.stderr)
+        return 2
+    try:
+        return run_command(argv[0], argv[1:])
+    except RetracerError as e:
+        msg = str(e)
+        print(msg if msg.startswith("retracer:") else f"retracer: {msg}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("retracer: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit:
+        raise
+    except Exception as e:  # an error of retracer itself: one line, no traceback
+        if os.environ.get("RETRACER_DEBUG"):
+            raise
+        print(f"retracer: internal error: {type(e).__name__}: {e} (set RETRACER_DEBUG=1 for details and report it)",
+              file=sys.stderr)
+        return 3
+
+
+def entry() -> None:
+    sys.exit(main())

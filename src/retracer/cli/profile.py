@@ -1,0 +1,76 @@
+"""`retracer profile`: the ranked table of a trace, or an export."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Optional
+
+from ..errors import RetracerError
+
+DESCRIPTION = ("Rank the functions of a trace by the time optimizing them could save (saving = own time + "
+               "time of the code outside your code that they call; see README), or export its profile.")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..analysis.ranking import SORT_KEYS
+    from ..render import RENDERERS
+
+    p.add_argument("trace", help="trace file written by retracer trace")
+    p.add_argument("--format", default="table", choices=["table"] + list(RENDERERS),
+                   help="table (default): ranked terminal table; pstats: for pstats/snakeviz; chrome: Perfetto, "
+                        "chrome://tracing; speedscope; pprof: gzipped profile.proto; folded: flamegraph.pl, inferno; "
+                        "json: docs/export-json.md; flamegraph: self-contained HTML page (SVG if -o ends in .svg)")
+    p.add_argument("-o", "--output", help="output file of an export (required except for table and pstats)")
+    p.add_argument("--top", type=int, default=20, metavar="N", help="rows in the table (default 20)")
+    p.add_argument("--sort", default="saving", metavar="KEY",
+                   help=f"rank by {', '.join(SORT_KEYS)} (default saving; per-call is saving per call)")
+    p.add_argument("--all", action="store_true",
+                   help="also list functions outside your code (builtins, stdlib, libraries)")
+    p.add_argument("--json", action="store_true",
+                   help="print the ranking as JSON (structure documented in README) instead of a table")
+    p.add_argument("--trust", action="store_true", help="read a trace that is not signed by you")
+
+
+def tty_progress(what: str) -> Optional[Callable[[float], None]]:
+    """A progress callback printing "retracer: <what> N%" on a terminal's stderr, else None."""
+    if not sys.stderr.isatty():
+        return None
+    last = [-1]
+
+    def show(frac: float) -> None:
+        pct = int(frac * 100)
+        if pct != last[0]:
+            last[0] = pct
+            end = "\n" if pct >= 100 else "\r"
+            print(f"retracer: {what} {pct}%", end=end, file=sys.stderr, flush=True)
+    return show
+
+
+def run(ns: argparse.Namespace) -> int:
+    from .. import render
+    from ..analysis import ranking
+    from ..tracefile import TraceReader
+
+    if ns.top < 1:
+        raise RetracerError(f"retracer: --top must be 1 or more (got {ns.top})")
+    if ns.format not in ("table", "pstats") and not ns.output:
+        example = os.path.basename(render.default_output(ns.trace, ns.format))
+        raise RetracerError(f"retracer: --format {ns.format} writes a file: add -o FILE (e.g. -o {example})")
+    sort = ranking.normalize_sort(ns.sort)
+    if ns.json and ns.format != "table":
+        raise RetracerError(f"retracer: --json prints the ranking; it does not go with --format {ns.format}")
+    with TraceReader(ns.trace, trust=ns.trust) as r:
+        if ns.format == "table":
+            ranked = ranking.rank(r, sort=sort, include_all=ns.all)
+            print(ranking.dumps(ranked, ns.top) if ns.json else ranking.render_table(ranked, top=ns.top))
+            return 0
+        renderer = render.get(ns.format)
+        out = ns.output or render.default_output(ns.trace, ns.format)
+        progress = tty_progress(f"exporting to {ns.format}")
+        what = renderer.render(r, out, progress)
+        if progress is not None:
+            progress(1.0)
+        hint = renderer.how_to_open.format(out=out)
+        print(f"retracer: {ns.format} export written to {out}: {what} ({hint})", file=sys.stderr)
+    return 0

@@ -1,0 +1,22 @@
+"""Trace files: one SQLite file per run (schema version 1, ``docs/trace-format.md``).
+
+The tables ``meta``, ``functions``, ``threads``, ``chunks``, ``func_stats``,
+``edge_stats`` and ``captured_calls``; all times are integer nanoseconds; the
+file is signed with the user's key (:mod:`.signing`) over a content digest
+(:mod:`.digest`). :mod:`.writer` writes atomically, :mod:`.spool` turns an
+engine's spool files into a trace, :mod:`.reader` validates before reading.
+"""
+from ..errors import TraceError
+from .digest import compute_digest
+from .reader import TraceReader
+from .schema import (FLAG_C_FUNCTION, FLAG_GENERATOR, FLAG_IMPORT_MACHINERY, FLAG_IN_SCOPE,
+                     FLAG_MODULE_BODY, FLAG_ONLY_FUNCTIONS, FORMAT_NAME, NO_CALLER, SCHEMA_VERSION,
+                     CapturedCall, EdgeStat, FuncStat, Function, Thread)
+from .writer import TraceWriter
+
+__all__ = [
+    "SCHEMA_VERSION", "FORMAT_NAME", "TraceError", "TraceWriter", "TraceReader", "Function",
+    "Thread", "FuncStat", "EdgeStat", "CapturedCall", "compute_digest", "FLAG_IN_SCOPE",
+    "FLAG_IMPORT_MACHINERY", "FLAG_MODULE_BODY", "FLAG_ONLY_FUNCTIONS", "FLAG_GENERATOR",
+    "FLAG_C_FUNCTION", "NO_CALLER",
+]

@@ -1,0 +1,65 @@
+"""The content digest of a trace: what its signature covers."""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import struct
+from typing import Any
+
+from .schema import _TABLES
+
+_DIGEST_DOMAIN = b"retracer-trace-digest\x00v1\x00"
+_Q = struct.Struct(">Q")
+_q = struct.Struct(">q")
+_d = struct.Struct(">d")
+
+
+def _encode_value(v: Any) -> bytes:
+    """Unambiguous encoding of one SQLite value: type tag + fixed size or length."""
+    if v is None:
+        return b"N"
+    if isinstance(v, int):
+        return b"I" + _q.pack(v)
+    if isinstance(v, float):
+        return b"F" + _d.pack(v)
+    if isinstance(v, str):
+        b = v.encode("utf-8", "surrogatepass")
+        return b"S" + _Q.pack(len(b)) + b
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        b = bytes(v)
+        return b"B" + _Q.pack(len(b)) + b
+    raise TypeError(f"unexpected SQLite value type {type(v).__name__}")
+
+
+def compute_digest(conn: sqlite3.Connection) -> bytes:
+    """Return the SHA-256 content digest of the trace open on ``conn``.
+
+    Every table of the schema is hashed in a fixed order, rows in primary-key order,
+    each value with a type tag and a length, so any change of any row (except the
+    ``meta`` row ``signature``, which holds the signature of this digest) changes the
+    digest.  Rows are streamed: memory use is one row at a time.  sqlite3 errors
+    propagate to the caller.
+    """
+    h = hashlib.sha256(_DIGEST_DOMAIN)
+    for table, cols, order in _TABLES:
+        name = table.encode("ascii")
+        h.update(b"T" + _Q.pack(len(name)) + name + _Q.pack(len(cols)))
+        where = " WHERE key <> 'signature'" if table == "meta" else ""
+        sql = f"SELECT {', '.join(cols)} FROM {table}{where} ORDER BY {order}"
+        n = 0
+        cur = conn.execute(sql)
+        try:
+            for row in cur:
+                h.update(b"R")
+                for v in row:
+                    if isinstance(v, bytes) and len(v) > 65536:
+                        h.update(b"B" + _Q.pack(len(v)))
+                        h.update(v)
+                    else:
+                        h.update(_encode_value(v))
+                n += 1
+        finally:
+            cur.close()
+        h.update(b"E" + _Q.pack(n))
+    return h.digest()
+

@@ -1,0 +1,289 @@
+"""Reading trace files: validated, read-only (docs/trace-format.md).
+
+:class:`TraceReader` raises :class:`TraceError` -- one line naming the file and
+saying what to do -- for a missing, empty, foreign, newer, truncated, corrupt or
+unsigned file, and never lets a sqlite3/zlib/OS error escape.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat as _stat
+import zlib
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+from ..errors import TraceError
+from . import signing
+from .digest import compute_digest
+from .schema import (_TABLE_NAMES, FORMAT_NAME, SCHEMA_VERSION, CapturedCall, EdgeStat, FuncStat,
+                     Function, Thread)
+from .writer import _reason
+
+class TraceReader:
+    """A validated, read-only view of a trace file.
+
+    Opening checks, in order: the path exists and is a regular non-empty file, it is
+    SQLite, it is a retracer trace, its schema version is supported, it is not
+    truncated or corrupt, and (unless ``trust``) it carries a valid signature made
+    with this user's key.  Any failure is a one-line :class:`TraceError`.
+
+    Attributes: ``path``, ``meta`` (dict, JSON-decoded values, without
+    ``signature``), ``functions`` (dict fid -> :class:`Function`), ``threads`` (list of
+    :class:`Thread` in ``thread_idx`` order), ``verified`` (True if the signature was
+    checked and is valid; False when opened with ``trust=True``).
+    """
+
+    def __init__(self, path: "str | os.PathLike[str]", trust: bool = False) -> None:
+        self.path = os.fspath(path)
+        self.trust = bool(trust)
+        self.verified = False
+        self.meta: Dict[str, Any] = {}
+        self.functions: Dict[int, Function] = {}
+        self.threads: List[Thread] = []
+        self._conn: Optional[sqlite3.Connection] = None
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- errors --------------------------------------------------------------
+
+    def _corrupt(self, detail: str) -> TraceError:
+        return TraceError(
+            f"retracer: {self.path} is truncated or corrupt ({detail}); "
+            f"trace the program again"
+        )
+
+    def _foreign(self, what: str) -> TraceError:
+        return TraceError(
+            f"retracer: {self.path} is not a retracer trace ({what}); pass a file "
+            f"written by 'retracer trace'"
+        )
+
+    # -- validation ----------------------------------------------------------
+
+    def _open(self) -> None:
+        path = self.path
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise TraceError(
+                f"retracer: {path} does not exist; check the path, or run "
+                f"'retracer trace' to create it"
+            ) from None
+        except OSError as exc:
+            raise TraceError(
+                f"retracer: cannot read {path} ({_reason(exc)}); check the path "
+                f"and its permissions"
+            ) from None
+        if _stat.S_ISDIR(st.st_mode):
+            raise TraceError(
+                f"retracer: {path} is a directory, not a trace file; pass the path "
+                f"of a trace file"
+            )
+        if not _stat.S_ISREG(st.st_mode):
+            raise self._foreign("not a regular file")
+        if st.st_size == 0:
+            raise TraceError(
+                f"retracer: {path} is empty (the trace was never completed); trace "
+                f"the program again"
+            )
+        try:
+            with open(path, "rb") as f:
+                header = f.read(100)
+        except OSError as exc:
+            raise TraceError(
+                f"retracer: cannot read {path} ({_reason(exc)}); check its "
+                f"permissions"
+            ) from None
+        if not header.startswith(b"SQLite format 3\x00"):
+            raise self._foreign("not an SQLite file")
+        if len(header) < 100:
+            raise self._corrupt("file too short")
+
+        try:
+            uri = Path(os.path.abspath(path)).as_uri() + "?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+        except (sqlite3.Error, ValueError) as exc:
+            raise TraceError(
+                f"retracer: cannot open {path} ({_reason(exc)}); check the path "
+                f"and its permissions"
+            ) from None
+        self._conn = conn
+        try:
+            self._validate(conn)
+        except sqlite3.Error as exc:
+            raise self._corrupt(_reason(exc)) from None
+        except (zlib.error, MemoryError, OverflowError) as exc:
+            raise self._corrupt(_reason(exc)) from None
+
+    def _validate(self, conn: sqlite3.Connection) -> None:
+        # Hardening for a file that is not trusted yet (unknown pragmas are no-ops).
+        conn.execute("PRAGMA trusted_schema=OFF")
+        conn.execute("PRAGMA cell_size_check=ON")
+        conn.execute("PRAGMA mmap_size=0")
+        # One read transaction for the reader's lifetime: the data read later is the
+        # data that was verified (SQLite keeps a shared lock).
+        conn.execute("BEGIN")
+        tables = {
+            r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+        }
+        if "meta" not in tables:
+            raise self._foreign("an SQLite database without retracer tables")
+        raw_meta: Dict[str, Any] = {}
+        for key, value in conn.execute("SELECT key, value FROM meta"):
+            raw_meta[key] = value
+        fmt = self._decode_meta("format", raw_meta.get("format"), foreign=True)
+        if fmt != FORMAT_NAME:
+            raise self._foreign("an SQLite database of another kind")
+        version = self._decode_meta("schema_version", raw_meta.get("schema_version"))
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise self._corrupt(f"invalid schema_version {version!r}")
+        if version > SCHEMA_VERSION:
+            raise TraceError(
+                f"retracer: {self.path} uses trace schema version {version}, but "
+                f"this retracer reads only up to version {SCHEMA_VERSION}; upgrade "
+                f"retracer (pip install -U retracer)"
+            )
+        missing = [t for t in _TABLE_NAMES if t not in tables]
+        if missing:
+            raise self._corrupt(f"missing table {', '.join(missing)}")
+        check = conn.execute("PRAGMA quick_check(1)").fetchone()
+        if check is None or check[0] != "ok":
+            detail = check[0] if check else "integrity check failed"
+            raise self._corrupt(str(detail).splitlines()[0] if detail else "?")
+
+        if not self.trust:
+            sig_raw = raw_meta.get("signature")
+            if sig_raw is None:
+                raise TraceError(
+                    f"retracer: {self.path} is not signed, so it may not come from "
+                    f"you and loading it would unpickle its data; pass --trust if "
+                    f"you trust this file"
+                )
+            digest = compute_digest(conn)
+            sig = self._decode_meta("signature", sig_raw)
+            if not signing.verify(digest, sig):
+                raise TraceError(
+                    f"retracer: {self.path} has a wrong signature (it was made with "
+                    f"another user's key, or modified since it was written); loading "
+                    f"it would unpickle its data; pass --trust if you trust this file"
+                )
+            self.verified = True
+
+        self.meta = {
+            k: self._decode_meta(k, v) for k, v in raw_meta.items() if k != "signature"
+        }
+        self.functions = {
+            row[0]: Function(*row) for row in conn.execute(
+                f"SELECT {', '.join(Function._fields)} FROM functions ORDER BY fid")
+        }
+        self.threads = [
+            Thread(*row) for row in conn.execute(
+                f"SELECT {', '.join(Thread._fields)} FROM threads ORDER BY thread_idx")
+        ]
+
+    def _decode_meta(self, key: str, value: Any, foreign: bool = False) -> Any:
+        if value is None:
+            if foreign:
+                raise self._foreign("an SQLite database of another kind")
+            raise self._corrupt(f"meta {key} is missing")
+        try:
+            if not isinstance(value, str):
+                raise ValueError("not text")
+            return json.loads(value)
+        except (ValueError, RecursionError):
+            if foreign:
+                raise self._foreign("an SQLite database of another kind") from None
+            raise self._corrupt(f"meta {key} is not valid JSON") from None
+
+    # -- reading -------------------------------------------------------------
+
+    def _check_open(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise ValueError(f"TraceReader for {self.path} is closed")
+        return self._conn
+
+    def _rows(self, sql: str, params: tuple = ()) -> Iterator[tuple]:
+        conn = self._check_open()
+        try:
+            cur = conn.execute(sql, params)
+            while True:
+                row = cur.fetchone()
+                if row is None:
+                    break
+                yield row
+        except sqlite3.Error as exc:
+            raise self._corrupt(_reason(exc)) from None
+
+    def func_stats(self) -> List[FuncStat]:
+        """Per-function profile rows (:class:`FuncStat`), in fid order."""
+        return [FuncStat(*r) for r in self._rows(
+            f"SELECT {', '.join(FuncStat._fields)} FROM func_stats ORDER BY fid")]
+
+    def edge_stats(self) -> List[EdgeStat]:
+        """Per caller->callee profile rows (:class:`EdgeStat`), in key order."""
+        return [EdgeStat(*r) for r in self._rows(
+            f"SELECT {', '.join(EdgeStat._fields)} FROM edge_stats "
+            f"ORDER BY caller_fid, callee_fid")]
+
+    def iter_chunks(self, thread_idx: int) -> Iterator[bytes]:
+        """Yield the decompressed call-stream chunks of ``thread_idx`` in seq order."""
+        for seq, codec, raw_size, data in self._rows(
+                "SELECT seq, codec, raw_size, data FROM chunks WHERE thread_idx = ? "
+                "ORDER BY seq", (thread_idx,)):
+            if data is None:
+                data = b""
+            if codec == "zlib":
+                try:
+                    raw = zlib.decompress(data)
+                except (zlib.error, MemoryError) as exc:
+                    raise self._corrupt(
+                        f"chunk {seq} of thread {thread_idx}: {_reason(exc)}") from None
+            elif codec == "raw":
+                raw = bytes(data)
+            else:
+                raise self._corrupt(
+                    f"chunk {seq} of thread {thread_idx} has unknown codec {codec!r}")
+            if raw_size is not None and len(raw) != raw_size:
+                raise self._corrupt(
+                    f"chunk {seq} of thread {thread_idx} has {len(raw)} bytes, "
+                    f"expected {raw_size}")
+            yield raw
+
+    def iter_captured(self) -> Iterator[CapturedCall]:
+        """Yield the captured calls (:class:`CapturedCall`) in call_id order."""
+        for row in self._rows(
+                f"SELECT {', '.join(CapturedCall._fields)} FROM captured_calls "
+                f"ORDER BY call_id"):
+            yield CapturedCall(*row)
+
+    def captured_counts(self) -> Dict[int, Dict[str, int]]:
+        """Number of captured calls per function and status: fid -> {status: n}
+        (no blob is read)."""
+        out: Dict[int, Dict[str, int]] = {}
+        for fid, status, n in self._rows(
+                "SELECT fid, status, COUNT(*) FROM captured_calls GROUP BY fid, status"):
+            out.setdefault(fid, {})[status or "?"] = n
+        return out
+
+    def close(self) -> None:
+        """Close the file.  Idempotent."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+    def __enter__(self) -> "TraceReader":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+

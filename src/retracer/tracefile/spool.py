@@ -1,0 +1,63 @@
+"""From an engine's spool to a trace file.
+
+The engine appends each full chunk of a thread's call stream to a spool file
+(header ``=IIQQ``: thread index, sequence number, length, events; then the
+bytes). At the end of a session :func:`write_trace` turns the spool, the profile
+and the captured calls -- plain rows, no interpreter objects -- into one signed
+trace. Nothing here depends on CPython, so any binding of the engine can use it.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple
+
+from .writer import TraceWriter
+
+SPOOL_HEADER = struct.Struct("=IIQQ")
+
+
+def read_spool(path: Optional[str]) -> Iterator[Tuple[int, int, bytes, int]]:
+    """(thread index, seq, chunk bytes, events) for every complete chunk of the
+    spool at ``path``; a truncated last chunk (the process died writing it) ends
+    the iteration."""
+    if not path or not os.path.exists(path):
+        return
+    with open(path, "rb") as f:
+        while True:
+            hdr = f.read(SPOOL_HEADER.size)
+            if len(hdr) < SPOOL_HEADER.size:
+                return
+            tidx, seq, length, n_events = SPOOL_HEADER.unpack(hdr)
+            data = f.read(length)
+            if len(data) < length:
+                return
+            yield tidx, seq, data, n_events
+
+
+def write_trace(output: str, meta: Dict[str, Any], functions: Sequence[tuple],
+                threads: Sequence[tuple], spool: Optional[str], func_stats: Iterable[tuple],
+                edge_stats: Iterable[tuple], captured: Iterable[Sequence[tuple]] = ()) -> Tuple[str, int]:
+    """Write the trace ``output`` atomically and sign it.
+
+    ``functions`` and ``threads`` are rows of those tables, ``spool`` the call
+    stream spool, ``func_stats``/``edge_stats`` the profile rows and ``captured``
+    batches of ``captured_calls`` rows. Returns (path, captured calls written).
+    Raises TraceError (one line) when the trace cannot be written.
+    """
+    with TraceWriter(output) as w:
+        for k, v in meta.items():
+            w.set_meta(k, v)
+        w.add_functions(functions)
+        w.add_threads(threads)
+        for tidx, seq, raw, n_events in read_spool(spool):
+            w.add_chunk(tidx, seq, raw, n_events)
+        w.add_func_stats(func_stats)
+        w.add_edge_stats(edge_stats)
+        n = 0
+        for batch in captured:
+            w.add_captured(batch)
+            n += len(batch)
+        w.set_meta("captured_calls", n)
+        path = w.commit()
+    return path, n
