@@ -26,21 +26,7 @@ import pytest
 SRC = Path(__file__).resolve().parent.parent / "src"
 
 
-def _import_comparator():
-    """Import retracer.replay.comparator; fall back to loading the file by path when the
-    package itself cannot be imported (e.g. its C engine is not built)."""
-    try:
-        return importlib.import_module("retracer.replay.comparator")
-    except ImportError:
-        path = SRC / "retracer" / "replay" / "comparator.py"
-        spec = importlib.util.spec_from_file_location("retracer_comparator", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
-
-
-comparator = _import_comparator()
+comparator = importlib.import_module("retracer.replay.comparator")
 Mismatch = comparator.Mismatch
 Outcome = comparator.Outcome
 compare = comparator.compare
@@ -859,12 +845,7 @@ def test_numpy_and_pandas_not_imported_for_plain_values():
     code = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(SRC)!r})
-        import importlib.util
-        spec = importlib.util.spec_from_file_location(
-            "cmp", {str(SRC / 'retracer' / 'replay' / 'comparator.py')!r})
-        m = importlib.util.module_from_spec(spec)
-        sys.modules["cmp"] = m
-        spec.loader.exec_module(m)
+        import retracer.replay.comparator as m
         class O:
             def __init__(s): s.v = [1.0, {{"a": (1, "x")}}]
         for e, a in [(1, 2), ([1.0], [1.5]), (O(), O()), ({{1}}, {{2}}),

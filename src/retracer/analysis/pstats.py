@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import marshal
-import os
 from typing import Dict, Tuple
 
-from ..errors import RetracerError
+from ..outputs import atomic_path
 from ..tracefile import TraceReader
 
 
@@ -43,13 +42,9 @@ def pstats_dict(reader: TraceReader) -> Dict[tuple, tuple]:
 
 
 def write_pstats(reader: TraceReader, out: str) -> str:
-    """Write a file that `pstats.Stats(out)` and snakeviz open."""
+    """Write a file that `pstats.Stats(out)` and snakeviz open (atomically)."""
     data = pstats_dict(reader)
-    tmp = out + ".tmp"
-    try:
+    with atomic_path(out) as tmp:
         with open(tmp, "wb") as f:
             marshal.dump(data, f)
-        os.replace(tmp, out)
-    except OSError as e:
-        raise RetracerError(f"retracer: cannot write {out}: {e.strerror}; choose another -o")
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Optional, Tuple
 
+from ..outputs import write_text
 from .replayer import Case, Replayer
 
 class ReplayTests:
@@ -94,8 +95,5 @@ def write_replay_tests(trace: str, tests_root: str, base: str, trust: bool = Fal
             "    _replay.check(call_id)",
             "",
         ]
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(lines))
-    os.replace(tmp, path)
+    write_text(path, "\n".join(lines))
     return path
