@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Optional
 from ..errors import RetracerError
 from ..units import UNIT_ALIASES, UNIT_NAMES, UNITS, format_time, pick_unit
 
-__all__ = ["TimeitResult", "StatementError", "run", "format_time", "format_result", "UNITS", "UNIT_NAMES",
+__all__ = ["Samples", "measure", "TimeitResult", "StatementError", "run", "format_time", "format_result", "UNITS", "UNIT_NAMES",
            "DEFAULT_REPEAT", "TARGET_S"]
 
 DEFAULT_REPEAT = 7
@@ -43,21 +43,15 @@ class StatementError(RetracerError):
 
 
 @dataclass
-class TimeitResult:
-    """Times per loop, in seconds, one per repeat (in the order they ran)."""
+class Samples:
+    """Times per loop, in seconds, one per repeat (in the order they ran): the
+    result of :func:`measure`, the core shared by ``timeit``, ``replay --bench``
+    and the commands that compare timings."""
 
-    stmt: str
-    setup: str
     number: int                 # loops per repeat
     per_loop: List[float]       # seconds per loop, one per repeat
-    autoranged: bool
-    warmup_s: float             # the untimed-for-the-result warm-up run, seconds
-    clock: str = "perf_counter"
-    extra: Dict[str, Any] = field(default_factory=dict)
-
-    def __repr__(self) -> str:
-        return (f"<TimeitResult min {format_time(self.min)}, median {format_time(self.median)}, "
-                f"IQR {format_time(self.iqr)} per loop; {self.repeat} repeats of {self.number:,} loops>")
+    autoranged: bool = False
+    warmup_s: float = 0.0       # the warm-up run (not part of the result), seconds
 
     @property
     def repeat(self) -> int:
@@ -94,6 +88,57 @@ class TimeitResult:
     def iqr(self) -> float:
         q1, _, q3 = self.quartiles
         return q3 - q1
+
+
+def measure(time_loops: Callable[[int], float], number: int = 0, repeat: int = DEFAULT_REPEAT,
+            target: float = TARGET_S, min_time: float = 0.0, max_repeat: Optional[int] = None,
+            warmup: bool = True, progress: Optional[Callable[[str], None]] = None) -> Samples:
+    """Time something repeatedly. ``time_loops(n)`` runs ``n`` loops and returns
+    the seconds they took (only what is to be measured inside the clock reads).
+
+    One warm-up run of one loop (unless ``warmup`` is False), then ``number``
+    loops per repeat (0: auto-range: the first of 1, 2, 5, 10, 20, ... loops for
+    which one repeat takes at least ``target`` seconds), then ``repeat`` repeats,
+    continued until they add up to ``min_time`` seconds (at most ``max_repeat``).
+    """
+    warm = time_loops(1) if warmup else 0.0
+    autoranged = number == 0
+    if autoranged:
+        number = 1
+        while True:
+            for factor in (1, 2, 5):
+                n = number * factor
+                if time_loops(n) >= target:
+                    number = n
+                    break
+            else:
+                number *= 10
+                continue
+            break
+    per_loop: List[float] = []
+    spent = 0.0
+    limit = max(repeat, max_repeat or repeat)
+    while len(per_loop) < repeat or (spent < min_time and len(per_loop) < limit):
+        if progress is not None:
+            progress(f"repeat {len(per_loop) + 1}/{repeat} of {number:,} loops")
+        dt = time_loops(number)
+        spent += dt
+        per_loop.append(dt / number)
+    return Samples(number=number, per_loop=per_loop, autoranged=autoranged, warmup_s=warm)
+
+
+@dataclass
+class TimeitResult(Samples):
+    """A timed statement: :class:`Samples` plus what was timed and how."""
+
+    stmt: str = "pass"
+    setup: str = "pass"
+    clock: str = "perf_counter"
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (f"<TimeitResult min {format_time(self.min)}, median {format_time(self.median)}, "
+                f"IQR {format_time(self.iqr)} per loop; {self.repeat} repeats of {self.number:,} loops>")
 
     def to_json(self) -> Dict[str, Any]:
         q1, _, q3 = self.quartiles
@@ -197,27 +242,10 @@ def run(stmt: str = "pass", setup: str = "pass", number: int = 0, repeat: int = 
     if globals is None:
         globals = {"__name__": "__retracer_timeit__", "__builtins__": builtins}
     timer = _make_timer(stmt, setup, clock, globals)
-    warmup = _guarded(timer, 1, setup, stmt)
-    autoranged = number == 0
-    if autoranged:
-        number = 1
-        while True:
-            for factor in (1, 2, 5):
-                n = number * factor
-                if _guarded(timer, n, setup, stmt) >= target:
-                    number = n
-                    break
-            else:
-                number *= 10
-                continue
-            break
-    per_loop = []
-    for i in range(repeat):
-        if progress is not None:
-            progress(f"repeat {i + 1}/{repeat} of {number:,} loops")
-        per_loop.append(_guarded(timer, number, setup, stmt) / number)
-    return TimeitResult(stmt=stmt, setup=setup, number=number, per_loop=per_loop, autoranged=autoranged,
-                        warmup_s=warmup, clock=clock_name)
+    samples = measure(lambda n: _guarded(timer, n, setup, stmt), number=number, repeat=repeat, target=target,
+                      progress=progress)
+    return TimeitResult(number=samples.number, per_loop=samples.per_loop, autoranged=samples.autoranged,
+                        warmup_s=samples.warmup_s, stmt=stmt, setup=setup, clock=clock_name)
 
 
 def format_result(res: TimeitResult, unit: Optional[str] = None) -> str:

@@ -17,7 +17,6 @@ import io
 import json
 import os
 import pickle
-import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -348,29 +347,35 @@ class Replayer:
         return None
 
     def bench(self, case: Case, min_time: float = 0.02, max_repeat: int = 200) -> Optional[Tuple[float, float, int]]:
-        """(min, median, repeats) in seconds per call of one recorded call."""
+        """(min, median, repeats) in seconds per call of one recorded call, each
+        call on a fresh copy of its arguments (calls may mutate them)."""
+        from ..analysis.measure import measure
+
         try:
             fn, _ = self._prepare(case)
         except Unresolvable:
             return None
-        times: List[float] = []
-        spent = 0.0
-        while len(times) < 3 or (spent < min_time and len(times) < max_repeat):
-            args = self._args(case)  # fresh copy: calls may mutate their arguments
-            t0 = time.perf_counter()
-            try:
-                res = _call(fn, args, case.info.get("argspec"))
-                if inspect.isgenerator(res):
-                    for _ in res:
-                        pass
-                elif inspect.iscoroutine(res):
-                    _run_coroutine(res)
-            except Exception:
-                pass
-            dt = time.perf_counter() - t0
-            times.append(dt)
-            spent += dt
-        return min(times), statistics.median(times), len(times)
+        argspec = case.info.get("argspec")
+
+        def time_calls(n: int) -> float:
+            total = 0.0
+            for _ in range(n):
+                args = self._args(case)
+                t0 = time.perf_counter()
+                try:
+                    res = _call(fn, args, argspec)
+                    if inspect.isgenerator(res):
+                        for _ in res:
+                            pass
+                    elif inspect.iscoroutine(res):
+                        _run_coroutine(res)
+                except Exception:
+                    pass
+                total += time.perf_counter() - t0
+            return total
+
+        s = measure(time_calls, number=1, repeat=3, min_time=min_time, max_repeat=max_repeat, warmup=False)
+        return s.min, s.median, s.repeat
 
 
 def _has_main_guard(filename: str) -> bool:
