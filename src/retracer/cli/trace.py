@@ -105,6 +105,7 @@ def _after_trace(tracer, ns, command, quiet: bool) -> None:
     """Check the captured calls for nondeterminism and write the replay tests."""
     from ..replay import stability
     from ..replay.testgen import write_replay_tests
+    from ..tracefile.amend import update_captured_status
 
     s = tracer.summary
     if s is None or not s.path or tracer.no_capture or not s.captured_calls:
@@ -114,9 +115,13 @@ def _after_trace(tracer, ns, command, quiet: bool) -> None:
             if not quiet:
                 print(f"retracer: checking {s.captured_calls} captured calls for nondeterminism "
                       f"(replaying them twice)...", file=sys.stderr, flush=True)
-            line = stability.check_and_mark(s.path)
+            unstable, total, problem = stability.check_in_child(s.path)
+            if unstable:
+                update_captured_status(s.path, {cid: "unstable" for cid in unstable},
+                                       meta={"unstable_calls": {str(k): v for k, v in unstable.items()}})
             if not quiet:
-                print(line, file=sys.stderr)
+                print(problem or f"retracer: {len(unstable or ())} of {total} calls unstable"
+                      + (" (marked in the trace and left out of the verdict)" if unstable else ""), file=sys.stderr)
         root = ns.tests_root or tracer.tests_root
         if not root:
             root = "tests" if os.path.isdir("tests") else (os.path.dirname(s.path) or ".")

@@ -2,9 +2,10 @@
 in a child process, and find the calls whose outcome varies (they depend on
 more than their arguments: time, randomness, global state).
 
-``retracer trace`` runs it right after tracing (:func:`check_and_mark`) and marks
-those calls ``unstable`` in the trace it has just written; ``retracer replay
---check-stable`` reports them (:func:`find_unstable`) without writing anything.
+``retracer trace`` runs it in a child process right after tracing
+(:func:`check_in_child`) and marks those calls ``unstable`` in the trace it has
+just written; ``retracer replay --check-stable`` reports them
+(:func:`find_unstable`). Replay never writes into a trace.
 """
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from ..errors import RetracerError
-from ..tracefile.amend import update_captured_status
 from .replayer import Case, Replayer
 
 #: seconds one replayed call may take during the check, and the whole check
@@ -40,10 +40,11 @@ def find_unstable(rep: Replayer, cases: Optional[Sequence[Case]] = None,
     return out
 
 
-def check_and_mark(trace: str, call_timeout: float = CALL_TIMEOUT, timeout: float = CHECK_TIMEOUT) -> str:
-    """Run the check in a child process (what replayed code prints goes nowhere)
-    and mark the unstable calls in ``trace``, a trace this user just wrote.
-    Returns one line for the user."""
+def check_in_child(trace: str, call_timeout: float = CALL_TIMEOUT,
+                   timeout: float = CHECK_TIMEOUT) -> Tuple[Optional[Dict[int, str]], int, str]:
+    """Run the check on ``trace`` in a child process (what replayed code prints
+    goes nowhere). Returns (call_id -> why, calls checked, "") or, when the
+    check could not finish, (None, 0, a line saying why)."""
     fd, result = tempfile.mkstemp(prefix="retracer-stability-", suffix=".json")
     os.close(fd)
     try:
@@ -52,22 +53,17 @@ def check_and_mark(trace: str, call_timeout: float = CALL_TIMEOUT, timeout: floa
             subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            timeout=timeout)
         except subprocess.TimeoutExpired:
-            return ("retracer: the stability check did not finish in time; run "
-                    f"'retracer replay --check-stable {os.path.relpath(trace)}' yourself")
+            return None, 0, ("retracer: the stability check did not finish in time; run "
+                             f"'retracer replay --check-stable {os.path.relpath(trace)}' yourself")
         try:
             with open(result, encoding="utf-8") as f:
                 data = json.load(f)
-            unstable = {int(k): str(v) for k, v in data["unstable"].items()}
-            total = int(data["calls"])
+            return {int(k): str(v) for k, v in data["unstable"].items()}, int(data["calls"]), ""
         except (OSError, ValueError, KeyError, TypeError):
-            return "retracer: the stability check failed; run 'retracer replay --check-stable TRACE' to see why"
+            return None, 0, ("retracer: the stability check failed; run "
+                             f"'retracer replay --check-stable {os.path.relpath(trace)}' to see why")
     finally:
         os.unlink(result)
-    if unstable:
-        update_captured_status(trace, {cid: "unstable" for cid in unstable},
-                               meta={"unstable_calls": {str(k): v for k, v in unstable.items()}})
-    return (f"retracer: {len(unstable)} of {total} calls unstable"
-            + (" (marked in the trace and left out of the verdict)" if unstable else ""))
 
 
 def _child(argv) -> int:
