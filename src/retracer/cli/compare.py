@@ -63,8 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="timed rounds per side before more are added while the interval is wide (default 10)")
     p.add_argument("--max-rounds", type=_positive(int), default=100, metavar="N",
                    help="at most this many timed rounds per side (default 100)")
-    p.add_argument("--trace-rounds", type=_count, default=5, metavar="N",
-                   help="traced rounds per side for the per-function numbers (default 5; 0: none)")
+    p.add_argument("--trace-rounds", type=_count, default=8, metavar="N",
+                   help="traced rounds per side for the per-function numbers (default 8; 0: none; 5 or more "
+                        "for a verdict)")
     p.add_argument("--warmup", type=_count, default=1, metavar="N",
                    help="warm-up rounds per side, discarded (default 1, after the calibration run)")
     p.add_argument("--round-time", type=_positive(float), default=0.1, metavar="S",

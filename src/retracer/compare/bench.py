@@ -208,13 +208,24 @@ class CommandBench:
     def traceable(self, side: Side) -> bool:
         return self._trace_program(side) is not None
 
+    @staticmethod
+    def traced_loops(loops: Dict[str, int]) -> int:
+        return 1  # a traced round: one run of the command
+
     def calibrate(self, side: Side, target: float, timeout: Optional[float], scratch: str) -> int:
+        """Runs per round: target / the faster of two runs (one when it alone
+        lasts the target), at most 100."""
+        t0 = time.monotonic()
         dt, _ = run_child(self.command(side), side, timeout, scratch)
+        if dt < target:
+            left = None if timeout is None else timeout - (time.monotonic() - t0)
+            dt = min(dt, run_child(self.command(side), side, left, scratch)[0])
         return max(1, min(100, int(math.ceil(target / dt)) if dt > 0 else 100))
 
     @staticmethod
-    def combine(a: int, b: int) -> int:
-        return max(a, b)
+    def combine(a: int, b: int) -> Dict[str, int]:
+        n = _same_work(a, b)
+        return {"base": n[0], "head": n[1]}
 
     def round(self, side: Side, loops: int, timeout_at: Optional[float], scratch: str) -> Sample:
         total = 0.0
@@ -248,8 +259,28 @@ def trace_flags(scratch: str) -> List[str]:
     return [*TRACE_FLAGS, "--config", empty]
 
 
+def _same_work(a: int, b: int) -> Tuple[int, int]:
+    """Loops of (base, head): the same on both sides (the larger calibration)
+    unless the sides differ by more than 4x, where that would make the slower
+    side's rounds last many times the target; then each side its own (the
+    numbers compared are per loop either way)."""
+    if max(a, b) <= _SAME_WORK_RATIO * min(a, b):
+        return max(a, b), max(a, b)
+    return a, b
+
+
+_SAME_WORK_RATIO = 4
+
+
 def _left(deadline: Optional[float]) -> Optional[float]:
     return None if deadline is None else deadline - time.monotonic()
+
+
+def _combine_parts(a: Dict[str, int], b: Dict[str, int]) -> Dict[str, Dict[str, int]]:
+    out: Dict[str, Dict[str, int]] = {"base": dict(a), "head": dict(b)}
+    for k in set(a) & set(b):
+        out["base"][k], out["head"][k] = _same_work(a[k], b[k])
+    return out
 
 
 class PytestBench:
@@ -301,7 +332,7 @@ class PytestBench:
         if not self.common:
             raise RetracerError("retracer: the two sides have no benchmark in common (compared by pytest node id); "
                                 "nothing to compare")
-        return {k: max(a.get(k, 1), b.get(k, 1)) for k in set(a) | set(b)}
+        return _combine_parts(a, b)
 
     def round(self, side: Side, loops: Dict[str, int], timeout_at: Optional[float], scratch: str) -> Sample:
         res = self._run(side, "round", loops, 0.0, _left(timeout_at), scratch)
@@ -314,6 +345,12 @@ class PytestBench:
 
     def traceable(self, side: Side) -> bool:
         return True
+
+    @staticmethod
+    def traced_loops(loops: Dict[str, Dict[str, int]]) -> Dict[str, int]:
+        """The same work on both sides in a traced round: the smaller count."""
+        b, h = loops["base"], loops["head"]
+        return {k: min(b.get(k, h.get(k, 1)), h.get(k, b.get(k, 1))) for k in set(b) | set(h)}
 
     def traced(self, side: Side, loops: Dict[str, int], trace: str, timeout_at: Optional[float],
                scratch: str) -> Optional[TracedRun]:
@@ -364,7 +401,7 @@ class ReplayBench:
         if not self.common:
             raise RetracerError("retracer: no changed function with recorded calls can be replayed on both sides; "
                                 "trace a run that calls them (retracer trace ...) or benchmark a command (-- ...)")
-        return {k: max(a[k], b[k]) for k in self.common}
+        return _combine_parts(a, b)
 
     def round(self, side: Side, loops: Dict[str, int], timeout_at: Optional[float], scratch: str) -> Sample:
         res = self._run(side, "round", loops, 0.0, _left(timeout_at), scratch)
@@ -373,6 +410,10 @@ class ReplayBench:
 
     def traceable(self, side: Side) -> bool:
         return False
+
+    @staticmethod
+    def traced_loops(loops: Any) -> Any:
+        return None
 
     def traced(self, *a: Any, **k: Any) -> Optional[TracedRun]:
         return None

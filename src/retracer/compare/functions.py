@@ -214,14 +214,14 @@ def together_row(tb: TracedSide, th: TracedSide, min_effect: float) -> Optional[
 
 
 def regressions(tb: TracedSide, th: TracedSide, changed: Sequence[ChangedFunction],
-                min_effect: float) -> List[Dict[str, Any]]:
-    """Functions not changed whose own time got significantly slower."""
+                min_effect: float) -> Tuple[List[Dict[str, Any]], int]:
+    """(functions not changed whose own time got significantly slower, how many were tested)."""
     if len(tb.rounds) < 2 or len(th.rounds) < 2:
-        return []
+        return [], 0
     skip = {ident(cf.base) for cf in changed if cf.base} | {ident(cf.head) for cf in changed if cf.head}
     base_total = _med(tb.totals)
     if not base_total:
-        return []
+        return [], 0
     common = set().union(*[set(r) for r in tb.rounds]) & set().union(*[set(r) for r in th.rounds])
     cands = []
     for i in sorted(common - skip):
@@ -242,7 +242,7 @@ def regressions(tb: TracedSide, th: TracedSide, changed: Sequence[ChangedFunctio
                     "head_own_ns": _med(hs), "speedup": comp.speedup, "ci": list(comp.ci), "p": p,
                     "verdict": verdict, "share": _med(bs) / base_total})
     out.sort(key=lambda r: r["speedup"])
-    return out
+    return out, len(cands)
 
 
 def _public(x: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:

@@ -85,6 +85,16 @@ def _pass(prepares: List[Callable[[], Callable[[], Any]]], loops: int) -> float:
     return spent
 
 
+def _enough(per_loop: float, target: float) -> int:
+    """The first of 1, 2, 5, 10, ... loops lasting ``target`` at the fastest time seen."""
+    n = 1
+    while True:
+        for f in (1, 2, 5):
+            if n * f * per_loop >= target or n * f >= 10 ** 6:
+                return n * f
+        n *= 10
+
+
 def main(argv: List[str]) -> int:
     with open(argv[0]) as f:
         cfg = json.load(f)
@@ -99,14 +109,15 @@ def main(argv: List[str]) -> int:
     for key, prepares in calls.items():
         if mode == "calibrate":
             _pass(prepares, 1)
-            n = 1
+            n, best = 1, float("inf")
             done = False
             while not done:
                 for fct in (1, 2, 5):
                     loops = n * fct
                     dt = _pass(prepares, loops)
+                    best = min(best, dt / loops)
                     if dt >= target or loops >= 10 ** 6:
-                        results[key] = {"seconds": dt, "loops": loops}
+                        results[key] = {"seconds": dt, "loops": _enough(best, target)}
                         done = True
                         break
                 n *= 10

@@ -112,7 +112,9 @@ def _sections(rep: Dict[str, Any], md: bool) -> List[str]:
         out.append("")
     if pf.get("note"):
         out.append(pf["note"])
-    if fns:
+    if fns and pf.get("source") is None:
+        out.append("changed: " + ", ".join(f"{r['name']} ({r['status']}, {r['file']})" for r in fns))
+    elif fns:
         rows = []
         for r in fns:
             bb, hh = r.get("base"), r.get("head")
@@ -141,6 +143,10 @@ def _sections(rep: Dict[str, Any], md: bool) -> List[str]:
         out += ["", h1("Regressions (unchanged functions whose own time grew significantly)")]
         if md:
             out.append("")
+        tested = rep.get("regressions_tested")
+        if tested is not None:
+            out.append(f"tested: {tested} unchanged function(s) with at least 1% of the benchmark time in own "
+                       f"time; p-values Holm-adjusted over them")
         if regs:
             rows = [[r["name"], f"{r['file']}:{r['line']}" if r.get("line") else r["file"], _ns(r["base_own_ns"]),
                      _ns(r["head_own_ns"]), _x(r["speedup"]), _ci(r["ci"]), _p(r["p"]), _pct(r["share"])]

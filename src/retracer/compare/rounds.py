@@ -2,15 +2,17 @@
 
 1. **Calibration**: one untimed run per side chooses the work per round
    (``loops``) so one round lasts at least ``round_time``; both sides then use the
-   larger count, so a round of either side does the same work. It is also the
-   first warm-up.
+   larger count, so a round of either side does the same work (unless the
+   counts differ by more than 4x: then each side keeps its own, the numbers being
+   per loop). It is also the first warm-up.
 2. **Warm-up**: ``warmup`` more rounds per side, discarded (file caches, .pyc
    files written in the fresh worktrees).
 3. **Rounds**, in blocks ``A B B A`` then ``B A A B`` (A = base, B = head), until
    each side has ``min_rounds``. Drift of the machine during a block moves both
    sides alike, and a pair (the i-th round of each side) ran back to back.
 4. **Traced rounds** (when per-function numbers come from tracing):
-   ``trace_rounds`` per side, in the same interleaved order.
+   ``trace_rounds`` per side, in the same interleaved order, the same work on
+   both sides (one run of a command; the smaller loop count of each benchmark).
 5. **More rounds**, block by block, while the 95% interval of the speedup is wider
    than ``min_effect`` (not *narrow*), the verdict is not *clear* (interval wholly
    beyond the min-effect band and p < 0.001), fewer than ``max_rounds`` ran and a
@@ -38,7 +40,7 @@ class RoundsOptions:
     min_rounds: int = 10
     max_rounds: int = 100
     warmup: int = 1
-    trace_rounds: int = 5
+    trace_rounds: int = 8
     round_time: float = 0.1
     min_effect: float = 0.02
 
@@ -78,7 +80,7 @@ def run_rounds(bench: Any, sides: Dict[str, Side], opts: RoundsOptions, deadline
 
     def timed_round(name: str) -> Sample:
         t0 = time.monotonic()
-        s = bench.round(sides[name], res.loops, deadline, scratch)
+        s = bench.round(sides[name], res.loops[name], deadline, scratch)
         spent.append(time.monotonic() - t0)
         return s
 
@@ -129,6 +131,7 @@ def run_rounds(bench: Any, sides: Dict[str, Side], opts: RoundsOptions, deadline
                                   "(give 'python script.py', '-m module' or a Python console script)")
         else:
             torder = interleaved()
+            tloops = bench.traced_loops(res.loops)
             counts = {"base": 0, "head": 0}
             tdir = os.path.join(scratch, "traces")
             os.makedirs(tdir, exist_ok=True)
@@ -137,7 +140,7 @@ def run_rounds(bench: Any, sides: Dict[str, Side], opts: RoundsOptions, deadline
                     name = next(torder)
                     progress(f"traced rounds: base {counts['base']}, head {counts['head']} of {opts.trace_rounds}")
                     path = os.path.join(tdir, f"{name}-{counts[name]}.trace")
-                    run = bench.traced(sides[name], res.loops, path, deadline, scratch)
+                    run = bench.traced(sides[name], tloops, path, deadline, scratch)
                     if run is None:
                         res.traced_skipped = "the benchmark cannot be traced"
                         break

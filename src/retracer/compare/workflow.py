@@ -59,7 +59,7 @@ class CompareOptions:
     timeout: Optional[float] = 300.0
     rounds: int = 10
     max_rounds: int = 100
-    trace_rounds: int = 5
+    trace_rounds: int = 8
     warmup: int = 1
     round_time: float = 0.1
     min_effect: float = 0.02
@@ -191,6 +191,10 @@ def _run(opts: CompareOptions, repo: Repo, wts: WorktreeSet, base_commit: str, h
                         f"ran {n})")
     if res.stopped_by == "timeout":
         warnings.append(f"stopped by --timeout after {n} rounds per side")
+    nt = min(len(res.traced["base"]), len(res.traced["head"]))
+    if 0 < nt < 5:
+        warnings.append(f"{nt} traced rounds per side: too few for a per-function verdict (the U test needs 5 per "
+                        f"side to reach p < 0.01; 7 or more to list regressions among many functions)")
 
     rep: Dict[str, Any] = {
         "retracer_compare": REPORT_VERSION,
@@ -234,7 +238,7 @@ def _run(opts: CompareOptions, repo: Repo, wts: WorktreeSet, base_commit: str, h
         th = fn_stats.read_side(res.traced["head"], head, ih)
         rep["functions"] = fn_stats.function_rows(changed, tb, th, opts.min_effect)
         rep["changed_together"] = fn_stats.together_row(tb, th, opts.min_effect)
-        rep["regressions"] = fn_stats.regressions(tb, th, changed, opts.min_effect)
+        rep["regressions"], rep["regressions_tested"] = fn_stats.regressions(tb, th, changed, opts.min_effect)
         rep["per_function"] = {"source": "traced", "traced_rounds": len(tb.rounds),
                                "note": f"{len(tb.rounds)} traced rounds per side (retracer's engine; times include "
                                        f"its overhead); per call and total are inclusive (callees included), own "
@@ -279,7 +283,8 @@ def _side_json(s: Side) -> Dict[str, Any]:
 
 def _unit_of_work(bench: Any, loops: Any) -> str:
     if bench.kind == "command":
-        return (f"a round: {loops} run(s) of the command (wall time per run, start-up included)")
+        n = loops["base"] if loops["base"] == loops["head"] else f"{loops['base']} (base) / {loops['head']} (head)"
+        return f"a round: {n} run(s) of the command (wall time per run, start-up included)"
     if bench.kind == "pytest":
         return "a round: one pytest process; its time: one execution of every benchmark (sum)"
     return "a round: one process replaying every recorded call of the changed functions once"

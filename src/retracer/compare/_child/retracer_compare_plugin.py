@@ -14,7 +14,8 @@ pytest-benchmark, when installed, steps aside). Configuration comes as JSON in
   function with the same fixture values.
 
 ``calibrate``: one untimed call, then 1, 2, 5, 10, ... loops until they take
-``target`` seconds (the loop count is recorded). ``round``: one untimed call,
+``target`` seconds; the loop count recorded is the first of that sequence that
+lasts ``target`` at the fastest time per loop seen. ``round``: one untimed call,
 then ``loops`` timed. ``traced``: ``loops`` timed, nothing untimed (the round is
 traced; its per-function numbers come from the trace).
 The results file: ``{"benchmarks": {nodeid: {"seconds": s, "loops": n}}, "exitstatus": n}``.
@@ -51,6 +52,18 @@ def _loop(call, loops, setup=None):
     return spent, res
 
 
+def _enough(per_loop):
+    """The first of 1, 2, 5, 10, ... loops that last the target at the fastest
+    time per loop seen (noise only adds time: one disturbed try must not shrink
+    the count)."""
+    n = 1
+    while True:
+        for f in (1, 2, 5):
+            if n * f * per_loop >= _TARGET or n * f >= _MAX_LOOPS:
+                return n * f
+        n *= 10
+
+
 def _record(nodeid, seconds, loops):
     prev = _RESULTS.get(nodeid)
     if prev is not None:  # the fixture called twice in one test: both count
@@ -67,13 +80,15 @@ def _timed(nodeid, call, setup=None):
             return call(*a, **k)
     if _MODE == "calibrate":
         first()
-        n = 1
+        n, best = 1, None
         while True:
             for f in (1, 2, 5):
                 loops = n * f
                 dt, res = _loop(call, loops, setup)
+                per = dt / loops
+                best = per if best is None else min(best, per)
                 if dt >= _TARGET or loops >= _MAX_LOOPS:
-                    _record(nodeid, dt, loops)
+                    _record(nodeid, dt, _enough(best))
                     return res
             n *= 10
     loops = max(1, int(_LOOPS.get(nodeid, 1)))
