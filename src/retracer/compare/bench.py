@@ -31,6 +31,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -128,15 +129,29 @@ def run_child(argv: Sequence[str], side: Side, timeout: Optional[float], scratch
         except OSError as e:
             raise RetracerError(f"retracer: cannot run {what} on {side.label}: {argv[0]}: {e.strerror}; "
                                 f"check the command after --") from None
-        try:
-            rc = p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        # a blocking wait: Popen.wait(timeout=...) polls with sleeps of up to
+        # 50 ms, which would round every time to that grain; the time budget is
+        # kept by a timer that kills the process group instead
+        fired = threading.Event()
+
+        def expire() -> None:
+            fired.set()
             _kill_group(p)
-            raise RoundTimeout() from None
+        timer = threading.Timer(timeout, expire) if timeout is not None else None
+        try:
+            if timer is not None:
+                timer.daemon = True
+                timer.start()
+            rc = p.wait()
+            dt = time.perf_counter() - t0
         except BaseException:
             _kill_group(p)
             raise
-        dt = time.perf_counter() - t0
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if fired.is_set():
+            raise RoundTimeout()
     # a benchmark may leave children behind: they go with the round
     try:
         os.killpg(p.pid, signal.SIGKILL)
