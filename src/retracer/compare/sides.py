@@ -9,7 +9,9 @@ of its own (first without build isolation, using the build tools of the running
 environment; if that fails, with isolation). ``DIR`` goes first on
 ``PYTHONPATH``, ``DIR/bin`` first on ``PATH``: the side's own build shadows any
 installed copy, while the project's dependencies come from the running
-environment. A project that does not build runs from its tree: the worktree (and
+environment. What the build made (extension modules, generated files) is also
+copied into the worktree beside the package's sources, since a script run from
+the worktree imports the package from there. A project that does not build runs from its tree: the worktree (and
 its ``src/`` when there is one) first on ``PYTHONPATH``. ``--install yes|no``
 overrides the detection.
 
@@ -123,6 +125,44 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+_BUILT = (".so", ".pyd", ".dylib")
+
+
+def _complete_tree(installed: str, root: str) -> None:
+    """Copy what the build made (extension modules, generated files such as a
+    version module) from the install directory into the side's worktree, next to
+    the package's sources: a script run from the worktree (``python bench.py``)
+    has the worktree first on ``sys.path`` and imports the package from there."""
+    for dirpath, dirnames, filenames in os.walk(installed):
+        rel_dir = os.path.relpath(dirpath, installed)
+        top = rel_dir.split(os.sep)[0]
+        if rel_dir == "." or top == "bin" or top.endswith((".dist-info", ".egg-info", ".data")) \
+                or top == "__pycache__":
+            if rel_dir == ".":
+                for f in filenames:  # top-level modules (a single-file extension)
+                    if f.endswith(_BUILT):
+                        _copy_if_missing(os.path.join(dirpath, f), [os.path.join(root, f),
+                                                                     os.path.join(root, "src", f)])
+            continue
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        for f in filenames:
+            rel = os.path.join(rel_dir, f)
+            _copy_if_missing(os.path.join(dirpath, f), [os.path.join(root, rel), os.path.join(root, "src", rel)])
+
+
+def _copy_if_missing(src: str, candidates: List[str]) -> None:
+    import shutil
+
+    for dst in candidates:
+        if os.path.isdir(os.path.dirname(dst)):
+            if not os.path.exists(dst) or src.endswith(_BUILT):
+                try:
+                    shutil.copy2(src, dst)
+                except OSError:
+                    pass
+            return
+
+
 def prepare_environment(side: Side, install: bool, scratch: str, timeout: Optional[float]) -> None:
     """Fill ``side.pythonpath``, ``side.install_dir`` and ``side.env``."""
     paths: List[str] = []
@@ -147,6 +187,7 @@ def prepare_environment(side: Side, install: bool, scratch: str, timeout: Option
             raise RetracerError(f"retracer: installing {side.label} failed: {_last_line(output)}; "
                                 f"its full output is in {log}")
         side.install_dir = os.path.realpath(target)
+        _complete_tree(side.install_dir, side.root)
         paths.append(side.install_dir)
     else:
         src = os.path.join(side.root, "src")
