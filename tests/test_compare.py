@@ -460,3 +460,30 @@ def test_rounds_needed_as_in_the_notes():
 
 def test_holm():
     assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+# --------------------------------------------------------------------- environments
+
+
+def test_which_projects_are_installed_and_their_build_products(tmp_path):
+    from retracer.compare.sides import _complete_tree, needs_build
+
+    plain = tmp_path / "plain"
+    write(plain, {"pyproject.toml": '[build-system]\nrequires = ["setuptools"]\n', "pkg/__init__.py": ""})
+    assert not needs_build(str(plain))
+    ext = tmp_path / "ext"
+    write(ext, {"setup.py": "from setuptools import Extension, setup\nsetup(ext_modules=[Extension('p._f', ['f.c'])])\n"})
+    assert needs_build(str(ext))
+    meson = tmp_path / "meson"
+    write(meson, {"pyproject.toml": '[build-system]\nbuild-backend = "mesonpy"\nrequires = ["meson-python"]\n'})
+    assert needs_build(str(meson))
+    # what pip --target built goes beside the sources in the worktree; sources stay as they are
+    installed, tree = tmp_path / "inst", tmp_path / "tree"
+    write(installed, {"pkg/__init__.py": "INSTALLED = 1\n", "pkg/_f.cpython-311-x86_64-linux-gnu.so": "elf",
+                      "pkg/_version.py": "v = '1'\n", "pkg-1.dist-info/RECORD": "", "bin/tool": ""})
+    write(tree, {"src/pkg/__init__.py": "SOURCE = 1\n"})
+    _complete_tree(str(installed), str(tree))
+    assert sorted(os.listdir(tree / "src" / "pkg")) == ["__init__.py", "_f.cpython-311-x86_64-linux-gnu.so",
+                                                         "_version.py"]
+    assert (tree / "src" / "pkg" / "__init__.py").read_text() == "SOURCE = 1\n"
+    assert sorted(os.listdir(tree)) == ["src"]

@@ -30,7 +30,7 @@ import difflib
 import os
 import textwrap
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ..errors import RetracerError
 from .git import FileChange, Hunk, Repo
@@ -391,6 +391,3 @@ def _repo_path(repo: Repo, path: str, cwd: str) -> str:
             return c.replace(os.sep, "/")
     return cands[-1].replace(os.sep, "/")
 
-
-def iter_defs(index: FileIndex) -> Iterable[FuncDef]:
-    return iter(index.defs)

@@ -78,9 +78,6 @@ class Side:
                     return min(hits, key=len)
         return None
 
-    def short_label(self) -> str:
-        return self.label
-
 
 def needs_build(root: str) -> bool:
     """Whether the project in ``root`` compiles something when installed."""

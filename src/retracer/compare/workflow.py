@@ -96,6 +96,11 @@ def run_compare(opts: CompareOptions) -> Dict[str, Any]:
             signal.signal(signal.SIGTERM, old_term)
     rep["machine"] = {"cpus": os.cpu_count(), "load_before": load_before, "load_after": _load(),
                       "python": sys.version.split()[0], "executable": sys.executable}
+    cpus = os.cpu_count() or 1
+    busy = max(load_before, rep["machine"]["load_after"])
+    if busy > cpus:
+        rep["warnings"].append(f"the machine was busy (load average {busy:.1f} on {cpus} CPUs): other programs "
+                               f"competed for the CPUs, so timings are noisier and the verdict needs larger effects")
     rep["elapsed_s"] = time.monotonic() - t0
     return rep
 
@@ -165,8 +170,8 @@ def _run(opts: CompareOptions, repo: Repo, wts: WorktreeSet, base_commit: str, h
     warnings += bench_warn
     ropts = RoundsOptions(min_rounds=opts.rounds, max_rounds=max(opts.rounds, opts.max_rounds), warmup=opts.warmup,
                           trace_rounds=opts.trace_rounds, round_time=opts.round_time, min_effect=opts.min_effect)
-    traced_wanted = bench.kind != "replay" and bool(changed or True)
-    res = run_rounds(bench, sides, ropts, deadline, scratch, progress, per_function_traced=traced_wanted)
+    # traced rounds also when no function changed: they look for regressions
+    res = run_rounds(bench, sides, ropts, deadline, scratch, progress, per_function_traced=bench.kind != "replay")
     progress("")
 
     # statistics
