@@ -196,19 +196,23 @@ def test_methods_and_nested_functions_timed_by_qualified_name(repo, tmp):
     bench = "import shapes\nfor _ in range(3):\n    b = shapes.Box(800)\n    b.total(); b.size\n"
     commit(repo, {"shapes.py": slow, "bench.py": bench}, "box")
     commit(repo, {"shapes.py": fast}, "fast square")
-    p = compare(repo, "HEAD~1", "HEAD", "--json", *FAST, "--", "python", "bench.py")
+    ch = find_changes(Repo(str(repo)), git(repo, "rev-parse", "HEAD~1").strip(), git(repo, "rev-parse", "HEAD").strip())
+    assert [c.name for c in ch.functions] == ["Box.total.square"]  # the nested function, not the method around it
+    # timed by qualified name: the nested function, the method around it, the property
+    p = compare(repo, "HEAD~1", "HEAD", "--json", "--functions", "shapes.py::Box.total.square,Box.total,Box.size",
+                *FAST, *SAME, "--", "python", "bench.py")
     rep = report(p)
-    names = [r["name"] for r in rep["functions"]]
-    assert names == ["Box.total.square"], names  # the nested function, not the method around it
-    sq = rep["functions"][0]
+    assert [r["name"] for r in rep["functions"]] == ["Box.total.square", "Box.total", "Box.size"]
+    sq = fn(rep, "Box.total.square")
     assert sq["qualname"] == "Box.total.<locals>.square" and sq["verdict"] == "faster" and sq["ci"][0] > 1
     assert sq["base"]["calls"] == sq["head"]["calls"] == 2400
-    # the method by hand, and the property: both found on both sides
-    p = compare(repo, "HEAD~1", "HEAD", "--json", "--functions", "shapes.py::Box.total,Box.size", *FAST,
-                "--max-rounds", "5", *SAME, "--", "python", "bench.py")
-    rep = report(p)
-    assert [r["name"] for r in rep["functions"]] == ["Box.total", "Box.size"]
-    assert fn(rep, "Box.total")["verdict"] == "faster" and fn(rep, "Box.size")["base"]["calls"] == 3
+    total = fn(rep, "Box.total")
+    assert total["verdict"] == "faster" and total["base"]["calls"] == 3
+    assert total["base"]["own_ns"] < total["base"]["total_ns"]  # own and inclusive apart
+    assert fn(rep, "Box.size")["base"]["calls"] == 3 and fn(rep, "Box.size")["kind"] == "property"
+    # nested changed functions counted once: together = the method's inclusive time, not method + square
+    tog = rep["changed_together"]
+    assert tog["base_ns"] < total["base"]["total_ns"] + sq["base"]["total_ns"]
     no_leftovers(repo, tmp)
 
 
