@@ -118,6 +118,8 @@ def _sections(rep: Dict[str, Any], md: bool) -> List[str]:
         rows = []
         for r in fns:
             bb, hh = r.get("base"), r.get("head")
+            bb = bb if bb and bb.get("called", True) else None   # not called: shown as '-'
+            hh = hh if hh and hh.get("called", True) else None
             rows.append([
                 r["name"] + ("" if r["status"] in ("modified", "selected") else f" ({r['status']})"),
                 f"{r['file']}:{r['line']}" if r.get("line") else r["file"],
