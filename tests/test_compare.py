@@ -47,7 +47,7 @@ def steady(n):
 '''
 BENCH = '''
 import lib
-for _ in range(8):
+for _ in range(5):
     lib.total(100000)
     lib.steady(3000)
 '''
@@ -133,10 +133,10 @@ def test_faster_function_and_untouched_function(repo, tmp):
     assert rep["rounds"]["traced_per_side"] == 5
     total = fn(rep, "total")
     assert total["verdict"] == "faster" and total["ci"][0] > 1 and total["file"] == "lib.py"
-    assert total["base"]["calls"] == total["head"]["calls"] == 8
+    assert total["base"]["calls"] == total["head"]["calls"] == 5
     assert 0 < total["share"] <= 1
     steady = fn(rep, "steady")
-    assert steady["verdict"] == "same" and steady["base"]["calls"] == 8
+    assert steady["verdict"] == "same" and steady["base"]["calls"] == 5
     assert rep["base"]["label"].startswith("HEAD~1") and not rep["head"]["working_tree"]
     md = out.read_text()
     assert "## End to end" in md and "## Per function" in md and "| total |" in md
@@ -154,7 +154,7 @@ def test_identical_code_is_same(repo, tmp):
 def test_regression_and_unchanged_function_that_got_slower(repo, tmp):
     # HEAD: total() 40x slower; driver() (changed) now gives steady() (unchanged) 20x the work
     base = {"lib.py": FAST_SUM + STEADY + "\n\ndef driver():\n    return steady(300)\n",
-            "bench.py": "import lib\nfor _ in range(8):\n    lib.total(100000)\n    lib.driver()\n"}
+            "bench.py": "import lib\nfor _ in range(5):\n    lib.total(100000)\n    lib.driver()\n"}
     commit(repo, base, "fast")
     commit(repo, {"lib.py": SLOW_SUM + STEADY + "\n\ndef driver():\n    return steady(300 * 20)\n"}, "slow")
     # 7 traced rounds: the regression test is Holm-adjusted over every function tested
@@ -273,7 +273,7 @@ def test_replayed_recorded_calls(repo, tmp):
     rep = report(p)
     assert rep["benchmark"]["kind"] == "replay"
     total = fn(rep, "total")
-    assert total["verdict"] == "faster" and total["ci"][0] > 1 and total["base"]["calls"] == 8
+    assert total["verdict"] == "faster" and total["ci"][0] > 1 and total["base"]["calls"] == 5
     no_leftovers(repo, tmp)
 
 
