@@ -307,6 +307,24 @@ def test_timeout_kills_the_round_and_removes_the_worktrees(repo, tmp):
     no_leftovers(repo, tmp)
 
 
+def test_ctrl_c_and_sigterm_remove_the_worktrees(repo, tmp):
+    import signal
+    import time
+
+    commit(repo, {"bench.py": "import time\ntime.sleep(60)\n"}, "hangs")
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        p = subprocess.Popen([sys.executable, "-m", "retracer", "compare", "HEAD~1", "HEAD", "--", "python", "bench.py"],
+                             cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while git(repo, "worktree", "list").count("\n") < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)  # both worktrees exist: the rounds are starting
+        time.sleep(0.5)
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 130 and err.strip().splitlines()[-1] == "retracer: interrupted", err
+        no_leftovers(repo, tmp)
+
+
 def test_usage_errors_are_one_line(repo, tmp):
     one_line_error(compare(repo, "no-such-ref", "--", "python", "bench.py"), "unknown git ref 'no-such-ref'")
     one_line_error(compare(repo, "HEAD", "HEAD", "--functions", "lib.py::nope", "--", "python", "bench.py"),
