@@ -57,6 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help='the functions to time, instead of the changed ones: "pkg/mod.py::f,Class.method;other.py::g"')
     p.add_argument("--trace", metavar="T",
                    help="benchmark: replay the recorded calls of the changed functions from trace T on both sides")
+    p.add_argument("--trust", action="store_true", help="read a --trace file not signed by you")
     p.add_argument("--timeout", type=_positive(float), default=300.0, metavar="S",
                    help="time budget of the whole comparison in seconds (default 300): rounds stop when it runs out")
     p.add_argument("--rounds", type=_positive(int), default=10, metavar="N",
@@ -115,6 +116,7 @@ def run(ns: argparse.Namespace) -> int:
         width[0] = len(line)
 
     opts = CompareOptions(base=ns.base, head=ns.head, command=ns.command, functions=ns.functions, trace=ns.trace,
+                          trust=ns.trust,
                           timeout=ns.timeout, rounds=ns.rounds, max_rounds=ns.max_rounds,
                           trace_rounds=ns.trace_rounds, warmup=ns.warmup, round_time=ns.round_time,
                           min_effect=ns.min_effect, install=ns.install, progress=progress)

@@ -56,6 +56,7 @@ class CompareOptions:
     command: List[str] = field(default_factory=list)
     functions: Optional[str] = None
     trace: Optional[str] = None
+    trust: bool = False                        # read a --trace file not signed by this user
     timeout: Optional[float] = 300.0
     rounds: int = 10
     max_rounds: int = 100
@@ -336,7 +337,7 @@ def _choose_bench(opts: CompareOptions, repo: Repo, sides: Dict[str, Side],
 def _replay_bench(opts: CompareOptions, repo: Repo, changed: List[ChangedFunction]) -> ReplayBench:
     from ..tracefile import TraceReader
 
-    with TraceReader(opts.trace) as r:
+    with TraceReader(opts.trace, trust=opts.trust) as r:
         counts = r.captured_counts()
         funcs = dict(r.functions)
         fstats = {s.fid: s for s in r.func_stats()}
