@@ -77,8 +77,11 @@ def _sections(rep: Dict[str, Any], md: bool) -> List[str]:
     b = rep["benchmark"]
     rounds = rep["rounds"]
     unit = b.get("unit_of_work", "")
-    out.append(f"benchmark: {b['description']}; {unit}" if unit else f"benchmark: {b['description']}")
-    out.append(f"rounds: {rounds['timed_per_side']} per side, each a fresh process, interleaved "
+    item = "- " if md else ""
+    if md:
+        out.append("")
+    out.append(item + (f"benchmark: {b['description']}; {unit}" if unit else f"benchmark: {b['description']}"))
+    out.append(item + f"rounds: {rounds['timed_per_side']} per side, each a fresh process, interleaved "
                f"({rounds['order']}); {rounds['warmup_per_side']} warm-up round(s) per side discarded; "
                f"stopped: {rounds['stopped_by_text']}")
     out.append("")
@@ -112,6 +115,8 @@ def _sections(rep: Dict[str, Any], md: bool) -> List[str]:
         out.append("")
     if pf.get("note"):
         out.append(pf["note"])
+        if md:
+            out.append("")
     if fns and pf.get("source") is None:
         out.append("changed: " + ", ".join(f"{r['name']} ({r['status']}, {r['file']})" for r in fns))
     elif fns:
@@ -138,7 +143,7 @@ def _sections(rep: Dict[str, Any], md: bool) -> List[str]:
         notes = [f"{r['name']}: {r['note']}" for r in fns if r.get("note")]
         if notes:
             out += [""] + [("- " if md else "  ") + n for n in notes]
-    elif not pf.get("note"):
+    else:
         out.append("no changed function")
     regs = rep.get("regressions")
     if regs is not None:
@@ -149,6 +154,8 @@ def _sections(rep: Dict[str, Any], md: bool) -> List[str]:
         if tested is not None:
             out.append(f"tested: {tested} unchanged function(s) with at least 1% of the benchmark time in own "
                        f"time; p-values Holm-adjusted over them")
+            if md:
+                out.append("")
         if regs:
             rows = [[r["name"], f"{r['file']}:{r['line']}" if r.get("line") else r["file"], _ns(r["base_own_ns"]),
                      _ns(r["head_own_ns"]), _x(r["speedup"]), _ci(r["ci"]), _p(r["p"]), _pct(r["share"])]
