@@ -45,11 +45,15 @@ def steady(n):
         out.append(i % 7)
     return len(out)
 '''
+# steady() runs before any total(): on a loaded machine a process that has already run
+# for a while is preempted more often, which would make an unchanged function look
+# slower on the side whose changed function is slower (a wall-clock effect, not code)
 BENCH = '''
 import lib
 for _ in range(5):
-    lib.total(100000)
     lib.steady(3000)
+for _ in range(5):
+    lib.total(100000)
 '''
 
 
