@@ -352,6 +352,46 @@ def check_package(name: str, cfg: dict, tree0: Path, args, env: dict, scratch: P
     # false alarms: replay everything on the unchanged tree
     rp = run([py, "-m", "retracer", "replay", "-q", str(trace)], tree, args.replay_timeout * 4, env)
     pr = parse_replay(rp["out"])
+    crashed: List[str] = []
+    if pr["counts"] is None:
+        # the replay as a whole did not finish (a replayed call exited the process, ...):
+        # replay the package's functions in batches, and one by one where a batch dies
+        print(f"replay of the unchanged tree did not finish (rc={rp['rc']}: "
+              f"{last_line(rp['out'])}); replaying the package's functions in batches",
+              flush=True)
+        res["unchanged_replay_whole"] = dict(rc=rp["rc"], last=last_line(rp["out"]),
+                                             timeout=rp["timeout"])
+        names = sorted({t["qualname"] for t in targets})
+        total = dict(calls=0, functions=0, match=0, mismatch=0, error=0, skipped=0, unstable=0)
+        fails: List[dict] = []
+        sample_text: List[str] = []
+        t_b = time.perf_counter()
+
+        def replay_names(batch: List[str]) -> None:
+            r1 = run([py, "-m", "retracer", "replay", "-q", "--functions", ",".join(batch),
+                      str(trace)], tree, args.replay_timeout, env)
+            p1 = parse_replay(r1["out"])
+            if p1["counts"] is None:
+                if len(batch) > 1:
+                    half = len(batch) // 2
+                    replay_names(batch[:half])
+                    replay_names(batch[half:])
+                else:
+                    crashed.append(f"{batch[0]}: rc={r1['rc']}{' timeout' if r1['timeout'] else ''}: "
+                                   f"{last_line(r1['out'])}")
+                return
+            for k in total:
+                total[k] += p1["counts"][k]
+            fails.extend(p1["fails"])
+            sample_text.append(r1["out"])
+
+        for i in range(0, len(names), 25):
+            replay_names(names[i:i + 25])
+        pr = dict(fails=fails, counts=total)
+        rp = dict(rc=1 if fails else 0, wall=time.perf_counter() - t_b, timeout=False,
+                  out="\n".join(sample_text + crashed))
+        for c in crashed:
+            print(f"    replay of one function does not finish: {c}", flush=True)
     base_fail_ids = {f["call_id"] for f in pr["fails"]}
     by_fn = Counter(f"{f['qualname']} ({f['where']}) {f['verdict'].lower()}" for f in pr["fails"])
     pkg_fails = [f for f in pr["fails"] if call_fid.get(f["call_id"]) in pkg_fids]
@@ -362,6 +402,7 @@ def check_package(name: str, cfg: dict, tree0: Path, args, env: dict, scratch: P
                                    package_failing_functions=len(pkg_fail_fns),
                                    package_ok_calls=sum(len(ok_ids_of.get(f, ())) for f in pkg_fids),
                                    by_function=dict(by_fn.most_common()),
+                                   functions_whose_replay_dies=crashed,
                                    last=last_line(rp["out"]))
     print(f"replay of the unchanged tree: rc={rp['rc']} in {rp['wall']:.1f} s: "
           f"{pr['counts'] or last_line(rp['out'])}", flush=True)
