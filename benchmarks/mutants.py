@@ -64,7 +64,7 @@ PACKAGES = {
     "sqlparse": dict(src="sqlparse", exclude=(), tests=["tests/"]),
     "more-itertools": dict(src="more_itertools", exclude=(), tests=["tests/"]),
 }
-PYTEST_OPTS = ["-q", "-x", "-p", "no:cacheprovider"]
+PYTEST_OPTS = ["-q", "-x", "-p", "no:cacheprovider", "--rootdir=."]
 
 
 # ---------------------------------------------------------------------------------
