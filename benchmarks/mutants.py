@@ -256,6 +256,7 @@ def find_function(tree: ast.Module, qualname: str, firstlineno: int):
 # replay output
 
 _FAIL_RE = re.compile(r"^(MISMATCH|ERROR) (.+?) call #(\d+) \((.+?), call id (\d+)\)", re.M)
+_UNSTABLE_RE = re.compile(r"^unstable: (.+?) call #(\d+) \((.+?)\): ([^(\n]*)", re.M)
 _SUMMARY_RE = re.compile(r"retracer: replayed (\d+) calls of (\d+) functions: (\d+) match, "
                          r"(\d+) mismatch, (\d+) error, (\d+) skipped, (\d+) unstable")
 
@@ -411,6 +412,27 @@ def check_package(name: str, cfg: dict, tree0: Path, args, env: dict, scratch: P
           f"ok calls); the rest are in the tests' own functions", flush=True)
     for k, v in by_fn.most_common(12):
         print(f"    false alarm: {v} x {k}", flush=True)
+    # which of them `retracer replay --check-stable` (what the post-trace stability check
+    # runs; skipped while tracing here) would have marked unstable
+    if args.check_stable:
+        cs = run([py, "-m", "retracer", "replay", "--check-stable", str(trace)], tree,
+                 args.replay_timeout * 4, env)
+        why_unstable = {(m.group(1), int(m.group(2)), m.group(3)): m.group(4).strip()
+                        for m in _UNSTABLE_RE.finditer(cs["out"])}
+        unstable = set(why_unstable)
+        finished = "calls unstable" in cs["out"]
+        flagged = [f for f in pkg_fails if (f["qualname"], f["index"], f["where"]) in unstable]
+        res["unchanged_replay"]["check_stable"] = dict(
+            rc=cs["rc"], wall=cs["wall"], timeout=cs["timeout"], finished=finished,
+            unstable_calls=len(unstable), last=last_line(cs["out"]),
+            package_false_alarms_flagged_unstable=len(flagged) if finished else None,
+            flagged_why=dict(Counter(why_unstable[(f["qualname"], f["index"], f["where"])]
+                                     for f in flagged)))
+        print(f"replay --check-stable: {'finished' if finished else 'did not finish'} "
+              f"(rc={cs['rc']}, {cs['wall']:.0f} s): {last_line(cs['out'])}; of the "
+              f"{len(pkg_fails)} false alarms in the package, {len(flagged)} are among the "
+              f"calls it marks unstable: {res['unchanged_replay']['check_stable']['flagged_why']}",
+              flush=True)
     # the first failing message, to see what kind of false alarm it is
     samples = re.findall(r"^(?:MISMATCH|ERROR) .*\n(?:    .*\n){0,4}", rp["out"], re.M)
     res["unchanged_replay"]["samples"] = samples[:8]
@@ -579,6 +601,8 @@ def main(argv=None) -> int:
     ap.add_argument("--replay-timeout", type=float, default=300.0)
     ap.add_argument("--no-why", dest="why", action="store_false",
                     help="do not look into why replay missed a mutant")
+    ap.add_argument("--no-check-stable", dest="check_stable", action="store_false",
+                    help="do not run `retracer replay --check-stable` on the unchanged tree")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--no-json", action="store_true")
     args = ap.parse_args(argv)
@@ -631,8 +655,12 @@ def main(argv=None) -> int:
         c = ur.get("counts") or {}
         fa = (f"{c.get('mismatch', '?')} mismatch + {c.get('error', '?')} error of {c.get('calls', '?')} calls"
               if c else (ur.get("last") or "-"))
+        cst = (ur.get("check_stable") or {}) if ur else {}
+        flagged = cst.get("package_false_alarms_flagged_unstable")
         pfa = (f"{ur.get('package_failing_calls')} calls in {ur.get('package_failing_functions')} "
-               f"functions (of {ur.get('package_ok_calls')} ok calls)" if ur else "-")
+               f"functions (of {ur.get('package_ok_calls')} ok calls)"
+               + (f"; {flagged} of them marked unstable by --check-stable" if flagged is not None
+                  else "; --check-stable did not finish" if cst else "") if ur else "-")
         if not s:
             print(f"| {r['package']} {r.get('version', '')} | {tcell} | - | - | - | - | - | - | - | "
                   f"{fa} ({r.get('error', '')}) | {pfa} |")
