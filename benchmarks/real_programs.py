@@ -325,7 +325,18 @@ def main(argv=None) -> int:
     ap.add_argument("--full-suite", action="store_true",
                     help="keep more-itertools' three lock-contention tests")
     ap.add_argument("--no-json", action="store_true")
+    ap.add_argument("--from-json", metavar="FILE", help="print the tables of a saved run")
     args = ap.parse_args(argv)
+    if args.from_json:
+        doc = json.loads(Path(args.from_json).read_text())
+        progs, runs = doc["programs"], doc["runs"]
+        modes = [m for m in MODES if any(r["mode"] == m for r in runs)]
+        print_tables(progs, modes, summarise(progs, modes, runs), runs)
+        loads = [r["loadavg"][0] for r in runs if r.get("loadavg")]
+        if loads:
+            print(f"\nload average (1 min) during the runs: min {min(loads):.1f}, median "
+                  f"{statistics.median(loads):.1f}, max {max(loads):.1f}")
+        return 0
 
     pins = read_pins()
     progs = programs(pins, args.full_suite)
@@ -387,7 +398,8 @@ def main(argv=None) -> int:
                     cmd = command(mode, args.python, pargv, prof)
                     usage_before = shutil.disk_usage("/tmp").free
                     r = run_child(cmd, tree, args.timeout, env)
-                    rec = dict(round=rnd, program=name, mode=mode, cmd=cmd, **r)
+                    rec = dict(round=rnd, program=name, mode=mode, cmd=cmd,
+                               loadavg=os.getloadavg(), **r)
                     if prog["out_file"] and out_doc.exists():
                         digest = hashlib.sha256(out_doc.read_bytes()).hexdigest()
                         if mode == "plain":
@@ -425,6 +437,11 @@ def main(argv=None) -> int:
 
     summary = summarise(progs, modes, runs)
     print_tables(progs, modes, summary, runs)
+    loads = [r["loadavg"][0] for r in runs if r.get("loadavg")]
+    if loads:
+        print(f"\nload average (1 min) during the runs: min {min(loads):.1f}, median "
+              f"{statistics.median(loads):.1f}, max {max(loads):.1f} "
+              f"(this machine has {os.cpu_count()} cores)")
     doc = dict(kind="real_programs", started=t_start, elapsed_s=time.time() - t_start,
                python=platform.python_version(), machine=platform.platform(),
                loadavg_end=os.getloadavg(), rounds=args.rounds, timeout=args.timeout,
@@ -468,10 +485,23 @@ def summarise(progs, modes, runs) -> dict:
                         cell[k] = first[k]
             row[mode] = cell
         base = row.get("plain", {}).get("median_s")
+        plain_by_round = {r["round"]: r["wall"] for r in runs
+                          if r["program"] == name and r["mode"] == "plain" and r["ok"]}
         for mode in modes:
             c = row[mode]
             if base and c.get("median_s"):
                 c["ratio"] = c["median_s"] / base
+            # the same, paired by round (each run against plain Python of its round):
+            # less sensitive to load that changes between rounds
+            paired = [r["wall"] / plain_by_round[r["round"]] for r in runs
+                      if r["program"] == name and r["mode"] == mode and r["ok"]
+                      and r["round"] in plain_by_round]
+            if paired:
+                c["ratio_paired"] = statistics.median(paired)
+            loads = [r["loadavg"][0] for r in runs if r["program"] == name
+                     and r["mode"] == mode and r.get("loadavg")]
+            if loads:
+                c["load1_median"] = statistics.median(loads)
     return s
 
 
@@ -491,9 +521,13 @@ def print_tables(progs, modes, s, runs) -> None:
             return "timeout"
         if c.get("status") == "error":
             return "error"
-        return f"{c['ratio']:.1f}x" if "ratio" in c else "-"
+        if "ratio" not in c:
+            return "-"
+        pr = f"; paired {c['ratio_paired']:.1f}x" if "ratio_paired" in c else ""
+        return f"{c['ratio']:.1f}x{pr}"
 
-    print("\n## Wall time, median (ratio to plain)\n")
+    print("\n## Wall time, median (ratio to plain: median/median; paired: median over rounds of "
+          "run/plain run of the same round)\n")
     print("| program | input | " + " | ".join(modes) + " |")
     print("|---|---|" + "---|" * len(modes))
     for prog in progs:
