@@ -294,14 +294,21 @@ def check_package(name: str, cfg: dict, tree0: Path, args, env: dict, scratch: P
     test_timeout = max(30.0, 5 * base["wall"] + 10)
 
     trace = scratch / f"{name}.trace"
+    # without -x: a test that fails only under tracing (a timing assertion) must not cut
+    # the traced suite short
     tr = run([py, "-m", "retracer", "trace", "--no-stability-check", "-q", "-o", str(trace),
-              "-m", "pytest"] + PYTEST_OPTS + tests, tree, args.trace_timeout, env)
+              "-m", "pytest"] + [o for o in PYTEST_OPTS if o != "-x"] + tests, tree,
+             args.trace_timeout, env)
+    failed_tests = re.findall(r"^FAILED (\S+)", tr["out"], re.M)
     res["trace"] = dict(rc=tr["rc"], wall=tr["wall"], timeout=tr["timeout"],
                         last=last_line(tr["out"]),
-                        bytes=trace.stat().st_size if trace.exists() else None)
+                        bytes=trace.stat().st_size if trace.exists() else None,
+                        failed_tests=failed_tests)
     print(f"trace: rc={tr['rc']} in {tr['wall']:.1f} s{' (timeout)' if tr['timeout'] else ''}, "
           f"{(trace.stat().st_size / 2**20) if trace.exists() else 0:.1f} MB: "
           f"{last_line(tr['out'])}", flush=True)
+    for t in failed_tests:
+        print(f"    fails under tracing: {t}", flush=True)
     warn = sorted({l.strip()[:200] for l in tr["out"].splitlines()
                    if "SystemError" in l or "Warning" in l})[:10]
     if warn:
