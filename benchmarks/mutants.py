@@ -532,7 +532,11 @@ def check_package(name: str, cfg: dict, tree0: Path, args, env: dict, scratch: P
     if args.why:
         for rec in results:
             if rec["killed_tests"] and not rec["killed_replay"]:
-                if rec["fn_ok_calls"] and rec["fn_ok_calls_failing_unchanged"] == rec["fn_ok_calls"]:
+                rc_ = rec.get("replay_counts") or {}
+                if rc_ and rc_.get("skipped") and not (rc_.get("match") or rc_.get("mismatch")
+                                                       or rc_.get("error")):
+                    rec["why_missed"] = "replay skips every call of the function"
+                elif rec["fn_ok_calls"] and rec["fn_ok_calls_failing_unchanged"] == rec["fn_ok_calls"]:
                     rec["why_missed"] = "every captured call already fails on the unchanged tree"
                 else:
                     rec["why_missed"] = why_missed(rec, trace, tree, py, env, args)
