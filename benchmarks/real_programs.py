@@ -159,12 +159,13 @@ def sql_input(tree: Path, target: int = 150_000, seed: int = 20240601) -> str:
     return "\n".join(parts) + "\n"
 
 
+# --deselect-threads: more-itertools' three tests where 10 threads share one lock
 CONTENTION_TESTS = ["tests/test_more.py::TestSerialize::test_concurrent_calls",
                     "tests/test_more.py::TestSynchronized::test_concurrent_calls",
                     "tests/test_more.py::TestConcurrentTee::test_concurrent_consumers"]
 
 
-def programs(pins: Dict[str, tuple], full_suite: bool = False) -> List[dict]:
+def programs(pins: Dict[str, tuple], deselect: bool = False) -> List[dict]:
     """name, source tree, argv after `-m`, files to write into the tree, output file."""
     progs = []
     v, tree = pins["docutils"]
@@ -188,15 +189,11 @@ def programs(pins: Dict[str, tuple], full_suite: bool = False) -> List[dict]:
                       argv=["sqlparse", "-r", "-k", "upper", "-o", "{out}",
                             "bench_input.sql"], out_file=True))
     v, tree = pins["more-itertools"]
-    # Three tests make 10 threads contend for one lock over 10**6 items; under any
-    # profiler that becomes a lock convoy (cProfile and --no-capture both ran past 600 s
-    # on the full suite, plain Python takes ~7 s for them): they are deselected, so the
-    # benchmark measures the rest of the suite (--full-suite keeps them).
     progs.append(dict(name="more-itertools tests", version=v, tree=tree,
                       input="tests/ (pytest)",
                       argv=["pytest", "-q", "-p", "no:cacheprovider", "--rootdir=.", "tests/"]
-                      + ([] if full_suite else [a for t in CONTENTION_TESTS
-                                                for a in ("--deselect", t)]),
+                      + ([a for t in CONTENTION_TESTS for a in ("--deselect", t)]
+                         if deselect else []),
                       out_file=False))
     return progs
 
@@ -322,8 +319,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workdir", default=None, help="scratch directory (default: a new "
                     "one under /tmp, removed at the end)")
-    ap.add_argument("--full-suite", action="store_true",
-                    help="keep more-itertools' three lock-contention tests")
+    ap.add_argument("--deselect-threads", action="store_true",
+                    help="leave out more-itertools' three tests where 10 threads share a lock")
     ap.add_argument("--no-json", action="store_true")
     ap.add_argument("--from-json", metavar="FILE", help="print the tables of a saved run")
     args = ap.parse_args(argv)
@@ -339,7 +336,7 @@ def main(argv=None) -> int:
         return 0
 
     pins = read_pins()
-    progs = programs(pins, args.full_suite)
+    progs = programs(pins, args.deselect_threads)
     if args.programs:
         want = [w.strip() for w in args.programs.split(",")]
         progs = [p for p in progs if any(p["name"].startswith(w) for w in want)]
@@ -400,6 +397,15 @@ def main(argv=None) -> int:
                     r = run_child(cmd, tree, args.timeout, env)
                     rec = dict(round=rnd, program=name, mode=mode, cmd=cmd,
                                loadavg=os.getloadavg(), **r)
+                    # the default trace writes a replay test into the tree's tests/: it
+                    # would become part of the next pytest run of that tree; remove it
+                    written = [str(f.relative_to(tree)) for f in tree.rglob("*__replay_test_*")]
+                    for f in tree.rglob("*__replay_test_*"):
+                        f.unlink()
+                    for f in scratch.glob("*__replay_test_*"):
+                        f.unlink()
+                    if written:
+                        rec["replay_tests_written"] = written
                     if prog["out_file"] and out_doc.exists():
                         digest = hashlib.sha256(out_doc.read_bytes()).hexdigest()
                         if mode == "plain":
