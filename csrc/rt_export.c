@@ -29,7 +29,14 @@ typedef struct rt__fn {
     int defined;         /* described by rt_export_add_function */
     int ready;           /* derived strings (label, jname, xpre) built */
     int used;            /* appears in a span */
+    uint32_t frame;      /* SPEEDSCOPE: its frame index + 1; 0 before its first span */
 } rt__fn;
+
+/* What the exporter keeps for an open span at one depth. */
+typedef struct rt__depth {
+    int64_t child;       /* time of the children closed so far (ns) */
+    uint32_t node;       /* its call-tree node (aggregated formats) */
+} rt__depth;
 
 /* A call-tree node: one distinct stack. */
 typedef struct rt__node {
@@ -74,9 +81,8 @@ struct rt_export {
     int nthreads;                      /* threads begun */
     int first_item;                    /* no separator needed before the next array item */
 
-    /* per depth: node and time of the children closed so far */
-    uint32_t *dnode;
-    int64_t *dchild;
+    /* per open span depth: its trie node and the time of its children closed so far */
+    rt__depth *depth;
     size_t dcap;
 
     /* call-tree trie */
@@ -85,7 +91,6 @@ struct rt_export {
     rt_map index;                      /* (parent+1)<<32 | fid -> node index */
 
     /* SPEEDSCOPE frames */
-    uint32_t *frame_of;                /* per fid slot: frame index or UINT32_MAX (nfns entries) */
     uint32_t *frames;                  /* frame index -> fid */
     size_t nframes, frames_cap;
 
@@ -377,8 +382,10 @@ static void rt__fn_clear(const rt_allocator *a, rt__fn *f)
     rt_free(a, f->jname);
     rt_free(a, f->xpre);
     int used = f->used;
+    uint32_t frame = f->frame;
     memset(f, 0, sizeof *f);
     f->used = used;
+    f->frame = frame;
 }
 
 /* Make sure slot `fid` exists. */
@@ -386,22 +393,10 @@ static int rt__fn_slot(rt_export *e, uint32_t fid)
 {
     if (fid < e->nfns)
         return RT_OK;
-    size_t n = e->nfns ? e->nfns : 64;
-    while (n <= fid)
-        n *= 2;
-    rt__fn *nf = rt_realloc(e->a, e->fns, n * sizeof *nf);
-    if (!nf)
+    size_t old = e->nfns;
+    if (rt_grow(e->a, (void **)&e->fns, &e->nfns, (size_t)fid + 1, sizeof *e->fns, 64) != RT_OK)
         return rt__nomem(e);
-    memset(nf + e->nfns, 0, (n - e->nfns) * sizeof *nf);
-    e->fns = nf;
-    if (e->o.format == RT_EXPORT_SPEEDSCOPE) {
-        uint32_t *fo = rt_realloc(e->a, e->frame_of, n * sizeof *fo);
-        if (!fo)
-            return rt__nomem(e);
-        memset(fo + e->nfns, 0xff, (n - e->nfns) * sizeof *fo);
-        e->frame_of = fo;
-    }
-    e->nfns = n;
+    memset(e->fns + old, 0, (e->nfns - old) * sizeof *e->fns);
     return RT_OK;
 }
 
@@ -561,31 +556,19 @@ static int rt__open(void *ud, const rt_span *s, size_t depth)
         e->have_t = 1;
     }
     e->t_last = s->t0;
-    if (depth >= e->dcap) {
-        size_t nc = e->dcap ? e->dcap * 2 : 256;
-        while (nc <= depth)
-            nc *= 2;
-        uint32_t *dn = rt_realloc(e->a, e->dnode, nc * sizeof *dn);
-        if (!dn)
-            return rt__nomem(e);
-        e->dnode = dn;
-        int64_t *dc = rt_realloc(e->a, e->dchild, nc * sizeof *dc);
-        if (!dc)
-            return rt__nomem(e);
-        e->dchild = dc;
-        e->dcap = nc;
-    }
-    e->dchild[depth] = 0;
+    if (rt_grow(e->a, (void **)&e->depth, &e->dcap, depth + 1, sizeof *e->depth, 256) != RT_OK)
+        return rt__nomem(e);
+    e->depth[depth].child = 0;
     switch (e->o.format) {
     case RT_EXPORT_SPEEDSCOPE: {
-        uint32_t fr = e->frame_of[s->fid];
-        if (fr == UINT32_MAX) {
+        rt__fn *fn = &e->fns[s->fid];
+        if (fn->frame == 0) {
             if (rt_grow(e->a, (void **)&e->frames, &e->frames_cap, e->nframes + 1, sizeof *e->frames, 256) != RT_OK)
                 return rt__nomem(e);
-            fr = (uint32_t)e->nframes;
             e->frames[e->nframes++] = s->fid;
-            e->frame_of[s->fid] = fr;
+            fn->frame = (uint32_t)e->nframes;
         }
+        uint32_t fr = fn->frame - 1;
         rt__sep(e);
         uint8_t *p = rt__reserve(e, 80);
         if (!p)
@@ -602,9 +585,9 @@ static int rt__open(void *ud, const rt_span *s, size_t depth)
     case RT_EXPORT_PPROF:
     case RT_EXPORT_JSON: {
         uint32_t node = 0;
-        if (rt__trie_child(e, depth ? e->dnode[depth - 1] : RT__ROOT, s->fid, &node) != RT_OK)
+        if (rt__trie_child(e, depth ? e->depth[depth - 1].node : RT__ROOT, s->fid, &node) != RT_OK)
             return e->err;
-        e->dnode[depth] = node;
+        e->depth[depth].node = node;
         if (s->kind == RT_SPAN_CALL)
             e->nodes[node].calls++;
         break;
@@ -623,11 +606,11 @@ static int rt__close(void *ud, const rt_span *s, size_t depth, int64_t t, int ho
     int64_t dur = t - s->t0;
     if (dur < 0)
         dur = 0;
-    int64_t self = dur - e->dchild[depth];
+    int64_t self = dur - e->depth[depth].child;
     if (self < 0)
         self = 0;
     if (depth > 0)
-        e->dchild[depth - 1] += dur;
+        e->depth[depth - 1].child += dur;
     if (t > e->t_last)
         e->t_last = t;
     switch (e->o.format) {
@@ -677,7 +660,7 @@ static int rt__close(void *ud, const rt_span *s, size_t depth, int64_t t, int ho
         if (!p)
             return e->err;
         memcpy(p, "{\"type\":\"C\",\"frame\":", 20);
-        p = rt__put_u64(p + 20, e->frame_of[s->fid]);
+        p = rt__put_u64(p + 20, e->fns[s->fid].frame - 1);
         memcpy(p, ",\"at\":", 6);
         p = rt__put_i64(p + 6, t);
         *p++ = '}';
@@ -687,7 +670,7 @@ static int rt__close(void *ud, const rt_span *s, size_t depth, int64_t t, int ho
     case RT_EXPORT_FOLDED:
     case RT_EXPORT_PPROF:
     case RT_EXPORT_JSON: {
-        rt__node *n = &e->nodes[e->dnode[depth]];
+        rt__node *n = &e->nodes[e->depth[depth].node];
         n->total_ns += dur;
         n->self_ns += self;
         break;
@@ -779,12 +762,10 @@ void rt_export_free(rt_export *e)
     for (size_t i = 0; i < e->nfns; i++)
         rt__fn_clear(a, &e->fns[i]);
     rt_free(a, e->fns);
-    rt_free(a, e->frame_of);
     rt_free(a, e->frames);
     rt_free(a, e->nodes);
     rt_map_free(&e->index);
-    rt_free(a, e->dnode);
-    rt_free(a, e->dchild);
+    rt_free(a, e->depth);
     rt_free(a, e->path);
     rt_free(a, e->pb);
     rt_free(a, e->tpre);
@@ -1039,16 +1020,9 @@ static void rt__folded(rt_export *e)
 
 static int rt__pb_room(rt_export *e, size_t n)
 {
-    if (e->pbcap - e->pblen >= n)
-        return RT_OK;
-    size_t nc = e->pbcap ? e->pbcap : 256;
-    while (nc - e->pblen < n)
-        nc *= 2;
-    uint8_t *np = rt_realloc(e->a, e->pb, nc);
-    if (!np)
+    if (n > SIZE_MAX - e->pblen ||
+        rt_grow(e->a, (void **)&e->pb, &e->pbcap, e->pblen + n, 1, 256) != RT_OK)
         return rt__nomem(e);
-    e->pb = np;
-    e->pbcap = nc;
     return RT_OK;
 }
 
