@@ -7,10 +7,10 @@ from setuptools import Extension, setup
 COMPILE_ARGS = ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
                 "-Wno-missing-field-initializers", "-fno-strict-aliasing"]
 # the exporters (rt_export.c, linked with zlib for pprof's gzip) live in their own module
-EXPORT_SOURCES = ["csrc/rt_export.c", "csrc/rt_walk.c", "csrc/rt_stream.c", "csrc/rt_map.c",
+EXPORT_SOURCES = sorted(glob.glob("csrc/rt_export*.c")) + ["csrc/rt_walk.c", "csrc/rt_stream.c", "csrc/rt_map.c",
                   "csrc/rt_common.c"]
 engine_sources = [s for s in sorted(glob.glob("csrc/rt_*.c"))
-                  if not s.endswith(("rt_export.c", "rt_fold.c"))]
+                  if "rt_export" not in s and not s.endswith("rt_fold.c")]
 
 ext = Extension(
     "retracer._engine",
