@@ -26,6 +26,8 @@ void rt_capture_init(rt_capture *p, const rt_capture_config *cfg, const rt_alloc
 
 void rt_capture_free(rt_capture *p)
 {
+    if (!p->alloc)
+        return; /* never initialised (all zero): nothing to release */
     for (uint32_t i = 0; i < p->nfuncs; i++)
         rt_free(p->alloc, p->fns[i].sigs);
     rt_free(p->alloc, p->fns);

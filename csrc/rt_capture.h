@@ -110,7 +110,8 @@ void rt_capture_config_default(rt_capture_config *cfg, uint32_t max_count);
 /* Initialise an empty policy (no allocation). `cfg` is copied. */
 void rt_capture_init(rt_capture *p, const rt_capture_config *cfg, const rt_allocator *alloc);
 
-/* Release everything; the policy is empty and can be initialised again. */
+/* Release everything; the policy is empty and can be used or initialised
+ * again. A zero-filled struct (never initialised) is accepted. */
 void rt_capture_free(rt_capture *p);
 
 /*

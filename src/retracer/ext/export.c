@@ -1,5 +1,5 @@
 /*
- * _export.c -- the CPython binding of the exporters (csrc/rt_export.h).
+ * export.c -- retracer._export, the CPython binding of the exporters (csrc/rt_export.h).
  *
  * One type, Exporter, that wraps an rt_export: Python reads the trace file
  * and feeds the call-stream chunks of each thread; the C exporter decodes
@@ -18,8 +18,7 @@
  * (calls out of order). After an error the exporter refuses further work.
  * No global state: everything lives in the Exporter object.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "compat.h"
 
 #include <errno.h>
 #include <unistd.h>

@@ -1,5 +1,5 @@
 /*
- * _view.c -- the CPython binding of pattern folding (csrc/rt_fold.h).
+ * view.c -- retracer._view, the CPython binding of pattern folding (csrc/rt_fold.h).
  *
  * One function, fold(), runs the pure C folder over one thread's call-stream
  * chunks and returns the folded tree and the call-path profile as compact
@@ -7,14 +7,9 @@
  * (Python, for the text form) and the HTML page decodes (JavaScript). No
  * state outside the call: every rt_fold lives on the C stack of fold().
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "compat.h"
 
 #include "rt_fold.h"
-
-#if PY_VERSION_HEX < 0x030A0000
-static inline PyObject *Py_NewRef(PyObject *o) { Py_INCREF(o); return o; }
-#endif
 
 /* Raise the Python exception for an engine return code; returns NULL. */
 static PyObject *fold_error(int rc, const char *what)
