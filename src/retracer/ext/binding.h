@@ -236,7 +236,7 @@ RT_PY_HIDDEN PyObject *rt_py_has_inline_values(PyObject *m, PyObject *obj);
 RT_PY_HIDDEN extern PyMethodDef rt_py_monitoring_methods[]; /* mon_* callbacks and set_disable */
 #endif
 #ifdef RT_MECH_PEP523
-RT_PY_HIDDEN PyObject *rt_py_eval_frame(PyThreadState *ts, _PyInterpreterFrame *f, int throwflag);
+RT_PY_HIDDEN PyObject *rt_py_eval_frame(PyThreadState *ts, struct _PyInterpreterFrame *f, int throwflag);
 #endif
 #ifdef RT_MECH_PROFILE
 RT_PY_HIDDEN int rt_py_profile(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg);

@@ -12,9 +12,12 @@
  *                       until their __dict__ is asked for (objstate.c)
  *
  * and small accessors whose spelling changed between versions (rt_py_*).
- * Internal CPython headers (pycore_*.h) are included here only, and only for
- * the versions that need them: the PEP 523 hook reads _PyInterpreterFrame,
- * and objstate.c reads the inline attribute values.
+ * Internal CPython headers (pycore_*.h) are included here only, for the
+ * versions that need them and only in the file that asks for them by
+ * defining, before including this header:
+ *
+ *   RT_PY_FRAME_INTERNALS  _PyInterpreterFrame (hook_pep523.c, 3.11)
+ *   RT_PY_DICT_INTERNALS   the inline attribute values (objstate.c, 3.11/3.12)
  */
 #ifndef RT_PY_COMPAT_H
 #define RT_PY_COMPAT_H
@@ -33,10 +36,6 @@
 #elif PY_VERSION_HEX >= 0x030B0000
 #define RT_MECH_PEP523 1
 #define RT_MECHANISM "pep523"
-#define Py_BUILD_CORE 1
-#include "internal/pycore_frame.h"
-#include "opcode.h"
-#undef Py_BUILD_CORE
 #else
 #define RT_MECH_PROFILE 1
 #define RT_MECHANISM "setprofile"
@@ -44,9 +43,26 @@
 
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
 #define RT_INLINE_VALUES 1
+#endif
+
+#if defined(RT_MECH_PEP523) && defined(RT_PY_FRAME_INTERNALS)
+#define Py_BUILD_CORE 1
+#include "internal/pycore_frame.h"
+#include "opcode.h"
+#undef Py_BUILD_CORE
+#endif
+
+#if defined(RT_INLINE_VALUES) && defined(RT_PY_DICT_INTERNALS)
 #undef _PyGC_FINALIZED
 #define Py_BUILD_CORE 1
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations" /* 3.12's header reads ma_version_tag */
+#endif
 #include "internal/pycore_dict.h"
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
 #undef Py_BUILD_CORE
 #endif
 
@@ -106,7 +122,7 @@ static inline int rt_py_frame_suspended(PyFrameObject *frame)
 }
 #endif
 
-#ifdef RT_INLINE_VALUES
+#if defined(RT_INLINE_VALUES) && defined(RT_PY_DICT_INTERNALS)
 /* Where a managed-dict instance keeps its attributes: *values when they are
  * still inline, else *dict (may be NULL: no attribute yet). */
 static inline void rt_py_managed_dict(PyObject *obj, PyDictValues **values, PyObject **dict)

@@ -6,6 +6,7 @@
  * inlining of Python-to-Python calls while installed, so every call passes
  * through it. It does not see C functions.
  */
+#define RT_PY_FRAME_INTERNALS 1
 #include "binding.h"
 
 #ifdef RT_MECH_PEP523

@@ -11,15 +11,17 @@ static PyObject *set_muted(PyObject *m, PyObject *arg)
 {
     int flag = PyObject_IsTrue(arg);
     if (flag < 0)
-        return NULL;
-    if (G.engine && rt_py_tls.gen != G.gen) {
-        /* make sure the thread state exists so the flag belongs to this session */
-        if (!rt_py_thread_new(rt_clock_now(&G.clock)))
-            return PyErr_NoMemory();
+        goto error;
+    if (G.engine && rt_py_tls.gen != G.gen && !rt_py_thread_new(rt_clock_now(&G.clock))) {
+        /* the thread state must exist so the flag belongs to this session */
+        PyErr_NoMemory();
+        goto error;
     }
     int was = rt_py_tls.muted;
     rt_py_tls.muted = flag;
     return PyBool_FromLong(was);
+error:
+    return NULL;
 }
 
 static PyObject *is_active(PyObject *m, PyObject *unused) { return PyBool_FromLong(G.active); }
@@ -29,14 +31,14 @@ static PyObject *get_mechanism(PyObject *m, PyObject *unused) { return PyUnicode
 /* decode(chunk: bytes, t0: int = 0) -> list of Event(tag, arg, t_ns); for tests and tools. */
 static PyObject *decode_chunk(PyObject *m, PyObject *args)
 {
-    Py_buffer buf;
+    Py_buffer buf = {0}; /* released at the end (a no-op while not acquired) */
     long long t0 = 0;
     PyObject *out = NULL; /* Owned */
     rt_stream_reader r;
     rt_event ev;
     int rc;
     if (!PyArg_ParseTuple(args, "y*|L:decode", &buf, &t0))
-        return NULL;
+        goto error;
     if (!(out = PyList_New(0)))
         goto error;
     rt_stream_reader_init(&r, buf.buf, (size_t)buf.len, t0);
@@ -45,10 +47,8 @@ static PyObject *decode_chunk(PyObject *m, PyObject *args)
         PyObject *items[] = {PyLong_FromLong(ev.tag), PyLong_FromUnsignedLongLong(x),
                              PyLong_FromLongLong((long long)ev.t)};
         PyObject *row = rt_py_named(&rt_py_EventType, items, 3); /* Owned */
-        if (!row)
-            goto error;
-        int failed = PyList_Append(out, row) < 0;
-        Py_DECREF(row);
+        int failed = !row || PyList_Append(out, row) < 0;
+        Py_XDECREF(row);
         if (failed)
             goto error;
     }

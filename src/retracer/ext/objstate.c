@@ -9,6 +9,7 @@
  * inline values instead (capture.py pickles the same reduction with them).
  * Elsewhere both functions say "not applicable".
  */
+#define RT_PY_DICT_INTERNALS 1
 #include "binding.h"
 
 /* instance_state(obj) -> a new dict of obj's instance attributes, read

@@ -146,16 +146,17 @@ PyObject *rt_py_start(PyObject *m, PyObject *args, PyObject *kw)
     int no_external, no_imports, c_calls, shape_diverse;
     Py_ssize_t chunk_size;
     unsigned int max_count;
+    int building = 0; /* 1 once G holds parts of this session: `error` undoes them all */
     if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!O!OUpppnOIp:start", kwlist, &spool, &PyTuple_Type,
                                      &scope, &PyTuple_Type, &exclude, &PyTuple_Type, &ignore,
                                      &only, &cwd, &no_external, &no_imports, &c_calls,
                                      &chunk_size, &capture, &max_count, &shape_diverse))
-        return NULL;
+        goto error;
     if (G.engine) {
         PyErr_SetString(PyExc_RuntimeError, "a retracer session is already running");
-        return NULL;
+        goto error;
     }
-    /* from here on every failure goes through `error`, which undoes it all */
+    building = 1;
     rt_map_init(&G.code_fids, rt_py_allocator());
     rt_map_init(&G.cap_gens, rt_py_allocator());
     rt_capture_config ccfg;
@@ -163,12 +164,11 @@ PyObject *rt_py_start(PyObject *m, PyObject *args, PyObject *kw)
     if (!shape_diverse)
         ccfg.shape_share = 0;
     rt_capture_init(&G.capture, &ccfg, rt_py_allocator());
-    int fd = open(spool, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
+    G.spool_fd = open(spool, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (G.spool_fd < 0) {
         PyErr_SetFromErrnoWithFilename(PyExc_OSError, spool);
         goto error;
     }
-    G.spool_fd = fd;
     rt_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.chunk_size = (size_t)chunk_size;
@@ -178,22 +178,24 @@ PyObject *rt_py_start(PyObject *m, PyObject *args, PyObject *kw)
     cfg.no_external = no_external;
     cfg.no_imports = no_imports;
     cfg.only_functions = only != Py_None;
-    if (injected_failure() || !(G.engine = rt_engine_new(&cfg)))
-        goto nomem;
+    if (injected_failure())
+        goto error;
+    if (!(G.engine = rt_engine_new(&cfg))) {
+        PyErr_NoMemory();
+        goto error;
+    }
     if (injected_failure() || !(G.funcs = PyList_New(0)))
-        goto nomem;
+        goto error;
     if (injected_failure() || !(G.keep = PyList_New(0)))
-        goto nomem;
+        goto error;
     if (injected_failure() || !(G.argnames = PyList_New(0)))
-        goto nomem;
+        goto error;
     if (only != Py_None && (injected_failure() || !(G.only = PyFrozenSet_New(only))))
         goto error;
     G.capture_on = capture != Py_None && max_count > 0;
-    if (G.capture_on) {
-        if (injected_failure() || !(G.cb_enter = callback(capture, "enter")) ||
-            !(G.cb_exit = callback(capture, "exit")) || !(G.cb_yield = callback(capture, "yield_")))
-            goto error;
-    }
+    if (G.capture_on && (injected_failure() || !(G.cb_enter = callback(capture, "enter")) ||
+                         !(G.cb_exit = callback(capture, "exit")) || !(G.cb_yield = callback(capture, "yield_"))))
+        goto error;
     G.scope = Py_NewRef(scope);
     G.exclude = Py_NewRef(exclude);
     G.ignore = Py_NewRef(ignore);
@@ -214,12 +216,10 @@ PyObject *rt_py_start(PyObject *m, PyObject *args, PyObject *kw)
     PyEval_SetProfile(rt_py_profile, NULL);
 #endif
     Py_RETURN_NONE;
-nomem:
-    if (!PyErr_Occurred())
-        PyErr_NoMemory();
 error:
     G.fail_start_at = 0;
-    session_teardown();
+    if (building)
+        session_teardown();
     return NULL;
 }
 
