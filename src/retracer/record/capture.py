@@ -1,11 +1,10 @@
-"""Capture of real inputs and outputs: what the engine hands over for the first
-calls of each function in scope.
+"""Capture of real inputs and outputs: what the engine hands over for the calls
+of functions in scope that its capture policy (csrc/rt_capture.c) keeps.
 
-The C binding calls `enter` with the argument values at the start of a call
-the engine's capture policy keeps, `exit` with the return value or the
-exception at its end, and `yield_` with each value a captured generator
-yields; each gets one named structure (`_engine.CallStart`, `CallEnd`,
-`CallYield`). Everything here runs with the calling
+The C binding calls `enter` with the argument values at the start of a call,
+`exit` with the return value or the exception at its end, and `yield_` with
+each value a captured generator yields; each gets one named structure
+(`_engine.CallStart`, `CallEnd`, `CallYield`). Everything here runs with the calling
 thread muted (not traced) and never raises into the program: a value that
 cannot be pickled, is too large, or belongs to an argument whose name looks
 secret is recorded as such and that call is marked not replayable.
@@ -24,7 +23,7 @@ import struct
 import sys
 import threading
 import weakref
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from .. import _engine
 
