@@ -20,15 +20,19 @@
  *   hook_pep523.c       3.11: the frame-evaluation hook
  *   hook_profile.c      3.9/3.10: the C profile hook
  *
+ * (export.c and view.c, in the same directory, are the two other extension
+ * modules, retracer._export and retracer._view: self-contained, no global
+ * state, they include compat.h only.)
+ *
  * State: everything mutable lives in the struct `G` (defined in state.c,
- * documented field by field below) plus one thread-local struct (rt_py_tls). All of it is
- * only touched with the GIL held. One tracing session at a time.
+ * documented field by field below) plus one thread-local struct (rt_py_tls).
+ * All of it is only touched with the GIL held. One tracing session at a time.
  *
  * Conventions: functions that can fail return NULL / -1 with a Python
  * exception set and have one error exit (`goto error`); PyObject fields and
  * variables say whether they own a reference (Owned) or not (Borrowed).
- * Every extern symbol starts with rt_py_ and has hidden visibility (the
- * extension exports only PyInit__engine).
+ * Every extern symbol but G starts with rt_py_, and all have hidden
+ * visibility (the extension exports only PyInit__engine).
  */
 #ifndef RT_PY_BINDING_H
 #define RT_PY_BINDING_H
