@@ -55,9 +55,10 @@ struct rt_thread {
     rt_frame *stack;           /* owned; `cap` frames, `head.depth` in use */
     size_t cap;
     rt_fstat *fs;              /* owned; per-fid counters, `fcap` entries */
-    uint32_t fcap;
+    size_t fcap;
     rt_edge *edges;            /* owned; `nedges` in use of `edgecap` */
-    uint32_t nedges, edgecap;
+    size_t edgecap;
+    uint32_t nedges;
     rt_map edge_map;           /* (caller<<32|callee) -> edge index */
     uint32_t root_last_callee; /* edge cache for calls without caller */
     uint32_t root_last_edge;
@@ -73,12 +74,15 @@ struct rt_engine {
     rt_config cfg;             /* copied at creation */
     const rt_allocator *alloc; /* borrowed */
     uint32_t *fflags;          /* owned; RT_F_* per fid, `fcap` entries */
-    uint32_t nfuncs, fcap;
-    rt_thread **threads;       /* owned array of owned threads */
-    uint32_t nthreads, tcap;
+    size_t fcap;
+    uint32_t nfuncs;
+    rt_thread **threads;       /* owned array of owned threads, `tcap` slots */
+    size_t tcap;
+    uint32_t nthreads;
     rt_map gens;               /* key -> genpool index of suspended calls */
     rt_genrec *genpool;        /* owned; `gencap` records */
-    uint32_t gencap, gen_free; /* free list head (UINT32_MAX: none) */
+    size_t gencap;
+    uint32_t gen_free;         /* free list head (UINT32_MAX: none) */
     int finished;              /* 1 after rt_engine_finish or a fatal error */
     int stream_on;             /* 0 after a sink error or without sink */
     int err;                   /* RT_OK or RT_ERR_* */
@@ -155,18 +159,10 @@ int rt_engine_set_func(rt_engine *e, uint32_t fid, uint32_t flags)
     if (fid == RT_ROOT)
         return RT_ERR_STATE;
     if (fid >= e->fcap) {
-        uint32_t ncap = e->fcap ? e->fcap : 256;
-        while (ncap <= fid) {
-            if (ncap > UINT32_MAX / 2)
-                return RT_ERR_NOMEM; /* would overflow: no table that large */
-            ncap *= 2;
-        }
-        uint32_t *nf = rt_realloc(e->alloc, e->fflags, (size_t)ncap * sizeof *nf);
-        if (!nf)
+        size_t old = e->fcap;
+        if (rt_grow(e->alloc, (void **)&e->fflags, &e->fcap, (size_t)fid + 1, sizeof *e->fflags, 256) != RT_OK)
             return RT_ERR_NOMEM;
-        memset(nf + e->fcap, 0, (size_t)(ncap - e->fcap) * sizeof *nf);
-        e->fflags = nf;
-        e->fcap = ncap;
+        memset(e->fflags + old, 0, (e->fcap - old) * sizeof *e->fflags);
     }
     e->fflags[fid] = flags;
     if (fid >= e->nfuncs)
@@ -232,14 +228,9 @@ RT_INLINE void rt__emit_dt(rt_thread *t, int tag, int64_t now)
 rt_thread *rt_engine_add_thread(rt_engine *e, uint64_t ident, uint64_t native_id, int64_t now)
 {
     const rt_allocator *a = e->alloc;
-    if (e->nthreads == e->tcap) {
-        uint32_t ncap = e->tcap ? e->tcap * 2 : 8;
-        rt_thread **nt = rt_realloc(a, e->threads, (size_t)ncap * sizeof *nt);
-        if (!nt)
-            return NULL;
-        e->threads = nt;
-        e->tcap = ncap;
-    }
+    if (e->nthreads == UINT32_MAX ||
+        rt_grow(a, (void **)&e->threads, &e->tcap, (size_t)e->nthreads + 1, sizeof *e->threads, 8) != RT_OK)
+        return NULL;
     rt_thread *t = rt_malloc(a, sizeof *t);
     if (!t)
         return NULL;
@@ -269,42 +260,24 @@ rt_thread *rt_engine_add_thread(rt_engine *e, uint64_t ident, uint64_t native_id
 
 static int rt__grow_stack(rt_thread *t)
 {
-    size_t ncap = t->cap * 2;
-    rt_frame *ns = rt_realloc(t->e->alloc, t->stack, ncap * sizeof *ns);
-    if (!ns)
-        return RT_ERR_NOMEM;
-    t->stack = ns;
-    t->cap = ncap;
-    return RT_OK;
+    return rt_grow(t->e->alloc, (void **)&t->stack, &t->cap, t->head.depth + 1, sizeof *t->stack, 64);
 }
 
 static int rt__grow_fs(rt_thread *t, uint32_t fid)
 {
-    uint32_t ncap = t->fcap ? t->fcap : 256;
-    while (ncap <= fid) {
-        if (ncap > UINT32_MAX / 2)
-            return RT_ERR_NOMEM; /* would overflow: no table that large */
-        ncap *= 2;
-    }
-    rt_fstat *nf = rt_realloc(t->e->alloc, t->fs, (size_t)ncap * sizeof *nf);
-    if (!nf)
+    size_t old = t->fcap;
+    if (rt_grow(t->e->alloc, (void **)&t->fs, &t->fcap, (size_t)fid + 1, sizeof *t->fs, 256) != RT_OK)
         return RT_ERR_NOMEM;
-    memset(nf + t->fcap, 0, (size_t)(ncap - t->fcap) * sizeof *nf);
-    t->fs = nf;
-    t->fcap = ncap;
+    memset(t->fs + old, 0, (t->fcap - old) * sizeof *t->fs);
     return RT_OK;
 }
 
 static uint32_t rt__new_edge(rt_thread *t, uint32_t caller, uint32_t callee)
 {
-    if (t->nedges == t->edgecap) {
-        uint32_t ncap = t->edgecap ? t->edgecap * 2 : 256;
-        rt_edge *ne = rt_realloc(t->e->alloc, t->edges, (size_t)ncap * sizeof *ne);
-        if (!ne)
-            return UINT32_MAX;
-        t->edges = ne;
-        t->edgecap = ncap;
-    }
+    /* edge indices are uint32 and UINT32_MAX means "none" */
+    if (t->nedges >= UINT32_MAX - 1 ||
+        rt_grow(t->e->alloc, (void **)&t->edges, &t->edgecap, (size_t)t->nedges + 1, sizeof *t->edges, 256) != RT_OK)
+        return UINT32_MAX;
     uint32_t idx = t->nedges;
     if (rt_map_put(&t->edge_map, ((uint64_t)caller << 32) | callee, idx) != RT_OK)
         return UINT32_MAX;
@@ -497,15 +470,14 @@ int rt_exit(rt_thread *t, uint32_t fid, int64_t now, int exc)
 static uint32_t rt__gen_alloc(rt_engine *e)
 {
     if (e->gen_free == UINT32_MAX) {
-        uint32_t ncap = e->gencap ? e->gencap * 2 : 64;
-        rt_genrec *np = rt_realloc(e->alloc, e->genpool, (size_t)ncap * sizeof *np);
-        if (!np)
+        size_t old = e->gencap;
+        /* record indices are uint32 and UINT32_MAX ends the free list */
+        if (old >= UINT32_MAX / 2 ||
+            rt_grow(e->alloc, (void **)&e->genpool, &e->gencap, old + 1, sizeof *e->genpool, 64) != RT_OK)
             return UINT32_MAX;
-        for (uint32_t i = e->gencap; i < ncap; i++)
-            np[i].next_free = i + 1 < ncap ? i + 1 : UINT32_MAX;
-        e->genpool = np;
-        e->gen_free = e->gencap;
-        e->gencap = ncap;
+        for (size_t i = old; i < e->gencap; i++)
+            e->genpool[i].next_free = i + 1 < e->gencap ? (uint32_t)(i + 1) : UINT32_MAX;
+        e->gen_free = (uint32_t)old;
     }
     uint32_t idx = e->gen_free;
     e->gen_free = e->genpool[idx].next_free;
@@ -721,13 +693,8 @@ int rt_engine_profile(const rt_engine *e, rt_fstat **fstats, rt_edge **edges, si
             if (v) {
                 dst = &out[*v];
             } else {
-                if (n == cap) {
-                    rt_edge *no = rt_realloc(a, out, cap * 2 * sizeof *no);
-                    if (!no)
-                        goto nomem;
-                    out = no;
-                    cap *= 2;
-                }
+                if (rt_grow(a, (void **)&out, &cap, n + 1, sizeof *out, 256) != RT_OK)
+                    goto nomem;
                 if (rt_map_put(&idx, key, n) != RT_OK)
                     goto nomem;
                 dst = &out[n++];

@@ -74,8 +74,9 @@ typedef struct rt_engine rt_engine;
 typedef struct rt_thread rt_thread;
 
 /*
- * Create an engine. `now` is the current clock value (ns). Returns NULL when
- * out of memory. The config is copied.
+ * Create an engine from `cfg` (copied). Returns NULL when out of memory.
+ * Threads are registered later, each with its own start time
+ * (rt_engine_add_thread).
  */
 rt_engine *rt_engine_new(const rt_config *cfg);
 

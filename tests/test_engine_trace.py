@@ -14,7 +14,7 @@ import pytest
 
 from retracer import MECHANISM
 from streamdecode import ENTER, ENTER_CONT, EXIT, EXIT_EXC, RESUME, SUSPEND, TIME, iter_events
-from retracer.tracefile import TraceReader
+from retracer.tracefile import FLAG_GENERATOR, TraceReader
 
 WORKLOADS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "workloads")
 WORKLOADS = os.path.abspath(WORKLOADS)
@@ -98,7 +98,7 @@ def test_python_call_counts_equal_cprofile(tmp_path, workload):
     gens = set()
     with TraceReader(out) as r:
         for f in r.functions.values():
-            if f.flags & 16:
+            if f.flags & FLAG_GENERATOR:
                 gens.add((f.filename, f.firstlineno, f.name))
     compared = 0
     for key, n in theirs.items():

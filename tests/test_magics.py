@@ -10,7 +10,7 @@ import pytest
 import retracer
 import retracer.render
 from retracer import Tracer
-from retracer.tracefile import TraceReader
+from retracer.tracefile import FLAG_IN_SCOPE, TraceReader
 
 FIB_CELL = """
 def fib(n):
@@ -101,7 +101,7 @@ def test_retrace_traces_the_cell_and_shows_the_ranking(ip, tmp_path):
     fib, fib_fn = st["fib"]
     assert (fib.calls, fib.prim_calls) == (177, 1)  # fib(10), defined in an earlier cell
     assert st["g"][0].calls == 7 and st["double"][0].calls == 21
-    assert fib_fn.flags & 1 and st["g"][1].flags & 1  # the cells are in scope
+    assert fib_fn.flags & FLAG_IN_SCOPE and st["g"][1].flags & FLAG_IN_SCOPE  # the cells are in scope
     assert fib_fn.filename.startswith("<ipython-input-")
     assert row(cap.stdout, "fib")[7] == "177/1"
     assert row(cap.stdout, "g")[7] == "7"
@@ -271,7 +271,7 @@ def test_extra_scope_puts_code_with_that_file_name_prefix_in_scope(tmp_path):
             exec(code, {})
         st, fn = stats_by_name(out)["cellfunc"]
         assert st.calls == 3
-        assert bool(fn.flags & 1) is in_scope
+        assert bool(fn.flags & FLAG_IN_SCOPE) is in_scope
         with TraceReader(out) as r:
             assert r.meta["options"]["extra_scope"] == list(extra)
             n_captured = sum(1 for _ in r.iter_captured())

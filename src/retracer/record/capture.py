@@ -1,9 +1,10 @@
-"""Capture of real inputs and outputs: what the engine hands over for the first
-calls of each function in scope.
+"""Capture of real inputs and outputs: what the engine hands over for the calls
+of functions in scope that its capture policy (csrc/rt_capture.c) keeps.
 
 The C binding calls `enter` with the argument values at the start of a call,
 `exit` with the return value or the exception at its end, and `yield_` with
-each value a captured generator yields. Everything here runs with the calling
+each value a captured generator yields; each gets one named structure
+(`_engine.CallStart`, `CallEnd`, `CallYield`). Everything here runs with the calling
 thread muted (not traced) and never raises into the program: a value that
 cannot be pickled, is too large, or belongs to an argument whose name looks
 secret is recorded as such and that call is marked not replayable.
@@ -22,7 +23,7 @@ import struct
 import sys
 import threading
 import weakref
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from .. import _engine
 
@@ -161,15 +162,19 @@ class Capturer:
 
     # -- callbacks (called by the C binding) --------------------------------
 
-    def enter(self, fid: int, tidx: int, names: Tuple[str, ...], values: tuple, now: int,
-              why: int = 0, stream_call: int = -1, gen: Any = None):
+    def enter(self, call: Any):
+        """A kept call begins. `call` is an `_engine.CallStart`: fid, thread_idx,
+        names, values (at entry), t_ns, why ("first" or "shape"), stream_call
+        (-1: not in the call stream) and generator (3.12+, or None)."""
         try:
+            fid, tidx, names, values, now = call.fid, call.thread_idx, call.names, call.values, call.t_ns
+            why, stream_call, gen = call.why, call.stream_call, call.generator
             cid = next(self._ids)
             call_no = self._per_fid.get(fid, 0)
             self._per_fid[fid] = call_no + 1
             p = _Pending(fid, call_no, tidx, names, values, now)
-            if why:
-                p.info["selected"] = "shape"  # kept because its input shape was new
+            if why != "first":
+                p.info["selected"] = why  # "shape": kept because its input shape was new
             if stream_call >= 0:
                 p.info["stream_call"] = stream_call
             if gen is not None:
@@ -192,8 +197,10 @@ class Capturer:
         except BaseException:
             return None
 
-    def yield_(self, cid: int, value: Any) -> None:
+    def yield_(self, y: Any) -> None:
+        """A captured generator yields: `y` is an `_engine.CallYield` (id, value)."""
         try:
+            cid, value = y.id, y.value
             p = self._pending.get(cid)
             if p is None or p.status != OK or "yield_error" in p.info:
                 return
@@ -213,12 +220,14 @@ class Capturer:
         except BaseException:
             pass
 
-    def exit(self, cid: int, raised: int, value: Any, now: int) -> None:
+    def exit(self, end: Any) -> None:
+        """A captured call ends: `end` is an `_engine.CallEnd` (id, raised,
+        value: the result or the exception, t_ns)."""
         try:
-            p = self._pending.pop(cid, None)
+            p = self._pending.pop(end.id, None)
             if p is None:
                 return
-            self._finish(cid, p, bool(raised), value, now)
+            self._finish(end.id, p, bool(end.raised), end.value, end.t_ns)
         except BaseException:
             pass
 
