@@ -33,6 +33,7 @@ import weakref
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .. import _engine
+from . import pickling
 from .pickling import ModuleIndex, Serializer, TooLarge, Unpicklable
 from .refs import Shared
 
@@ -55,7 +56,7 @@ COST_CALLS = 3
 COST_FACTOR = 10
 COST_FLOOR_NS = 200_000
 #: the global time budget applies once capture has spent this much
-BUDGET_GRACE_NS = 50_000_000
+BUDGET_GRACE_NS = 200_000_000
 
 _LEN = struct.Struct("<I")
 
@@ -206,9 +207,10 @@ class Capturer:
             self._cut("size", f"the captured values reached {self.max_capture_bytes:,} bytes "
                               f"(--max-capture-bytes)")
             return True
-        if self.capture_ns > BUDGET_GRACE_NS:
+        spent = self.capture_ns - pickling.IMPORT_NS
+        if spent > BUDGET_GRACE_NS:
             elapsed = time.perf_counter_ns() - self._t_start
-            if self.capture_ns > self.capture_share * elapsed:
+            if spent > self.capture_share * elapsed:
                 self._cut("time", f"capture took {self.capture_share:.0%} of the run's time "
                                   f"(--capture-share)")
                 return True

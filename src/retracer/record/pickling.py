@@ -262,8 +262,19 @@ class _Pickler(pickle.Pickler):
         return NotImplemented
 
 
+#: time spent importing cloudpickle, once (not counted as capture cost: a
+#: one-time price, not proportional to what is captured)
+IMPORT_NS = 0
+
+
 def _cloud_pickler(file: Any, index: Optional[ModuleIndex]) -> pickle.Pickler:
+    global IMPORT_NS
+    import time
+    t0 = time.perf_counter_ns()
+    fresh = "cloudpickle" not in sys.modules
     import cloudpickle
+    if fresh:
+        IMPORT_NS += time.perf_counter_ns() - t0
 
     class Cloud(cloudpickle.Pickler):
         def reducer_override(self, obj: Any) -> Any:

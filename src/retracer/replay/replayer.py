@@ -19,6 +19,7 @@ import os
 import pickle
 import sys
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -129,6 +130,7 @@ class Replayer:
         # kept open (one read transaction: the data read is the data verified):
         # values stored once are read from it when a call needs them
         self._reader = r = TraceReader(self.trace, trust=trust)
+        weakref.finalize(self, r.close)
         self.meta = dict(r.meta)
         funcs = r.functions
         self.cases: List[Case] = []
