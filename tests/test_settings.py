@@ -43,7 +43,7 @@ def test_config_keys_are_the_table(tmp_path):
     cfg.write_text('[tool.retracer]\nmax-function-count = 7\nredact = "a, b"\nscope = "src"\n')
     got = settings.load_config(str(cfg))
     assert got["max_function_count"] == 7 and got["redact"] == ["a", "b"]
-    assert got["scope"] == str(tmp_path / "src")
+    assert got["scope"] == [str(tmp_path / "src")]
     cfg.write_text('[tool.retracer]\nmax-function-cont = 7\n')
     with pytest.raises(RetracerError, match="unknown key 'max-function-cont'.*known keys: benchmarks-root"):
         settings.load_config(str(cfg))

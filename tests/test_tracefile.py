@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import hashlib
 import json
 import os
 import random
@@ -79,6 +80,15 @@ CAPTURED = [
 ]
 
 
+def _key(v):
+    return None if v is None else hashlib.blake2b(v, digest_size=16).digest()
+
+
+# captured values are stored once in `blobs`; captured_calls holds their keys
+BLOBS = sorted({(_key(v), v) for c in CAPTURED for v in c[7:11] if v is not None})
+CAPTURED_ROWS = [c[:7] + tuple(_key(v) for v in c[7:11]) + c[11:] for c in CAPTURED]
+
+
 def write_trace(path, chunk_bytes=None, meta=None):
     """Write a complete trace at ``path``; return the chunks written per thread."""
     chunks = {0: [b"\x01\x02\x03" * 100, b"", b"tail"], 1: [bytes(range(256))]}
@@ -103,7 +113,8 @@ def write_trace(path, chunk_bytes=None, meta=None):
                 w.add_chunk(tidx, seq, lst[seq], n_events=seq + 1)
         w.add_func_stats(FSTATS)
         w.add_edge_stats(ESTATS)
-        w.add_captured(CAPTURED)
+        w.add_blobs(BLOBS)
+        w.add_captured(CAPTURED_ROWS)
     return chunks
 
 
@@ -134,7 +145,7 @@ def test_round_trip(out_dir):
     with open_trace(path) as r:
         assert r.verified is True
         assert r.meta["format"] == "retracer-trace"
-        assert r.meta["schema_version"] == tracefile.SCHEMA_VERSION == 1
+        assert r.meta["schema_version"] == tracefile.SCHEMA_VERSION == 2
         assert "signature" not in r.meta
         assert r.meta["command"] == ["app.py", "--x"]
         assert r.meta["start_time"] == 1700000000.25
@@ -189,7 +200,7 @@ def test_meta_values_are_json_in_sqlite(out_dir):
     meta = dict(conn.execute("SELECT key, value FROM meta"))
     conn.close()
     assert json.loads(meta["format"]) == "retracer-trace"
-    assert json.loads(meta["schema_version"]) == 1
+    assert json.loads(meta["schema_version"]) == 2
     assert len(json.loads(meta["signature"])) == 64
     assert json.loads(meta["command"]) == ["app.py", "--x"]
 
@@ -583,12 +594,12 @@ def test_directory_as_trace(out_dir):
 def test_newer_schema(out_dir):
     path = out_dir / "run.trace"
     write_trace(path)
-    tamper(path, "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    tamper(path, "UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     for trust in (False, True):  # reported as "newer", not as a bad signature
         with pytest.raises(TraceError) as ei:
             open_trace(path, trust=trust)
         msg = assert_one_line_error(ei, path)
-        assert "schema version 2" in msg and "upgrade retracer" in msg
+        assert "schema version 3" in msg and "upgrade retracer" in msg
 
 
 def test_missing_table(out_dir):
@@ -657,6 +668,8 @@ def test_digest_matches_documented_algorithm(out_dir):
         ("captured_calls", "call_id, fid, thread_idx, call_no, t_start_ns, "
          "duration_ns, status, args, result, exception, args_after, info",
          "call_id"),
+        ("blobs", "key, codec, size, data", "key"),
+        ("capture_stats", "fid, kept, capture_ns, bytes, stopped", "fid"),
     ]
     buf = bytearray(b"retracer-trace-digest\0v1\0")
     conn = sqlite3.connect(str(path))

@@ -41,7 +41,7 @@ class Setting:
     name: str                        # keyword of Tracer and key of the recorded options
     default: Any
     help: str
-    type: Any = str                  # str, int, float, bool or list (of names)
+    type: Any = str                  # str, int, float, bool, list (of names) or "paths" (one or more paths)
     flag: Optional[str] = None       # command-line flag; None: not on the command line
     short: Optional[str] = None      # short flag, e.g. "-o"
     metavar: Optional[str] = None
@@ -81,8 +81,9 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("only_functions", None,
             "only these functions (by name or qualified name) and their callees go into the call stream",
             type=list, flag="--only-functions", metavar="a,b"),
-    Setting("scope", None, "your code: default the script's directory, or the current directory for -m",
-            flag="--scope", metavar="DIR", path=True),
+    Setting("scope", None, "your code (may be given several times; a directory inside site-packages is "
+            "honoured): default the script's directory, or the current directory for -m",
+            type="paths", flag="--scope", metavar="DIR", path=True),
     Setting("no_external_calls", False,
             "calls from your code to code outside the scope are not in the call stream",
             type=bool, flag="--no-external-calls"),
@@ -92,6 +93,14 @@ SETTINGS: Tuple[Setting, ...] = (
             type=bool, flag="--no-capture"),
     Setting("c_calls", True, "do not record calls of C functions (builtins)",
             type=bool, flag="--no-c-calls", negate=True),
+    Setting("capture_share", 0.2,
+            "capture stops when it has taken this share of the run's time (default 0.2: 20%%); "
+            "the trace says so", type=float, flag="--capture-share", metavar="F",
+            check=lambda v: None if 0 < v <= 1 else "must be a share of the run's time, above 0 and at most 1"),
+    Setting("max_capture_bytes", 64 << 20,
+            "capture stops when the captured values take this many bytes (default 64 MiB)",
+            type=int, flag="--max-capture-bytes", metavar="N",
+            check=_at_least(1, "must be a positive number of bytes, e.g. 67108864")),
     Setting("max_value_bytes", 1 << 20,
             "size cap of one captured value, pickled (default 1 MiB); a call with a larger value is not "
             "replayable", type=int, flag="--max-value-bytes", metavar="N",
@@ -120,6 +129,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if s.type is bool:
             parser.add_argument(*flags, dest=s.name, action="store_const", const=not s.negate, default=None,
                                 help=s.help)
+        elif s.type == "paths":
+            parser.add_argument(*flags, dest=s.name, action="append", metavar=s.metavar, default=None, help=s.help)
         else:
             conv = {int: int, float: float}.get(s.type, str)
             parser.add_argument(*flags, dest=s.name, type=conv, metavar=s.metavar, default=None, help=s.help)
@@ -148,7 +159,8 @@ def find_pyproject(start: str) -> Optional[str]:
         d = parent
 
 
-_TOML_TYPES = {str: (str,), int: (int,), float: (int, float), bool: (bool,), list: (list, str)}
+_TOML_TYPES = {str: (str,), int: (int,), float: (int, float), bool: (bool,), list: (list, str),
+               "paths": (list, str)}
 
 
 def load_config(config_file_path: Optional[str] = None, start: Optional[str] = None) -> Dict[str, Any]:
@@ -181,8 +193,13 @@ def load_config(config_file_path: Optional[str] = None, start: Optional[str] = N
         if not isinstance(value, want) or (s.type in (int, float) and isinstance(value, bool)):
             raise RetracerError(f"retracer: '{key}' in [tool.retracer] of {path} has the wrong type "
                                 f"({type(value).__name__}); see README, Configuration")
+        if s.type == "paths":
+            value = [value] if isinstance(value, str) else value
+            if not all(isinstance(v, str) for v in value):
+                raise RetracerError(f"retracer: '{key}' in [tool.retracer] of {path} must be a path or a list of paths")
         if s.path:
-            value = os.path.normpath(os.path.join(base, value))
+            value = ([os.path.normpath(os.path.join(base, v)) for v in value] if isinstance(value, list)
+                     else os.path.normpath(os.path.join(base, value)))
         if s.type is list:
             value = _names_list(value)
         out[s.name] = value
@@ -202,6 +219,8 @@ def resolve(explicit: Mapping[str, Any], config: Mapping[str, Any]) -> Dict[str,
         if v is not None:
             if s.type is list:
                 v = _names_list(v)
+            elif s.type == "paths":
+                v = [v] if isinstance(v, str) else [str(p) for p in v]
             elif s.type is bool:
                 v = bool(v)
             elif s.type is int:

@@ -306,12 +306,31 @@ def render_table(ranking: Ranking, top: int = 20) -> str:
     if notes:
         hint = " (--all lists them)" if ranking.hidden.get("outside-your-code") else ""
         lines.append(f"not ranked: {', '.join(notes)}{hint}")
+    cut = capture_note(meta)
+    if cut:
+        lines.append(cut)
     if ranking.scope_fallback:
         lines.append(f"note: no function is in the trace's scope ({meta.get('scope', '?')}); "
                      f"every Python function is counted as your code")
     lines.append("saving: own time + time of code outside your code (builtins, stdlib, libraries) it calls; "
                  "replay: captured calls retracer replay can run again")
     return "\n".join(lines)
+
+
+def capture_note(meta: Dict[str, Any]) -> Optional[str]:
+    """One line saying what capture cut and why (None when nothing was cut)."""
+    cap = meta.get("capture")
+    if not isinstance(cap, dict):
+        return None
+    parts = []
+    cut = cap.get("cut")
+    if isinstance(cut, dict):
+        parts.append(f"capture stopped after {cut.get('after_s', '?')} s: {cut.get('reason', '?')}")
+    stopped = cap.get("functions_stopped")
+    if isinstance(stopped, int) and stopped:
+        parts.append(f"capture of {stopped} function(s) stopped early because it cost far more than the "
+                     f"function itself")
+    return ("capture: " + "; ".join(parts)) if parts else None
 
 
 def to_json(ranking: Ranking, top: Optional[int] = None) -> Dict[str, Any]:

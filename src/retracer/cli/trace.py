@@ -61,6 +61,10 @@ def run(ns: argparse.Namespace) -> int:
 
     prog = ns.program
     if ns.module:
+        problem = runner.cannot_run_module(ns.module)
+        if problem:  # as python says it; nothing is traced, an existing trace stays as it is
+            print(f"{sys.executable}: {problem}", file=sys.stderr)
+            return 1
         run_program = runner.prepare_module(ns.module, prog)
         default_scope = os.getcwd()
         command = ["-m", ns.module] + prog
@@ -76,8 +80,9 @@ def run(ns: argparse.Namespace) -> int:
     if ns.config and not os.path.isfile(ns.config):
         raise RetracerError(f"retracer: config file {ns.config} does not exist; check --config")
     config_path = ns.config or settings.find_pyproject(start_dir)
-    if ns.scope and not os.path.isdir(ns.scope):
-        raise RetracerError(f"retracer: --scope {ns.scope} is not a directory; pass your code's directory")
+    for d in ns.scope or ():
+        if not os.path.isdir(d):
+            raise RetracerError(f"retracer: --scope {d} is not a directory; pass your code's directory")
     if ns.output and os.path.isdir(ns.output):
         raise RetracerError(f"retracer: -o {ns.output} is a directory; pass a file name such as run.trace")
     explicit = {s.name: getattr(ns, s.name, None) for s in settings.SETTINGS if s.flag}
@@ -90,6 +95,10 @@ def run(ns: argparse.Namespace) -> int:
             print_summary(summary)
 
     tracer.on_finish = report
+    if not getattr(run_program, "startable", True):
+        # a script that does not compile: python prints the SyntaxError and exits 1;
+        # so does this, without tracing (an existing trace stays as it is)
+        return runner.run_program(run_program, lambda **kw: None)
     tracer.start()
     try:
         return runner.run_program(run_program, tracer.stop)

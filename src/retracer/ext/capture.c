@@ -88,8 +88,14 @@ static PyObject *cap_call(PyObject *cb, PyObject *arg)
         rt_py_tls.muted = was;
         Py_DECREF(arg);
     }
-    if (!r)
+    if (!r) {
+        /* Ctrl-C while capturing belongs to the program: it gets it back at
+         * its next instruction, as if the key had been pressed a moment later */
+        int interrupted = PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
         PyErr_Clear();
+        if (interrupted)
+            PyErr_SetInterrupt();
+    }
     return r;
 }
 

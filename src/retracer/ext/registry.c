@@ -11,19 +11,20 @@
 
 #define RT_GEN_FLAGS (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE)
 
-static int starts_with_any(const char *s, PyObject *prefixes)
+/* Length of the longest of `prefixes` that `s` starts with, or 0. */
+static size_t starts_with_any(const char *s, PyObject *prefixes)
 {
     if (!prefixes)
         return 0;
+    size_t best = 0;
     Py_ssize_t n = PyTuple_GET_SIZE(prefixes);
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_ssize_t plen;
         const char *p = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(prefixes, i), &plen);
-        if (p && strncmp(s, p, (size_t)plen) == 0)
-            return 1;
+        if (p && plen > 0 && (size_t)plen > best && strncmp(s, p, (size_t)plen) == 0)
+            best = (size_t)plen;
     }
-    PyErr_Clear();
-    return 0;
+    return best;
 }
 
 /* Argument names of a code object that capture can re-find and replay (a
@@ -108,8 +109,12 @@ static uint32_t classify_code(PyCodeObject *co)
     const char *name = PyUnicode_AsUTF8(co->co_name);
     if (name && strcmp(name, "<module>") == 0)
         flags |= RT_F_MODULE;
-    if (starts_with_any(fn, G.scope) && !starts_with_any(fn, G.exclude) &&
-        strstr(fn, "/site-packages/") == NULL && strstr(fn, "/dist-packages/") == NULL)
+    /* in scope: under a scope directory, not excluded, and not in an installed
+     * package below it (a virtual environment inside the project); a scope
+     * that is itself inside site-packages is honoured */
+    size_t in_scope = starts_with_any(fn, G.scope);
+    if (in_scope && !starts_with_any(fn, G.exclude) &&
+        strstr(fn + in_scope, "/site-packages/") == NULL && strstr(fn + in_scope, "/dist-packages/") == NULL)
         flags |= RT_F_SCOPE;
     if (G.only) {
         int hit = PySet_Contains(G.only, co->co_name);

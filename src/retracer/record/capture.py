@@ -1,31 +1,42 @@
 """Capture of real inputs and outputs: what the engine hands over for the calls
-of functions in scope that its capture policy (csrc/rt_capture.c) keeps.
+of functions in scope that its capture policy keeps.
 
 The C binding calls `enter` with the argument values at the start of a call,
 `exit` with the return value or the exception at its end, and `yield_` with
-each value a captured generator yields; each gets one named structure
-(`_engine.CallStart`, `CallEnd`, `CallYield`). Everything here runs with the calling
+each value a captured generator yields (`_engine.CallStart`, `CallEnd`,
+`CallYield`). Everything here runs with the calling
 thread muted (not traced) and never raises into the program: a value that
 cannot be pickled, is too large, or belongs to an argument whose name looks
-secret is recorded as such and that call is marked not replayable.
+secret is recorded as such and that call is marked not replayable. A Ctrl-C
+that arrives while capturing is handed back to the program.
 
-Rows go to an append-only spool file as they complete, so memory holds only
-the calls still running.
+Cost is bounded (README, "What capture costs"):
+
+- values are content-addressed: each distinct pickle is stored once in the
+  trace's ``blobs`` table (a large string passed to a hundred calls is one
+  blob), and memory holds only the calls still running;
+- a function whose capture costs far more than the function itself stops
+  being captured after a few calls;
+- capture as a whole stops when it has taken ``capture_share`` of the run's
+  time or stored ``max_capture_bytes``; the trace says what was cut and why.
 """
 from __future__ import annotations
 
-import copyreg
-import io
+import hashlib
 import itertools
 import pickle
 import re
 import struct
-import sys
 import threading
+import time
+import warnings
 import weakref
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .. import _engine
+from . import pickling
+from .pickling import ModuleIndex, Serializer, TooLarge, Unpicklable
+from .refs import Shared
 
 DEFAULT_MAX_YIELDS = 100
 
@@ -37,81 +48,23 @@ REDACTED = "redacted"          # an argument name matched the redaction list: no
 INCOMPLETE = "incomplete"      # the call had not ended when tracing stopped
 STATUSES = (OK, UNPICKLABLE, TOO_LARGE, REDACTED, INCOMPLETE)
 
+#: a top-level str/bytes argument this long or longer is stored once, by reference
+SHARED_MIN = 4096
+#: the per-function rule: a function's capture stops when this many captured
+#: calls in a row each cost more than COST_FACTOR times the call itself and
+#: more than COST_FLOOR_NS
+COST_CALLS = 3
+COST_FACTOR = 10
+COST_FLOOR_NS = 200_000
+#: the global time budget applies once capture has spent this much
+BUDGET_GRACE_NS = 200_000_000
+
 _LEN = struct.Struct("<I")
 
 
-class _Unpicklable(Exception):
-    pass
-
-
-class _TooLarge(Exception):
-    pass
-
-
-# On 3.11 and 3.12 an instance keeps its attributes inline until its __dict__
-# is asked for; after that the interpreter's specialised attribute access no
-# longer applies to it (measured: capturing the first 100 calls of oop_sim's
-# methods made the rest of the run 13% slower). Default pickling asks for the
-# __dict__ of every plain object, so for those we pickle the same reduction
-# (copyreg.__newobj__, (cls,), state) with the state read by the engine
-# without materialising the dict.
-_instance_state = getattr(_engine, "instance_state", None) if sys.version_info[:2] in ((3, 11), (3, 12)) else None
-_PLAIN: Dict[type, bool] = {}
-_OBJECT_HOOKS = tuple((n, getattr(object, n, None)) for n in ("__reduce_ex__", "__reduce__", "__getstate__"))
-
-
-def _is_plain(tp: type) -> bool:
-    """Does default pickling reduce instances of tp to (__newobj__, (tp,), __dict__)?"""
-    try:
-        if tp in copyreg.dispatch_table or issubclass(tp, (list, dict, type)):
-            return False
-        for name, base in _OBJECT_HOOKS:
-            if getattr(tp, name, None) is not base:
-                return False
-        if hasattr(tp, "__getnewargs_ex__") or hasattr(tp, "__getnewargs__"):
-            return False
-        return not any("__slots__" in vars(c) for c in tp.__mro__)
-    except Exception:
-        return False
-
-
-class _Pickler(pickle.Pickler):
-    def reducer_override(self, obj):
-        tp = type(obj)
-        plain = _PLAIN.get(tp)
-        if plain is None:
-            plain = _PLAIN[tp] = _is_plain(tp)
-        if not plain:
-            return NotImplemented
-        state = _instance_state(obj)
-        if state is None:
-            return NotImplemented
-        return (copyreg.__newobj__, (tp,), state or None)
-
-
-def _pickle(obj: Any) -> bytes:
-    if _instance_state is None:
-        return pickle.dumps(obj, protocol=5)
-    f = io.BytesIO()
-    _Pickler(f, protocol=5).dump(obj)
-    return f.getvalue()
-
-
-def dumps(obj: Any, max_bytes: int) -> bytes:
-    """Pickle `obj` (protocol 5), falling back to cloudpickle for what plain
-    pickle cannot do (lambdas, local classes, ...). Raises _Unpicklable or
-    _TooLarge."""
-    try:
-        data = _pickle(obj)
-    except Exception:
-        try:
-            import cloudpickle
-            data = cloudpickle.dumps(obj, protocol=5)
-        except Exception as e:
-            raise _Unpicklable(f"{type(e).__name__}: {e}"[:200]) from None
-    if len(data) > max_bytes:
-        raise _TooLarge(f"{len(data)} bytes > {max_bytes}")
-    return data
+def blob_key(data: bytes) -> bytes:
+    """The content address of a stored value (16 bytes of BLAKE2b)."""
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 def _closed(g: Any) -> bool:
@@ -122,9 +75,44 @@ def _closed(g: Any) -> bool:
     return False
 
 
+_IGNORE_ALL = ("ignore", None, Warning, None, 0)
+
+
+class _QuietWarnings:
+    """Warnings raised while capturing are ignored without touching the program's
+    warning state: the filter is put in front of ``warnings.filters`` in place
+    (no version bump: the registries of "once" warnings stay as they are) and
+    an ignored warning is not recorded anywhere."""
+
+    __slots__ = ("filters",)
+
+    def __enter__(self) -> None:
+        self.filters = warnings.filters
+        self.filters.insert(0, _IGNORE_ALL)
+
+    def __exit__(self, *exc: Any) -> None:
+        f = self.filters
+        for i, item in enumerate(f):
+            if item is _IGNORE_ALL:
+                del f[i]
+                break
+
+
+class _FnStats:
+    __slots__ = ("kept", "cost_ns", "call_ns", "bytes", "stopped", "streak")
+
+    def __init__(self) -> None:
+        self.streak = 0  # captured calls in a row that cost far more than the call
+        self.kept = 0
+        self.cost_ns = 0
+        self.call_ns = 0
+        self.bytes = 0
+        self.stopped: Optional[str] = None
+
+
 class _Pending:
     __slots__ = ("fid", "call_no", "tidx", "names", "values", "args", "status", "info", "t0", "yields",
-                 "yields_truncated", "gen_ref")
+                 "yields_truncated", "gen_ref", "cost_ns", "thread_ns0")
 
     def __init__(self, fid, call_no, tidx, names, values, t0):
         self.fid = fid
@@ -139,26 +127,113 @@ class _Pending:
         self.yields: List[bytes] = []
         self.yields_truncated = False
         self.gen_ref: Optional[weakref.ref] = None
+        self.cost_ns = 0
+        self.thread_ns0 = 0  # the thread's capture time when the call began
 
 
 class Capturer:
-    """Receives captured calls from the engine and spools them to `path`."""
+    """Receives captured calls from the engine and spools them to `path`
+    (calls) and `path + ".blobs"` (the distinct values)."""
 
     def __init__(self, path: str, max_value_bytes: int, redact: Sequence[str],
-                 max_yields: int = DEFAULT_MAX_YIELDS) -> None:
+                 max_yields: int = DEFAULT_MAX_YIELDS, scope: Sequence[str] = (),
+                 capture_share: float = 0.2, max_capture_bytes: int = 64 << 20) -> None:
         self.path = path
+        self.blob_path = path + ".blobs"
         self.max_value_bytes = max_value_bytes
         self.max_yields = max_yields
         words = [re.escape(w.lower()) for w in redact if w]
         # a listed word as the whole name or as one of its _-separated parts:
         # "password", "user_password", "api_key_old" are secret; "tokens" is not
         self._redact = re.compile(r"(?:^|_)(?:%s)(?:_|$)" % "|".join(words)) if words else None
+        self._index = ModuleIndex(tuple(scope))
+        self._ser = Serializer(max_value_bytes, self._index)
         self._ids = itertools.count()
         self._pending: Dict[int, _Pending] = {}
         self._per_fid: Dict[int, int] = {}
+        self._stats: Dict[int, _FnStats] = {}
         self._lock = threading.Lock()
         self._file = open(path, "ab")
+        self._blobs = open(self.blob_path, "ab")
+        self._seen: set = set()
+        # large immutable arguments already stored, by identity: id -> (value, key)
+        self._shared: Dict[int, Tuple[Any, bytes]] = {}
         self.count = 0
+        self.stored_bytes = 0           # bytes of distinct values written
+        self.capture_ns = 0             # time spent capturing, all threads
+        self._thread_ns: Dict[int, int] = {}  # time spent capturing per thread index
+        self.capture_share = capture_share
+        self.max_capture_bytes = max_capture_bytes
+        self._t_start = time.perf_counter_ns()
+        #: why capture stopped for the rest of the run, or None
+        self.cut: Optional[Dict[str, Any]] = None
+
+    # -- storage --------------------------------------------------------------
+
+    def _store(self, data: bytes) -> bytes:
+        key = blob_key(data)
+        if key not in self._seen:
+            with self._lock:
+                if key not in self._seen:
+                    self._seen.add(key)
+                    self._blobs.write(key + _LEN.pack(len(data)))
+                    self._blobs.write(data)
+                    self.stored_bytes += len(data)
+        return key
+
+    def _dumps(self, value: Any, key: Any) -> bytes:
+        with _QuietWarnings():
+            return self._ser.dumps(value, key)
+
+    def _args_blob(self, fid: int, names: Tuple[str, ...], values: tuple) -> bytes:
+        args: Dict[str, Any] = {}
+        for n, v in zip(names, values):
+            if type(v) in (str, bytes) and len(v) >= SHARED_MIN:
+                known = self._shared.get(id(v))
+                if known is None or known[0] is not v:
+                    known = (v, self._store(self._dumps(v, None)))
+                    if len(self._shared) >= 64:
+                        self._shared.pop(next(iter(self._shared)))
+                    self._shared[id(v)] = known
+                v = Shared(known[1])
+            args[n] = v
+        return self._store(self._dumps(args, (fid, "args")))
+
+    # -- budget ---------------------------------------------------------------
+
+    def _over_budget(self) -> bool:
+        if self.cut is not None:
+            return True
+        if self.stored_bytes > self.max_capture_bytes:
+            self._cut("size", f"the captured values reached {self.max_capture_bytes:,} bytes "
+                              f"(--max-capture-bytes)")
+            return True
+        spent = self.capture_ns - pickling.IMPORT_NS
+        if spent > BUDGET_GRACE_NS:
+            elapsed = time.perf_counter_ns() - self._t_start
+            if spent > self.capture_share * elapsed:
+                self._cut("time", f"capture took {self.capture_share:.0%} of the run's time "
+                                  f"(--capture-share)")
+                return True
+        return False
+
+    def _cut(self, kind: str, why: str) -> None:
+        self.cut = {"kind": kind, "reason": why,
+                    "after_s": round((time.perf_counter_ns() - self._t_start) / 1e9, 3),
+                    "calls_kept": self.count + len(self._pending)}
+        off = getattr(_engine, "capture_off", None)
+        if off is not None:
+            try:
+                off()
+            except Exception:
+                pass
+
+    def _spent(self, p: Optional[_Pending], fid: int, t0: int) -> None:
+        dt = time.perf_counter_ns() - t0
+        self.capture_ns += dt
+        if p is not None:
+            p.cost_ns += dt
+            self._thread_ns[p.tidx] = self._thread_ns.get(p.tidx, 0) + dt
 
     # -- callbacks (called by the C binding) --------------------------------
 
@@ -166,13 +241,25 @@ class Capturer:
         """A kept call begins. `call` is an `_engine.CallStart`: fid, thread_idx,
         names, values (at entry), t_ns, why ("first" or "shape"), stream_call
         (-1: not in the call stream) and generator (3.12+, or None)."""
+        t0 = time.perf_counter_ns()
+        p: Optional[_Pending] = None
+        fid = -1
         try:
             fid, tidx, names, values, now = call.fid, call.thread_idx, call.names, call.values, call.t_ns
             why, stream_call, gen = call.why, call.stream_call, call.generator
+            if self._over_budget():
+                return None
+            st = self._stats.get(fid)
+            if st is None:
+                st = self._stats[fid] = _FnStats()
+            if st.stopped:
+                return None
+            self._index.refresh()
             cid = next(self._ids)
             call_no = self._per_fid.get(fid, 0)
             self._per_fid[fid] = call_no + 1
             p = _Pending(fid, call_no, tidx, names, values, now)
+            p.thread_ns0 = self._thread_ns.get(tidx, 0)
             if why != "first":
                 p.info["selected"] = why  # "shape": kept because its input shape was new
             if stream_call >= 0:
@@ -187,21 +274,28 @@ class Capturer:
                 p.info["redacted"] = secret
             else:
                 try:
-                    p.args = dumps(dict(zip(names, values)), self.max_value_bytes)
-                except _Unpicklable as e:
+                    b0 = self.stored_bytes
+                    p.args = self._args_blob(fid, names, values)
+                    st.bytes += self.stored_bytes - b0
+                except Unpicklable as e:
                     p.status, p.info["error"] = UNPICKLABLE, f"arguments: {e}"
-                except _TooLarge as e:
+                except TooLarge as e:
                     p.status, p.info["error"] = TOO_LARGE, f"arguments: {e}"
             self._pending[cid] = p
             return cid
+        except KeyboardInterrupt:
+            raise  # the binding hands it back to the program (not lost while capturing)
         except BaseException:
             return None
+        finally:
+            self._spent(p, fid, t0)
 
     def yield_(self, y: Any) -> None:
         """A captured generator yields: `y` is an `_engine.CallYield` (id, value)."""
+        t0 = time.perf_counter_ns()
+        value = y.value
+        p = self._pending.get(y.id)
         try:
-            cid, value = y.id, y.value
-            p = self._pending.get(cid)
             if p is None or p.status != OK or "yield_error" in p.info:
                 return
             if len(p.yields) >= self.max_yields:
@@ -212,24 +306,37 @@ class Capturer:
             # is not part of its outcome. Replay decides by the function's kind
             # (a generator with a yield_error is not replayable).
             try:
-                p.yields.append(dumps(value, self.max_value_bytes))
-            except _Unpicklable as e:
+                p.yields.append(self._dumps(value, (p.fid, "yield")))
+            except Unpicklable as e:
                 p.info["yield_error"], p.info["yield_status"] = f"yielded value: {e}", UNPICKLABLE
-            except _TooLarge as e:
+            except TooLarge as e:
                 p.info["yield_error"], p.info["yield_status"] = f"yielded value: {e}", TOO_LARGE
+        except KeyboardInterrupt:
+            raise  # the binding hands it back to the program (not lost while capturing)
         except BaseException:
             pass
+        finally:
+            self._spent(p, -1, t0)
 
     def exit(self, end: Any) -> None:
         """A captured call ends: `end` is an `_engine.CallEnd` (id, raised,
         value: the result or the exception, t_ns)."""
+        t0 = time.perf_counter_ns()
+        cid, raised, value, now = end.id, end.raised, end.value, end.t_ns
+        p = self._pending.pop(cid, None)
+        if p is None:
+            return
+        # capturing done on the thread before this exit (not the exit's own)
+        spent = self._thread_ns.get(p.tidx, 0) - p.thread_ns0
         try:
-            p = self._pending.pop(end.id, None)
-            if p is None:
-                return
-            self._finish(end.id, p, bool(end.raised), end.value, end.t_ns)
+            self._finish(cid, p, bool(raised), value, now)
+        except KeyboardInterrupt:
+            raise  # the binding hands it back to the program (not lost while capturing)
         except BaseException:
             pass
+        finally:
+            self._spent(p, -1, t0)
+            self._account(p, now, spent)
 
     def _generator_gone(self, cid: int) -> None:
         """A captured generator was destroyed while suspended: its consumer
@@ -246,38 +353,71 @@ class Capturer:
 
     # -- internals ------------------------------------------------------------
 
+    def _account(self, p: _Pending, now: Optional[int], spent: int) -> None:
+        """The per-function rule: stop capturing a function whose capture costs
+        far more than the function itself, call after call."""
+        st = self._stats.get(p.fid)
+        if st is None:
+            return
+        st.kept += 1
+        st.cost_ns += p.cost_ns
+        if now is None:
+            return
+        # the call itself: without the capturing done on its thread meanwhile
+        # (its own arguments at entry, nested captured calls)
+        call = max(0, now - p.t0 - spent)
+        st.call_ns += call
+        if p.cost_ns > COST_FLOOR_NS and p.cost_ns > COST_FACTOR * call:
+            st.streak += 1
+        else:
+            st.streak = 0
+        if st.stopped is None and st.streak >= COST_CALLS:
+            st.stopped = (f"capture cost {p.cost_ns / 1e3:,.0f} us per call, more than "
+                          f"{COST_FACTOR}x the call itself")
+
     def _finish(self, cid: int, p: _Pending, raised: bool, value: Any, now: Optional[int]) -> None:
         result = exc = after = None
+        ret: Optional[bytes] = None
+        b0 = self.stored_bytes
         if p.status == OK:
             try:
                 if raised:
                     if value is None:
                         p.info["exception_unknown"] = True  # the hook could not see it (<= 3.10)
-                    exc = dumps(value, self.max_value_bytes)  # pickling drops the traceback
+                    exc = self._store(self._dumps(value, (p.fid, "exception")))  # drops the traceback
                 else:
-                    result = dumps(value, self.max_value_bytes)
-                after = dumps(dict(zip(p.names, p.values)), self.max_value_bytes)
-            except _Unpicklable as e:
+                    ret = self._dumps(value, (p.fid, "result"))
+                after = self._args_blob(p.fid, p.names, p.values)
+            except Unpicklable as e:
                 p.status, p.info["error"] = UNPICKLABLE, f"{'exception' if raised else 'result'}: {e}"
-            except _TooLarge as e:
+            except TooLarge as e:
                 p.status, p.info["error"] = TOO_LARGE, f"{'exception' if raised else 'result'}: {e}"
         if p.yields or p.yields_truncated:
-            # a generator: the result column holds its yielded values and its return value
+            # a generator: the result holds its yielded values and its return value
             p.info["yields"] = len(p.yields)
             p.info["yields_truncated"] = p.yields_truncated
-            result = pickle.dumps({"yields": p.yields, "return": result}, protocol=5)
+            result = self._store(pickle.dumps({"yields": p.yields, "return": ret}, protocol=5))
+        elif ret is not None:
+            result = self._store(ret)
+        st = self._stats.get(p.fid)
+        if st is not None:
+            st.bytes += self.stored_bytes - b0
         p.info["outcome"] = "raise" if raised else "return"
+        p.info["capture_ns"] = p.cost_ns
         row = (cid, p.fid, p.tidx, p.call_no, p.t0, (now - p.t0) if now is not None else None, p.status,
                p.args if p.status == OK else None, result, exc, after, p.info)
-        data = pickle.dumps(row, protocol=5)
+        self._write_row(row)
         p.values = None
+
+    def _write_row(self, row: tuple) -> None:
+        data = pickle.dumps(row, protocol=5)
         with self._lock:
             self._file.write(_LEN.pack(len(data)))
             self._file.write(data)
             self.count += 1
 
     def close(self) -> None:
-        """Mark calls still running as incomplete and flush the spool."""
+        """Mark calls still running as incomplete and flush the spools."""
         for cid, p in list(self._pending.items()):
             g = p.gen_ref() if p.gen_ref is not None else None
             if p.gen_ref is not None and (g is None or _closed(g)):
@@ -286,13 +426,16 @@ class Capturer:
                 continue
             p.status = INCOMPLETE if p.status == OK else p.status
             p.info["outcome"] = "incomplete"
-            row = (cid, p.fid, p.tidx, p.call_no, p.t0, None, p.status, None, None, None, None, p.info)
-            data = pickle.dumps(row, protocol=5)
-            with self._lock:
-                self._file.write(_LEN.pack(len(data)))
-                self._file.write(data)
+            self._write_row((cid, p.fid, p.tidx, p.call_no, p.t0, None, p.status, None, None, None, None, p.info))
         self._pending.clear()
         self._file.close()
+        self._blobs.close()
+
+    def function_stats(self) -> Iterator[tuple]:
+        """(fid, calls kept, capture ns, bytes, why capture stopped or None) per
+        function capture looked at."""
+        for fid, st in sorted(self._stats.items()):
+            yield fid, st.kept, st.cost_ns, st.bytes, st.stopped
 
     def rows(self) -> Iterator[tuple]:
         """The spooled rows, in the order calls ended."""
@@ -307,3 +450,34 @@ class Capturer:
                     return
                 yield pickle.loads(data)
 
+    def blobs(self) -> Iterator[Tuple[bytes, bytes]]:
+        """(key, data) of every distinct stored value."""
+        return read_blobs(self.blob_path)
+
+
+def read_blobs(path: str) -> Iterator[Tuple[bytes, bytes]]:
+    """(key, data) records of a blob spool; a truncated last record ends it."""
+    try:
+        f = open(path, "rb")
+    except OSError:
+        return
+    with f:
+        while True:
+            head = f.read(16 + _LEN.size)
+            if len(head) < 16 + _LEN.size:
+                return
+            (n,) = _LEN.unpack(head[16:])
+            data = f.read(n)
+            if len(data) < n:
+                return
+            yield head[:16], data
+
+
+def dumps(obj: Any, max_bytes: int) -> bytes:
+    """Pickle ``obj`` as capture does (see :mod:`retracer.record.pickling`)."""
+    from .pickling import dumps as _dumps
+    return _dumps(obj, max_bytes)
+
+
+__all__ = ["Capturer", "dumps", "blob_key", "read_blobs", "STATUSES", "OK", "UNPICKLABLE", "TOO_LARGE",
+           "REDACTED", "INCOMPLETE"]

@@ -15,7 +15,7 @@ import sys
 import threading
 import types
 import zipfile
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 from .. import _engine
 from ..errors import RetracerError
@@ -69,6 +69,7 @@ def prepare_script(path: str, args: List[str]) -> Callable[[], None]:
         _give_back_recursion_budget(sys._getframe(), via_runpy=False)
         exec(code, mod.__dict__)
 
+    run.startable = code is not None  # type: ignore[attr-defined]
     return run
 
 
@@ -114,6 +115,19 @@ def _prepare_dir(abspath: str, path: str, args: List[str]) -> Callable[[], None]
         runpy._run_module_as_main("__main__", alter_argv=False)  # type: ignore[attr-defined]
 
     return run
+
+
+def cannot_run_module(modname: str) -> Optional[str]:
+    """What python would say when ``python -m modname`` cannot even start (no
+    such top-level module), or None. Nothing is imported to find out."""
+    import importlib.util
+
+    top = modname.split(".", 1)[0]
+    try:
+        found = importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        found = False
+    return None if found or not modname else f"No module named {top}"
 
 
 def prepare_module(modname: str, args: List[str]) -> Callable[[], None]:

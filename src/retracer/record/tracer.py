@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .. import _engine, settings
 from .._version import VERSION
@@ -105,7 +105,7 @@ class Tracer:
         disable: bool = False,
         config_file_path: Optional[str] = None,
         *,
-        scope: Optional[str] = None,
+        scope: Optional[Union[str, Sequence[str]]] = None,
         only_functions: Optional[Sequence[str]] = None,
         no_external_calls: Optional[bool] = None,
         no_imports: Optional[bool] = None,
@@ -113,6 +113,8 @@ class Tracer:
         c_calls: Optional[bool] = None,
         max_value_bytes: Optional[int] = None,
         redact: Optional[Sequence[str]] = None,
+        capture_share: Optional[float] = None,
+        max_capture_bytes: Optional[int] = None,
         extra_scope: Sequence[str] = (),
         command: Optional[List[str]] = None,
         default_scope: Optional[str] = None,
@@ -125,18 +127,23 @@ class Tracer:
         explicit = {"output": output, "max_function_count": max_function_count, "timeout": timeout,
                     "scope": scope, "only_functions": only_functions, "no_external_calls": no_external_calls,
                     "no_imports": no_imports, "no_capture": no_capture, "c_calls": c_calls,
-                    "max_value_bytes": max_value_bytes, "redact": redact}
+                    "max_value_bytes": max_value_bytes, "redact": redact, "capture_share": capture_share,
+                    "max_capture_bytes": max_capture_bytes}
         self.settings = values = settings.resolve(explicit, cfg)
         self.output = os.path.abspath(values["output"])
         self.max_function_count: int = values["max_function_count"]
         self.timeout: Optional[float] = values["timeout"]
-        self.scope = os.path.abspath(values["scope"] or default_scope or os.getcwd())
+        #: your code: one or more directories (the first is the one reports show)
+        self.scopes = [os.path.abspath(p) for p in (values["scope"] or [default_scope or os.getcwd()])]
+        self.scope = self.scopes[0]
         self.only_functions = values["only_functions"] or None
         self.no_external_calls: bool = values["no_external_calls"]
         self.no_imports: bool = values["no_imports"]
         self.no_capture: bool = values["no_capture"]
         self.c_calls: bool = values["c_calls"]
         self.max_value_bytes: int = values["max_value_bytes"]
+        self.capture_share: float = values["capture_share"]
+        self.max_capture_bytes: int = values["max_capture_bytes"]
         self.redact: List[str] = values["redact"]
         # more of your code: file name prefixes matched as they are (not directories),
         # e.g. "<ipython-input-" for the cells of an IPython session
@@ -177,7 +184,9 @@ class Tracer:
             raise RetracerError(f"retracer: cannot write the trace {self.output}: {e.strerror}; pass another -o")
         if not self.no_capture and self.max_function_count > 0:
             cap_spool = self._spool.replace(".spool-", ".capture-")
-            self._capturer = Capturer(cap_spool, max_value_bytes=self.max_value_bytes, redact=self.redact)
+            self._capturer = Capturer(cap_spool, max_value_bytes=self.max_value_bytes, redact=self.redact,
+                                      scope=tuple(_dirprefix(p) for p in self.scopes) + self.extra_scope,
+                                      capture_share=self.capture_share, max_capture_bytes=self.max_capture_bytes)
         if self.timeout is not None:
             # started before the engine so its waiting is not traced
             self._timer = threading.Timer(float(self.timeout), self._on_timeout)
@@ -193,8 +202,8 @@ class Tracer:
         self._saved_active = threading._active  # type: ignore[attr-defined]
         threading._active = _NameRecorder(self._saved_active, self._names)  # type: ignore[attr-defined]
         self._start_wall = time.time()
-        scope = _dirprefix(self.scope)
-        exclude = tuple(p for p in _stdlib_prefixes() if not scope.startswith(p))
+        scopes = tuple(_dirprefix(p) for p in self.scopes)
+        exclude = tuple(p for p in _stdlib_prefixes() if not any(s.startswith(p) for s in scopes))
         cwd = _dirprefix(os.getcwd())
         if MECHANISM == "setprofile":
             threading.setprofile(_engine.thread_bootstrap)  # new threads install the C hook
@@ -205,7 +214,7 @@ class Tracer:
             # everything retracer does before this line is not traced: the
             # engine records from here on
             _engine.start(
-                spool=self._spool, scope=(scope,) + self.extra_scope, exclude=exclude, ignore=(_PKG_DIR,),
+                spool=self._spool, scope=scopes + self.extra_scope, exclude=exclude, ignore=(_PKG_DIR,),
                 only=self.only_functions, cwd=cwd, no_external=self.no_external_calls,
                 no_imports=self.no_imports, c_calls=self.c_calls, chunk_size=_CHUNK_SIZE,
                 capture=self._capturer, max_count=self.max_function_count, shape_diverse=True,
@@ -237,7 +246,7 @@ class Tracer:
                 self._capturer.close()
             except Exception:
                 pass
-            paths.append(self._capturer.path)
+            paths += [self._capturer.path, self._capturer.blob_path]
         for p in paths:
             if p and os.path.exists(p):
                 os.unlink(p)
@@ -366,7 +375,7 @@ class Tracer:
         for t in results.threads:
             name = self._names.get(t.ident) or ("MainThread" if t.ident == main_ident else f"Thread-{t.ident}")
             thread_rows.append(Thread(t.thread_idx, t.ident, t.native_id, name, t.n_events))
-        options = dict(settings.recorded(self.settings), scope=self.scope, extra_scope=list(self.extra_scope),
+        options = dict(settings.recorded(self.settings), scope=self.scopes, extra_scope=list(self.extra_scope),
                        only_functions=self.only_functions)
         meta = {
             "command": self.command, "cwd": os.getcwd(),
@@ -378,12 +387,20 @@ class Tracer:
             "exit_status": exit_status, "calls_total": calls_total,
             "stream_calls": stream_calls, "stream_events": stream_events,
             "complete": not results.error, "stopped_by": stopped_by,
-            "engine_error": results.error or None, "scope": self.scope,
+            "engine_error": results.error or None, "scope": self.scope, "scopes": self.scopes,
             "sys_path": [os.path.abspath(p) if p else os.getcwd() for p in sys.path],
         }
-        captured = self._captured_batches(funcs) if self._capturer is not None else ()
-        path, n_captured = write_trace(self.output, meta, rows, thread_rows, self._spool,
-                                       results.func_stats, results.edge_stats, captured)
+        cap = self._capturer
+        captured: Any = ()
+        if cap is not None:
+            cap.close()  # calls still running are marked incomplete: the stats are final
+            captured = self._captured_batches(funcs)
+            meta["capture"] = {"cut": cap.cut, "capture_ns": cap.capture_ns, "stored_bytes": cap.stored_bytes,
+                               "functions_stopped": sum(1 for s in cap.function_stats() if s[4])}
+        path, n_captured = write_trace(
+            self.output, meta, rows, thread_rows, self._spool, results.func_stats, results.edge_stats,
+            captured, blobs=cap.blobs() if cap is not None else (),
+            capture_stats=cap.function_stats() if cap is not None else ())
         top = sorted(results.func_stats, key=lambda r: -r.own_ns)[:5]
         return TraceSummary(
             path=path, calls_total=calls_total, stream_calls=stream_calls,
@@ -398,7 +415,6 @@ class Tracer:
 
         cap = self._capturer
         assert cap is not None
-        cap.close()
         kinds: Dict[int, str] = {}
         batch = []
         for row in cap.rows():

@@ -19,9 +19,11 @@ import os
 import pickle
 import sys
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ..record import refs
 from ..tracefile import TraceReader
 from .comparator import Mismatch, Outcome, compare_outcome
 
@@ -98,16 +100,23 @@ class Result:
 
 
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, data: bytes, main: Any) -> None:
+    """Loads captured values: ``__main__`` is the traced script (loaded under
+    another name), references to module globals resolve in this process, and
+    values stored once come from the trace's blobs."""
+
+    def __init__(self, data: bytes, replayer: "Replayer") -> None:
         super().__init__(io.BytesIO(data))
-        self._main = main
+        self._rep = replayer
 
     def find_class(self, module: str, name: str) -> Any:
-        if module == "__main__" and self._main is not None:
-            obj = self._main
-            for part in name.split("."):
-                obj = getattr(obj, part)
-            return obj
+        rep = self._rep
+        if module == "__main__" and rep._main is not None:
+            return refs.resolve_path(rep._main, name)
+        if module == "retracer.record.refs":
+            if name == "ref":
+                return rep._ref
+            if name == "shared":
+                return rep._shared
         return super().find_class(module, name)
 
 
@@ -118,27 +127,30 @@ class Replayer:
         self.trace = os.path.abspath(trace)
         #: seconds one replayed call may run (0: no limit)
         self.call_timeout = CALL_TIMEOUT if call_timeout is None else call_timeout
-        with TraceReader(self.trace, trust=trust) as r:
-            self.meta = dict(r.meta)
-            funcs = r.functions
-            self.cases: List[Case] = []
-            for row in r.iter_captured():
-                f = funcs.get(row.fid)
-                if f is None:
-                    continue
-                try:
-                    info = json.loads(row.info) if row.info else {}
-                except ValueError:
-                    info = {}
-                status = row.status
-                if status == "ok" and info.get("yield_error") and info.get("kind") != "coroutine":
-                    # a generator yielded a value that could not be kept (what a
-                    # coroutine yields belongs to the event loop: not its outcome)
-                    status = info.get("yield_status") or "unpicklable"
-                    info["error"] = info["yield_error"]
-                self.cases.append(Case(row.call_id, row.fid, row.call_no, f.qualname or f.name, f.name,
-                                       f.module or "", f.filename, f.firstlineno, status, info,
-                                       row.args, row.result, row.exception, row.args_after))
+        # kept open (one read transaction: the data read is the data verified):
+        # values stored once are read from it when a call needs them
+        self._reader = r = TraceReader(self.trace, trust=trust)
+        weakref.finalize(self, r.close)
+        self.meta = dict(r.meta)
+        funcs = r.functions
+        self.cases: List[Case] = []
+        for row in r.iter_captured():
+            f = funcs.get(row.fid)
+            if f is None:
+                continue
+            try:
+                info = json.loads(row.info) if row.info else {}
+            except ValueError:
+                info = {}
+            status = row.status
+            if status == "ok" and info.get("yield_error") and info.get("kind") != "coroutine":
+                # a generator yielded a value that could not be kept (what a
+                # coroutine yields belongs to the event loop: not its outcome)
+                status = info.get("yield_status") or "unpicklable"
+                info["error"] = info["yield_error"]
+            self.cases.append(Case(row.call_id, row.fid, row.call_no, f.qualname or f.name, f.name,
+                                   f.module or "", f.filename, f.firstlineno, status, info,
+                                   row.args, row.result, row.exception, row.args_after))
         self._modules: Dict[str, Any] = {}
         self._main: Any = None
         self._paths_done = False
@@ -220,7 +232,19 @@ class Replayer:
     def _loads(self, data: Optional[bytes]) -> Any:
         if data is None:
             return None
-        return _Unpickler(data, self._main).load()
+        return _Unpickler(data, self).load()
+
+    def _ref(self, module: str, path: str) -> Any:
+        """An object captured by reference (module global), found again here."""
+        if module in ("__main__", MAIN_ALIAS) and self._main is not None:
+            return refs.resolve_path(self._main, path)
+        return refs.ref(module, path)
+
+    def _shared(self, key: bytes) -> Any:
+        return self._loads(self._reader.blob(key))
+
+    def close(self) -> None:
+        self._reader.close()
 
     def expected(self, case: Case) -> Outcome:
         info = case.info

@@ -11,12 +11,12 @@ from .digest import compute_digest
 from .reader import TraceReader
 from .schema import (FLAG_C_FUNCTION, FLAG_GENERATOR, FLAG_IMPORT_MACHINERY, FLAG_IN_SCOPE,
                      FLAG_MODULE_BODY, FLAG_ONLY_FUNCTIONS, FORMAT_NAME, NO_CALLER, SCHEMA_VERSION,
-                     CapturedCall, EdgeStat, FuncStat, Function, Thread)
+                     CapturedCall, CaptureStat, EdgeStat, FuncStat, Function, Thread)
 from .writer import TraceWriter
 
 __all__ = [
     "SCHEMA_VERSION", "FORMAT_NAME", "TraceError", "TraceWriter", "TraceReader", "Function",
-    "Thread", "FuncStat", "EdgeStat", "CapturedCall", "compute_digest", "FLAG_IN_SCOPE",
+    "Thread", "FuncStat", "EdgeStat", "CapturedCall", "CaptureStat", "compute_digest", "FLAG_IN_SCOPE",
     "FLAG_IMPORT_MACHINERY", "FLAG_MODULE_BODY", "FLAG_ONLY_FUNCTIONS", "FLAG_GENERATOR",
     "FLAG_C_FUNCTION", "NO_CALLER",
 ]

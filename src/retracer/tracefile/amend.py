@@ -21,10 +21,11 @@ def update_captured_status(path: "str | os.PathLike[str]", updates: Dict[int, st
     trace this user signed, and sign it again. The file is rewritten to a
     temporary copy and renamed into place, so it is never half-updated."""
     src = os.path.abspath(os.fspath(path))
-    TraceReader(src).close()  # validates and checks the signature first
     d = os.path.dirname(src)
     tmp = os.path.join(d, f".{os.path.basename(src)}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     try:
+        with TraceReader(src) as r:  # validates and checks the signature first
+            version = r.version
         shutil.copyfile(src, tmp)
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
@@ -34,7 +35,7 @@ def update_captured_status(path: "str | os.PathLike[str]", updates: Dict[int, st
             for k, v in (meta or {}).items():
                 conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (k, _meta_json(v)))
             conn.execute("COMMIT")
-            sig = signing.sign(compute_digest(conn))
+            sig = signing.sign(compute_digest(conn, version))
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('signature', ?)", (_meta_json(sig),))
         finally:
             conn.close()

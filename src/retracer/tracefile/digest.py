@@ -6,7 +6,7 @@ import sqlite3
 import struct
 from typing import Any
 
-from .schema import _TABLES
+from .schema import SCHEMA_VERSION, tables_of
 
 _DIGEST_DOMAIN = b"retracer-trace-digest\x00v1\x00"
 _Q = struct.Struct(">Q")
@@ -31,17 +31,17 @@ def _encode_value(v: Any) -> bytes:
     raise TypeError(f"unexpected SQLite value type {type(v).__name__}")
 
 
-def compute_digest(conn: sqlite3.Connection) -> bytes:
+def compute_digest(conn: sqlite3.Connection, version: int = SCHEMA_VERSION) -> bytes:
     """Return the SHA-256 content digest of the trace open on ``conn``.
 
-    Every table of the schema is hashed in a fixed order, rows in primary-key order,
+    Every table of the schema (of ``version``) is hashed in a fixed order, rows in primary-key order,
     each value with a type tag and a length, so any change of any row (except the
     ``meta`` row ``signature``, which holds the signature of this digest) changes the
     digest.  Rows are streamed: memory use is one row at a time.  sqlite3 errors
     propagate to the caller.
     """
     h = hashlib.sha256(_DIGEST_DOMAIN)
-    for table, cols, order in _TABLES:
+    for table, cols, order in tables_of(version):
         name = table.encode("ascii")
         h.update(b"T" + _Q.pack(len(name)) + name + _Q.pack(len(cols)))
         where = " WHERE key <> 'signature'" if table == "meta" else ""

@@ -17,8 +17,8 @@ from typing import Any, Dict, Iterator, List, Optional
 from ..errors import TraceError
 from . import signing
 from .digest import compute_digest
-from .schema import (_TABLE_NAMES, FORMAT_NAME, SCHEMA_VERSION, CapturedCall, EdgeStat, FuncStat,
-                     Function, Thread)
+from .schema import (FORMAT_NAME, READABLE_VERSIONS, SCHEMA_VERSION, CapturedCall, CaptureStat, EdgeStat,
+                     FuncStat, Function, Thread, tables_of)
 from .writer import _reason
 
 class TraceReader:
@@ -42,6 +42,7 @@ class TraceReader:
         self.meta: Dict[str, Any] = {}
         self.functions: Dict[int, Function] = {}
         self.threads: List[Thread] = []
+        self.version = SCHEMA_VERSION
         self._conn: Optional[sqlite3.Connection] = None
         try:
             self._open()
@@ -143,13 +144,14 @@ class TraceReader:
         version = self._decode_meta("schema_version", raw_meta.get("schema_version"))
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise self._corrupt(f"invalid schema_version {version!r}")
-        if version > SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise TraceError(
                 f"retracer: {self.path} uses trace schema version {version}, but "
                 f"this retracer reads only up to version {SCHEMA_VERSION}; upgrade "
                 f"retracer (pip install -U retracer)"
             )
-        missing = [t for t in _TABLE_NAMES if t not in tables]
+        self.version = version
+        missing = [t[0] for t in tables_of(version) if t[0] not in tables]
         if missing:
             raise self._corrupt(f"missing table {', '.join(missing)}")
         check = conn.execute("PRAGMA quick_check(1)").fetchone()
@@ -165,7 +167,7 @@ class TraceReader:
                     f"you and loading it would unpickle its data; pass --trust if "
                     f"you trust this file"
                 )
-            digest = compute_digest(conn)
+            digest = compute_digest(conn, version)
             sig = self._decode_meta("signature", sig_raw)
             if not signing.verify(digest, sig):
                 raise TraceError(
@@ -256,11 +258,44 @@ class TraceReader:
             yield raw
 
     def iter_captured(self) -> Iterator[CapturedCall]:
-        """Yield the captured calls (:class:`CapturedCall`) in call_id order."""
-        for row in self._rows(
-                f"SELECT {', '.join(CapturedCall._fields)} FROM captured_calls "
-                f"ORDER BY call_id"):
-            yield CapturedCall(*row)
+        """Yield the captured calls (:class:`CapturedCall`) in call_id order, their
+        values as stored bytes (pickles)."""
+        cols = ", ".join(CapturedCall._fields)
+        if self.version == 1:
+            for row in self._rows(f"SELECT {cols} FROM captured_calls ORDER BY call_id"):
+                yield CapturedCall(*row)
+            return
+        for row in self._rows(f"SELECT {cols} FROM captured_calls ORDER BY call_id"):
+            c = CapturedCall(*row)
+            yield c._replace(args=self.blob(c.args), result=self.blob(c.result),
+                             exception=self.blob(c.exception), args_after=self.blob(c.args_after))
+
+    def blob(self, key: Optional[bytes]) -> Optional[bytes]:
+        """The captured value stored under ``key`` (None for None)."""
+        if key is None:
+            return None
+        if self.version == 1:
+            return bytes(key)
+        for codec, size, data in self._rows("SELECT codec, size, data FROM blobs WHERE key = ?", (bytes(key),)):
+            data = bytes(data or b"")
+            if codec == "zlib":
+                try:
+                    data = zlib.decompress(data)
+                except (zlib.error, MemoryError) as exc:
+                    raise self._corrupt(f"a stored value: {_reason(exc)}") from None
+            elif codec != "raw":
+                raise self._corrupt(f"a stored value has unknown codec {codec!r}")
+            if size is not None and len(data) != size:
+                raise self._corrupt("a stored value has the wrong size")
+            return data
+        raise self._corrupt("a captured call refers to a value that is not stored")
+
+    def capture_stats(self) -> List[CaptureStat]:
+        """What capture did per function (empty for version 1 traces)."""
+        if self.version == 1:
+            return []
+        return [CaptureStat(*r) for r in self._rows(
+            f"SELECT {', '.join(CaptureStat._fields)} FROM capture_stats ORDER BY fid")]
 
     def captured_counts(self) -> Dict[int, Dict[str, int]]:
         """Number of captured calls per function and status: fid -> {status: n}

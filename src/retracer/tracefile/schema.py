@@ -1,11 +1,13 @@
-"""The trace file's schema (SQLite, version 1; docs/trace-format.md): table
+"""The trace file's schema (SQLite, version 2; docs/trace-format.md): table
 definitions, row types, function flag bits, and the fixed table order the
 digest (and so the signature) covers."""
 from __future__ import annotations
 
 from typing import NamedTuple, Optional, Tuple
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: versions this retracer reads (1: values stored inline in captured_calls)
+READABLE_VERSIONS = (1, 2)
 FORMAT_NAME = "retracer-trace"
 
 # functions.flags bits
@@ -58,6 +60,15 @@ class EdgeStat(NamedTuple):
     cum_ns: int
 
 
+class CaptureStat(NamedTuple):
+    """What capture did for one function it looked at."""
+    fid: int
+    kept: int                # calls kept
+    capture_ns: int          # time spent capturing them (taken out of the profile)
+    bytes: int               # bytes of distinct values they stored
+    stopped: Optional[str]   # why capture of this function stopped early, or None
+
+
 class CapturedCall(NamedTuple):
     call_id: int
     fid: int
@@ -89,6 +100,9 @@ CREATE TABLE edge_stats (caller_fid INTEGER, callee_fid INTEGER, calls INTEGER,
 CREATE TABLE captured_calls (call_id INTEGER PRIMARY KEY, fid INTEGER,
     thread_idx INTEGER, call_no INTEGER, t_start_ns INTEGER, duration_ns INTEGER,
     status TEXT, args BLOB, result BLOB, exception BLOB, args_after BLOB, info TEXT);
+CREATE TABLE blobs (key BLOB PRIMARY KEY, codec TEXT, size INTEGER, data BLOB);
+CREATE TABLE capture_stats (fid INTEGER PRIMARY KEY, kept INTEGER, capture_ns INTEGER,
+    bytes INTEGER, stopped TEXT);
 """
 
 # (table, columns, ORDER BY) in the fixed digest order; ORDER BY is the primary key.
@@ -101,6 +115,15 @@ _TABLES: Tuple[Tuple[str, Tuple[str, ...], str], ...] = (
     ("func_stats", FuncStat._fields, "fid"),
     ("edge_stats", EdgeStat._fields, "caller_fid, callee_fid"),
     ("captured_calls", CapturedCall._fields, "call_id"),
+    ("blobs", ("key", "codec", "size", "data"), "key"),
+    ("capture_stats", CaptureStat._fields, "fid"),
 )
 _TABLE_NAMES = tuple(t[0] for t in _TABLES)
+#: the tables of version 1
+_TABLES_V1 = _TABLES[:7]
+
+
+def tables_of(version: int) -> Tuple[Tuple[str, Tuple[str, ...], str], ...]:
+    """The tables (digest order) of a trace of schema ``version``."""
+    return _TABLES_V1 if version == 1 else _TABLES
 

@@ -45,12 +45,15 @@ def read_spool(path: Optional[str]) -> Iterator[SpoolChunk]:
 
 def write_trace(output: str, meta: Dict[str, Any], functions: Sequence[tuple],
                 threads: Sequence[tuple], spool: Optional[str], func_stats: Iterable[tuple],
-                edge_stats: Iterable[tuple], captured: Iterable[Sequence[tuple]] = ()) -> Tuple[str, int]:
+                edge_stats: Iterable[tuple], captured: Iterable[Sequence[tuple]] = (),
+                blobs: Iterable[Tuple[bytes, bytes]] = (), capture_stats: Iterable[tuple] = ()) -> Tuple[str, int]:
     """Write the trace ``output`` atomically and sign it.
 
     ``functions`` and ``threads`` are rows of those tables, ``spool`` the call
-    stream spool, ``func_stats``/``edge_stats`` the profile rows and ``captured``
-    batches of ``captured_calls`` rows. Returns (path, captured calls written).
+    stream spool, ``func_stats``/``edge_stats`` the profile rows, ``captured``
+    batches of ``captured_calls`` rows whose values are keys of ``blobs``
+    ((key, data) pairs) and ``capture_stats`` what capture did per function.
+    Returns (path, captured calls written).
     Raises TraceError (one line) when the trace cannot be written.
     """
     with TraceWriter(output) as w:
@@ -62,6 +65,8 @@ def write_trace(output: str, meta: Dict[str, Any], functions: Sequence[tuple],
             w.add_chunk(c.thread_idx, c.seq, c.data, c.n_events)
         w.add_func_stats(func_stats)
         w.add_edge_stats(edge_stats)
+        w.add_blobs(blobs)
+        w.add_capture_stats(capture_stats)
         n = 0
         for batch in captured:
             w.add_captured(batch)

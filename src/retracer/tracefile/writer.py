@@ -175,8 +175,38 @@ class TraceWriter:
         self._run(lambda c: c.executemany(
             "INSERT INTO edge_stats VALUES (?, ?, ?, ?, ?, ?)", rows))
 
+    def add_blobs(self, rows: Iterable[tuple]) -> None:
+        """Add distinct captured values ``(key, data)``: stored once; data of 4 KiB
+        or more compressed with zlib (level 1) when that saves space."""
+        def do(c: sqlite3.Connection) -> None:
+            out = []
+            for key, data in rows:
+                codec = "raw"
+                if len(data) >= 4096:
+                    z = zlib.compress(data, _ZLIB_LEVEL)
+                    if len(z) < len(data) * 0.9:
+                        codec, stored = "zlib", z
+                    else:
+                        stored = data
+                else:
+                    stored = data
+                out.append((bytes(key), codec, len(data), stored))
+                if len(out) >= 256:
+                    c.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?)", out)
+                    out = []
+            if out:
+                c.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?)", out)
+        self._run(do)
+
+    def add_capture_stats(self, rows: Iterable[tuple]) -> None:
+        """Add rows ``(fid, kept, capture_ns, bytes, stopped)``."""
+        self._run(lambda c: c.executemany(
+            "INSERT INTO capture_stats VALUES (?, ?, ?, ?, ?)", rows))
+
     def add_captured(self, rows: Iterable[tuple]) -> None:
-        """Add rows in ``captured_calls`` column order (see :class:`CapturedCall`)."""
+        """Add rows in ``captured_calls`` column order (see :class:`CapturedCall`);
+        ``args``, ``result``, ``exception`` and ``args_after`` are keys of
+        :meth:`add_blobs` values."""
         self._run(lambda c: c.executemany(
             "INSERT INTO captured_calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows))

@@ -1,0 +1,345 @@
+"""Capture that tells the truth and whose cost is bounded (issue 10), through the CLI:
+pickling stops at the size cap, failures are not repeated, values are stored once,
+identity survives, the budgets cut capture and the trace says so, Ctrl-C and
+warnings behave as without retracer."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from retracer.tracefile import FLAG_IN_SCOPE, TraceReader
+
+TIMEOUT = 300
+
+
+@pytest.fixture(autouse=True)
+def _config_dir(tmp_path_factory, monkeypatch):
+    cfg = tmp_path_factory.mktemp("retracer-config")
+    monkeypatch.setenv("RETRACER_CONFIG_DIR", str(cfg))
+    monkeypatch.delenv("RETRACER_DEBUG", raising=False)
+    monkeypatch.delenv("PYTHONWARNINGS", raising=False)
+
+
+def run(args, cwd, **kw):
+    return subprocess.run([sys.executable, *args], cwd=str(cwd), stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, errors="replace", timeout=TIMEOUT, **kw)
+
+
+def trace(tmp_path: Path, src: str, *opts: str, out: str = "t.trace", ok: bool = True):
+    (tmp_path / "prog.py").write_text(textwrap.dedent(src).lstrip())
+    r = run(["-m", "retracer", "trace", "-q", "--no-stability-check", *opts, "-o", out, "prog.py"], tmp_path)
+    if ok:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+def captured(path: Path, name: str):
+    with TraceReader(str(path)) as r:
+        fids = {fid for fid, f in r.functions.items() if f.name == name}
+        return [c for c in r.iter_captured() if c.fid in fids]
+
+
+def info(c) -> dict:
+    return json.loads(c.info or "{}")
+
+
+def test_pickling_stops_at_the_size_cap(tmp_path):
+    # each element counts its own pickling: far fewer than 100,000 are pickled
+    # before the 10,000-byte cap stops the pickler
+    trace(tmp_path, """
+        import sys
+        class Counted:
+            n = 0
+            def __reduce__(self):
+                Counted.n += 1
+                return (Counted, ())
+        def f(items):
+            return len(items)
+        if __name__ == "__main__":
+            f([Counted() for _ in range(100_000)])
+            print(Counted.n, file=sys.stderr)
+    """, "--max-value-bytes", "10000")
+    (c,) = captured(tmp_path / "t.trace", "f")
+    assert c.status == "too_large" and "over 10000 bytes" in info(c)["error"]
+
+
+def test_a_failing_value_is_not_pickled_again_and_again(tmp_path):
+    r = trace(tmp_path, """
+        import sys
+        class Stubborn:
+            tries = 0
+            def __reduce__(self):
+                Stubborn.tries += 1
+                raise TypeError("no")
+        def f(x, n):
+            return n
+        if __name__ == "__main__":
+            s = Stubborn()
+            for i in range(50):
+                f(s, i)
+            print("tries", Stubborn.tries, file=sys.stderr)
+    """)
+    calls = captured(tmp_path / "t.trace", "f")
+    assert len(calls) >= 50 and all(c.status == "unpicklable" for c in calls)
+    tries = int(r.stderr.split("tries")[1].split()[0])
+    assert tries <= 4, tries  # plain pickle and cloudpickle once each (+ the after-state once)
+
+
+def test_files_sockets_locks_are_refused_at_once_and_modules_kept_by_reference(tmp_path):
+    trace(tmp_path, """
+        import json, socket, threading
+        def uses_file(f):
+            return f.name
+        def uses_lock(lock, n):
+            return n
+        def uses_module(mod, text):
+            return mod.loads(text)
+        if __name__ == "__main__":
+            with open(__file__) as fh:
+                uses_file(fh)
+            uses_lock(threading.Lock(), 1)
+            uses_module(json, "[1, 2]")
+    """)
+    (f,) = captured(tmp_path / "t.trace", "uses_file")
+    assert f.status == "unpicklable" and "TextIOWrapper cannot be kept" in info(f)["error"]
+    (lk,) = captured(tmp_path / "t.trace", "uses_lock")
+    assert lk.status == "unpicklable" and "lock" in info(lk)["error"].lower()
+    (m,) = captured(tmp_path / "t.trace", "uses_module")
+    assert m.status == "ok"
+    r = run(["-m", "retracer", "replay", "t.trace", "--functions", "uses_module"], tmp_path)
+    assert r.returncode == 0 and "1 match" in r.stderr, r.stderr
+
+
+def test_a_large_string_passed_to_many_calls_is_stored_once(tmp_path):
+    trace(tmp_path, """
+        def count(text, ch):
+            return text.count(ch)
+        if __name__ == "__main__":
+            big = "abcdefghij" * 30_000   # 300 KB
+            for ch in "abcdefghijklmnopqrstuvwxyz" * 4:
+                count(big, ch)
+    """, "--capture-share", "1")
+    path = tmp_path / "t.trace"
+    calls = captured(path, "count")  # the first 3/4 of --max-function-count: one shape
+    assert len(calls) == 75 and all(c.status == "ok" for c in calls)
+    with TraceReader(str(path)) as r:
+        sizes = [row[0] for row in r._rows("SELECT size FROM blobs")]
+    assert sum(1 for s in sizes if s >= 300_000) == 1, sorted(sizes)[-5:]
+    assert path.stat().st_size < 1_000_000  # 75 calls x 2 x 300 KB would be 45 MB
+    r = run(["-m", "retracer", "replay", "t.trace"], tmp_path)
+    assert r.returncode == 0 and "75 match" in r.stderr, r.stderr
+
+
+IDENTITY = """
+    import enum
+    _marker = object()
+    class _TokenType(tuple):
+        def __getattr__(self, name):
+            new = _TokenType(self + (name,))
+            setattr(self, name, new)
+            return new
+    Token = _TokenType()
+    Keyword = Token.Keyword
+    Name = Token.Name
+    Builtin = Name.Builtin
+    class Color(enum.Enum):
+        RED = 1
+        BLUE = 2
+    square = lambda v: v * v
+
+    def first(items, default=_marker):
+        for x in items:
+            return x
+        if default is _marker:
+            raise ValueError("empty")
+        return default
+
+    def is_keyword(ttype):
+        return ttype is Keyword
+
+    def is_builtin(ttype):
+        return ttype is Name.Builtin
+
+    def warm(c):
+        return c is Color.RED
+
+    def apply(fn, v):
+        return fn(v)
+
+    if __name__ == "__main__":
+        first([3])
+        try:
+            first([])
+        except ValueError:
+            pass
+        first([], None)
+        is_keyword(Keyword)
+        is_keyword(Name)
+        is_builtin(Name.Builtin)
+        warm(Color.RED)
+        apply(square, 4)
+        apply(len, "abc")
+"""
+
+
+def test_identity_survives_replay(tmp_path):
+    trace(tmp_path, IDENTITY)
+    # (_TokenType.__getattr__ is left out: replaying it replaces Token.Keyword)
+    only = ["--functions", "first,is_keyword,is_builtin,warm,apply"]
+    r = run(["-m", "retracer", "replay", "t.trace", *only], tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 mismatch, 0 error, 0 skipped" in r.stderr and "9 match" in r.stderr, r.stderr
+    for name in ("first", "is_keyword", "is_builtin", "warm", "apply"):
+        assert all(c.status == "ok" for c in captured(tmp_path / "t.trace", name)), name
+    # and a change is still caught: the sentinel test inverted
+    p = tmp_path / "prog.py"
+    p.write_text(p.read_text().replace("if default is _marker:", "if default is not _marker:"))
+    r = run(["-m", "retracer", "replay", "t.trace", *only], tmp_path)
+    assert r.returncode == 1 and "MISMATCH first" in r.stdout, r.stdout
+
+
+def test_the_time_budget_cuts_capture_and_the_trace_says_so(tmp_path):
+    trace(tmp_path, """
+        def slow_to_keep(d):
+            return len(d)
+        def other(i):
+            return i
+        if __name__ == "__main__":
+            d = {i: str(i) * 20 for i in range(100_000)}
+            for i in range(20):
+                slow_to_keep(d)
+            for i in range(50):
+                other(i)
+    """, "--capture-share", "0.01", "--max-value-bytes", "100000000")
+    with TraceReader(str(tmp_path / "t.trace")) as r:
+        cut = r.meta["capture"]["cut"]
+    assert cut["kind"] == "time" and "--capture-share" in cut["reason"]
+    assert len(captured(tmp_path / "t.trace", "slow_to_keep")) < 20
+    r = run(["-m", "retracer", "profile", "t.trace"], tmp_path)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("capture:")]
+    assert len(lines) == 1 and "capture stopped after" in lines[0] and "--capture-share" in lines[0], r.stdout
+
+
+def test_the_size_budget_cuts_capture(tmp_path):
+    trace(tmp_path, """
+        def f(s):
+            return len(s)
+        if __name__ == "__main__":
+            for i in range(100):
+                f(str(i) * 5000)
+    """, "--max-capture-bytes", "100000")
+    with TraceReader(str(tmp_path / "t.trace")) as r:
+        cut = r.meta["capture"]["cut"]
+        stored = sum(row[0] for row in r._rows("SELECT size FROM blobs"))
+    assert cut["kind"] == "size" and "--max-capture-bytes" in cut["reason"]
+    assert stored < 100_000 + 2 * 10 * 5000 * 3  # at most the value that crossed the line more
+
+
+def test_a_function_whose_capture_costs_far_more_stops_being_captured(tmp_path):
+    trace(tmp_path, """
+        def tiny(tree, i):
+            return i
+        def fine(i):
+            return i * 2
+        if __name__ == "__main__":
+            tree = {i: [str(i)] * 10 for i in range(50_000)}
+            for i in range(40):
+                tiny(tree, i)
+                fine(i)
+    """, "--max-value-bytes", "100000000", "--capture-share", "1")
+    path = tmp_path / "t.trace"
+    assert len(captured(path, "tiny")) == 3
+    assert len(captured(path, "fine")) == 40
+    with TraceReader(str(path)) as r:
+        fids = {f.name: fid for fid, f in r.functions.items()}
+        stats = {s.fid: s for s in r.capture_stats()}
+        assert r.meta["capture"]["functions_stopped"] == 1
+    st = stats[fids["tiny"]]
+    assert st.kept == 3 and "more than 10x the call itself" in st.stopped and st.bytes > 100_000
+    assert stats[fids["fine"]].stopped is None
+
+
+def test_ctrl_c_while_capturing_reaches_the_program(tmp_path):
+    (tmp_path / "prog.py").write_text(textwrap.dedent("""
+        import os, signal
+        class Slow:
+            def __reduce__(self):
+                os.kill(os.getpid(), signal.SIGINT)   # Ctrl-C arrives while capture pickles this
+                x = 0
+                for i in range(200_000):
+                    x += i
+                return (Slow, ())
+        def f(v):
+            return 1
+        if __name__ == "__main__":
+            f(Slow())
+            for i in range(10**9):   # only Ctrl-C ends this loop
+                pass
+    """).lstrip())
+    r = run(["-m", "retracer", "trace", "-q", "--no-stability-check", "-o", "t.trace", "prog.py"], tmp_path)
+    assert r.returncode in (-signal.SIGINT, 130), (r.returncode, r.stderr)
+    assert "KeyboardInterrupt" in r.stderr
+    assert (tmp_path / "t.trace").is_file()
+
+
+def test_warnings_raised_while_capturing_do_not_reach_the_program(tmp_path):
+    src = """
+        import warnings, sys
+        warnings.simplefilter("error")            # like a test suite that turns warnings into errors
+        class Noisy:
+            def __reduce__(self):
+                warnings.warn("pickled", DeprecationWarning)
+                return (Noisy, ())
+        def f(v):
+            return 1
+        def g():
+            warnings.warn("g warns once", UserWarning)
+        if __name__ == "__main__":
+            f(Noisy())
+            warnings.simplefilter("default")
+            for _ in range(3):
+                g()
+            print("done")
+    """
+    (tmp_path / "plain.py").write_text(textwrap.dedent(src).lstrip())
+    plain = run(["plain.py"], tmp_path)
+    r = trace(tmp_path, src)
+    assert r.stdout == plain.stdout == "done\n"
+    assert r.stderr == plain.stderr.replace("plain.py", "prog.py"), (r.stderr, plain.stderr)
+    assert captured(tmp_path / "t.trace", "f")[0].status == "ok"
+
+
+def test_no_such_module_leaves_the_trace_untouched(tmp_path):
+    trace(tmp_path, "print('hi')\n")
+    before = (tmp_path / "t.trace").read_bytes()
+    r = run(["-m", "retracer", "trace", "-q", "-o", "t.trace", "-m", "nosuchmodule_xyz"], tmp_path)
+    plain = run(["-m", "nosuchmodule_xyz"], tmp_path)
+    assert r.returncode == plain.returncode == 1
+    assert "No module named nosuchmodule_xyz" in r.stderr and "No module named" in plain.stderr
+    assert (tmp_path / "t.trace").read_bytes() == before
+
+
+def test_scope_in_site_packages_and_several_scopes(tmp_path):
+    lib = tmp_path / "venvlib" / "site-packages"
+    (lib / "mylib").mkdir(parents=True)
+    (lib / "mylib" / "__init__.py").write_text("def helper(x):\n    return x + 1\n")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "util.py").write_text("def twice(x):\n    return 2 * x\n")
+    (tmp_path / "prog.py").write_text("import mylib, util\nprint(mylib.helper(util.twice(1)))\n")
+    env = dict(os.environ, PYTHONPATH=f"{lib}{os.pathsep}{other}")
+    r = run(["-m", "retracer", "trace", "-q", "--no-stability-check", "--scope", str(lib / "mylib"),
+             "--scope", str(other), "-o", "t.trace", "prog.py"], tmp_path, env=env)
+    assert r.returncode == 0 and r.stdout == "3\n", r.stderr
+    assert len(captured(tmp_path / "t.trace", "helper")) == 1
+    assert len(captured(tmp_path / "t.trace", "twice")) == 1
+    with TraceReader(str(tmp_path / "t.trace")) as rd:
+        in_scope = {f.name for f in rd.functions.values() if f.flags & FLAG_IN_SCOPE}
+    assert {"helper", "twice"} <= in_scope
