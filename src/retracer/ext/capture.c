@@ -147,25 +147,24 @@ static void cap_end(long id, int raised, PyObject *value, int64_t now)
 
 void rt_py_capture_end(long id, int raised, PyObject *value, int64_t now)
 {
-    if (!(raised && !value && PyErr_Occurred())) {
-        cap_end(id, raised, value, now);
-        return;
-    }
-    /* the exception set in the thread state (PEP 523, profile hook): keep it set */
-    PyObject *type, *exc, *tb;
-    PyErr_Fetch(&type, &exc, &tb);
-    PyErr_NormalizeException(&type, &exc, &tb);
-    if (exc && tb)
-        PyException_SetTraceback(exc, tb);
-    cap_end(id, 1, exc, now);
-    PyErr_Restore(type, exc, tb);
+    /* an exception being raised (set in the thread state: PEP 523, the
+     * profile hook) stays set, and is the call's outcome when value is NULL */
+    rt_py_err_state st;
+    rt_py_err_save(&st);
+    if (raised && !value)
+        value = rt_py_err_value(&st);
+    cap_end(id, raised, value, now);
+    rt_py_err_restore(&st);
 }
 
 void rt_py_capture_suspend(long id, uint64_t key, PyObject *value)
 {
+    rt_py_err_state st;
+    rt_py_err_save(&st);
     PyObject *items[] = {PyLong_FromLong(id), Py_NewRef(value ? value : Py_None)};
     Py_XDECREF(cap_call(G.cb_yield, rt_py_named(&rt_py_CallYieldType, items, 2)));
     rt_map_put(&G.cap_gens, key, (uint64_t)id);
+    rt_py_err_restore(&st);
 }
 
 long rt_py_capture_resume_slow(uint64_t key)
@@ -242,11 +241,13 @@ static uint64_t shape_sig(PyObject *values)
 
 void rt_py_capture_start(rt_thread *t, uint32_t fid, int64_t now, rt_py_args_fn args_of, void *src)
 {
+    /* nothing here may clear or replace an exception being raised */
+    rt_py_err_state st;
+    rt_py_err_save(&st);
     PyObject *values = args_of(src, fid); /* Owned */
     if (!values) {
-        PyErr_Clear();
         rt_capture_unseen(&G.capture, fid);
-        return;
+        goto done;
     }
     rt_capture_call call;
     memset(&call, 0, sizeof call);
@@ -255,9 +256,11 @@ void rt_py_capture_start(rt_thread *t, uint32_t fid, int64_t now, rt_py_args_fn 
     int why = rt_capture_decide(&G.capture, fid, &call);
     if (why == RT_CAPTURE_SKIP) {
         Py_DECREF(values);
-        return;
+        goto done;
     }
     long id = cap_begin(t, fid, values, now, why);
     if (id >= 0)
         rt_py_capstack_push(t, id);
+done:
+    rt_py_err_restore(&st);
 }
