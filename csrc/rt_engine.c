@@ -367,7 +367,8 @@ RT_INLINE rt_frame *rt__push(rt_thread *t, uint32_t fid, uint32_t caller_overrid
     return f;
 }
 
-void rt_enter(rt_thread *t, uint32_t fid, int64_t now)
+/* rt_enter with `now` already on the thread's timeline. */
+static void rt__enter(rt_thread *t, uint32_t fid, int64_t now)
 {
     rt_engine *e = t->e;
     if (RT_UNLIKELY(e->finished))
@@ -384,6 +385,8 @@ void rt_enter(rt_thread *t, uint32_t fid, int64_t now)
         rt__emit_fid(t, RT_EV_ENTER, fid, now);
     }
 }
+
+void rt_enter(rt_thread *t, uint32_t fid, int64_t now) { rt__enter(t, fid, now - t->head.paused); }
 
 /* Account the slice of the innermost frame and pop it. Returns 1 if the
  * function (and the edge) had no other open activation (not recursive). */
@@ -459,6 +462,7 @@ RT_INLINE int rt__unwind_to(rt_thread *t, uint32_t fid, int64_t *now, int exc)
 
 int rt_exit(rt_thread *t, uint32_t fid, int64_t now, int exc)
 {
+    now -= t->head.paused;
     if (!rt__unwind_to(t, fid, &now, exc))
         return 0;
     rt__close_top(t, now, exc);
@@ -525,6 +529,7 @@ static void rt__gen_complete(rt_engine *e, uint32_t idx)
 int rt_suspend(rt_thread *t, uint32_t fid, uint64_t key, int64_t now)
 {
     rt_engine *e = t->e;
+    now -= t->head.paused;
     if (!rt__unwind_to(t, fid, &now, 0))
         return 0;
     uint32_t old = rt__gen_take(e, key);
@@ -563,15 +568,16 @@ void rt_resume(rt_thread *t, uint32_t fid, uint64_t key, int64_t now)
     rt_engine *e = t->e;
     if (RT_UNLIKELY(e->finished))
         return;
+    now -= t->head.paused;
     uint32_t idx = rt__gen_take(e, key);
     if (idx == UINT32_MAX) {
-        rt_enter(t, fid, now);
+        rt__enter(t, fid, now);
         return;
     }
     rt_genrec g = e->genpool[idx];
     if (g.fid != fid) { /* a stale record under a reused key */
         rt__gen_complete(e, idx);
-        rt_enter(t, fid, now);
+        rt__enter(t, fid, now);
         return;
     }
     rt__gen_release(e, idx);
@@ -617,7 +623,9 @@ int rt_engine_finish(rt_engine *e, int64_t now)
     e->finished = 0; /* allow closing frames */
     for (uint32_t i = 0; i < e->nthreads; i++) {
         rt_thread *t = e->threads[i];
-        int64_t tnow = now < t->last_t ? t->last_t : now;
+        int64_t tnow = now - t->head.paused;
+        if (tnow < t->last_t)
+            tnow = t->last_t;
         while (t->head.depth && !was_fatal)
             rt__close_top(t, tnow, 0);
     }
@@ -658,6 +666,7 @@ int rt_engine_thread_info(const rt_engine *e, uint32_t idx, rt_thread_info *out)
     out->n_events = t->n_events;
     out->stream_calls = t->stream_calls;
     out->chunks = t->seq;
+    out->paused_ns = t->head.paused;
     return RT_OK;
 }
 

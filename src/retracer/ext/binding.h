@@ -115,6 +115,7 @@ typedef struct rt_py_tls_state {
     rt_thread *thread;      /* this thread's engine state (owned by the engine), or NULL */
     uint64_t gen;           /* session generation `thread` belongs to */
     int muted;              /* 1: this thread's events are dropped (retracer's own work) */
+    int64_t muted_at;       /* clock value when mute(True) muted it: the time until mute(False) is paused */
 } rt_py_tls_state;
 
 extern RT_PY_HIDDEN rt_binding G;
@@ -200,14 +201,18 @@ static inline rt_thread *rt_py_cur_thread(int64_t now)
  * hook passes its own; `src` is what it needs (a frame). */
 typedef PyObject *(*rt_py_args_fn)(void *src, uint32_t fid);
 
-/* A call of fid the policy wants to look at: decide, and hand it to Python. */
+/* A call of fid the policy wants to look at: decide, and hand it to Python.
+ * `now` is the clock value of the call's start event; the time from then to
+ * the end of this function (reading the arguments, their signature, the
+ * Python callback) is paused on thread t (rt_thread_pause). */
 RT_PY_HIDDEN void rt_py_capture_start(rt_thread *t, uint32_t fid, int64_t now, rt_py_args_fn args_of, void *src);
 RT_PY_HIDDEN void rt_py_capstack_push(rt_thread *t, long id);
 RT_PY_HIDDEN long rt_py_capstack_take_slow(rt_capstack *cs, size_t depth);
 RT_PY_HIDDEN void rt_py_capstacks_free(void);
 /* A captured call ends: `value` is the result or exception (borrowed; NULL:
- * the exception set in the thread state, which is kept, or unknown). */
-RT_PY_HIDDEN void rt_py_capture_end(long id, int raised, PyObject *value, int64_t now);
+ * the exception set in the thread state, which is kept, or unknown); `tl` is
+ * the end's time on the thread's timeline (rt_thread_time). */
+RT_PY_HIDDEN void rt_py_capture_end(long id, int raised, PyObject *value, int64_t tl);
 /* A captured generator yields `value` (borrowed) and is remembered under `key`. */
 RT_PY_HIDDEN void rt_py_capture_suspend(long id, uint64_t key, PyObject *value);
 RT_PY_HIDDEN long rt_py_capture_resume_slow(uint64_t key);
@@ -283,13 +288,18 @@ static inline void rt_py_ev_suspend(rt_thread *t, uint32_t fid, uint64_t key, in
     if (RT_UNLIKELY(G.capture.left != NULL)) {
         long id = rt_py_capstack_take(t);
         if (id >= 0) {
-            uint64_t gen = G.gen;
-            if (G.fflags[fid] & RT_FB_CORO)
+            if (G.fflags[fid] & RT_FB_CORO) {
                 rt_map_put(&G.cap_gens, key, (uint64_t)id); /* what it awaits is not its outcome */
-            else
+            } else {
+                uint64_t gen = G.gen;
                 rt_py_capture_suspend(id, key, value);
-            if (G.gen != gen || !G.active)
-                return; /* the session ended during the callback */
+                if (G.gen != gen || !G.active)
+                    return; /* the session ended during the callback */
+                int64_t done = rt_clock_now(&G.clock);
+                rt_suspend(t, fid, key, now);
+                rt_thread_pause(t, done - now); /* the clock paused while capturing */
+                return;
+            }
         }
     }
     rt_suspend(t, fid, key, now);
@@ -304,9 +314,13 @@ static inline void rt_py_ev_exit(rt_thread *t, uint32_t fid, int64_t now, int ex
         long id = rt_py_capstack_take(t);
         if (id >= 0) {
             uint64_t gen = G.gen;
-            rt_py_capture_end(id, exc, value, now);
+            rt_py_capture_end(id, exc, value, rt_thread_time(t, now));
             if (G.gen != gen || !G.active)
                 return;
+            int64_t done = rt_clock_now(&G.clock);
+            rt_exit(t, fid, now, exc);
+            rt_thread_pause(t, done - now); /* the clock paused while capturing */
+            return;
         }
     }
     rt_exit(t, fid, now, exc);

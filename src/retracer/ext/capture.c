@@ -101,7 +101,7 @@ static PyObject *cap_call(PyObject *cb, PyObject *arg)
 
 /* Begin capturing a call of fid whose argument values are `values` (a new
  * reference, stolen). Returns the capture id, or -1. */
-static long cap_begin(rt_thread *t, uint32_t fid, PyObject *values, int64_t now, int why)
+static long cap_begin(rt_thread *t, uint32_t fid, PyObject *values, int64_t tl, int why)
 {
     uint64_t gen = G.gen;
     PyObject *genobj = NULL; /* Owned */
@@ -118,7 +118,7 @@ static long cap_begin(rt_thread *t, uint32_t fid, PyObject *values, int64_t now,
         PyLong_FromUnsignedLong(rt_thread_index(t)),
         Py_NewRef(PyList_GET_ITEM(G.argnames, fid)),
         values,
-        PyLong_FromLongLong((long long)now),
+        PyLong_FromLongLong((long long)tl),
         PyUnicode_FromString(rt_capture_reason(why)),
         PyLong_FromLongLong((long long)rt_thread_call_no(t)),
         genobj ? genobj : Py_NewRef(Py_None),
@@ -134,38 +134,37 @@ static long cap_begin(rt_thread *t, uint32_t fid, PyObject *values, int64_t now,
     return id;
 }
 
-static void cap_end(long id, int raised, PyObject *value, int64_t now)
+static void cap_end(long id, int raised, PyObject *value, int64_t tl)
 {
     PyObject *items[] = {
         PyLong_FromLong(id),
         PyBool_FromLong(raised),
         Py_NewRef(value ? value : Py_None),
-        PyLong_FromLongLong((long long)now),
+        PyLong_FromLongLong((long long)tl),
     };
     Py_XDECREF(cap_call(G.cb_exit, rt_py_named(&rt_py_CallEndType, items, 4)));
 }
 
-void rt_py_capture_end(long id, int raised, PyObject *value, int64_t now)
+void rt_py_capture_end(long id, int raised, PyObject *value, int64_t tl)
 {
-    if (!(raised && !value && PyErr_Occurred())) {
-        cap_end(id, raised, value, now);
-        return;
-    }
-    /* the exception set in the thread state (PEP 523, profile hook): keep it set */
-    PyObject *type, *exc, *tb;
-    PyErr_Fetch(&type, &exc, &tb);
-    PyErr_NormalizeException(&type, &exc, &tb);
-    if (exc && tb)
-        PyException_SetTraceback(exc, tb);
-    cap_end(id, 1, exc, now);
-    PyErr_Restore(type, exc, tb);
+    /* an exception being raised (set in the thread state: PEP 523, the
+     * profile hook) stays set, and is the call's outcome when value is NULL */
+    rt_py_err_state st;
+    rt_py_err_save(&st);
+    if (raised && !value)
+        value = rt_py_err_value(&st);
+    cap_end(id, raised, value, tl);
+    rt_py_err_restore(&st);
 }
 
 void rt_py_capture_suspend(long id, uint64_t key, PyObject *value)
 {
+    rt_py_err_state st;
+    rt_py_err_save(&st);
     PyObject *items[] = {PyLong_FromLong(id), Py_NewRef(value ? value : Py_None)};
     Py_XDECREF(cap_call(G.cb_yield, rt_py_named(&rt_py_CallYieldType, items, 2)));
     rt_map_put(&G.cap_gens, key, (uint64_t)id);
+    rt_py_err_restore(&st);
 }
 
 long rt_py_capture_resume_slow(uint64_t key)
@@ -242,11 +241,14 @@ static uint64_t shape_sig(PyObject *values)
 
 void rt_py_capture_start(rt_thread *t, uint32_t fid, int64_t now, rt_py_args_fn args_of, void *src)
 {
+    /* nothing here may clear or replace an exception being raised */
+    rt_py_err_state st;
+    rt_py_err_save(&st);
+    uint64_t gen = G.gen;
     PyObject *values = args_of(src, fid); /* Owned */
     if (!values) {
-        PyErr_Clear();
         rt_capture_unseen(&G.capture, fid);
-        return;
+        goto done;
     }
     rt_capture_call call;
     memset(&call, 0, sizeof call);
@@ -255,9 +257,13 @@ void rt_py_capture_start(rt_thread *t, uint32_t fid, int64_t now, rt_py_args_fn 
     int why = rt_capture_decide(&G.capture, fid, &call);
     if (why == RT_CAPTURE_SKIP) {
         Py_DECREF(values);
-        return;
+        goto done;
     }
-    long id = cap_begin(t, fid, values, now, why);
+    long id = cap_begin(t, fid, values, rt_thread_time(t, now), why);
     if (id >= 0)
         rt_py_capstack_push(t, id);
+done:
+    rt_py_err_restore(&st);
+    if (G.gen == gen && G.active) /* else t is gone with its session */
+        rt_thread_pause(t, rt_clock_now(&G.clock) - now); /* the clock paused while capturing */
 }

@@ -74,6 +74,54 @@ static inline PyObject *Py_NewRef(PyObject *o)
 }
 #endif
 
+/* The exception being raised, taken out of the thread state (new reference,
+ * NULL when none) and put back: the binding runs capture callbacks between
+ * the two, so an exception the interpreter is raising (a generator being
+ * closed or thrown into) survives them unchanged. */
+typedef struct rt_py_err_state {
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *exc;
+#else
+    PyObject *type, *value, *tb;
+#endif
+} rt_py_err_state;
+
+static inline void rt_py_err_save(rt_py_err_state *st)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    st->exc = PyErr_GetRaisedException();
+#else
+    PyErr_Fetch(&st->type, &st->value, &st->tb);
+#endif
+}
+
+/* The saved exception as an instance (borrowed; NULL when none), with its
+ * traceback attached. */
+static inline PyObject *rt_py_err_value(rt_py_err_state *st)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return st->exc;
+#else
+    if (!st->type)
+        return NULL;
+    PyErr_NormalizeException(&st->type, &st->value, &st->tb);
+    if (st->value && st->tb)
+        PyException_SetTraceback(st->value, st->tb);
+    return st->value;
+#endif
+}
+
+/* Clears whatever was raised since rt_py_err_save, then restores. */
+static inline void rt_py_err_restore(rt_py_err_state *st)
+{
+    PyErr_Clear();
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(st->exc);
+#else
+    PyErr_Restore(st->type, st->value, st->tb);
+#endif
+}
+
 /* The argument names table of a code object (new reference). */
 static inline PyObject *rt_py_code_varnames(PyCodeObject *co)
 {

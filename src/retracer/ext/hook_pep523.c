@@ -62,7 +62,8 @@ PyObject *rt_py_eval_frame(PyThreadState *ts, _PyInterpreterFrame *f, int throwf
     PyGenObject *g = (PyGenObject *)Py_NewRef(_PyFrame_GetGenerator(f)); /* Owned */
     int fresh = _Py_OPCODE(*f->prev_instr) == RETURN_GENERATOR;
     rt_py_ev_resume(t, fid, key, now);
-    if (fresh && RT_PY_CAPTURE_WANTED(fid))
+    /* a generator closed or thrown into before it started is not a call to keep */
+    if (fresh && !throwflag && RT_PY_CAPTURE_WANTED(fid))
         rt_py_capture_start(t, fid, now, args_of_iframe, f);
     PyObject *r = _PyEval_EvalFrameDefault(ts, f, throwflag);
     if (G.active && G.gen == gen) {

@@ -6,7 +6,8 @@
 #include "rt_stream.h"
 
 /* mute(flag) -> previous flag: drop (True) or record again (False) the events
- * of the calling thread. */
+ * of the calling thread. The time between mute(True) and mute(False) is
+ * retracer's own: it is paused (rt_thread_pause). */
 static PyObject *set_muted(PyObject *m, PyObject *arg)
 {
     int flag = PyObject_IsTrue(arg);
@@ -19,6 +20,14 @@ static PyObject *set_muted(PyObject *m, PyObject *arg)
     }
     int was = rt_py_tls.muted;
     rt_py_tls.muted = flag;
+    if (G.engine && G.active && rt_py_tls.gen == G.gen && rt_py_tls.thread && flag != was) {
+        /* retracer's own work while muted is out of the thread's time, as capture is */
+        int64_t now = rt_clock_now(&G.clock);
+        if (flag)
+            rt_py_tls.muted_at = now;
+        else
+            rt_thread_pause(rt_py_tls.thread, now - rt_py_tls.muted_at);
+    }
     return PyBool_FromLong(was);
 error:
     return NULL;

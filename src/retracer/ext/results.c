@@ -60,6 +60,7 @@ static PyStructSequence_Field thread_fields[] = {
     F("n_events", "call-stream events written"),
     F("stream_calls", "calls written to the call stream"),
     F("chunks", "call-stream chunks written to the spool"),
+    F("paused_ns", "time taken out of the thread's timeline while retracer worked on it (capture)"),
     {NULL, NULL},
 };
 
@@ -68,7 +69,7 @@ static PyStructSequence_Field callstart_fields[] = {
     F("thread_idx", "index of the calling thread"),
     F("names", "tuple of the argument names"),
     F("values", "tuple of the argument values at entry"),
-    F("t_ns", "clock value at the call (ns)"),
+    F("t_ns", "time of the call on its thread's timeline (ns; capture time is paused, see rt_thread_pause)"),
     F("why", "why the policy kept it: 'first' (one of the first calls) or 'shape' (a new input shape)"),
     F("stream_call", "the call's number in its thread's call stream, -1 when not in the stream"),
     F("generator", "the generator object (3.12+, generator functions), else None"),
@@ -79,7 +80,7 @@ static PyStructSequence_Field callend_fields[] = {
     F("id", "capture id returned by enter()"),
     F("raised", "True when the call raised"),
     F("value", "the return value, or the exception (None when the hook cannot see it)"),
-    F("t_ns", "clock value at the end (ns)"),
+    F("t_ns", "time of the end on the thread's timeline (ns), as CallStart.t_ns"),
     {NULL, NULL},
 };
 
@@ -109,7 +110,7 @@ static struct {
     {&rt_py_FunctionInfoType, {"retracer._engine.FunctionInfo", "A traced function.", function_fields, 6}},
     {&rt_py_FuncStatType, {"retracer._engine.FuncStat", "The profile of one function.", funcstat_fields, 5}},
     {&rt_py_EdgeStatType, {"retracer._engine.EdgeStat", "The profile of one caller -> callee edge.", edgestat_fields, 6}},
-    {&rt_py_ThreadInfoType, {"retracer._engine.ThreadInfo", "A traced thread.", thread_fields, 6}},
+    {&rt_py_ThreadInfoType, {"retracer._engine.ThreadInfo", "A traced thread.", thread_fields, 7}},
     {&rt_py_CallStartType, {"retracer._engine.CallStart", "A captured call begins (capture enter()).", callstart_fields, 8}},
     {&rt_py_CallEndType, {"retracer._engine.CallEnd", "A captured call ends (capture exit()).", callend_fields, 4}},
     {&rt_py_CallYieldType, {"retracer._engine.CallYield", "A captured generator yields (capture yield_()).", callyield_fields, 2}},

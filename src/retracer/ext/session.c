@@ -315,8 +315,9 @@ static PyObject *build_results(const char *errmsg)
             PyLong_FromUnsignedLongLong(ti.n_events),
             PyLong_FromUnsignedLongLong(ti.stream_calls),
             PyLong_FromUnsignedLong(ti.chunks),
+            PyLong_FromLongLong((long long)ti.paused_ns),
         };
-        if (append_new(tl, rt_py_named(&rt_py_ThreadInfoType, items, 6)) < 0)
+        if (append_new(tl, rt_py_named(&rt_py_ThreadInfoType, items, 7)) < 0)
             goto error;
     }
     PyObject *items[] = {

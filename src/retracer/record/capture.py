@@ -112,7 +112,7 @@ class _FnStats:
 
 class _Pending:
     __slots__ = ("fid", "call_no", "tidx", "names", "values", "args", "status", "info", "t0", "yields",
-                 "yields_truncated", "gen_ref", "cost_ns", "thread_ns0")
+                 "yields_truncated", "gen_ref", "cost_ns")
 
     def __init__(self, fid, call_no, tidx, names, values, t0):
         self.fid = fid
@@ -128,7 +128,6 @@ class _Pending:
         self.yields_truncated = False
         self.gen_ref: Optional[weakref.ref] = None
         self.cost_ns = 0
-        self.thread_ns0 = 0  # the thread's capture time when the call began
 
 
 class Capturer:
@@ -161,7 +160,6 @@ class Capturer:
         self.count = 0
         self.stored_bytes = 0           # bytes of distinct values written
         self.capture_ns = 0             # time spent capturing, all threads
-        self._thread_ns: Dict[int, int] = {}  # time spent capturing per thread index
         self.capture_share = capture_share
         self.max_capture_bytes = max_capture_bytes
         self._t_start = time.perf_counter_ns()
@@ -233,7 +231,6 @@ class Capturer:
         self.capture_ns += dt
         if p is not None:
             p.cost_ns += dt
-            self._thread_ns[p.tidx] = self._thread_ns.get(p.tidx, 0) + dt
 
     # -- callbacks (called by the C binding) --------------------------------
 
@@ -259,7 +256,6 @@ class Capturer:
             call_no = self._per_fid.get(fid, 0)
             self._per_fid[fid] = call_no + 1
             p = _Pending(fid, call_no, tidx, names, values, now)
-            p.thread_ns0 = self._thread_ns.get(tidx, 0)
             if why != "first":
                 p.info["selected"] = why  # "shape": kept because its input shape was new
             if stream_call >= 0:
@@ -326,8 +322,6 @@ class Capturer:
         p = self._pending.pop(cid, None)
         if p is None:
             return
-        # capturing done on the thread before this exit (not the exit's own)
-        spent = self._thread_ns.get(p.tidx, 0) - p.thread_ns0
         try:
             self._finish(cid, p, bool(raised), value, now)
         except KeyboardInterrupt:
@@ -336,7 +330,7 @@ class Capturer:
             pass
         finally:
             self._spent(p, -1, t0)
-            self._account(p, now, spent)
+            self._account(p, now)
 
     def _generator_gone(self, cid: int) -> None:
         """A captured generator was destroyed while suspended: its consumer
@@ -353,7 +347,7 @@ class Capturer:
 
     # -- internals ------------------------------------------------------------
 
-    def _account(self, p: _Pending, now: Optional[int], spent: int) -> None:
+    def _account(self, p: _Pending, now: Optional[int]) -> None:
         """The per-function rule: stop capturing a function whose capture costs
         far more than the function itself, call after call."""
         st = self._stats.get(p.fid)
@@ -363,9 +357,9 @@ class Capturer:
         st.cost_ns += p.cost_ns
         if now is None:
             return
-        # the call itself: without the capturing done on its thread meanwhile
-        # (its own arguments at entry, nested captured calls)
-        call = max(0, now - p.t0 - spent)
+        # the call itself: t_ns are on the thread's timeline, where the engine
+        # paused the clock while capturing (this call's and nested ones)
+        call = max(0, now - p.t0)
         st.call_ns += call
         if p.cost_ns > COST_FLOOR_NS and p.cost_ns > COST_FACTOR * call:
             st.streak += 1

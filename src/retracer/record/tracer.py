@@ -396,7 +396,9 @@ class Tracer:
             cap.close()  # calls still running are marked incomplete: the stats are final
             captured = self._captured_batches(funcs)
             meta["capture"] = {"cut": cap.cut, "capture_ns": cap.capture_ns, "stored_bytes": cap.stored_bytes,
-                               "functions_stopped": sum(1 for s in cap.function_stats() if s[4])}
+                               "functions_stopped": sum(1 for s in cap.function_stats() if s[4]),
+                               # per thread index: the time taken out of its timeline while capturing
+                               "paused_ns": [t.paused_ns for t in results.threads]}
         path, n_captured = write_trace(
             self.output, meta, rows, thread_rows, self._spool, results.func_stats, results.edge_stats,
             captured, blobs=cap.blobs() if cap is not None else (),
