@@ -1,32 +1,64 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: builds and runs the C engine's
-# unit tests (plain and with AddressSanitizer/UBSan), then for python3 and every
-# CPython 3.9-3.13 found (from pyenv or PATH; RETRACER_TEST_VERSIONS="3.12 3.13"
-# to choose) creates a venv in
-# .venvs/, installs retracer with its test dependencies and runs pytest.
-# Exits non-zero if anything fails; ends with one "total: N passed, M failed" line.
+# The whole test suite, from a fresh clone:
+#  1. system packages the tests need (scripts/deps-*.sh: chromium for the view page,
+#     the Go pprof tool for the pprof export);
+#  2. a venv per interpreter: python3 and every CPython 3.9-3.13 found (pyenv or PATH),
+#     .venvs/py3.X, reused while pyproject.toml, setup.py and the interpreter are
+#     unchanged; the C extensions are rebuilt in it when a C source or header changed;
+#  3. in parallel: the C engine's unit tests (plain and AddressSanitizer/UBSan), the
+#     tests marked `once` (they do not depend on the Python version: browser, pprof
+#     tool, JSON Schema) on the first interpreter, and the rest of the pytest suite on
+#     every interpreter, each as soon as its venv is ready.
+# Every step prints how long it took. Ends with one "total: N passed, M failed,
+# K skipped" line and exits non-zero if anything failed.
+#
+#   RETRACER_TEST_VERSIONS="3.12 3.13"       versions besides python3's own
+#   RETRACER_TEST_PYTHONS="/path/python3.12"  the interpreters (the first runs the `once` tests)
+#   RETRACER_TEST_JOBS=N      at most N test jobs at a time (default 8: all of them)
+#   RETRACER_TEST_WORKERS=N   pytest-xdist workers in each pytest session (default 0:
+#                             the sessions already run side by side)
+#   extra arguments go to every pytest session (bash scripts/test.sh -k fib)
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+T_START=$SECONDS
 export RETRACER_CONFIG_DIR="${RETRACER_CONFIG_DIR:-$ROOT/.venvs/config}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+# every test starts interpreters: let them cache bytecode (some environments turn that off)
+unset PYTHONDONTWRITEBYTECODE
+JOBS=${RETRACER_TEST_JOBS:-8}
+WORKERS=${RETRACER_TEST_WORKERS:-0}
 status=0
 results="$ROOT/.venvs/results"
-rm -rf "$results"; mkdir -p "$results"
+rm -rf "$results"; mkdir -p "$results/jobs"
+# pytest's temporary directories: outside the repository (a traced program there would
+# find the repository's pyproject.toml), one per run and session
+TMP_BASE=$(mktemp -d "${TMPDIR:-/tmp}/retracer-tests.XXXXXX")
+LOCK="$ROOT/.venvs/.install-lock"  # pip install -e . writes src/retracer.egg-info: one at a time
 
-# System packages some tests need (scripts/deps-*.sh: a browser for the view page,
-# the Go pprof tool for the pprof export), installed here so nothing is done by hand.
+took() {  # seconds since $1, as "42 s" or "3m07s"
+  local s=$((SECONDS - $1))
+  if [ $s -ge 60 ]; then printf '%dm%02ds' $((s / 60)) $((s % 60)); else printf '%d s' $s; fi
+}
+
+quietly() {  # run a command, showing its output only if it fails
+  local log
+  log=$(mktemp)
+  if "$@" > "$log" 2>&1; then rm -f "$log"; return 0; fi
+  cat "$log"; rm -f "$log"; return 1
+}
+
+# ---------------------------------------------------------------- 1. system packages
+t=$SECONDS
 source scripts/lib-apt.sh
 for deps in scripts/deps-*.sh; do
   [ -e "$deps" ] || continue
   echo "== $deps"
   source "$deps" || status=1
 done
+echo "-- system packages: $(took $t)"
 
-echo "== C engine unit tests"
-make -s -C csrc test test-asan 2>&1 | tee "$results/c.txt"
-[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-
+# ---------------------------------------------------------------- 2. interpreters and venvs
 works() {  # $1 = interpreter, $2 = 3.X: does it run and is it that version?
   [ -n "$1" ] && [ "$("$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$2" ]
 }
@@ -52,18 +84,154 @@ for v in ${RETRACER_TEST_VERSIONS:-3.9 3.10 3.11 3.12 3.13}; do
 done
 [ -n "${RETRACER_TEST_PYTHONS:-}" ] && read -r -a pythons <<< "$RETRACER_TEST_PYTHONS"
 
-for py in "${pythons[@]}"; do
-  v=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-  venv="$ROOT/.venvs/py$v"
-  echo "== Python $v ($py)"
-  if [ ! -x "$venv/bin/python" ]; then "$py" -m venv "$venv" || { status=1; continue; }; fi
-  if ! "$venv/bin/python" -m pip install -q -e ".[test]" > "$results/pip-$v.txt" 2>&1; then
-    cat "$results/pip-$v.txt"; echo "pip install failed for Python $v"; status=1; continue
+# The project's dependencies and test extras, from pyproject.toml: the venvs install
+# them side by side, then the project itself one at a time (LOCK).
+REQS="$ROOT/.venvs/requirements.txt"
+python3 - > "$REQS" 2>/dev/null <<'PY' || : > "$REQS"
+import sys
+try:
+    import tomllib
+except ImportError:
+    import tomli as tomllib
+with open("pyproject.toml", "rb") as f:
+    project = tomllib.load(f)["project"]
+print("\n".join(project.get("dependencies", []) + project.get("optional-dependencies", {}).get("test", [])))
+PY
+
+deps_stamp() {  # what a venv's installed packages depend on: $1 = the interpreter
+  { "$1" -c 'import sys; print(sys.version, sys.base_prefix)'; cat pyproject.toml setup.py; } | sha256sum
+}
+
+build_stamp() {  # what the C extensions depend on: every C source and header, the build files
+  { find csrc src -name '*.[ch]' -not -path 'csrc/tests/*' | LC_ALL=C sort | xargs sha256sum
+    sha256sum setup.py pyproject.toml; } | sha256sum
+}
+
+prepare_venv() {  # $1 = interpreter, $2 = 3.X: create or reuse .venvs/py3.X; says what it did
+  local py=$1 v=$2 venv="$ROOT/.venvs/py$2" t=$SECONDS did="" deps build
+  local pip=("$venv/bin/python" -m pip install)
+  deps=$(deps_stamp "$py") && build=$(build_stamp) || return 1
+  if ! "$venv/bin/python" -c "" 2>/dev/null; then
+    rm -rf "$venv"
+    quietly "$py" -m venv "$venv" || { echo "could not create $venv"; return 1; }
+    did="created"
   fi
-  "$venv/bin/python" -m pytest -q -p no:cacheprovider --junitxml="$results/py$v.xml" tests "$@"
-  rc=$?
-  [ $rc -eq 0 ] || status=1
+  if [ "$(cat "$venv/.deps-stamp" 2>/dev/null)" != "$deps" ]; then
+    rm -f "$venv/.deps-stamp" "$venv/.build-stamp"
+    if [ -s "$REQS" ]; then
+      quietly "${pip[@]}" -r "$REQS" || { echo "pip install failed for Python $v"; return 1; }
+    else  # no TOML reader for pyproject.toml: the whole install, one venv at a time
+      quietly flock "$LOCK" "${pip[@]}" -e ".[test]" || { echo "pip install failed for Python $v"; return 1; }
+    fi
+    echo "$deps" > "$venv/.deps-stamp"
+    did="${did:+$did, }test dependencies installed"
+  fi
+  if [ "$(cat "$venv/.build-stamp" 2>/dev/null)" != "$build" ] || ! "$venv/bin/python" -c "import retracer" 2>/dev/null; then
+    quietly flock "$LOCK" "${pip[@]}" --no-deps --no-build-isolation -e . \
+      || { echo "building retracer failed for Python $v"; return 1; }
+    echo "$build" > "$venv/.build-stamp"
+    did="${did:+$did, }retracer and its C extensions built"
+  fi
+  echo "venv .venvs/py$v ($py): ${did:-reused (dependencies and C sources unchanged)}, $(took $t)"
+}
+
+# ---------------------------------------------------------------- 3. the tests, side by side
+job_ids=() job_pids=()
+declare -A job_label
+
+start_job() {  # $1 = id, $2 = label, then the command; its output goes to .venvs/results/jobs/ID.log
+  local id=$1
+  job_label[$id]=$2
+  shift 2
+  while [ "$(running_jobs)" -ge "$JOBS" ]; do report_finished; sleep 1; done
+  ( t=$SECONDS; "$@" < /dev/null > "$results/jobs/$id.log" 2>&1; rc=$?
+    took $t > "$results/jobs/$id.took"; echo $rc > "$results/jobs/$id.rc" ) &
+  job_ids+=("$id"); job_pids+=($!)
+  echo "started: ${job_label[$id]}"
+}
+
+running_jobs() {
+  local n=0 id
+  for id in "${job_ids[@]}"; do [ -e "$results/jobs/$id.rc" ] || n=$((n + 1)); done
+  echo $n
+}
+
+declare -A reported
+report_finished() {  # print the log of every job that has ended since the last call
+  local id rc
+  for id in "${job_ids[@]}"; do
+    [ -e "$results/jobs/$id.rc" ] && [ -z "${reported[$id]:-}" ] || continue
+    reported[$id]=1
+    rc=$(cat "$results/jobs/$id.rc")
+    echo "== ${job_label[$id]}: $([ "$rc" -eq 0 ] && echo ok || echo "FAILED (exit $rc)"), $(cat "$results/jobs/$id.took")"
+    cat "$results/jobs/$id.log"
+  done
+}
+
+# Ctrl-C reaches every job (one process group); a TERM is passed on to the jobs' commands
+# as an interrupt, so that pytest ends the programs its tests started.
+on_signal() {
+  echo "interrupted: stopping the test jobs"
+  local pid
+  if [ "$1" = TERM ]; then for pid in "${job_pids[@]}"; do pkill -INT -P "$pid" 2>/dev/null; done; fi
+  wait
+  exit $((128 + $2))
+}
+trap 'on_signal INT 2' INT
+trap 'on_signal TERM 15' TERM
+
+pytest_session() {  # $1 = venv python, $2 = session name, then pytest's selection and arguments
+  local py=$1 name=$2 xdist=(-n "$WORKERS")
+  shift 2
+  [ "$WORKERS" != 0 ] && xdist+=(--dist loadgroup)
+  "$py" -m pytest -q -p no:cacheprovider "${xdist[@]}" --basetemp="$TMP_BASE/$name" \
+    --junitxml="$results/$name.xml" tests "$@"
+  local rc=$?
+  [ $rc -eq 5 ] && { echo "(no test selected)"; rc=0; }
+  return $rc
+}
+
+version_job() {  # $1 = interpreter, $2 = 3.X, then pytest arguments: venv, then its tests
+  local py=$1 v=$2
+  shift 2
+  prepare_venv "$py" "$v" || return 1
+  pytest_session "$ROOT/.venvs/py$v/bin/python" "py$v" -m "not once" "$@"
+}
+
+t_tests=$SECONDS
+echo "== tests: the C engine, then pytest on ${#pythons[@]} interpreters, in parallel"
+start_job c-engine "C engine unit tests (make -C csrc test test-asan)" make -s -C csrc test test-asan
+first=${pythons[0]}
+fv=$("$first" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+if prepare_venv "$first" "$fv"; then
+  start_job "py$fv-once" "Python $fv: the tests marked once" \
+    pytest_session "$ROOT/.venvs/py$fv/bin/python" "py$fv-once" -m once "$@"
+else
+  status=1
+fi
+for py in "${pythons[@]}"; do
+  v=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])') || { status=1; continue; }
+  start_job "py$v" "Python $v" version_job "$py" "$v" "$@"
 done
+while [ "$(running_jobs)" -gt 0 ]; do report_finished; sleep 1; done
+wait
+report_finished
+echo "-- tests: $(took $t_tests)"
+
+# ---------------------------------------------------------------- summary
+echo "== summary"
+for id in "${job_ids[@]}"; do
+  rc=$(cat "$results/jobs/$id.rc")
+  [ "$rc" -eq 0 ] || status=1
+  if [ "$id" = c-engine ]; then
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$results/jobs/$id.log" | paste -sd ';' -)
+  else
+    line=$(grep -E ' in [0-9.]+s( \(|$)' "$results/jobs/$id.log" | tail -1 | sed 's/^=* *//; s/ *=*$//')
+  fi
+  echo "${job_label[$id]}: ${line:-no result} ($(cat "$results/jobs/$id.took"))$([ "$rc" -eq 0 ] || echo " FAILED")"
+done
+echo "(the tests marked once do not depend on the Python version: they run on Python $fv only" \
+     "and are deselected on the others)"
 
 python3 - "$results" <<'PY'
 import glob, re, sys, xml.etree.ElementTree as ET
@@ -73,12 +241,11 @@ for f in glob.glob(d + "/py*.xml"):
     for s in ET.parse(f).getroot().iter("testsuite"):
         t, fl, er, sk = (int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
         passed += t - fl - er - sk; failed += fl + er; skipped += sk
-try:
-    m = re.findall(r"(\d+) passed, (\d+) failed", open(d + "/c.txt").read())
-    for p, f in m:
-        passed += int(p); failed += int(f)
-except OSError:
-    pass
+for f in glob.glob(d + "/jobs/c-engine.log"):
+    for p, fl in re.findall(r"(\d+) passed, (\d+) failed", open(f).read()):
+        passed += int(p); failed += int(fl)
 print(f"total: {passed} passed, {failed} failed, {skipped} skipped")
 PY
+if [ $status -eq 0 ]; then rm -rf "$TMP_BASE"; else echo "pytest's temporary files are kept in $TMP_BASE"; fi
+echo "-- whole test command: $(took $T_START)"
 exit $status
