@@ -32,8 +32,9 @@ status=0
 results="$ROOT/.venvs/results"
 rm -rf "$results"; mkdir -p "$results/jobs"
 # pytest's temporary directories: outside the repository (a traced program there would
-# find the repository's pyproject.toml), one per run and session
-TMP_BASE=$(mktemp -d "${TMPDIR:-/tmp}/retracer-tests.XXXXXX")
+# find the repository's pyproject.toml), one per run and session; no "retracer" in the
+# name (the tests check that retracer's frames are not in the tracebacks they print)
+TMP_BASE=$(mktemp -d "${TMPDIR:-/tmp}/pytest-sessions.XXXXXX")
 LOCK="$ROOT/.venvs/.install-lock"  # pip install -e . writes src/retracer.egg-info: one at a time
 
 took() {  # seconds since $1, as "42 s" or "3m07s"
@@ -119,7 +120,8 @@ prepare_venv() {  # $1 = interpreter, $2 = 3.X: create or reuse .venvs/py3.X; sa
   if [ "$(cat "$venv/.deps-stamp" 2>/dev/null)" != "$deps" ]; then
     rm -f "$venv/.deps-stamp" "$venv/.build-stamp"
     if [ -s "$REQS" ]; then
-      quietly "${pip[@]}" -r "$REQS" || { echo "pip install failed for Python $v"; return 1; }
+      # --no-compile: bytecode is cached when first imported, only for what the tests import
+      quietly "${pip[@]}" --no-compile -r "$REQS" || { echo "pip install failed for Python $v"; return 1; }
     else  # no TOML reader for pyproject.toml: the whole install, one venv at a time
       quietly flock "$LOCK" "${pip[@]}" -e ".[test]" || { echo "pip install failed for Python $v"; return 1; }
     fi
@@ -194,25 +196,30 @@ pytest_session() {  # $1 = venv python, $2 = session name, then pytest's selecti
 version_job() {  # $1 = interpreter, $2 = 3.X, then pytest arguments: venv, then its tests
   local py=$1 v=$2
   shift 2
-  prepare_venv "$py" "$v" || return 1
+  prepare_venv "$py" "$v" || { : > "$results/jobs/venv-$v.failed"; return 1; }
+  : > "$results/jobs/venv-$v.ready"
   pytest_session "$ROOT/.venvs/py$v/bin/python" "py$v" -m "not once" "$@"
+}
+
+once_job() {  # $1 = 3.X, then pytest arguments: the tests marked once, when that venv is ready
+  local v=$1
+  shift
+  while [ ! -e "$results/jobs/venv-$v.ready" ]; do
+    [ -e "$results/jobs/venv-$v.failed" ] || [ -e "$results/jobs/py$v.rc" ] && { echo "no venv for Python $v"; return 1; }
+    sleep 1
+  done
+  pytest_session "$ROOT/.venvs/py$v/bin/python" "py$v-once" -m once "$@"
 }
 
 t_tests=$SECONDS
 echo "== tests: the C engine, then pytest on ${#pythons[@]} interpreters, in parallel"
 start_job c-engine "C engine unit tests (make -C csrc test test-asan)" make -s -C csrc test test-asan
-first=${pythons[0]}
-fv=$("$first" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-if prepare_venv "$first" "$fv"; then
-  start_job "py$fv-once" "Python $fv: the tests marked once" \
-    pytest_session "$ROOT/.venvs/py$fv/bin/python" "py$fv-once" -m once "$@"
-else
-  status=1
-fi
 for py in "${pythons[@]}"; do
   v=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])') || { status=1; continue; }
   start_job "py$v" "Python $v" version_job "$py" "$v" "$@"
 done
+fv=$("${pythons[0]}" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+start_job "py$fv-once" "Python $fv: the tests marked once" once_job "$fv" "$@"
 while [ "$(running_jobs)" -gt 0 ]; do report_finished; sleep 1; done
 wait
 report_finished
