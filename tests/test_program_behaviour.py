@@ -94,6 +94,9 @@ def wait_ready(p: subprocess.Popen) -> None:
         pytest.fail(f"program did not print 'ready': got {got!r}\nstdout={out}\nstderr={err}")
 
 
+SIGNALLED_TIMEOUT = 60  # seconds for a program to end once signalled (not TIMEOUT: a lost signal would cost minutes)
+
+
 def signal_after_ready(args: Sequence[str], cwd, sig: int) -> subprocess.CompletedProcess:
     p = popen([sys.executable, *args], cwd)
     try:
@@ -102,7 +105,7 @@ def signal_after_ready(args: Sequence[str], cwd, sig: int) -> subprocess.Complet
     except BaseException:
         kill_group(p)
         raise
-    return finish(p)
+    return finish(p, SIGNALLED_TIMEOUT)
 
 
 @pytest.fixture
