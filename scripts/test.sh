@@ -139,7 +139,7 @@ prepare_venv() {  # $1 = interpreter, $2 = 3.X: create or reuse .venvs/py3.X; sa
 
 # ---------------------------------------------------------------- 3. the tests, side by side
 job_ids=() job_pids=()
-declare -A job_label
+declare -A job_label job_pid
 
 start_job() {  # $1 = id, $2 = label, then the command; its output goes to .venvs/results/jobs/ID.log
   local id=$1
@@ -148,13 +148,17 @@ start_job() {  # $1 = id, $2 = label, then the command; its output goes to .venv
   while [ "$(running_jobs)" -ge "$JOBS" ]; do report_finished; sleep 1; done
   ( t=$SECONDS; "$@" < /dev/null > "$results/jobs/$id.log" 2>&1; rc=$?
     took $t > "$results/jobs/$id.took"; echo $rc > "$results/jobs/$id.rc" ) &
-  job_ids+=("$id"); job_pids+=($!)
+  job_ids+=("$id"); job_pids+=($!); job_pid[$id]=$!
   echo "started: ${job_label[$id]}"
+}
+
+ended() {  # $1 = id: has the job ended (with a result, or without one: its process is gone)?
+  [ -e "$results/jobs/$1.rc" ] || ! kill -0 "${job_pid[$1]}" 2>/dev/null
 }
 
 running_jobs() {
   local n=0 id
-  for id in "${job_ids[@]}"; do [ -e "$results/jobs/$id.rc" ] || n=$((n + 1)); done
+  for id in "${job_ids[@]}"; do ended "$id" || n=$((n + 1)); done
   echo $n
 }
 
@@ -162,11 +166,12 @@ declare -A reported
 report_finished() {  # print the log of every job that has ended since the last call
   local id rc
   for id in "${job_ids[@]}"; do
-    [ -e "$results/jobs/$id.rc" ] && [ -z "${reported[$id]:-}" ] || continue
+    ended "$id" && [ -z "${reported[$id]:-}" ] || continue
     reported[$id]=1
-    rc=$(cat "$results/jobs/$id.rc")
-    echo "== ${job_label[$id]}: $([ "$rc" -eq 0 ] && echo ok || echo "FAILED (exit $rc)"), $(cat "$results/jobs/$id.took")"
-    cat "$results/jobs/$id.log"
+    [ -e "$results/jobs/$id.rc" ] || { echo 99 > "$results/jobs/$id.rc"; echo "ended without a result" > "$results/jobs/$id.took"; } 2>/dev/null
+    rc=$(cat "$results/jobs/$id.rc" 2>/dev/null || echo 99)
+    echo "== ${job_label[$id]}: $([ "$rc" -eq 0 ] && echo ok || echo "FAILED (exit $rc)"), $(cat "$results/jobs/$id.took" 2>/dev/null)"
+    cat "$results/jobs/$id.log" 2>/dev/null
   done
 }
 
@@ -205,7 +210,8 @@ once_job() {  # $1 = 3.X, then pytest arguments: the tests marked once, when tha
   local v=$1
   shift
   while [ ! -e "$results/jobs/venv-$v.ready" ]; do
-    [ -e "$results/jobs/venv-$v.failed" ] || [ -e "$results/jobs/py$v.rc" ] && { echo "no venv for Python $v"; return 1; }
+    [ -e "$results/jobs/venv-$v.failed" ] || [ -e "$results/jobs/py$v.rc" ] || [ ! -d "$results/jobs" ] \
+      && { echo "no venv for Python $v"; return 1; }
     sleep 1
   done
   pytest_session "$ROOT/.venvs/py$v/bin/python" "py$v-once" -m once "$@"
@@ -228,14 +234,14 @@ echo "-- tests: $(took $t_tests)"
 # ---------------------------------------------------------------- summary
 echo "== summary"
 for id in "${job_ids[@]}"; do
-  rc=$(cat "$results/jobs/$id.rc")
+  rc=$(cat "$results/jobs/$id.rc" 2>/dev/null || echo 99)
   [ "$rc" -eq 0 ] || status=1
   if [ "$id" = c-engine ]; then
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$results/jobs/$id.log" | paste -sd ';' -)
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$results/jobs/$id.log" 2>/dev/null | paste -sd ';' -)
   else
-    line=$(grep -E ' in [0-9.]+s( \(|$)' "$results/jobs/$id.log" | tail -1 | sed 's/^=* *//; s/ *=*$//')
+    line=$(grep -E ' in [0-9.]+s( \(|$)' "$results/jobs/$id.log" 2>/dev/null | tail -1 | sed 's/^=* *//; s/ *=*$//')
   fi
-  echo "${job_label[$id]}: ${line:-no result} ($(cat "$results/jobs/$id.took"))$([ "$rc" -eq 0 ] || echo " FAILED")"
+  echo "${job_label[$id]}: ${line:-no result} ($(cat "$results/jobs/$id.took" 2>/dev/null))$([ "$rc" -eq 0 ] || echo " FAILED")"
 done
 echo "(the tests marked once do not depend on the Python version: they run on Python $fv only" \
      "and are deselected on the others)"
