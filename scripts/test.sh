@@ -2,13 +2,13 @@
 # The whole test suite, from a fresh clone:
 #  1. system packages the tests need (scripts/deps-*.sh: chromium for the view page,
 #     the Go pprof tool for the pprof export);
-#  2. a venv per interpreter: python3 and every CPython 3.9-3.13 found (pyenv or PATH),
-#     .venvs/py3.X, reused while pyproject.toml, setup.py and the interpreter are
-#     unchanged; the C extensions are rebuilt in it when a C source or header changed;
-#  3. in parallel: the C engine's unit tests (plain and AddressSanitizer/UBSan), the
-#     tests marked `once` (they do not depend on the Python version: browser, pprof
-#     tool, JSON Schema) on the first interpreter, and the rest of the pytest suite on
-#     every interpreter, each as soon as its venv is ready.
+#  2. side by side, one job each: the C engine's unit tests (plain and AddressSanitizer/
+#     UBSan); for python3 and every CPython 3.9-3.13 found (pyenv or PATH), its venv
+#     .venvs/py3.X (reused while pyproject.toml, setup.py and the interpreter are
+#     unchanged; the C extensions rebuilt in it when a C source or header changed), then
+#     its pytest session without the tests marked `once`; and, when the first
+#     interpreter's venv is ready, the tests marked `once` (they do not depend on the
+#     Python version: browser, pprof tool, JSON Schema) on it.
 # Every step prints how long it took. Ends with one "total: N passed, M failed,
 # K skipped" line and exits non-zero if anything failed.
 #
@@ -35,7 +35,8 @@ rm -rf "$results"; mkdir -p "$results/jobs"
 # find the repository's pyproject.toml), one per run and session; no "retracer" in the
 # name (the tests check that retracer's frames are not in the tracebacks they print)
 TMP_BASE=$(mktemp -d "${TMPDIR:-/tmp}/pytest-sessions.XXXXXX")
-LOCK="$ROOT/.venvs/.install-lock"  # pip install -e . writes src/retracer.egg-info: one at a time
+# a build with build isolation (newer setuptools) writes src/retracer.egg-info: one at a time
+LOCK="$ROOT/.venvs/.install-lock"
 
 took() {  # seconds since $1, as "42 s" or "3m07s"
   local s=$((SECONDS - $1))
@@ -59,7 +60,7 @@ for deps in scripts/deps-*.sh; do
 done
 echo "-- system packages: $(took $t)"
 
-# ---------------------------------------------------------------- 2. interpreters and venvs
+# ---------------------------------------------------------------- interpreters and venvs
 works() {  # $1 = interpreter, $2 = 3.X: does it run and is it that version?
   [ -n "$1" ] && [ "$("$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$2" ]
 }
@@ -85,8 +86,9 @@ for v in ${RETRACER_TEST_VERSIONS:-3.9 3.10 3.11 3.12 3.13}; do
 done
 [ -n "${RETRACER_TEST_PYTHONS:-}" ] && read -r -a pythons <<< "$RETRACER_TEST_PYTHONS"
 
-# The project's dependencies and test extras, from pyproject.toml: the venvs install
-# them side by side, then the project itself one at a time (LOCK).
+# The project's dependencies and test extras, from pyproject.toml: the venvs install them,
+# then the project itself without build isolation (that writes only the version's own
+# src/retracer/*.cpython-3X*.so in the tree), side by side.
 REQS="$ROOT/.venvs/requirements.txt"
 python3 - > "$REQS" 2>/dev/null <<'PY' || : > "$REQS"
 import sys
@@ -109,13 +111,13 @@ build_stamp() {  # what the C extensions depend on: every C source and header, t
 }
 
 prepare_venv() {  # $1 = interpreter, $2 = 3.X: create or reuse .venvs/py3.X; says what it did
-  local py=$1 v=$2 venv="$ROOT/.venvs/py$2" t=$SECONDS did="" deps build
+  local py=$1 v=$2 venv="$ROOT/.venvs/py$2" t=$SECONDS s=$SECONDS did="" deps build
   local pip=("$venv/bin/python" -m pip install)
   deps=$(deps_stamp "$py") && build=$(build_stamp) || return 1
   if ! "$venv/bin/python" -c "" 2>/dev/null; then
     rm -rf "$venv"
     quietly "$py" -m venv "$venv" || { echo "could not create $venv"; return 1; }
-    did="created"
+    did="created ($(took $s))"; s=$SECONDS
   fi
   if [ "$(cat "$venv/.deps-stamp" 2>/dev/null)" != "$deps" ]; then
     rm -f "$venv/.deps-stamp" "$venv/.build-stamp"
@@ -126,18 +128,17 @@ prepare_venv() {  # $1 = interpreter, $2 = 3.X: create or reuse .venvs/py3.X; sa
       quietly flock "$LOCK" "${pip[@]}" -e ".[test]" || { echo "pip install failed for Python $v"; return 1; }
     fi
     echo "$deps" > "$venv/.deps-stamp"
-    did="${did:+$did, }test dependencies installed"
+    did="${did:+$did, }test dependencies installed ($(took $s))"; s=$SECONDS
   fi
   if [ "$(cat "$venv/.build-stamp" 2>/dev/null)" != "$build" ] || ! "$venv/bin/python" -c "import retracer" 2>/dev/null; then
-    quietly flock "$LOCK" "${pip[@]}" --no-deps --no-build-isolation -e . \
-      || { echo "building retracer failed for Python $v"; return 1; }
+    quietly "${pip[@]}" --no-deps --no-build-isolation -e . || { echo "building retracer failed for Python $v"; return 1; }
     echo "$build" > "$venv/.build-stamp"
-    did="${did:+$did, }retracer and its C extensions built"
+    did="${did:+$did, }retracer and its C extensions built ($(took $s))"
   fi
-  echo "venv .venvs/py$v ($py): ${did:-reused (dependencies and C sources unchanged)}, $(took $t)"
+  echo "venv .venvs/py$v ($py): ${did:-reused (dependencies and C sources unchanged)}; $(took $t)"
 }
 
-# ---------------------------------------------------------------- 3. the tests, side by side
+# ---------------------------------------------------------------- 2. the jobs, side by side
 job_ids=() job_pids=()
 declare -A job_label job_pid
 
