@@ -2,21 +2,22 @@
 # The whole test suite, from a fresh clone:
 #  1. system packages the tests need (scripts/deps-*.sh: chromium for the view page,
 #     the Go pprof tool for the pprof export);
-#  2. side by side, one job each: the C engine's unit tests (plain and AddressSanitizer/
-#     UBSan); for python3 and every CPython 3.9-3.13 found (pyenv or PATH), its venv
-#     .venvs/py3.X (reused while pyproject.toml, setup.py and the interpreter are
-#     unchanged; the C extensions rebuilt in it when a C source or header changed), then
-#     its pytest session without the tests marked `once`; and, when the first
-#     interpreter's venv is ready, the tests marked `once` (they do not depend on the
-#     Python version: browser, pprof tool, JSON Schema) on it.
+#  2. in the background, one after another: for python3 and every CPython 3.9-3.13 found
+#     (pyenv or PATH), its venv .venvs/py3.X, reused while pyproject.toml, setup.py and
+#     the interpreter are unchanged; the C extensions are rebuilt in it when a C source
+#     or header changed;
+#  3. one step after another, each on every core (pytest-xdist): the C engine's unit
+#     tests (plain and AddressSanitizer/UBSan), then each interpreter's pytest session as
+#     soon as its venv is ready. The first interpreter runs every test; the others skip
+#     the tests marked `once` (they do not depend on the Python version: browser, pprof
+#     tool, JSON Schema).
 # Every step prints how long it took. Ends with one "total: N passed, M failed,
 # K skipped" line and exits non-zero if anything failed.
 #
 #   RETRACER_TEST_VERSIONS="3.12 3.13"       versions besides python3's own
 #   RETRACER_TEST_PYTHONS="/path/python3.12"  the interpreters (the first runs the `once` tests)
-#   RETRACER_TEST_JOBS=N      at most N test jobs at a time (default 8: all of them)
-#   RETRACER_TEST_WORKERS=N   pytest-xdist workers in each pytest session (default 0:
-#                             the sessions already run side by side)
+#   RETRACER_TEST_WORKERS=N   pytest-xdist workers per session (default: the number of
+#                             cores; 0 runs each session in one process)
 #   extra arguments go to every pytest session (bash scripts/test.sh -k fib)
 set -u
 cd "$(dirname "$0")/.."
@@ -26,17 +27,14 @@ export RETRACER_CONFIG_DIR="${RETRACER_CONFIG_DIR:-$ROOT/.venvs/config}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 # every test starts interpreters: let them cache bytecode (some environments turn that off)
 unset PYTHONDONTWRITEBYTECODE
-JOBS=${RETRACER_TEST_JOBS:-8}
-WORKERS=${RETRACER_TEST_WORKERS:-0}
+WORKERS=${RETRACER_TEST_WORKERS:-$(nproc 2>/dev/null || echo 2)}
 status=0
 results="$ROOT/.venvs/results"
-rm -rf "$results"; mkdir -p "$results/jobs"
+rm -rf "$results"; mkdir -p "$results"
 # pytest's temporary directories: outside the repository (a traced program there would
 # find the repository's pyproject.toml), one per run and session; no "retracer" in the
 # name (the tests check that retracer's frames are not in the tracebacks they print)
 TMP_BASE=$(mktemp -d "${TMPDIR:-/tmp}/pytest-sessions.XXXXXX")
-# a build with build isolation (newer setuptools) writes src/retracer.egg-info: one at a time
-LOCK="$ROOT/.venvs/.install-lock"
 
 took() {  # seconds since $1, as "42 s" or "3m07s"
   local s=$((SECONDS - $1))
@@ -86,9 +84,8 @@ for v in ${RETRACER_TEST_VERSIONS:-3.9 3.10 3.11 3.12 3.13}; do
 done
 [ -n "${RETRACER_TEST_PYTHONS:-}" ] && read -r -a pythons <<< "$RETRACER_TEST_PYTHONS"
 
-# The project's dependencies and test extras, from pyproject.toml: the venvs install them,
-# then the project itself without build isolation (that writes only the version's own
-# src/retracer/*.cpython-3X*.so in the tree), side by side.
+# The project's dependencies and test extras, from pyproject.toml: a venv installs them,
+# then the project itself without build isolation (which is what a rebuild does too).
 REQS="$ROOT/.venvs/requirements.txt"
 python3 - > "$REQS" 2>/dev/null <<'PY' || : > "$REQS"
 import sys
@@ -124,8 +121,8 @@ prepare_venv() {  # $1 = interpreter, $2 = 3.X: create or reuse .venvs/py3.X; sa
     if [ -s "$REQS" ]; then
       # --no-compile: bytecode is cached when first imported, only for what the tests import
       quietly "${pip[@]}" --no-compile -r "$REQS" || { echo "pip install failed for Python $v"; return 1; }
-    else  # no TOML reader for pyproject.toml: the whole install, one venv at a time
-      quietly flock "$LOCK" "${pip[@]}" -e ".[test]" || { echo "pip install failed for Python $v"; return 1; }
+    else  # no TOML reader for pyproject.toml here: the whole install
+      quietly "${pip[@]}" -e ".[test]" || { echo "pip install failed for Python $v"; return 1; }
     fi
     echo "$deps" > "$venv/.deps-stamp"
     did="${did:+$did, }test dependencies installed ($(took $s))"; s=$SECONDS
@@ -138,50 +135,51 @@ prepare_venv() {  # $1 = interpreter, $2 = 3.X: create or reuse .venvs/py3.X; sa
   echo "venv .venvs/py$v ($py): ${did:-reused (dependencies and C sources unchanged)}; $(took $t)"
 }
 
-# ---------------------------------------------------------------- 2. the jobs, side by side
-job_ids=() job_pids=()
-declare -A job_label job_pid
-
-start_job() {  # $1 = id, $2 = label, then the command; its output goes to .venvs/results/jobs/ID.log
-  local id=$1
-  job_label[$id]=$2
-  shift 2
-  while [ "$(running_jobs)" -ge "$JOBS" ]; do report_finished; sleep 1; done
-  ( t=$SECONDS; "$@" < /dev/null > "$results/jobs/$id.log" 2>&1; rc=$?
-    took $t > "$results/jobs/$id.took"; echo $rc > "$results/jobs/$id.rc" ) &
-  job_ids+=("$id"); job_pids+=($!); job_pid[$id]=$!
-  echo "started: ${job_label[$id]}"
-}
-
-ended() {  # $1 = id: has the job ended (with a result, or without one: its process is gone)?
-  [ -e "$results/jobs/$1.rc" ] || ! kill -0 "${job_pid[$1]}" 2>/dev/null
-}
-
-running_jobs() {
-  local n=0 id
-  for id in "${job_ids[@]}"; do ended "$id" || n=$((n + 1)); done
-  echo $n
-}
-
-declare -A reported
-report_finished() {  # print the log of every job that has ended since the last call
-  local id rc
-  for id in "${job_ids[@]}"; do
-    ended "$id" && [ -z "${reported[$id]:-}" ] || continue
-    reported[$id]=1
-    [ -e "$results/jobs/$id.rc" ] || { echo 99 > "$results/jobs/$id.rc"; echo "ended without a result" > "$results/jobs/$id.took"; } 2>/dev/null
-    rc=$(cat "$results/jobs/$id.rc" 2>/dev/null || echo 99)
-    echo "== ${job_label[$id]}: $([ "$rc" -eq 0 ] && echo ok || echo "FAILED (exit $rc)"), $(cat "$results/jobs/$id.took" 2>/dev/null)"
-    cat "$results/jobs/$id.log" 2>/dev/null
+# ---------------------------------------------------------------- 2. the venvs, in the background
+# One after another, first interpreter first: each mostly keeps one core busy, and
+# stays ahead of the tests, which run one interpreter at a time on every core.
+versions=()
+for py in "${pythons[@]}"; do
+  versions+=("$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')")
+done
+(
+  for i in "${!pythons[@]}"; do
+    v=${versions[$i]}
+    if prepare_venv "${pythons[$i]}" "$v" > "$results/venv-$v.log" 2>&1; then
+      : > "$results/venv-$v.ready"
+    else
+      : > "$results/venv-$v.failed"
+    fi
   done
+) &
+venvs_pid=$!
+
+# ---------------------------------------------------------------- 3. the tests, one step after another
+steps=()
+step_pid=""
+
+step() {  # $1 = label, then the command: run it (output shown and kept), say how it ended and how long it took
+  local label=$1 t=$SECONDS rc n=${#steps[@]}
+  shift
+  steps+=("$label")
+  echo "== $label"
+  ( "$@" 2>&1 | tee "$results/step-$n.log"; exit "${PIPESTATUS[0]}" ) < /dev/null &
+  step_pid=$!
+  wait $step_pid
+  rc=$?
+  step_pid=""
+  echo "$rc" > "$results/step-$n.rc"
+  took $t > "$results/step-$n.took"
+  echo "-- $label: $([ $rc -eq 0 ] && echo ok || echo "FAILED (exit $rc)"), $(cat "$results/step-$n.took")"
+  [ $rc -eq 0 ] || status=1
 }
 
-# Ctrl-C reaches every job (one process group); a TERM is passed on to the jobs' commands
-# as an interrupt, so that pytest ends the programs its tests started.
+# Ctrl-C reaches the running step too; a TERM is passed on to it as an interrupt, so
+# that pytest ends the programs its tests started.
 on_signal() {
-  echo "interrupted: stopping the test jobs"
-  local pid
-  if [ "$1" = TERM ]; then for pid in "${job_pids[@]}"; do pkill -INT -P "$pid" 2>/dev/null; done; fi
+  echo "interrupted: stopping the tests"
+  [ "$1" = TERM ] && [ -n "$step_pid" ] && pkill -INT -P "$step_pid"
+  kill "$venvs_pid" 2>/dev/null
   wait
   exit $((128 + $2))
 }
@@ -191,7 +189,7 @@ trap 'on_signal TERM 15' TERM
 pytest_session() {  # $1 = venv python, $2 = session name, then pytest's selection and arguments
   local py=$1 name=$2 xdist=(-n "$WORKERS")
   shift 2
-  [ "$WORKERS" != 0 ] && xdist+=(--dist loadgroup)
+  [ "$WORKERS" != 0 ] && xdist+=(--dist load)
   "$py" -m pytest -q -p no:cacheprovider "${xdist[@]}" --basetemp="$TMP_BASE/$name" \
     --junitxml="$results/$name.xml" tests "$@"
   local rc=$?
@@ -199,53 +197,39 @@ pytest_session() {  # $1 = venv python, $2 = session name, then pytest's selecti
   return $rc
 }
 
-version_job() {  # $1 = interpreter, $2 = 3.X, then pytest arguments: venv, then its tests
-  local py=$1 v=$2
-  shift 2
-  prepare_venv "$py" "$v" || { : > "$results/jobs/venv-$v.failed"; return 1; }
-  : > "$results/jobs/venv-$v.ready"
-  pytest_session "$ROOT/.venvs/py$v/bin/python" "py$v" -m "not once" "$@"
-}
-
-once_job() {  # $1 = 3.X, then pytest arguments: the tests marked once, when that venv is ready
-  local v=$1
-  shift
-  while [ ! -e "$results/jobs/venv-$v.ready" ]; do
-    [ -e "$results/jobs/venv-$v.failed" ] || [ -e "$results/jobs/py$v.rc" ] || [ ! -d "$results/jobs" ] \
-      && { echo "no venv for Python $v"; return 1; }
+t_tests=$SECONDS
+step "C engine unit tests (make -C csrc test test-asan)" make -s -C csrc test test-asan
+for i in "${!pythons[@]}"; do
+  v=${versions[$i]}
+  while [ ! -e "$results/venv-$v.ready" ] && [ ! -e "$results/venv-$v.failed" ]; do
+    kill -0 "$venvs_pid" 2>/dev/null || { : > "$results/venv-$v.failed"; break; }
     sleep 1
   done
-  pytest_session "$ROOT/.venvs/py$v/bin/python" "py$v-once" -m once "$@"
-}
-
-t_tests=$SECONDS
-echo "== tests: the C engine, then pytest on ${#pythons[@]} interpreters, in parallel"
-start_job c-engine "C engine unit tests (make -C csrc test test-asan)" make -s -C csrc test test-asan
-for py in "${pythons[@]}"; do
-  v=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])') || { status=1; continue; }
-  start_job "py$v" "Python $v" version_job "$py" "$v" "$@"
+  cat "$results/venv-$v.log" 2>/dev/null
+  if [ ! -e "$results/venv-$v.ready" ]; then
+    echo "-- Python $v: no venv, its tests did not run"; status=1; continue
+  fi
+  if [ "$i" -eq 0 ]; then  # the first interpreter runs every test, the others all but `once`
+    step "Python $v: pytest, all tests" pytest_session "$ROOT/.venvs/py$v/bin/python" "py$v" "$@"
+  else
+    step "Python $v: pytest, the tests not marked once" \
+      pytest_session "$ROOT/.venvs/py$v/bin/python" "py$v" -m "not once" "$@"
+  fi
 done
-fv=$("${pythons[0]}" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-start_job "py$fv-once" "Python $fv: the tests marked once" once_job "$fv" "$@"
-while [ "$(running_jobs)" -gt 0 ]; do report_finished; sleep 1; done
 wait
-report_finished
 echo "-- tests: $(took $t_tests)"
 
 # ---------------------------------------------------------------- summary
 echo "== summary"
-for id in "${job_ids[@]}"; do
-  rc=$(cat "$results/jobs/$id.rc" 2>/dev/null || echo 99)
-  [ "$rc" -eq 0 ] || status=1
-  if [ "$id" = c-engine ]; then
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$results/jobs/$id.log" 2>/dev/null | paste -sd ';' -)
+for n in "${!steps[@]}"; do
+  if [ "$n" -eq 0 ]; then
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$results/step-$n.log" | paste -sd ';' -)
   else
-    line=$(grep -E ' in [0-9.]+s( \(|$)' "$results/jobs/$id.log" 2>/dev/null | tail -1 | sed 's/^=* *//; s/ *=*$//')
+    line=$(grep -E ' in [0-9.]+s( \(|$)' "$results/step-$n.log" | tail -1 | sed 's/^=* *//; s/ *=*$//')
   fi
-  echo "${job_label[$id]}: ${line:-no result} ($(cat "$results/jobs/$id.took" 2>/dev/null))$([ "$rc" -eq 0 ] || echo " FAILED")"
+  echo "${steps[$n]}: ${line:-no result} ($(cat "$results/step-$n.took"))$([ "$(cat "$results/step-$n.rc")" -eq 0 ] || echo " FAILED")"
 done
-echo "(the tests marked once do not depend on the Python version: they run on Python $fv only" \
-     "and are deselected on the others)"
+echo "(the tests marked once do not depend on the Python version: they run on Python ${versions[0]} only)"
 
 python3 - "$results" <<'PY'
 import glob, re, sys, xml.etree.ElementTree as ET
@@ -255,7 +239,7 @@ for f in glob.glob(d + "/py*.xml"):
     for s in ET.parse(f).getroot().iter("testsuite"):
         t, fl, er, sk = (int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
         passed += t - fl - er - sk; failed += fl + er; skipped += sk
-for f in glob.glob(d + "/jobs/c-engine.log"):
+for f in glob.glob(d + "/step-0.log"):
     for p, fl in re.findall(r"(\d+) passed, (\d+) failed", open(f).read()):
         passed += int(p); failed += int(fl)
 print(f"total: {passed} passed, {failed} failed, {skipped} skipped")

@@ -9,10 +9,10 @@
   message when they are missing.
 - `browser`: a headless Chromium (Playwright), one per test module.
 
-Markers (pyproject.toml): `once` marks the tests that do not depend on the Python
-version; scripts/test.sh runs them on its first interpreter only. `xdist_group` keeps a
-module whose tests share expensive module fixtures (traces, a browser, an IPython
-shell) on one pytest-xdist worker, so they are made once.
+`once` (pyproject.toml) marks the tests that do not depend on the Python version;
+scripts/test.sh runs them on its first interpreter only. Every test is safe under
+pytest-xdist (-n 2): its own temporary directory, config directory and key, no fixed
+port; module fixtures are made once per worker.
 """
 from __future__ import annotations
 

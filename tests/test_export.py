@@ -36,8 +36,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PPROF = os.environ.get("RETRACER_PPROF") or os.path.join(ROOT, ".venvs", "bin", "pprof")
 NO_PPROF = os.environ.get("RETRACER_NO_PPROF") == "1"
 DEEP = 5000
-# the exports of traces made once per module, on one xdist worker
-pytestmark = pytest.mark.xdist_group("export-traces")
 
 DEEP_SRC = f"""\
 import sys

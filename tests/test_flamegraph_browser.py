@@ -15,8 +15,7 @@ then a missing browser fails these tests instead of skipping them).
 
 What is checked here is the page's script and SVG in the browser, the same on every
 Python version (the flame graph's data from each version's traces is checked by
-test_export.py on each): these tests are marked `once`, and run on one xdist worker
-(one browser, traces made once).
+test_export.py on each): these tests are marked `once`.
 """
 from __future__ import annotations
 
@@ -34,7 +33,7 @@ from retracer.tracefile import FLAG_IN_SCOPE, TraceReader
 
 from helpers import WORKLOAD_ARGS, retracer, trace as run_trace
 
-pytestmark = [pytest.mark.once, pytest.mark.xdist_group("flamegraph-browser")]
+pytestmark = pytest.mark.once
 WIDTH, PAD = 1200, 10            # retracer.flamegraph's layout
 FULL = WIDTH - 2 * PAD           # the width of a frame zoomed into
 TIMEOUT = 60_000                 # ms: generous, for slow machines

@@ -18,10 +18,6 @@ def fib(n):
 """
 
 
-# one IPython shell for the module, on one xdist worker
-pytestmark = pytest.mark.xdist_group("ipython-shell")
-
-
 @pytest.fixture(scope="module")
 def shell(tmp_path_factory):
     pytest.importorskip("IPython", reason="IPython is not installed for this Python (pip install ipython)")

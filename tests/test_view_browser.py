@@ -7,7 +7,7 @@ without it, they are skipped when chromium is not there. The `browser` fixture i
 
 What is checked here is the page's script in the browser, the same on every Python
 version (the page's data from each version's traces is checked by test_view.py on each):
-these tests are marked `once`, and run on one xdist worker (one browser, traces made once).
+these tests are marked `once`.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the interpreter
     expect = None
 
-pytestmark = [pytest.mark.once, pytest.mark.xdist_group("view-browser")]
+pytestmark = pytest.mark.once
 
 
 @pytest.fixture(scope="module")
