@@ -99,7 +99,8 @@ print("\n".join(project.get("dependencies", []) + project.get("optional-dependen
 PY
 
 deps_stamp() {  # what a venv's installed packages depend on: $1 = the interpreter
-  { "$1" -c 'import sys; print(sys.version, sys.base_prefix)'; cat pyproject.toml setup.py; } | sha256sum
+  { "$1" -c 'import sys; print(sys.version, sys.base_prefix)'; cat "$REQS" setup.py
+    [ -s "$REQS" ] || cat pyproject.toml; } | sha256sum
 }
 
 build_stamp() {  # what the C extensions depend on: every C source and header, the build files
