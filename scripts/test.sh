@@ -3,9 +3,9 @@
 #  1. system packages the tests need (scripts/deps-*.sh: chromium for the view page,
 #     the Go pprof tool for the pprof export);
 #  2. in the background, one after another: for python3 and every CPython 3.9-3.13 found
-#     (pyenv or PATH), its venv .venvs/py3.X, reused while pyproject.toml, setup.py and
-#     the interpreter are unchanged; the C extensions are rebuilt in it when a C source
-#     or header changed;
+#     (pyenv or PATH), its venv .venvs/py3.X, reused while the dependencies listed in
+#     pyproject.toml, setup.py and the interpreter are unchanged; the C extensions are
+#     rebuilt in it when a C source or header or the build files changed;
 #  3. one step after another, each on every core (pytest-xdist): the C engine's unit
 #     tests (plain and AddressSanitizer/UBSan), then each interpreter's pytest session as
 #     soon as its venv is ready. The first interpreter runs every test; the others skip
