@@ -18,15 +18,12 @@ def fib(n):
 """
 
 
-@pytest.fixture(autouse=True)
-def _config_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("RETRACER_CONFIG_DIR", str(tmp_path / "config"))
-
-
 @pytest.fixture(scope="module")
-def shell():
+def shell(tmp_path_factory):
     pytest.importorskip("IPython", reason="IPython is not installed for this Python (pip install ipython)")
     from IPython.testing.globalipapp import start_ipython
+
+    os.environ["IPYTHONDIR"] = str(tmp_path_factory.mktemp("ipython"))  # not the real home's profile
 
     ip = start_ipython()
     ip.run_line_magic("load_ext", "retracer")
