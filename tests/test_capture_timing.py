@@ -9,6 +9,7 @@ include the pickling of its arguments at entry, i.e. about half of that."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -127,3 +128,13 @@ def test_own_times_agree_with_no_capture_in_ranking(tmp_path):
     assert cap > 0
     assert stats["f"].own_ns * 20 < cap, (stats["f"], cap)
     assert stats["f"].own_ns * 10 < stats["build"].cum_ns, (stats["f"], stats["build"])
+
+
+def test_profile_says_how_long_capture_took(tmp_path):
+    trace(tmp_path, SLOW, "--capture-share", "1")
+    r = subprocess.run([sys.executable, "-m", "retracer", "profile", "t.trace"], cwd=str(tmp_path),
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("capture:")]
+    assert len(lines) == 1 and "left out of every time above" in lines[0], r.stdout
+    assert re.search(r"it took [0-9.]+ (us|ms|s), left out", lines[0]), lines[0]

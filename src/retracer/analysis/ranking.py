@@ -318,7 +318,7 @@ def render_table(ranking: Ranking, top: int = 20) -> str:
 
 
 def capture_note(meta: Dict[str, Any]) -> Optional[str]:
-    """One line saying what capture cut and why (None when nothing was cut)."""
+    """One line saying what capture cut and why, and how long it took (None when there is nothing to say)."""
     cap = meta.get("capture")
     if not isinstance(cap, dict):
         return None
@@ -330,6 +330,9 @@ def capture_note(meta: Dict[str, Any]) -> Optional[str]:
     if isinstance(stopped, int) and stopped:
         parts.append(f"capture of {stopped} function(s) stopped early because it cost far more than the "
                      f"function itself")
+    paused = cap.get("paused_ns")
+    if isinstance(paused, list) and all(isinstance(p, int) for p in paused) and sum(paused) > 0:
+        parts.append(f"it took {fmt_ns(sum(paused))}, left out of every time above")
     return ("capture: " + "; ".join(parts)) if parts else None
 
 
