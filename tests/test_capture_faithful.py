@@ -33,7 +33,9 @@ def run(args, cwd):
 
 def same_as_plain(tmp_path: Path, args, *opts):
     plain = run(args, tmp_path)
-    traced = run(["-m", "retracer", "trace", "-q", "--no-stability-check", *opts, "-o", "t.trace", *args],
+    # (--capture-share 1: on a loaded machine the time budget must not cut what is checked)
+    traced = run(["-m", "retracer", "trace", "-q", "--no-stability-check", "--capture-share", "1", *opts,
+                  "-o", "t.trace", *args],
                  tmp_path)
     assert (traced.returncode, traced.stdout, traced.stderr) == (plain.returncode, plain.stdout, plain.stderr)
     return plain
@@ -62,3 +64,33 @@ def test_a_suite_with_warnings_as_errors(tmp_path):
     for bad in ("SystemError", "Exception ignored", "Unraisable", "warning"):
         assert bad not in traced.stdout + traced.stderr, traced.stdout + traced.stderr
     assert "5 passed" in traced.stdout
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="signals")
+def test_a_signal_handled_while_capturing_reaches_the_program(tmp_path):
+    # the argument's pickling sends SIGTERM, so the program's handler runs
+    # inside capture for sure: its sys.exit(4) must end the program, not be
+    # swallowed by capture (the program then looped until killed)
+    (tmp_path / "prog.py").write_text(
+        "import os, signal, sys, time\n"
+        "def handler(signum, frame):\n"
+        "    print('got signal', signum, flush=True)\n"
+        "    sys.exit(4)\n"
+        "class Trigger:\n"
+        "    def __reduce__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(0.05)\n"
+        "        return (Trigger, ())\n"
+        "def f(x):\n"
+        "    return 1\n"
+        "if __name__ == '__main__':\n"
+        "    signal.signal(signal.SIGTERM, handler)\n"
+        "    f(Trigger())\n"
+        "    for _ in range(100):\n"
+        "        time.sleep(0.01)\n"
+        "    print('not stopped')\n")
+    r = run(["-m", "retracer", "trace", "-q", "--no-stability-check", "--capture-share", "1",
+             "-o", "t.trace", "prog.py"], tmp_path)
+    assert (r.returncode, r.stdout) == (4, "got signal 15\n"), (r.returncode, r.stdout, r.stderr)
+    with TraceReader(str(tmp_path / "t.trace")) as tr:
+        assert tr.meta["exit_status"] == 4

@@ -75,6 +75,41 @@ long rt_py_capstack_take_slow(rt_capstack *cs, size_t depth)
 
 /* ---------------------------------------------------------------- callbacks */
 
+/* An exception the program's signal handler raised while retracer was
+ * capturing, waiting to be raised in the program's own code (main thread:
+ * signal handlers and pending calls both run there). Owned. */
+static rt_py_err_state cap_handed_back;
+static int cap_handed_back_set = 0;   /* an exception is waiting */
+static int cap_handed_back_queued = 0; /* and a pending call will raise it */
+
+static int cap_raise_handed_back(void *unused)
+{
+    (void)unused;
+    cap_handed_back_queued = 0;
+    if (!cap_handed_back_set || rt_py_tls.muted)
+        return 0; /* still inside retracer: cap_call queues it again when it is done */
+    cap_handed_back_set = 0;
+    rt_py_err_restore(&cap_handed_back);
+    return -1;
+}
+
+static void cap_queue_handed_back(void)
+{
+    if (cap_handed_back_set && !cap_handed_back_queued && Py_AddPendingCall(cap_raise_handed_back, NULL) == 0)
+        cap_handed_back_queued = 1;
+}
+
+/* Takes the set exception and schedules it for the program. */
+static void cap_hand_back(void)
+{
+    if (cap_handed_back_set) { /* one is waiting already: the first wins */
+        PyErr_Clear();
+        return;
+    }
+    rt_py_err_save(&cap_handed_back);
+    cap_handed_back_set = 1;
+}
+
 /* Call a capture callback with one argument (`arg`: a new reference, stolen;
  * NULL when building it failed), muted. Returns its result (new reference) or
  * NULL; never leaves an exception set. */
@@ -89,13 +124,23 @@ static PyObject *cap_call(PyObject *cb, PyObject *arg)
         Py_DECREF(arg);
     }
     if (!r) {
-        /* Ctrl-C while capturing belongs to the program: it gets it back at
-         * its next instruction, as if the key had been pressed a moment later */
-        int interrupted = PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
-        PyErr_Clear();
-        if (interrupted)
+        if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+            /* Ctrl-C while capturing belongs to the program: it gets it back at
+             * its next instruction, as if the key had been pressed a moment later */
+            PyErr_Clear();
             PyErr_SetInterrupt();
+        } else if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            /* Any other BaseException reaching here (capture.py lets only
+             * those through) was raised by the program's own signal handler
+             * that ran while capturing, e.g. sys.exit() in a SIGTERM handler:
+             * the program gets it back at its next instruction. */
+            cap_hand_back();
+        } else {
+            PyErr_Clear();
+        }
     }
+    if (RT_UNLIKELY(cap_handed_back_set) && !rt_py_tls.muted)
+        cap_queue_handed_back();
     return r;
 }
 

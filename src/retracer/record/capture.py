@@ -279,9 +279,7 @@ class Capturer:
                     p.status, p.info["error"] = TOO_LARGE, f"arguments: {e}"
             self._pending[cid] = p
             return cid
-        except KeyboardInterrupt:
-            raise  # the binding hands it back to the program (not lost while capturing)
-        except BaseException:
+        except Exception:
             return None
         finally:
             self._spent(p, fid, t0)
@@ -307,9 +305,7 @@ class Capturer:
                 p.info["yield_error"], p.info["yield_status"] = f"yielded value: {e}", UNPICKLABLE
             except TooLarge as e:
                 p.info["yield_error"], p.info["yield_status"] = f"yielded value: {e}", TOO_LARGE
-        except KeyboardInterrupt:
-            raise  # the binding hands it back to the program (not lost while capturing)
-        except BaseException:
+        except Exception:
             pass
         finally:
             self._spent(p, -1, t0)
@@ -324,9 +320,7 @@ class Capturer:
             return
         try:
             self._finish(cid, p, bool(raised), value, now)
-        except KeyboardInterrupt:
-            raise  # the binding hands it back to the program (not lost while capturing)
-        except BaseException:
+        except Exception:
             pass
         finally:
             self._spent(p, -1, t0)
