@@ -226,14 +226,14 @@ class TraceReader:
             if sig_raw is None:
                 raise TraceError(
                     f"retracer: {self.path} is not signed, so it may not come from "
-                    f"you and loading it would unpickle its data; pass --trust if "
+                    f"you (replaying it would unpickle its data); pass --trust if "
                     f"you trust this file"
                 )
             if not self._signature_ok(conn, version, sig_raw):
                 raise TraceError(
                     f"retracer: {self.path} has a wrong signature (it was made with "
-                    f"another user's key, or modified since it was written); loading "
-                    f"it would unpickle its data; pass --trust if you trust this file"
+                    f"another user's key, or modified since it was written; replaying "
+                    f"it would unpickle its data); pass --trust if you trust this file"
                 )
             self.verified = True
         else:
