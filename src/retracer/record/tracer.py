@@ -432,6 +432,9 @@ class Tracer:
         captured: Any = ()
         if cap is not None:
             cap.close()  # calls still running are marked incomplete: the stats are final
+            # get_token(): the return values of secret-looking functions are not written
+            self._secret_calls, self._secret_keys = cap.secret_results(
+                {fid: d[1].co_name for fid, d in enumerate(funcs) if d[0] == "py"})
             captured = self._captured_batches(funcs)
             meta["capture"] = {"cut": cap.cut, "capture_ns": cap.capture_ns, "stored_bytes": cap.stored_bytes,
                                "functions_stopped": sum(1 for s in cap.function_stats() if s[4])}
@@ -452,7 +455,10 @@ class Tracer:
         """The capture spool's values, remembering their keys (written before the calls)."""
         assert self._capturer is not None
         self._blob_keys = keys = set()
+        drop = getattr(self, "_secret_keys", set())
         for key, data in self._capturer.blobs():
+            if key in drop:
+                continue
             keys.add(key)
             yield key, data
 
@@ -465,8 +471,13 @@ class Tracer:
         kinds: Dict[int, str] = {}
         batch = []
         keys = getattr(self, "_blob_keys", None)
+        secret = getattr(self, "_secret_calls", set())
         for row in cap.rows():
-            if keys is not None and any(k is not None and k not in keys for k in row[7:11]):
+            if row[0] in secret:
+                info = dict(row[11])
+                info["redacted"] = ["the return value"]
+                row = row[:6] + ("redacted", None, None, None, None, info)
+            elif keys is not None and any(k is not None and k not in keys for k in row[7:11]):
                 info = dict(row[11])
                 info["error"] = "its values were lost: the capture spool could not be written"
                 row = row[:6] + ("unpicklable", None, None, None, None, info)
