@@ -9,6 +9,8 @@ into place. Bad targets give one line saying what to do.
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -27,6 +29,14 @@ def check_target(out: str) -> str:
     return target
 
 
+def _special(target: str) -> bool:
+    """Is ``target`` an existing file that is not a regular file (a device, a pipe)?"""
+    try:
+        return not stat.S_ISREG(os.stat(target).st_mode)
+    except OSError:
+        return False
+
+
 @contextmanager
 def atomic_path(out: str) -> Iterator[str]:
     """Yield a temporary path (not yet created, in a private directory); when the
@@ -40,6 +50,11 @@ def atomic_path(out: str) -> Iterator[str]:
         rd = RunDir()
         tmp = os.path.join(rd.path, os.path.basename(target) or "out")
         yield tmp
+        if _special(target):
+            # -o /dev/stdout, a named pipe: written to, never replaced by a file
+            with open(tmp, "rb") as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            return
         clean_stale_siblings(target)
         move_into_place(tmp, target)
     except OSError as e:

@@ -165,7 +165,7 @@ def sibling_temp(final: str) -> str:
 
 def clean_stale_siblings(final: str) -> int:
     """Remove ``.<name>.tmp-<pid>-*`` beside ``final`` left by processes that are gone."""
-    d, base = os.path.split(os.path.abspath(final))
+    d, base = os.path.split(os.path.realpath(final))
     pat = re.compile(r"\." + re.escape(base) + r"\.tmp-(\d+)-[0-9a-f]+$")
     try:
         names = os.listdir(d)
@@ -209,7 +209,8 @@ def move_into_place(tmp: str, final: str) -> None:
     the old file or the complete new one, never a part). Across file systems the
     file is first copied beside ``final`` (mode 0600) and renamed from there.
     Raises OSError."""
-    final = os.path.abspath(final)
+    # a symlink stays a symlink: the file it points to is replaced
+    final = os.path.realpath(final)
     if os.path.isdir(final):
         raise IsADirectoryError(errno.EISDIR, "Is a directory")
     os.chmod(tmp, 0o600)
@@ -240,10 +241,12 @@ def move_into_place(tmp: str, final: str) -> None:
 def check_writable_dir(final: str, shown: Optional[str] = None) -> Optional[str]:
     """Why a file cannot be written at ``final`` (one phrase), or None. Creates and
     removes a probe file beside it."""
-    final = os.path.abspath(final)
+    final = os.path.realpath(final)
     directory = os.path.dirname(final)
     if os.path.isdir(final):
         return "it is a directory"
+    if os.path.exists(final) and not os.path.isfile(final):
+        return "it is not a regular file (a trace is a file: give a file name)"
     if not os.path.isdir(directory):
         return f"{directory} {'is not a directory' if os.path.exists(directory) else 'does not exist'}"
     probe = sibling_temp(final)
