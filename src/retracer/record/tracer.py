@@ -47,6 +47,7 @@ class TraceSummary:
     error: str = ""
     stopped_by: str = "end"
     captured_calls: int = 0
+    lost: bool = False  # the trace could not be written (one line said what was lost)
 
 
 def _dirprefix(path: str) -> str:
@@ -372,7 +373,8 @@ class Tracer:
         print(f"retracer: the trace {self.output} could not be written ({reason}){kept}: its {calls:,} calls "
               f"and {n_cap:,} captured calls are lost; free some space or choose another -o, then trace again",
               file=sys.stderr, flush=True)
-        return TraceSummary(path=None, calls_total=calls, stopped_by=stopped_by, error=f"not written: {reason}")
+        return TraceSummary(path=None, calls_total=calls, stopped_by=stopped_by, error=f"not written: {reason}",
+                            lost=True)
 
     def _on_timeout(self) -> None:
         self.stop(stopped_by="timeout")
