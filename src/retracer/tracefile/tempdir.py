@@ -116,9 +116,14 @@ class RunDir:
             root: Optional[str] = temp_root()
         except OSError:
             root = None  # not usable (someone else's): a fresh private directory, not shared
+        self._root = root
         if root is not None:
             clean_stale(root)
-            self.path = tempfile.mkdtemp(prefix=f"{_RUN_PREFIX}{os.getpid()}-", dir=root)
+            try:
+                self.path = tempfile.mkdtemp(prefix=f"{_RUN_PREFIX}{os.getpid()}-", dir=root)
+            except FileNotFoundError:  # another process removed the empty root just now
+                self._root = root = temp_root()
+                self.path = tempfile.mkdtemp(prefix=f"{_RUN_PREFIX}{os.getpid()}-", dir=root)
         else:
             self.path = tempfile.mkdtemp(prefix=f"retracer-{_RUN_PREFIX}{os.getpid()}-")
         self._pid = os.getpid()
@@ -149,6 +154,11 @@ class RunDir:
                 os.close(fd)
             except OSError:
                 pass
+            if self._root is not None and not os.environ.get("RETRACER_TMPDIR"):
+                try:
+                    os.rmdir(self._root)  # only when empty: nothing of retracer stays in /tmp
+                except OSError:
+                    pass
 
     def __enter__(self) -> "RunDir":
         return self
