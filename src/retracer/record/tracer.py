@@ -2,8 +2,10 @@
 
 `Tracer` is the public object (context manager and decorator). The engine
 records events into per-thread buffers and appends full chunks to a spool
-file next to the output; `stop()` turns the spool and the profile into one
-SQLite trace written to a temporary name and renamed into place.
+file in this process's private run directory (retracer.tracefile.tempdir);
+`stop()` turns the spool and the profile into one SQLite trace written to a
+temporary name and moved into place. A trace that cannot be written does not
+change the program's ending: one line says what was lost.
 """
 from __future__ import annotations
 
