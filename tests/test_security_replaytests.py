@@ -87,6 +87,8 @@ def test_hostile_qualname_stays_data(tmp_path):
         f.__qualname__ = evil
         if hasattr(f.__code__, "co_qualname"):
             f.__code__ = f.__code__.replace(co_qualname=evil)
+        else:  # before 3.11 the qualified name of a code object not in its module's code is its function's
+            f.__code__ = f.__code__.replace()
 
         if __name__ == "__main__":
             f(1)
