@@ -165,9 +165,10 @@ class Redactor:
         if isinstance(state, dict):
             self.check_value(state, fresh=False)
 
-    def find(self, name: str, value: Any) -> str:
-        """Where inside the argument ``name`` the secret is, as ``cfg['db']['password']``
-        or ``o.api_key`` (a bounded walk; only called for a value found secret)."""
+    def find(self, name: str, value: Any) -> Optional[str]:
+        """Where inside the argument ``name`` a secret is, as ``cfg['db']['password']``
+        or ``o.api_key``, or None (a bounded walk that runs no code of the program:
+        only called for a value found secret)."""
         seen = set()
 
         def walk(v: Any, path: str, depth: int) -> Optional[str]:
@@ -190,8 +191,10 @@ class Redactor:
                     if got:
                         return got
                 return None
+            if isinstance(v, _NO_ATTRS) or not getattr(type(v), "__dictoffset__", 0):
+                return None
             try:
-                attrs = object.__getattribute__(v, "__dict__")
+                attrs = _read_attrs(v)
             except Exception:
                 return None
             if isinstance(attrs, dict):
@@ -205,9 +208,9 @@ class Redactor:
             return None
 
         try:
-            return walk(value, name, 0) or f"a secret-looking key inside {name}"
+            return walk(value, name, 0)
         except Exception:
-            return f"a secret-looking key inside {name}"
+            return None
 
 
 _LEAVES = frozenset({str, bytes, int, float, bool, type(None), bytearray, complex})
