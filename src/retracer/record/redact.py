@@ -22,6 +22,7 @@ string or bytes (what a secret token is); ``auth_token``, ``access_token``,
 """
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 import types
@@ -36,7 +37,9 @@ MAX_KEYS = 1000
 #: how deep :meth:`Redactor.find` looks to name where a secret key was found
 FIND_DEPTH = 6
 #: elements of dicts, lists, tuples and sets looked at per stored value
-MAX_VISITS = 20000
+MAX_VISITS = 5000
+#: a list, tuple or set longer than this whose first items are all plain values is not walked
+_FLAT_SAMPLE = 64
 
 _PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _TEXT = (str, bytes, bytearray)
@@ -64,6 +67,7 @@ class Redactor:
         # with or without separators between its parts)?
         alts = ["[^a-z0-9]*".join(re.escape(x) for x in p) for p in parts]
         self._pre = re.compile("|".join(alts), re.I) if alts else None
+        self._keys: dict = {}  # dict key -> _key_kind (keys repeat: records of the same shape)
 
     def __bool__(self) -> bool:
         return bool(self.words)
@@ -125,6 +129,13 @@ class Redactor:
                 vals = dict.values(v)
             elif t is list or t is tuple or t is set or t is frozenset:
                 vals = v
+                if len(v) > _FLAT_SAMPLE:
+                    # a long sequence of plain values (numbers, strings) holds no dict:
+                    # judged by its first items, it is not walked to the end
+                    head = list(itertools.islice(v, _FLAT_SAMPLE))
+                    if all(type(x) in _LEAVES for x in head):
+                        left -= _FLAT_SAMPLE
+                        continue
             else:
                 continue
             for x in vals:
@@ -137,14 +148,30 @@ class Redactor:
         self._left = left
 
     def _check_keys(self, d: Any) -> None:
-        pre = self._pre
+        cache = self._keys
         for i, (k, v) in enumerate(dict.items(d)):
             if i >= MAX_KEYS:
                 return
             t = type(k)
-            if (t is str or t is bytes) and pre.search(k if t is str else k.decode("latin-1")) \
-                    and self.name_is_secret(k, v):
+            if t is not str and t is not bytes:
+                continue
+            kind = cache.get(k)
+            if kind is None:
+                kind = self._key_kind(k)
+                if len(cache) < 4096:
+                    cache[k] = kind
+            if kind and (kind == 1 or isinstance(v, _TEXT)):
                 raise Secret(_key_text(k))
+
+    def _key_kind(self, k: Any) -> int:
+        """0: not secret; 1: secret; 2: secret when its value is a str/bytes (a weak word)."""
+        text = k if isinstance(k, str) else k.decode("latin-1")
+        if len(text) > 200 or not self._pre.search(text):
+            return 0
+        w = self._matches(text, at_end=False)
+        if w is None:
+            return 0
+        return 2 if w in WEAK_WORDS and split_name(text) == w else 1
 
     def check_object(self, obj: Any, state: Any = None) -> None:
         """Raise Secret if an object the pickler stores holds a secret: a dict
