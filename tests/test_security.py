@@ -24,7 +24,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.error
 import urllib.request
 

@@ -25,7 +25,6 @@ import hashlib
 import itertools
 import pickle
 import struct
-import sys
 import threading
 import time
 import warnings
