@@ -60,7 +60,7 @@ def weird_values(rng: random.Random):
 def mutate(path: str, rng: random.Random) -> str:
     """Change the trace at ``path`` in place; return what was done."""
     kind = rng.choice(["truncate", "bitflip", "value", "value", "value", "delete", "meta", "schema", "chunk",
-                       "blob", "info"])
+                       "blob", "info", "pickle", "pickle"])
     if kind == "truncate":
         size = os.path.getsize(path)
         n = rng.randrange(0, size)
@@ -154,6 +154,19 @@ def mutate(path: str, rng: random.Random) -> str:
                 conn.execute("UPDATE blobs SET data = ?, size = ? WHERE key = ?",
                              (pickle.dumps({"x": [1, 2]}), len(pickle.dumps({"x": [1, 2]})), key))
             return f"blob: {how}"
+        if kind == "pickle":  # a well-formed value of an unexpected shape, stored under its own key
+            import hashlib
+            import pickle
+            value = rng.choice([None, 1, "s", [1, 2], (1,), {"x": 1}, {"b": None, "k": 5}, {1: 2},
+                                {"yields": "x", "return": b"y"}, {"yields": [b"bad"], "return": None},
+                                ValueError("v"), [[[[[[[]]]]]]], b"\x80", {"a": [1] * 1000}])
+            data = pickle.dumps(value, protocol=rng.choice([0, 2, 5]))
+            key = hashlib.blake2b(data, digest_size=16).digest()
+            conn.execute("INSERT OR IGNORE INTO blobs VALUES (?, 'raw', ?, ?)", (key, len(data), data))
+            col = rng.choice(["args", "result", "exception", "args_after"])
+            conn.execute(f"UPDATE captured_calls SET {col} = ? WHERE rowid = (SELECT rowid FROM captured_calls "
+                         f"ORDER BY random() LIMIT 1)", (key,))
+            return f"pickle {col} = {value!r:.40}"
         # info
         v = rng.choice(["not json", "[]", "1", '{"outcome": 3}', '{"yields": "x", "outcome": "return"}',
                         '{"argspec": "bad"}', '{"argspec": [1, 2]}', '{"kind": 5, "outcome": "raise"}',
