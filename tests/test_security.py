@@ -10,7 +10,8 @@ a test that fails on main and passes here.
   dicts, attributes, return values of get_token), and those files are 0600;
 - the signing key must be private; ``--serve`` answers only its own Host.
 
-Each test runs retracer in a child process with its own config directory (key).
+Each test runs retracer in a child process (tests/helpers.py) with its own config
+directory (key) and its own private run directories (RETRACER_TMPDIR).
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ import pickle
 import re
 import sqlite3
 import stat
-import subprocess
 import sys
 import textwrap
 import urllib.error
@@ -32,42 +32,15 @@ import pytest
 from retracer.tracefile import TraceError, TraceReader, compute_digest, signing
 from retracer.tracefile.amend import update_captured_status
 
-TIMEOUT = 180
+from helpers import finish, one_line_error, popen, retracer, trace
 
-
-@pytest.fixture(autouse=True)
-def _config_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("RETRACER_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("RETRACER_TMPDIR", str(tmp_path / "tmp"))
-    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-
-
-def run(args, cwd, check=True, env=None, umask=0o022):
-    p = subprocess.run([sys.executable, "-m", "retracer", *args], capture_output=True, text=True, cwd=str(cwd),
-                       timeout=TIMEOUT, env=env, preexec_fn=lambda: os.umask(umask))
-    if check:
-        assert p.returncode == 0, p.stderr
-    return p
+pytestmark = pytest.mark.usefixtures("run_tmpdir")  # each test's own private run directories
 
 
 def write(directory, name, source):
     p = directory / name
     p.write_text(textwrap.dedent(source))
     return p
-
-
-def error_lines(p):
-    return [ln for ln in p.stderr.splitlines() if ln.strip() and not ln.startswith("retracer: warning: ")]
-
-
-def assert_one_line(p, *needles):
-    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
-    assert "Traceback" not in p.stderr and "internal error" not in p.stderr, p.stderr
-    lines = error_lines(p)
-    assert len(lines) == 1, p.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
 
 
 PROG = """
@@ -91,7 +64,7 @@ def traced(tmp_path):
     """A signed trace of PROG (its replay tests are not written)."""
     prog = write(tmp_path, "prog.py", PROG)
     out = tmp_path / "prog.trace"
-    run(["trace", "-q", "--no-stability-check", "-o", str(out), str(prog)], tmp_path)
+    trace(out, prog, cwd=tmp_path)
     # the generated replay test is not part of these tests
     for n in os.listdir(tmp_path):
         if "__replay_test_" in n:
@@ -142,8 +115,8 @@ def test_view_replacing_a_signed_table_is_refused_even_with_trust(traced, tmp_pa
     conn.close()
     for trust in ([], ["--trust"]):
         for cmd in commands(traced, tmp_path):
-            p = run(cmd + trust, tmp_path, check=False)
-            assert_one_line(p, str(traced), "database objects retracer does not write", "view 'blobs'")
+            p = retracer(*cmd, *trust, cwd=tmp_path)
+            one_line_error(p, str(traced), "database objects retracer does not write", "view 'blobs'")
     with pytest.raises(TraceError, match="view 'blobs'"):
         TraceReader(traced, trust=True)
 
@@ -162,7 +135,7 @@ def test_random_view_with_a_payload_never_runs_it(traced, tmp_path):
     conn.close()
     for _ in range(6):
         for trust in ([], ["--trust"]):
-            assert_one_line(run(["replay", str(traced)] + trust, tmp_path, check=False), str(traced))
+            one_line_error(retracer("replay", str(traced), *trust, cwd=tmp_path), str(traced))
     assert not marker.exists()
 
 
@@ -179,7 +152,7 @@ def test_foreign_objects_refused_even_when_signed_again(traced, tmp_path, sql):
     conn.close()
     resign(traced)  # the digest covers the object: the signature is valid again
     for trust in ([], ["--trust"]):
-        assert_one_line(run(["profile", str(traced)] + trust, tmp_path, check=False),
+        one_line_error(retracer("profile", str(traced), *trust, cwd=tmp_path),
                         "database objects retracer does not write")
 
 
@@ -194,7 +167,7 @@ def test_redefined_table_is_refused(traced, tmp_path):
                        "bytes FROM cs; DROP TABLE cs;")
     conn.close()
     resign(traced)
-    assert_one_line(run(["view", str(traced), "--text", "--trust"], tmp_path, check=False),
+    one_line_error(retracer("view", str(traced), "--text", "--trust", cwd=tmp_path),
                     "database objects retracer does not write")
 
 
@@ -214,16 +187,16 @@ def test_trigger_cannot_make_the_amend_path_resign_a_payload(traced, tmp_path):
         update_captured_status(traced, {0: "unstable"}, meta={"unstable_calls": {"0": "x"}})
     assert traced.read_bytes() == before
     for trust in ([], ["--trust"]):
-        assert_one_line(run(["replay", str(traced)] + trust, tmp_path, check=False))
+        one_line_error(retracer("replay", str(traced), *trust, cwd=tmp_path))
     assert not marker.exists()
 
 
-def test_amend_signs_the_schema_it_checked(traced, tmp_path):
+def test_amend_signs_the_schema_it_checked(traced, run_tmpdir):
     update_captured_status(traced, {}, meta={"unstable_calls": {}})
     with TraceReader(traced) as r:
         assert r.verified and r.meta["unstable_calls"] == {}
     assert stat.S_IMODE(os.stat(traced).st_mode) == 0o600
-    assert os.listdir(tmp_path / "tmp") == []  # its private copy is gone
+    assert os.listdir(run_tmpdir) == []  # its private copy is gone
 
 
 def test_old_traces_still_verify(tmp_path):
@@ -269,7 +242,7 @@ def test_stored_value_swapped_under_its_key_is_refused(traced, tmp_path):
     conn.commit()
     conn.close()
     resign(traced)
-    assert_one_line(run(["replay", str(traced)], tmp_path, check=False), "does not match its key")
+    one_line_error(retracer("replay", str(traced), cwd=tmp_path), "does not match its key")
 
 
 # --------------------------------------------------------------------------- nothing unpickled outside replay
@@ -303,7 +276,7 @@ def test_view_and_exports_never_run_a_payload_even_with_trust(traced, tmp_path):
     for fmt in ("pstats", "chrome", "speedscope", "pprof", "folded", "json", "flamegraph"):
         cmds.append(["profile", str(traced), "--trust", "--format", fmt, "-o", str(tmp_path / f"x.{fmt}")])
     for cmd in cmds:
-        p = run(cmd, tmp_path)
+        p = retracer(*cmd, cwd=tmp_path, check=True)
         assert "not signed by you" in p.stderr  # the --trust warning line
     assert not marker.exists() and not (tmp_path / "IMPORTED").exists()
     html = (tmp_path / "page.html").read_text()
@@ -313,7 +286,7 @@ def test_view_and_exports_never_run_a_payload_even_with_trust(traced, tmp_path):
     assert any(e.get("returned", "").startswith("<Thing>") or e.get("returned", "").startswith("Thing")
                for e in data["captured"].values())
     # replay (without --trust) refuses the changed file; it is the only command that unpickles
-    assert_one_line(run(["replay", str(traced)], tmp_path, check=False), "signature")
+    one_line_error(retracer("replay", str(traced), cwd=tmp_path), "signature")
     assert not marker.exists()
 
 
@@ -413,8 +386,8 @@ SECRETS_PROG = """
 def test_secrets_are_not_written_anywhere(tmp_path):
     prog = write(tmp_path, "app.py", SECRETS_PROG)
     out = tmp_path / "app.trace"
-    run(["trace", "-q", "-o", str(out), str(prog)], tmp_path)
-    run(["view", str(out), "-o", str(tmp_path / "app.html")], tmp_path)
+    retracer("trace", "-q", "-o", str(out), str(prog), cwd=tmp_path, check=True)
+    retracer("view", str(out), "-o", str(tmp_path / "app.html"), cwd=tmp_path, check=True)
     tests = [n for n in os.listdir(tmp_path) if "__replay_test_" in n]
     assert tests
     blobs = [out.read_bytes(), (tmp_path / "app.html").read_bytes(), (tmp_path / tests[0]).read_bytes()]
@@ -441,7 +414,7 @@ def test_secrets_are_not_written_anywhere(tmp_path):
     for name in ("lex", "check_password", "next_token", "get_tokens"):
         assert rows[name].status == "ok", name
     # a redacted call is not replayable and says why
-    p = run(["replay", str(out)], tmp_path, check=False)
+    p = retracer("replay", str(out), cwd=tmp_path)
     assert "secret-looking" in p.stderr or "redacted" in p.stderr or "secret" in p.stderr, p.stderr
 
 
@@ -461,15 +434,20 @@ def test_redaction_words_by_parts():
     assert r.function_is_secret("token_next") is None and r.function_is_secret("tokenize") is None
 
 
+def _umask_0() -> None:
+    os.umask(0)
+
+
 def test_written_files_are_private(traced, tmp_path):
     """Traces, replay-test files, pages and exports: mode 0600 whatever the umask."""
     prog = tmp_path / "prog.py"
     out = tmp_path / "again.trace"
-    run(["trace", "-q", "-o", str(out), str(prog)], tmp_path, umask=0o000)
+    retracer("trace", "-q", "-o", str(out), str(prog), cwd=tmp_path, check=True, preexec_fn=_umask_0)
     tests = [tmp_path / n for n in os.listdir(tmp_path) if "__replay_test_" in n]
-    run(["view", str(out), "-o", str(tmp_path / "p.html")], tmp_path, umask=0o000)
-    run(["profile", str(out), "--format", "chrome", "-o", str(tmp_path / "c.json")], tmp_path, umask=0o000)
-    run(["profile", str(out), "--format", "flamegraph", "-o", str(tmp_path / "f.html")], tmp_path, umask=0o000)
+    retracer("view", str(out), "-o", str(tmp_path / "p.html"), cwd=tmp_path, check=True, preexec_fn=_umask_0)
+    for fmt, name in (("chrome", "c.json"), ("flamegraph", "f.html")):
+        retracer("profile", str(out), "--format", fmt, "-o", str(tmp_path / name), cwd=tmp_path, check=True,
+                 preexec_fn=_umask_0)
     for f in [out, tmp_path / "p.html", tmp_path / "c.json", tmp_path / "f.html"] + tests:
         assert stat.S_IMODE(os.stat(f).st_mode) == 0o600, f
     assert len(tests) == 1
@@ -479,21 +457,20 @@ def test_written_files_are_private(traced, tmp_path):
 
 # --------------------------------------------------------------------------- key, server
 
-def test_key_readable_by_others_is_refused(traced, tmp_path):
-    key = tmp_path / "config" / "key"
+def test_key_readable_by_others_is_refused(traced, tmp_path, config_dir):
+    key = config_dir / "key"
     key.chmod(0o644)
     for cmd in (["profile", str(traced)], ["trace", "-q", "-o", str(tmp_path / "n.trace"),
                                            str(tmp_path / "prog.py")]):
-        msg = assert_one_line(run(cmd, tmp_path, check=False), str(key), "chmod 600")
+        msg = one_line_error(retracer(*cmd, cwd=tmp_path), str(key), "chmod 600")
         assert "other users" in msg
     assert not (tmp_path / "n.trace").exists()
     key.chmod(0o600)
-    run(["profile", str(traced)], tmp_path)
+    retracer("profile", str(traced), cwd=tmp_path, check=True)
 
 
 def test_serve_answers_only_its_own_host(traced, tmp_path):
-    p = subprocess.Popen([sys.executable, "-m", "retracer", "view", str(traced), "--serve", "0"],
-                         stderr=subprocess.PIPE, text=True, cwd=str(tmp_path))
+    p = popen([sys.executable, "-m", "retracer", "view", str(traced), "--serve", "0"], cwd=tmp_path)
     try:
         line = p.stderr.readline()
         port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
@@ -514,5 +491,4 @@ def test_serve_answers_only_its_own_host(traced, tmp_path):
             assert status == 421 and b"rt-data" not in body, host
     finally:
         p.terminate()
-        p.wait(timeout=30)
-        p.stderr.close()
+        finish(p)

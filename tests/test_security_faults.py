@@ -20,20 +20,11 @@ import textwrap
 
 import pytest
 
-TIMEOUT = 180
+from helpers import TIMEOUT, finish, kill_group, popen, retracer, run_python
+
 ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
-
-@pytest.fixture(autouse=True)
-def _env(tmp_path, monkeypatch):
-    monkeypatch.setenv("RETRACER_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("RETRACER_TMPDIR", str(tmp_path / "tmp"))
-    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-
-
-def retracer(*args, cwd, env=None, preexec_fn=None):
-    return subprocess.run([sys.executable, "-m", "retracer", *args], capture_output=True, text=True,
-                          cwd=str(cwd), timeout=TIMEOUT, env=env, preexec_fn=preexec_fn)
+pytestmark = pytest.mark.usefixtures("run_tmpdir")  # RETRACER_TMPDIR is tmp_path/"tmp"
 
 
 def write(d, name, src):
@@ -43,6 +34,7 @@ def write(d, name, src):
 
 
 def run_dirs(tmp_path):
+    """The private run directories retracer has in this test's RETRACER_TMPDIR."""
     d = tmp_path / "tmp"
     return sorted(os.listdir(d)) if d.exists() else []
 
@@ -121,7 +113,7 @@ def test_spool_write_failure_keeps_the_exit_status(tmp_path):
     assert_lost_line(p, out)
     assert "unchanged" in p.stderr
     assert out.read_bytes() == b"the previous trace"
-    assert beside(tmp_path, keep=("busy.trace", "config", "tmp")) == []
+    assert beside(tmp_path, keep=("busy.trace", "tmp")) == []
     assert run_dirs(tmp_path) == []
 
 
@@ -184,16 +176,13 @@ def test_sigkill_while_running_leaves_nothing_beside_the_output(tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = out_dir / "s.trace"
-    p = subprocess.Popen([sys.executable, "-m", "retracer", "trace", "-o", str(out), str(prog)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(tmp_path))
+    p = popen([sys.executable, "-m", "retracer", "trace", "-o", str(out), str(prog)], cwd=tmp_path)
     try:
         assert p.stdout.readline().strip() == "ready"
         assert len(run_dirs(tmp_path)) == 1  # its spools, in its private run directory
         p.kill()
-        p.wait(timeout=TIMEOUT)
     finally:
-        p.stdout.close()
-        p.stderr.close()
+        finish(p)
     assert os.listdir(out_dir) == []  # nothing under the final name, nothing hidden beside it
     assert len(run_dirs(tmp_path)) == 1
     # the next run removes what the dead one left
@@ -216,8 +205,7 @@ def test_sigkill_while_writing_the_trace(tmp_path):
             "writer.TraceWriter.commit = die\n"
             "from retracer.cli import main\n"
             f"sys.exit(main(['trace', '-o', {str(out)!r}, {str(prog)!r}]))\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(tmp_path),
-                       timeout=TIMEOUT)
+    p = run_python(["-c", code], cwd=tmp_path)
     assert p.returncode == -signal.SIGKILL, p.stderr
     assert os.listdir(out.parent) == []
     left = run_dirs(tmp_path)
@@ -287,8 +275,7 @@ RECURSION = """
 
 def test_recursion_limit_and_error_are_pythons(tmp_path):
     prog = write(tmp_path, "rec.py", RECURSION)
-    plain = subprocess.run([sys.executable, str(prog)], capture_output=True, text=True, cwd=str(tmp_path),
-                           timeout=TIMEOUT)
+    plain = run_python([str(prog)], cwd=tmp_path)
     for opts in ((), ("--no-capture",)):
         traced = retracer("trace", "-q", *opts, "-o", str(tmp_path / "r.trace"), str(prog), cwd=tmp_path)
         assert traced.stdout == plain.stdout
@@ -303,11 +290,13 @@ def test_closed_stdout_ends_quietly(tmp_path):
     t = tmp_path / "m.trace"
     assert retracer("trace", "-q", "--no-capture", "-o", str(t), str(prog), cwd=tmp_path).returncode == 0
     for args in (["view", str(t), "--text", "--no-patterns"], ["profile", str(t), "--all", "--top", "100000"]):
-        p = subprocess.Popen([sys.executable, "-m", "retracer", *args], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, cwd=str(tmp_path))
-        p.stdout.readline()
-        p.stdout.close()  # like `| head -1`
-        err = p.stderr.read()
-        p.stderr.close()
-        assert p.wait(timeout=TIMEOUT) == 141, err
-        assert err == b"", err
+        p = popen([sys.executable, "-m", "retracer", *args], cwd=tmp_path)
+        try:
+            p.stdout.readline()
+            p.stdout.close()  # like `| head -1`
+            err = p.stderr.read()
+            p.stderr.close()
+            assert p.wait(timeout=TIMEOUT) == 141, err
+        finally:
+            kill_group(p)
+        assert err == "", err

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
+
+from helpers import run_python, trace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEED = 20240612
@@ -63,21 +63,17 @@ PROG = """
 """
 
 
-def test_malformed_traces_get_one_line(tmp_path, monkeypatch):
-    monkeypatch.setenv("RETRACER_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("RETRACER_TMPDIR", str(tmp_path / "tmp"))
+def test_malformed_traces_get_one_line(tmp_path, run_tmpdir):
     prog = tmp_path / "prog.py"
     prog.write_text(textwrap.dedent(PROG))
     base = tmp_path / "base.trace"
-    subprocess.run([sys.executable, "-m", "retracer", "trace", "-q", "--no-stability-check", "-o", str(base),
-                    str(prog)], check=True, cwd=str(tmp_path), timeout=300)
+    trace(base, prog, cwd=tmp_path)
     for n in os.listdir(tmp_path):
         if "__replay_test_" in n:
             os.unlink(tmp_path / n)
     results = tmp_path / "results.jsonl"
-    child = subprocess.run([sys.executable, os.path.join(HERE, "security_fuzz.py"), str(base),
-                            str(tmp_path / "work"), str(SEED), str(VARIANTS), str(results)],
-                           capture_output=True, text=True, cwd=str(tmp_path), timeout=3600)
+    child = run_python([os.path.join(HERE, "security_fuzz.py"), str(base), str(tmp_path / "work"), str(SEED),
+                        str(VARIANTS), str(results)], cwd=tmp_path, timeout=3600)
     lines = [json.loads(ln) for ln in results.read_text().splitlines()] if results.exists() else []
     done = [d for d in lines if "done" in d]
     started = [d for d in lines if "start" in d]
