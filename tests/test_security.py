@@ -199,23 +199,41 @@ def test_amend_signs_the_schema_it_checked(traced, run_tmpdir):
     assert os.listdir(run_tmpdir) == []  # its private copy is gone
 
 
-def test_old_traces_still_verify(tmp_path):
+@pytest.mark.parametrize("version", [1, 2])
+def test_old_traces_still_verify(tmp_path, version):
     """Schema versions 1 and 2 were signed over their rows only; they still verify
-    (their schema is checked object by object, so nothing unsigned is read)."""
+    (their schema is checked object by object, so nothing unsigned is read). In
+    version 2, the stored values (blobs) and capture_stats are under the signature."""
     from retracer.tracefile.schema import schema_sql
-    path = tmp_path / "v1.trace"
+    path = tmp_path / f"v{version}.trace"
     conn = sqlite3.connect(str(path))
-    conn.executescript(schema_sql(1))
-    conn.executemany("INSERT INTO meta VALUES (?, ?)", [("format", '"retracer-trace"'), ("schema_version", "1")])
+    conn.executescript(schema_sql(version))
+    conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                     [("format", '"retracer-trace"'), ("schema_version", str(version))])
     conn.execute("INSERT INTO functions VALUES (0, 'py', 'f', 'f', 'm', '/x.py', 1, 1)")
     conn.execute("INSERT INTO func_stats VALUES (0, 1, 1, 10, 10)")
+    if version == 2:
+        key = put_blob(conn, pickle.dumps({"x": 1}, protocol=5))
+        conn.execute("INSERT INTO captured_calls VALUES (0, 0, 0, 0, 5, 10, 'ok', ?, NULL, NULL, NULL, '{}')",
+                     (key,))
+        conn.execute("INSERT INTO capture_stats VALUES (0, 1, 100, 20, NULL)")
     conn.commit()
-    sig = signing.sign(compute_digest(conn, 1))
+    sig = signing.sign(compute_digest(conn, version))
     conn.execute("INSERT INTO meta VALUES ('signature', ?)", (json.dumps(sig),))
     conn.commit()
     conn.close()
     with TraceReader(path) as r:
-        assert r.verified and r.version == 1
+        assert r.verified and r.version == version
+    if version == 2:
+        for sql in ("UPDATE capture_stats SET kept = 2", "UPDATE blobs SET data = zeroblob(length(data))"):
+            bad = tmp_path / "bad.trace"
+            bad.write_bytes(path.read_bytes())
+            conn = sqlite3.connect(str(bad))
+            conn.execute(sql)
+            conn.commit()
+            conn.close()
+            with pytest.raises(TraceError, match="signature"):
+                TraceReader(bad)
     conn = sqlite3.connect(str(path))
     conn.execute("CREATE VIEW v AS SELECT 1")
     conn.commit()

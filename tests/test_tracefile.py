@@ -413,6 +413,8 @@ TAMPERS = [
     ("DELETE FROM edge_stats WHERE caller_fid = 0 AND callee_fid = 2", ()),
     ("UPDATE captured_calls SET args = ? WHERE call_id = 1", (b"\x80evil",)),
     ("INSERT INTO captured_calls (call_id, fid) VALUES (99, 1)", ()),
+    ("UPDATE blobs SET data = zeroblob(length(data)) WHERE key = (SELECT min(key) FROM blobs)", ()),
+    ("INSERT INTO capture_stats VALUES (1, 1, 10, 5, NULL)", ()),
     ("UPDATE meta SET value = '[\"other.py\"]' WHERE key = 'command'", ()),
     ("INSERT INTO meta VALUES ('extra', '1')", ()),
 ]
