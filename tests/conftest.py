@@ -4,6 +4,8 @@
   own signing key, never the real home's; subprocesses inherit it through os.environ.
   A module whose traces are made once and read by many tests asks for
   `module_config_dir` (one directory for the module) instead.
+- `run_tmpdir`: this test's own RETRACER_TMPDIR (where retracer's private run
+  directories go), for the tests that look at what a run leaves there.
 - `workloads`: the shared workload programs, ../shared/workloads beside the
   repository (or RETRACER_WORKLOADS=DIR); a test that needs them fails with one clear
   message when they are missing.
@@ -77,6 +79,16 @@ def config_dir(request, tmp_path_factory, monkeypatch) -> Path:
     for name in _NOISY_ENV:
         monkeypatch.delenv(name, raising=False)
     return cfg
+
+
+@pytest.fixture
+def run_tmpdir(tmp_path, monkeypatch) -> Path:
+    """This test's RETRACER_TMPDIR, tmp_path/"tmp" (not created yet): retracer's private
+    run directories go there instead of the system's temporary directory, so that the
+    test can look at what a run leaves behind."""
+    d = tmp_path / "tmp"
+    monkeypatch.setenv("RETRACER_TMPDIR", str(d))
+    return d
 
 
 @pytest.fixture(scope="session")

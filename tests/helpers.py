@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import pytest
 
@@ -34,11 +34,13 @@ WORKLOAD_ARGS = {
 }
 
 
-def popen(cmd: Sequence, cwd=None, env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
-    """Start cmd in its own process group, so that whatever it starts can be ended with it."""
+def popen(cmd: Sequence, cwd=None, env: Optional[Dict[str, str]] = None,
+          preexec_fn: Optional[Callable[[], None]] = None) -> subprocess.Popen:
+    """Start cmd in its own process group, so that whatever it starts can be ended with it.
+    preexec_fn runs in the child before cmd (a umask, a resource limit)."""
     return subprocess.Popen([str(c) for c in cmd], cwd=None if cwd is None else str(cwd), env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, errors="replace", start_new_session=POSIX)
+                            text=True, errors="replace", start_new_session=POSIX, preexec_fn=preexec_fn)
 
 
 def kill_group(p: subprocess.Popen) -> None:
@@ -70,24 +72,25 @@ def show(cp: subprocess.CompletedProcess) -> str:
 
 
 def run(cmd: Sequence, cwd=None, env: Optional[Dict[str, str]] = None, timeout: float = TIMEOUT,
-        check: bool = False) -> subprocess.CompletedProcess:
+        check: bool = False, preexec_fn: Optional[Callable[[], None]] = None) -> subprocess.CompletedProcess:
     """Run cmd to its end; with check, it must exit 0."""
-    cp = finish(popen(cmd, cwd, env), timeout)
+    cp = finish(popen(cmd, cwd, env, preexec_fn), timeout)
     if check:
         assert cp.returncode == 0, show(cp)
     return cp
 
 
 def run_python(args: Sequence, cwd=None, env: Optional[Dict[str, str]] = None, timeout: float = TIMEOUT,
-               check: bool = False) -> subprocess.CompletedProcess:
+               check: bool = False, preexec_fn: Optional[Callable[[], None]] = None) -> subprocess.CompletedProcess:
     """`python ARGS` with this interpreter; with check, it must exit 0."""
-    return run([sys.executable, *args], cwd, env, timeout, check)
+    return run([sys.executable, *args], cwd, env, timeout, check, preexec_fn)
 
 
 def retracer(*args, cwd=None, env: Optional[Dict[str, str]] = None, timeout: float = TIMEOUT,
-             check: bool = False) -> subprocess.CompletedProcess:
+             check: bool = False, preexec_fn: Optional[Callable[[], None]] = None) -> subprocess.CompletedProcess:
     """`python -m retracer ARGS`; with check, it must exit 0."""
-    return run_python(["-m", "retracer", *args], cwd=cwd, env=env, timeout=timeout, check=check)
+    return run_python(["-m", "retracer", *args], cwd=cwd, env=env, timeout=timeout, check=check,
+                      preexec_fn=preexec_fn)
 
 
 def trace_options(out=None, opts: Sequence = (), quiet: bool = True, stability_check: bool = False) -> list:
@@ -118,12 +121,18 @@ def one_line(text: str) -> str:
     return lines[0]
 
 
-def one_line_error(cp: subprocess.CompletedProcess, *needles: str) -> str:
+def one_line_error(cp: subprocess.CompletedProcess, *needles: str, warned: bool = False) -> str:
     """cp failed as retracer's usage and input errors do: exit status 2 and one line
-    on stderr, holding every needle. Returns the line."""
+    on stderr, holding every needle. Returns the line.
+
+    With warned, that line comes after the one warning --trust prints for a trace
+    not signed by you ("retracer: warning: ..."), which must be there."""
     assert cp.returncode == 2, show(cp)
-    assert "Traceback" not in cp.stderr, show(cp)
+    assert "Traceback" not in cp.stderr and "internal error" not in cp.stderr, show(cp)
     lines = cp.stderr.strip().splitlines()
+    if warned:
+        assert len(lines) == 2 and lines[0].startswith("retracer: warning: "), show(cp)
+        lines = lines[1:]
     assert len(lines) == 1, show(cp)
     for needle in needles:
         assert needle in lines[0], show(cp)

@@ -136,7 +136,7 @@ def test_round_trip(out_dir):
     with open_trace(path) as r:
         assert r.verified is True
         assert r.meta["format"] == "retracer-trace"
-        assert r.meta["schema_version"] == tracefile.SCHEMA_VERSION == 2
+        assert r.meta["schema_version"] == tracefile.SCHEMA_VERSION == 3
         assert "signature" not in r.meta
         assert r.meta["command"] == ["app.py", "--x"]
         assert r.meta["start_time"] == 1700000000.25
@@ -191,7 +191,7 @@ def test_meta_values_are_json_in_sqlite(out_dir):
     meta = dict(conn.execute("SELECT key, value FROM meta"))
     conn.close()
     assert json.loads(meta["format"]) == "retracer-trace"
-    assert json.loads(meta["schema_version"]) == 2
+    assert json.loads(meta["schema_version"]) == 3
     assert len(json.loads(meta["signature"])) == 64
     assert json.loads(meta["command"]) == ["app.py", "--x"]
 
@@ -235,10 +235,14 @@ def test_final_path_appears_only_at_commit(out_dir):
     w.add_functions(FUNCS)
     w.add_chunk(0, 0, b"abc", 1)
     assert not path.exists()
-    temps = os.listdir(out_dir)
-    assert len(temps) == 1
-    assert temps[0].startswith(".run.trace.tmp-%d-" % os.getpid())
+    # the file being written is private (0600), in this process's run directory, not beside the output
+    assert os.listdir(out_dir) == []
+    tmp = w._tmp
+    assert tmp and os.path.dirname(os.path.dirname(tmp)) == tracefile.tempdir.temp_root()
+    assert stat.S_IMODE(os.stat(tmp).st_mode) == 0o600
     assert w.commit() == str(path)
+    assert not os.path.exists(os.path.dirname(tmp))
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert path.exists()
     assert os.listdir(out_dir) == ["run.trace"]
     w.abort()  # after commit: harmless no-op
@@ -340,7 +344,9 @@ def test_key_race_loser_uses_winner_key(config_dir, monkeypatch):
     real_link = os.link
 
     def racing_link(src, dst, *a, **kw):
-        Path(dst).write_text(winner.hex() + "\n")
+        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, (winner.hex() + "\n").encode())
+        os.close(fd)
         return real_link(src, dst, *a, **kw)
 
     monkeypatch.setattr(signing.os, "link", racing_link)
@@ -407,6 +413,8 @@ TAMPERS = [
     ("DELETE FROM edge_stats WHERE caller_fid = 0 AND callee_fid = 2", ()),
     ("UPDATE captured_calls SET args = ? WHERE call_id = 1", (b"\x80evil",)),
     ("INSERT INTO captured_calls (call_id, fid) VALUES (99, 1)", ()),
+    ("UPDATE blobs SET data = zeroblob(length(data)) WHERE key = (SELECT min(key) FROM blobs)", ()),
+    ("INSERT INTO capture_stats VALUES (1, 1, 10, 5, NULL)", ()),
     ("UPDATE meta SET value = '[\"other.py\"]' WHERE key = 'command'", ()),
     ("INSERT INTO meta VALUES ('extra', '1')", ()),
 ]
@@ -421,7 +429,13 @@ def test_tampered_trace_refused_unless_trusted(out_dir, sql, params):
         open_trace(path)
     msg = assert_one_line_error(ei, path)
     assert "signature" in msg and "pass --trust if you trust this file" in msg
-    with open_trace(path, trust=True) as r:
+    try:
+        r = open_trace(path, trust=True)
+    except TraceError as e:  # the edit broke a row rule: one line, even with --trust
+        assert "truncated or corrupt" in str(e) and "\n" not in str(e)
+        assert "CAST" in sql or "args" in sql or "INSERT INTO captured_calls" in sql
+        return
+    with r:
         assert r.verified is False
         assert r.functions[0].name == "main"
 
@@ -585,12 +599,13 @@ def test_directory_as_trace(out_dir):
 def test_newer_schema(out_dir):
     path = out_dir / "run.trace"
     write_trace(path)
-    tamper(path, "UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    newer = tracefile.SCHEMA_VERSION + 1
+    tamper(path, f"UPDATE meta SET value = '{newer}' WHERE key = 'schema_version'")
     for trust in (False, True):  # reported as "newer", not as a bad signature
         with pytest.raises(TraceError) as ei:
             open_trace(path, trust=trust)
         msg = assert_one_line_error(ei, path)
-        assert "schema version 3" in msg and "upgrade retracer" in msg
+        assert f"schema version {newer}" in msg and "upgrade retracer" in msg
 
 
 def test_missing_table(out_dir):
@@ -662,7 +677,9 @@ def test_digest_matches_documented_algorithm(out_dir):
         ("blobs", "key, codec, size, data", "key"),
         ("capture_stats", "fid, kept, capture_ns, bytes, stopped", "fid"),
     ]
-    buf = bytearray(b"retracer-trace-digest\0v1\0")
+    # from schema version 3 the schema comes first: every row of sqlite_master
+    order.insert(0, ("sqlite_master", "type, name, tbl_name, rootpage, sql", "type, name"))
+    buf = bytearray(b"retracer-trace-digest\0v2\0")
     conn = sqlite3.connect(str(path))
     for table, cols, key in order:
         ncols = len(cols.split(","))

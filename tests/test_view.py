@@ -504,7 +504,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, workloads):
     con.commit()
     con.close()
     one_line_error(retracer("view", str(bad), "--trust", "--text", cwd=tmp_path),
-                    "bad.trace", "corrupt", "trace the program again")
+                   "bad.trace", "corrupt", "trace the program again", warned=True)
 
 
 def test_page_title_that_looks_like_a_placeholder_is_left_alone(tmp_path):

@@ -106,8 +106,11 @@ SETTINGS: Tuple[Setting, ...] = (
             "replayable", type=int, flag="--max-value-bytes", metavar="N",
             check=_at_least(1, "must be a positive number of bytes, e.g. 1048576")),
     Setting("redact", list(DEFAULT_REDACT),
-            "argument names never written (a listed word as the name or one of its _-separated parts, "
-            "case-insensitive): default " + ",".join(DEFAULT_REDACT), type=list, flag="--redact",
+            "secret-looking names: a call whose argument, a key of a dict inside a value, or an "
+            "attribute of an argument is named with a listed word (as the name or consecutive parts of it: "
+            "db_password, apiKey), or whose function's name ends with one (get_token), is not written "
+            "(a plain 'token' only when its value is a string); default " + ",".join(DEFAULT_REDACT),
+            type=list, flag="--redact",
             metavar="a,b"),
     Setting("tests_root", None, "where replay tests go", flag="--tests-root", metavar="DIR", path=True,
             recorded=False),

@@ -79,6 +79,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("retracer: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _closed_output()
     except SystemExit:
         raise
     except Exception as e:  # an error of retracer itself: one line, no traceback
@@ -87,6 +89,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"retracer: internal error: {type(e).__name__}: {e} (set RETRACER_DEBUG=1 for details and report it)",
               file=sys.stderr)
         return 3
+
+
+#: the exit status of a command whose output was closed early (as a process killed by SIGPIPE)
+EXIT_PIPE = 141
+
+
+def _closed_output() -> int:
+    """Who reads our output went away (``retracer view --text | head``): end quietly.
+    What is still buffered for stdout goes nowhere (not into a second error at exit)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return EXIT_PIPE
 
 
 def entry() -> None:

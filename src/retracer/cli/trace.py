@@ -91,7 +91,7 @@ def run(ns: argparse.Namespace) -> int:
     quiet = ns.quiet
 
     def report(summary) -> None:
-        if not quiet and summary is not None:
+        if not quiet and summary is not None and not getattr(summary, "lost", False):
             print_summary(summary)
 
     tracer.on_finish = report

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import pickle
-import re
 import struct
 import threading
 import time
@@ -36,6 +35,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 from .. import _engine
 from . import pickling
 from .pickling import ModuleIndex, Serializer, TooLarge, Unpicklable
+from .redact import Redactor, Secret
 from .refs import Shared
 
 DEFAULT_MAX_YIELDS = 100
@@ -141,12 +141,12 @@ class Capturer:
         self.blob_path = path + ".blobs"
         self.max_value_bytes = max_value_bytes
         self.max_yields = max_yields
-        words = [re.escape(w.lower()) for w in redact if w]
-        # a listed word as the whole name or as one of its _-separated parts:
-        # "password", "user_password", "api_key_old" are secret; "tokens" is not
-        self._redact = re.compile(r"(?:^|_)(?:%s)(?:_|$)" % "|".join(words)) if words else None
+        # secret-looking names (retracer.record.redact): arguments, keys of the dicts
+        # inside any stored value, functions whose results are secret
+        self._redactor = Redactor([w for w in redact if w])
         self._index = ModuleIndex(tuple(scope))
-        self._ser = Serializer(max_value_bytes, self._index)
+        self._ser = Serializer(max_value_bytes, self._index,
+                               secret=self._redactor if self._redactor else None)
         self._ids = itertools.count()
         self._pending: Dict[int, _Pending] = {}
         self._per_fid: Dict[int, int] = {}
@@ -178,6 +178,11 @@ class Capturer:
                     self._blobs.write(data)
                     self.stored_bytes += len(data)
         return key
+
+    def _where_secret(self, names: Tuple[str, ...], values: tuple) -> List[str]:
+        """Which arguments hold a secret-looking key, and where (``cfg['db']['password']``)."""
+        out = [w for w in (self._redactor.find(n, v) for n, v in zip(names, values)) if w]
+        return out or ["a secret-looking key inside the arguments"]
 
     def _dumps(self, value: Any, key: Any) -> bytes:
         with _QuietWarnings():
@@ -264,7 +269,8 @@ class Capturer:
                 # 3.13 closes a generator suspended outside try/with without
                 # running it: no event reaches the engine. Its end is seen here.
                 p.gen_ref = weakref.ref(gen, lambda _r, cid=cid: self._generator_gone(cid))
-            secret = [n for n in names if self._redact is not None and self._redact.search(n.lower())]
+            red = self._redactor
+            secret = [n for n, v in zip(names, values) if red.name_is_secret(n, v)] if red else []
             if secret:
                 p.status = REDACTED
                 p.info["redacted"] = secret
@@ -273,6 +279,9 @@ class Capturer:
                     b0 = self.stored_bytes
                     p.args = self._args_blob(fid, names, values)
                     st.bytes += self.stored_bytes - b0
+                except Secret:
+                    p.status = REDACTED
+                    p.info["redacted"] = self._where_secret(names, values)
                 except Unpicklable as e:
                     p.status, p.info["error"] = UNPICKLABLE, f"arguments: {e}"
                 except TooLarge as e:
@@ -301,6 +310,9 @@ class Capturer:
             # (a generator with a yield_error is not replayable).
             try:
                 p.yields.append(self._dumps(value, (p.fid, "yield")))
+            except Secret as e:
+                p.status = REDACTED
+                p.info["redacted"] = [f"a yielded value (key {e})"]
             except Unpicklable as e:
                 p.info["yield_error"], p.info["yield_status"] = f"yielded value: {e}", UNPICKLABLE
             except TooLarge as e:
@@ -368,6 +380,7 @@ class Capturer:
         ret: Optional[bytes] = None
         b0 = self.stored_bytes
         if p.status == OK:
+            what = "the exception" if raised else "the return value"
             try:
                 if raised:
                     if value is None:
@@ -375,11 +388,19 @@ class Capturer:
                     exc = self._store(self._dumps(value, (p.fid, "exception")))  # drops the traceback
                 else:
                     ret = self._dumps(value, (p.fid, "result"))
+                what = "the arguments after the call"
                 after = self._args_blob(p.fid, p.names, p.values)
+            except Secret as e:
+                p.status = REDACTED
+                p.info["redacted"] = [f"{what} (key {e})"]
             except Unpicklable as e:
                 p.status, p.info["error"] = UNPICKLABLE, f"{'exception' if raised else 'result'}: {e}"
             except TooLarge as e:
                 p.status, p.info["error"] = TOO_LARGE, f"{'exception' if raised else 'result'}: {e}"
+        if p.status == REDACTED:
+            result = exc = after = ret = None
+            p.yields = []
+            p.yields_truncated = False
         if p.yields or p.yields_truncated:
             # a generator: the result holds its yielded values and its return value
             p.info["yields"] = len(p.yields)
@@ -441,6 +462,59 @@ class Capturer:
     def blobs(self) -> Iterator[Tuple[bytes, bytes]]:
         """(key, data) of every distinct stored value."""
         return read_blobs(self.blob_path)
+
+    def secret_results(self, function_names: Dict[int, str]) -> Tuple[set, set]:
+        """The calls whose return value is secret by their function's name
+        (``get_token``, see retracer.record.redact), after the run: (their call
+        ids, the keys of stored values only they refer to, which must not be
+        written). ``function_names``: fid -> name of the functions captured."""
+        red = self._redactor
+        kinds = {fid: k for fid, name in function_names.items()
+                 for k in [red.function_is_secret(name)] if k is not None} if red else {}
+        if not kinds:
+            return set(), set()
+        strong: set = set()
+        candidates: Dict[int, Tuple[bytes, bool]] = {}
+        for row in self.rows():
+            if row[1] in kinds and row[6] == OK and row[8] is not None and row[11].get("outcome") == "return":
+                if row[11].get("yields"):
+                    if kinds[row[1]]:
+                        strong.add(row[0])  # a generator of secrets
+                else:
+                    candidates[row[0]] = (row[8], kinds[row[1]])
+        if candidates:
+            wanted = {key for key, _ in candidates.values()}
+            kind_of = {key: _pickled_kind(data) for key, data in self.blobs() if key in wanted}
+            for cid, (key, is_strong) in candidates.items():
+                k = kind_of.get(key)
+                if k == "text" or (is_strong and k != "flag"):
+                    strong.add(cid)  # check_password() -> True is not a secret
+        if not strong:
+            return set(), set()
+        dropped, kept = set(), set()
+        for row in self.rows():
+            keys = {k for k in row[7:11] if k is not None}
+            (dropped if row[0] in strong else kept).update(keys)
+        return strong, dropped - kept
+
+
+def _pickled_kind(data: bytes) -> str:
+    """What a pickle holds, read without loading it: "text" (a str, bytes or
+    bytearray), "flag" (None, True, False) or "other"."""
+    import pickletools
+    try:
+        ops = [op.name for op, _, _ in itertools.islice(pickletools.genops(data), 8)]
+    except Exception:
+        return "other"
+    ops = [o for o in ops if o not in ("PROTO", "FRAME", "MEMOIZE", "STOP")]
+    if len(ops) != 1:
+        return "other"
+    if ops[0] in ("NONE", "NEWTRUE", "NEWFALSE"):
+        return "flag"
+    if ops[0] in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINBYTES", "BINBYTES",
+                  "BINBYTES8", "BYTEARRAY8", "SHORT_BINSTRING", "BINSTRING", "STRING"):
+        return "text"
+    return "other"
 
 
 def read_blobs(path: str) -> Iterator[Tuple[bytes, bytes]]:

@@ -36,6 +36,7 @@ from typing import Any, Callable, Dict, Optional, Set, Tuple
 
 from .. import _engine
 from . import refs
+from .redact import Secret
 
 
 class Unpicklable(Exception):
@@ -248,9 +249,10 @@ def _by_reference_candidate(obj: Any) -> bool:
 
 
 class _Pickler(pickle.Pickler):
-    def __init__(self, file: Any, index: Optional[ModuleIndex]) -> None:
+    def __init__(self, file: Any, index: Optional[ModuleIndex], secret: Any = None) -> None:
         super().__init__(file, protocol=5)
         self._index = index
+        self._secret = secret
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, _never()):
@@ -269,7 +271,11 @@ class _Pickler(pickle.Pickler):
             if plain:
                 state = _instance_state(obj)
                 if state is not None:
+                    if self._secret is not None:
+                        self._secret.check_object(obj, state)
                     return copyreg.__newobj__, (tp,), state or None
+        if self._secret is not None:
+            self._secret.check_object(obj)  # raises Secret for a secret-looking attribute or key
         return NotImplemented
 
 
@@ -278,7 +284,8 @@ class _Pickler(pickle.Pickler):
 IMPORT_NS = 0
 
 
-def _cloud_pickler(file: Any, index: Optional[ModuleIndex]) -> pickle.Pickler:
+def _cloud_pickler(file: Any, index: Optional[ModuleIndex],
+                   secret: Any = None) -> pickle.Pickler:
     global IMPORT_NS
     import time
     t0 = time.perf_counter_ns()
@@ -297,6 +304,8 @@ def _cloud_pickler(file: Any, index: Optional[ModuleIndex]) -> pickle.Pickler:
                 where = index.lookup(obj)
                 if where is not None:
                     return refs.ref, where
+            if secret is not None:
+                secret.check_object(obj)
             return super().reducer_override(obj)
 
     return Cloud(file, protocol=5)
@@ -309,9 +318,13 @@ class Serializer:
     (e.g. (fid, "args")) for the failure memory. Raises Unpicklable or TooLarge.
     """
 
-    def __init__(self, max_bytes: int, index: Optional[ModuleIndex] = None) -> None:
+    def __init__(self, max_bytes: int, index: Optional[ModuleIndex] = None,
+                 secret: Any = None) -> None:
         self.max_bytes = max_bytes
         self.index = index
+        #: a retracer.record.redact.Redactor: raises redact.Secret for a value holding
+        #: a secret-looking key or attribute (None: nothing is redacted)
+        self.secret = secret
         self._cloud_only: Set[Any] = set()     # keys plain pickle failed for
         self._hopeless: Dict[Any, str] = {}    # keys both failed for: why
         self.failures = 0
@@ -320,12 +333,14 @@ class Serializer:
         why = self._hopeless.get(key) if key is not None else None
         if why is not None:
             raise Unpicklable(why)
+        if self.secret is not None:
+            self.secret.check_value(value)  # the dicts inside lists, tuples and dicts
         if key is None or key not in self._cloud_only:
             buf = _CappedBuffer(self.max_bytes)
             try:
-                _Pickler(buf, self.index).dump(value)
+                _Pickler(buf, self.index, self.secret).dump(value)
                 return buf.getvalue()
-            except (TooLarge, Unpicklable):
+            except (TooLarge, Unpicklable, Secret):
                 raise
             except RecursionError:
                 raise Unpicklable("the value is nested too deeply") from None
@@ -335,9 +350,9 @@ class Serializer:
                     self._cloud_only.add(key)
         buf = _CappedBuffer(self.max_bytes)
         try:
-            _cloud_pickler(buf, self.index).dump(value)
+            _cloud_pickler(buf, self.index, self.secret).dump(value)
             return buf.getvalue()
-        except TooLarge:
+        except (TooLarge, Secret):
             raise
         except Unpicklable as e:
             why = str(e)

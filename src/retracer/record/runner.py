@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import importlib.machinery
 import os
+import re
 import runpy
 import signal
 import sys
@@ -101,7 +102,63 @@ def _give_back_recursion_budget(frame, via_runpy: bool) -> None:
     if via_runpy and _C_ENTRY_COSTS:
         cost -= 1  # python enters runpy from C, retracer calls it from Python
     if cost > 0:
-        sys.setrecursionlimit(sys.getrecursionlimit() + cost)
+        _hide_recursion_budget(cost)
+
+
+_REAL_GETRECURSIONLIMIT = sys.getrecursionlimit
+_REAL_SETRECURSIONLIMIT = sys.setrecursionlimit
+_TOO_LOW = re.compile(r"cannot set the recursion limit to (\d+) at the recursion depth (\d+)")
+
+
+def _hide_recursion_budget(cost: int) -> None:
+    """Raise the real limit by ``cost`` and let the program see the limit it would
+    see under python: sys.getrecursionlimit() and sys.setrecursionlimit() work on
+    the program's own count (set the real limit less ``cost``). Undone by
+    :func:`restore_recursion_limit` when the program is over."""
+    real_get, real_set = _REAL_GETRECURSIONLIMIT, _REAL_SETRECURSIONLIMIT
+    real_set(real_get() + cost)
+
+    def getrecursionlimit():
+        return max(1, real_get() - cost)
+
+    def setrecursionlimit(limit):
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            return real_set(limit)  # the very same TypeError/ValueError
+        try:
+            return real_set(limit + cost)
+        except RecursionError as e:
+            m = _TOO_LOW.match(str(e))
+            if not m:
+                raise
+            # the depth python counts, without retracer's frames and this one
+            text = str(e).replace(m.group(0), f"cannot set the recursion limit to {limit} at the recursion "
+                                              f"depth {int(m.group(2)) - cost - 1}")
+            raise RecursionError(text) from None
+
+    for fake, real in ((getrecursionlimit, real_get), (setrecursionlimit, real_set)):
+        fake.__name__ = fake.__qualname__ = real.__name__
+        fake.__doc__ = real.__doc__
+        fake.__module__ = "sys"
+    sys.getrecursionlimit = getrecursionlimit
+    sys.setrecursionlimit = setrecursionlimit
+    _hidden[0] = cost
+
+
+_hidden = [0]
+
+
+def restore_recursion_limit() -> None:
+    """The program is over: the real sys functions again, and the limit it set."""
+    cost, _hidden[0] = _hidden[0], 0
+    if not cost:
+        return
+    shown = sys.getrecursionlimit()
+    sys.getrecursionlimit = _REAL_GETRECURSIONLIMIT
+    sys.setrecursionlimit = _REAL_SETRECURSIONLIMIT
+    try:
+        _REAL_SETRECURSIONLIMIT(max(shown, 50))
+    except (RecursionError, ValueError):
+        pass
 
 
 def _prepare_dir(abspath: str, path: str, args: List[str]) -> Callable[[], None]:
@@ -161,7 +218,10 @@ def run_program(run: Callable[[], None], stop: Callable[..., object]) -> int:
     (also when it fails), then reproduce its ending. Returns the exit status for
     a normal end or sys.exit; re-raises SystemExit objects unchanged."""
     try:
-        run()
+        try:
+            run()
+        finally:
+            restore_recursion_limit()
     except SystemExit as e:
         _shutdown_threads()
         code = e.code

@@ -2,8 +2,10 @@
 
 `Tracer` is the public object (context manager and decorator). The engine
 records events into per-thread buffers and appends full chunks to a spool
-file next to the output; `stop()` turns the spool and the profile into one
-SQLite trace written to a temporary name and renamed into place.
+file in this process's private run directory (retracer.tracefile.tempdir);
+`stop()` turns the spool and the profile into one SQLite trace written to a
+temporary name and moved into place. A trace that cannot be written does not
+change the program's ending: one line says what was lost.
 """
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ import atexit
 import functools
 import json
 import os
+import re
 import signal
+import sqlite3
 import sys
 import sysconfig
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,6 +50,7 @@ class TraceSummary:
     error: str = ""
     stopped_by: str = "end"
     captured_calls: int = 0
+    lost: bool = False  # the trace could not be written (one line said what was lost)
 
 
 def _dirprefix(path: str) -> str:
@@ -154,6 +158,7 @@ class Tracer:
         self.on_finish = on_finish
         self._running = False
         self._spool: Optional[str] = None
+        self._rundir: Any = None
         self._capturer: Optional[Capturer] = None
         self._tool_id: Optional[int] = None
         self._timer: Optional[threading.Timer] = None
@@ -174,16 +179,10 @@ class Tracer:
             print("retracer: a tracer is already running; this one is disabled", file=sys.stderr)
             self.disable = True
             return self
-        out_dir = os.path.dirname(self.output) or "."
-        if not os.path.isdir(out_dir):
-            raise RetracerError(f"retracer: cannot write the trace {self.output}: directory {out_dir} does not exist; create it or pass another -o")
-        try:
-            fd, self._spool = tempfile.mkstemp(prefix="." + os.path.basename(self.output) + ".spool-", dir=out_dir)
-            os.close(fd)
-        except OSError as e:
-            raise RetracerError(f"retracer: cannot write the trace {self.output}: {e.strerror}; pass another -o")
+        self._preflight()
+        capture = None
         if not self.no_capture and self.max_function_count > 0:
-            cap_spool = self._spool.replace(".spool-", ".capture-")
+            cap_spool = os.path.join(self._rundir.path, "capture.spool")
             self._capturer = Capturer(cap_spool, max_value_bytes=self.max_value_bytes, redact=self.redact,
                                       scope=tuple(_dirprefix(p) for p in self.scopes) + self.extra_scope,
                                       capture_share=self.capture_share, max_capture_bytes=self.max_capture_bytes)
@@ -229,6 +228,29 @@ class Tracer:
             raise
         return self
 
+    def _preflight(self) -> None:
+        """Before the program runs: the output directory, the config directory and
+        the signing key must be usable (one line, exit 2, otherwise), and this
+        process gets its private run directory for the spools (see
+        retracer.tracefile.tempdir)."""
+        from ..tracefile import signing
+        from ..tracefile.tempdir import RunDir, check_writable_dir
+
+        problem = check_writable_dir(self.output)
+        if problem:
+            raise RetracerError(f"retracer: cannot write the trace {self.output}: {problem}; "
+                                f"pass another -o")
+        signing.get_key()  # a TraceError line if the config directory or the key is unusable
+        try:
+            self._rundir = RunDir()
+            self._spool = self._rundir.file("stream.spool")
+        except OSError as e:
+            if self._rundir is not None:
+                self._rundir.close()
+                self._rundir = None
+            raise RetracerError(f"retracer: cannot create temporary files ({e.strerror or e}); "
+                                f"set RETRACER_TMPDIR to a writable directory")
+
     def _cleanup_start(self) -> None:
         self._unregister()
         if self._timer is not None:
@@ -250,6 +272,9 @@ class Tracer:
         for p in paths:
             if p and os.path.exists(p):
                 os.unlink(p)
+        rd, self._rundir = self._rundir, None
+        if rd is not None:
+            rd.close()
 
     def _register_monitoring(self) -> None:
         mon = sys.monitoring  # type: ignore[attr-defined]
@@ -330,11 +355,28 @@ class Tracer:
                 pass
             try:
                 self.summary = self._write(results, stopped_by, exit_status)
+            except (RetracerError, OSError, sqlite3.Error, MemoryError) as e:
+                # the program's own ending is kept: one line says what was lost
+                self.summary = self._lost(results, stopped_by, e)
             finally:
                 self._remove_spools()
             if self.on_finish is not None:
                 self.on_finish(self.summary)
             return self.summary
+
+    def _lost(self, results: Any, stopped_by: str, e: BaseException) -> TraceSummary:
+        why = str(e) if isinstance(e, RetracerError) else (getattr(e, "strerror", None) or str(e)
+                                                           or type(e).__name__)
+        m = re.search(r"\(([^()]*)\)", why) if isinstance(e, RetracerError) else None
+        reason = m.group(1) if m else why
+        calls = sum(r.calls for r in results.func_stats or ())
+        n_cap = self._capturer.count if self._capturer is not None else 0
+        kept = " (the file already there is unchanged)" if os.path.exists(self.output) else ""
+        print(f"retracer: the trace {self.output} could not be written ({reason}){kept}: its {calls:,} calls "
+              f"and {n_cap:,} captured calls are lost; free some space or choose another -o, then trace again",
+              file=sys.stderr, flush=True)
+        return TraceSummary(path=None, calls_total=calls, stopped_by=stopped_by, error=f"not written: {reason}",
+                            lost=True)
 
     def _on_timeout(self) -> None:
         self.stop(stopped_by="timeout")
@@ -394,6 +436,9 @@ class Tracer:
         captured: Any = ()
         if cap is not None:
             cap.close()  # calls still running are marked incomplete: the stats are final
+            # get_token(): the return values of secret-looking functions are not written
+            self._secret_calls, self._secret_keys = cap.secret_results(
+                {fid: d.code.co_name for fid, d in enumerate(funcs) if d.kind == "py"})
             captured = self._captured_batches(funcs)
             meta["capture"] = {"cut": cap.cut, "capture_ns": cap.capture_ns, "stored_bytes": cap.stored_bytes,
                                "functions_stopped": sum(1 for s in cap.function_stats() if s[4]),
@@ -401,8 +446,9 @@ class Tracer:
                                "paused_ns": [t.paused_ns for t in results.threads]}
         path, n_captured = write_trace(
             self.output, meta, rows, thread_rows, self._spool, results.func_stats, results.edge_stats,
-            captured, blobs=cap.blobs() if cap is not None else (),
-            capture_stats=cap.function_stats() if cap is not None else ())
+            captured, blobs=self._stored_blobs() if cap is not None else (),
+            capture_stats=cap.function_stats() if cap is not None else (),
+            tmp_dir=self._rundir.path if self._rundir is not None else None)
         top = sorted(results.func_stats, key=lambda r: -r.own_ns)[:5]
         return TraceSummary(
             path=path, calls_total=calls_total, stream_calls=stream_calls,
@@ -411,15 +457,38 @@ class Tracer:
             error=results.error, stopped_by=stopped_by, captured_calls=n_captured,
         )
 
+    def _stored_blobs(self) -> Iterator[Tuple[bytes, bytes]]:
+        """The capture spool's values, remembering their keys (written before the calls)."""
+        assert self._capturer is not None
+        self._blob_keys = keys = set()
+        drop = getattr(self, "_secret_keys", set())
+        for key, data in self._capturer.blobs():
+            if key in drop:
+                continue
+            keys.add(key)
+            yield key, data
+
     def _captured_batches(self, funcs: Sequence[Any]) -> Iterator[List[tuple]]:
-        """The captured calls as ``captured_calls`` rows, in batches of 500."""
+        """The captured calls as ``captured_calls`` rows, in batches of 500. A call
+        whose values did not all reach the spool (it could not be written: disk
+        full) keeps no value and says so."""
         import inspect  # after tracing (see _kind_of)
 
         cap = self._capturer
         assert cap is not None
         kinds: Dict[int, str] = {}
         batch = []
+        keys = getattr(self, "_blob_keys", None)
+        secret = getattr(self, "_secret_calls", set())
         for row in cap.rows():
+            if row[0] in secret:
+                info = dict(row[11])
+                info["redacted"] = ["the return value"]
+                row = row[:6] + ("redacted", None, None, None, None, info)
+            elif keys is not None and any(k is not None and k not in keys for k in row[7:11]):
+                info = dict(row[11])
+                info["error"] = "its values were lost: the capture spool could not be written"
+                row = row[:6] + ("unpicklable", None, None, None, None, info)
             fid = row[1]
             if fid not in kinds:
                 kinds[fid] = _kind_of(funcs[fid].code) if funcs[fid].kind == "py" else "c"

@@ -249,6 +249,8 @@ class Replayer:
     def expected(self, case: Case) -> Outcome:
         info = case.info
         after = self._loads(case.args_after) if case.args_after is not None else None
+        if after is not None and not isinstance(after, dict):  # a malformed trace: this call is an error
+            raise ValueError(f"the arguments after the call are a {type(after).__name__}, not a dict")
         value = self._loads(case.result)
         yielded: Optional[List[Any]] = None
         if isinstance(value, dict) and "yields" in value and "return" in value and "yields" in info:
@@ -267,7 +269,10 @@ class Replayer:
     def _args(self, case: Case) -> Dict[str, Any]:
         if case.args is None:
             raise Unresolvable("its arguments were not recorded")
-        return self._loads(case.args)
+        args = self._loads(case.args)
+        if not isinstance(args, dict):  # a malformed trace: this call is an error
+            raise ValueError(f"the recorded arguments are a {type(args).__name__}, not a dict")
+        return args
 
     # ------------------------------------------------------------ running
 

@@ -1,10 +1,13 @@
-"""Trace files: one SQLite file per run (schema version 1, ``docs/trace-format.md``).
+"""Trace files: one SQLite file per run (schema version 3, ``docs/trace-format.md``).
 
 The tables ``meta``, ``functions``, ``threads``, ``chunks``, ``func_stats``,
-``edge_stats`` and ``captured_calls``; all times are integer nanoseconds; the
-file is signed with the user's key (:mod:`.signing`) over a content digest
-(:mod:`.digest`). :mod:`.writer` writes atomically, :mod:`.spool` turns an
-engine's spool files into a trace, :mod:`.reader` validates before reading.
+``edge_stats``, ``captured_calls``, ``blobs`` and ``capture_stats``; all times
+are integer nanoseconds; the file is signed with the user's key
+(:mod:`.signing`) over a digest of its schema and every row (:mod:`.digest`).
+:mod:`.writer` writes atomically (mode 0600, from a private run directory,
+:mod:`.tempdir`), :mod:`.spool` turns an engine's spool files into a trace,
+:mod:`.reader` validates before reading (exact schema objects, row rules,
+signature), :mod:`.amend` re-signs a trace after the stability check.
 """
 from ..errors import TraceError
 from .digest import compute_digest

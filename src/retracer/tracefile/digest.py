@@ -8,7 +8,10 @@ from typing import Any
 
 from .schema import SCHEMA_VERSION, tables_of
 
-_DIGEST_DOMAIN = b"retracer-trace-digest\x00v1\x00"
+_DIGEST_DOMAIN = b"retracer-trace-digest\x00v1\x00"     # schema versions 1 and 2
+_DIGEST_DOMAIN_V2 = b"retracer-trace-digest\x00v2\x00"  # from schema version 3: the schema too
+#: the schema section of a v2 digest: every row of sqlite_master
+_MASTER = ("sqlite_master", ("type", "name", "tbl_name", "rootpage", "sql"), "type, name")
 _Q = struct.Struct(">Q")
 _q = struct.Struct(">q")
 _d = struct.Struct(">d")
@@ -34,14 +37,22 @@ def _encode_value(v: Any) -> bytes:
 def compute_digest(conn: sqlite3.Connection, version: int = SCHEMA_VERSION) -> bytes:
     """Return the SHA-256 content digest of the trace open on ``conn``.
 
-    Every table of the schema (of ``version``) is hashed in a fixed order, rows in primary-key order,
+    From schema version 3 on, the schema comes first: every row of
+    ``sqlite_master`` (type, name, table, root page, SQL text), so a view, trigger
+    or index added, or a table redefined, changes the digest.  Then every table of
+    the schema (of ``version``) is hashed in a fixed order, rows in primary-key order,
     each value with a type tag and a length, so any change of any row (except the
     ``meta`` row ``signature``, which holds the signature of this digest) changes the
     digest.  Rows are streamed: memory use is one row at a time.  sqlite3 errors
     propagate to the caller.
     """
-    h = hashlib.sha256(_DIGEST_DOMAIN)
-    for table, cols, order in tables_of(version):
+    sections = tables_of(version)
+    if version >= 3:
+        h = hashlib.sha256(_DIGEST_DOMAIN_V2)
+        sections = (_MASTER,) + tuple(sections)
+    else:
+        h = hashlib.sha256(_DIGEST_DOMAIN)
+    for table, cols, order in sections:
         name = table.encode("ascii")
         h.update(b"T" + _Q.pack(len(name)) + name + _Q.pack(len(cols)))
         where = " WHERE key <> 'signature'" if table == "meta" else ""

@@ -6,10 +6,13 @@ unsigned file, and never lets a sqlite3/zlib/OS error escape.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import sqlite3
 import stat as _stat
+import sys
 import zlib
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
@@ -17,9 +20,54 @@ from typing import Any, Dict, Iterator, List, Optional
 from ..errors import TraceError
 from . import signing
 from .digest import compute_digest
-from .schema import (FORMAT_NAME, READABLE_VERSIONS, SCHEMA_VERSION, CapturedCall, CaptureStat, EdgeStat,
-                     FuncStat, Function, Thread, tables_of)
+from .schema import (FORMAT_NAME, MAX_BLOB_BYTES, MAX_CHUNK_BYTES, READABLE_VERSIONS, SCHEMA_VERSION,
+                     CapturedCall, CaptureStat, EdgeStat, FuncStat, Function, Thread, row_rules, schema_objects)
 from .writer import _reason
+
+#: the largest meta value read (JSON text)
+_MAX_META = 64 << 20
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _opt(check):
+    return lambda v: v is None or check(v)
+
+
+def _str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+#: the JSON types of the meta keys retracer reads (others are ignored)
+_META_TYPES = {
+    "command": _str_list, "cwd": _opt(lambda v: isinstance(v, str)),
+    "python_version": _opt(lambda v: isinstance(v, str)), "python_implementation": _opt(lambda v: isinstance(v, str)),
+    "retracer_version": _opt(lambda v: isinstance(v, str)), "hook": _opt(lambda v: isinstance(v, str)),
+    "clock": _opt(lambda v: isinstance(v, str)), "stopped_by": _opt(lambda v: isinstance(v, str)),
+    "engine_error": _opt(lambda v: isinstance(v, str)), "scope": _opt(lambda v: isinstance(v, str)),
+    "scopes": _opt(_str_list), "sys_path": _opt(_str_list),
+    "start_time": _opt(_is_num), "end_time": _opt(_is_num),
+    "duration_ns": _opt(_is_int), "exit_status": _opt(_is_int), "calls_total": _opt(lambda v: _is_int(v) and v >= 0),
+    "stream_calls": _opt(lambda v: _is_int(v) and v >= 0), "stream_events": _opt(lambda v: _is_int(v) and v >= 0),
+    "captured_calls": _opt(lambda v: _is_int(v) and v >= 0), "complete": _opt(lambda v: isinstance(v, bool)),
+    "options": _opt(lambda v: isinstance(v, dict)), "capture": _opt(lambda v: isinstance(v, dict)),
+    "unstable_calls": _opt(lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values())),
+    "python": _opt(lambda v: isinstance(v, str)),
+}
+
+_warned: set = set()
+
+
+def _warn_once(line: str) -> None:
+    if line not in _warned:
+        _warned.add(line)
+        print(line, file=sys.stderr, flush=True)
 
 class TraceReader:
     """A validated, read-only view of a trace file.
@@ -35,9 +83,11 @@ class TraceReader:
     checked and is valid; False when opened with ``trust=True``).
     """
 
-    def __init__(self, path: "str | os.PathLike[str]", trust: bool = False) -> None:
+    def __init__(self, path: "str | os.PathLike[str]", trust: bool = False, warn: bool = True) -> None:
         self.path = os.fspath(path)
         self.trust = bool(trust)
+        #: with ``trust``: print one warning line when the trace is not signed by this user
+        self.warn = bool(warn)
         self.verified = False
         self.meta: Dict[str, Any] = {}
         self.functions: Dict[int, Function] = {}
@@ -118,25 +168,30 @@ class TraceReader:
             self._validate(conn)
         except sqlite3.Error as exc:
             raise self._corrupt(_reason(exc)) from None
-        except (zlib.error, MemoryError, OverflowError) as exc:
+        except (zlib.error, MemoryError, OverflowError, ValueError, TypeError, RecursionError) as exc:
             raise self._corrupt(_reason(exc)) from None
 
     def _validate(self, conn: sqlite3.Connection) -> None:
-        # Hardening for a file that is not trusted yet (unknown pragmas are no-ops).
+        # Hardening for a file that is not trusted yet (unknown pragmas are no-ops):
+        # no function or virtual table named by the file's own schema runs, no write.
         conn.execute("PRAGMA trusted_schema=OFF")
         conn.execute("PRAGMA cell_size_check=ON")
         conn.execute("PRAGMA mmap_size=0")
+        conn.execute("PRAGMA query_only=ON")
         # One read transaction for the reader's lifetime: the data read later is the
         # data that was verified (SQLite keeps a shared lock).
         conn.execute("BEGIN")
-        tables = {
-            r[0] for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
-        }
-        if "meta" not in tables:
+        objects = set(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
+        meta_obj = next(o for o in schema_objects(1) if o[0] == "table" and o[1] == "meta")
+        if meta_obj not in objects:
+            if any(o[1] == "meta" for o in objects):
+                raise self._foreign_objects(sorted(o for o in objects if o[1] == "meta"))
             raise self._foreign("an SQLite database without retracer tables")
+        # meta is retracer's own table (its exact definition): reading it runs nothing
         raw_meta: Dict[str, Any] = {}
         for key, value in conn.execute("SELECT key, value FROM meta"):
+            if not isinstance(key, str):
+                raise self._corrupt("a meta key is not text")
             raw_meta[key] = value
         fmt = self._decode_meta("format", raw_meta.get("format"), foreign=True)
         if fmt != FORMAT_NAME:
@@ -151,35 +206,59 @@ class TraceReader:
                 f"retracer (pip install -U retracer)"
             )
         self.version = version
-        missing = [t[0] for t in tables_of(version) if t[0] not in tables]
+        expected = schema_objects(version)
+        extra = sorted(objects - expected)
+        if extra:
+            # a view, trigger, index or redefined table retracer never writes: whatever
+            # it would do, the file is not what retracer wrote (refused even with --trust)
+            raise self._foreign_objects(extra)
+        missing = sorted(o[1] for o in expected - objects if o[0] == "table")
         if missing:
             raise self._corrupt(f"missing table {', '.join(missing)}")
+        if expected - objects:
+            raise self._corrupt("an index of the schema is missing")
         check = conn.execute("PRAGMA quick_check(1)").fetchone()
         if check is None or check[0] != "ok":
             detail = check[0] if check else "integrity check failed"
             raise self._corrupt(str(detail).splitlines()[0] if detail else "?")
 
+        sig_raw = raw_meta.get("signature")
         if not self.trust:
-            sig_raw = raw_meta.get("signature")
             if sig_raw is None:
                 raise TraceError(
                     f"retracer: {self.path} is not signed, so it may not come from "
-                    f"you and loading it would unpickle its data; pass --trust if "
+                    f"you (replaying it would unpickle its data); pass --trust if "
                     f"you trust this file"
                 )
-            digest = compute_digest(conn, version)
-            sig = self._decode_meta("signature", sig_raw)
-            if not signing.verify(digest, sig):
+            if not self._signature_ok(conn, version, sig_raw):
                 raise TraceError(
                     f"retracer: {self.path} has a wrong signature (it was made with "
-                    f"another user's key, or modified since it was written); loading "
-                    f"it would unpickle its data; pass --trust if you trust this file"
+                    f"another user's key, or modified since it was written; replaying "
+                    f"it would unpickle its data); pass --trust if you trust this file"
                 )
             self.verified = True
+        else:
+            self.verified = sig_raw is not None and self._signature_ok(conn, version, sig_raw)
+            if not self.verified and self.warn:
+                why = "is not signed" if sig_raw is None else "is not signed by you (or was modified since)"
+                _warn_once(f"retracer: warning: {self.path} {why}; reading it because of --trust")
+
+        # Every row follows the schema's rules (types, ranges, references), signed or not.
+        for table, cond in row_rules(version):
+            bad = conn.execute(f"SELECT 1 FROM {table} WHERE {cond} LIMIT 1").fetchone()
+            if bad is not None:
+                raise self._corrupt(f"a row of table {table} has a value of the wrong type or range")
+        big = conn.execute("SELECT key FROM meta WHERE length(value) > ? LIMIT 1", (_MAX_META,)).fetchone()
+        if big is not None:
+            raise self._corrupt(f"meta {str(big[0])[:40]} is too large")
 
         self.meta = {
             k: self._decode_meta(k, v) for k, v in raw_meta.items() if k != "signature"
         }
+        for k, v in self.meta.items():
+            check_type = _META_TYPES.get(k)
+            if check_type is not None and not check_type(v):
+                raise self._corrupt(f"meta {k} has the wrong type")
         self.functions = {
             row[0]: Function(*row) for row in conn.execute(
                 f"SELECT {', '.join(Function._fields)} FROM functions ORDER BY fid")
@@ -188,6 +267,18 @@ class TraceReader:
             Thread(*row) for row in conn.execute(
                 f"SELECT {', '.join(Thread._fields)} FROM threads ORDER BY thread_idx")
         ]
+
+    def _signature_ok(self, conn: sqlite3.Connection, version: int, sig_raw: Any) -> bool:
+        digest = compute_digest(conn, version)
+        sig = self._decode_meta("signature", sig_raw)
+        return signing.verify(digest, sig)
+
+    def _foreign_objects(self, objs: List[Any]) -> TraceError:
+        shown = ", ".join(f"{o[0]} {str(o[1])[:40]!r}" for o in objs[:3]) + (", ..." if len(objs) > 3 else "")
+        return TraceError(
+            f"retracer: {self.path} holds database objects retracer does not write ({shown}): it was "
+            f"changed after it was written, and is refused even with --trust; trace the program again"
+        )
 
     def _decode_meta(self, key: str, value: Any, foreign: bool = False) -> Any:
         if value is None:
@@ -241,11 +332,8 @@ class TraceReader:
             if data is None:
                 data = b""
             if codec == "zlib":
-                try:
-                    raw = zlib.decompress(data)
-                except (zlib.error, MemoryError) as exc:
-                    raise self._corrupt(
-                        f"chunk {seq} of thread {thread_idx}: {_reason(exc)}") from None
+                raw = self._inflate(bytes(data), raw_size, MAX_CHUNK_BYTES,
+                                    f"chunk {seq} of thread {thread_idx}")
             elif codec == "raw":
                 raw = bytes(data)
             else:
@@ -257,36 +345,62 @@ class TraceReader:
                     f"expected {raw_size}")
             yield raw
 
+    def _inflate(self, data: bytes, size: Any, cap: int, what: str) -> bytes:
+        """zlib-decompress ``data``, never to more than the ``size`` it claims (at most ``cap``)."""
+        limit = size if isinstance(size, int) and 0 <= size <= cap else cap
+        try:
+            d = zlib.decompressobj()
+            out = d.decompress(data, limit + 1)
+            if len(out) > limit or d.unconsumed_tail:
+                raise self._corrupt(f"{what} decompresses to more than its size")
+            out += d.flush()
+            if not d.eof:
+                raise self._corrupt(f"{what}: incomplete zlib data")
+        except (zlib.error, MemoryError, OverflowError, ValueError) as exc:
+            raise self._corrupt(f"{what}: {_reason(exc)}") from None
+        return out
+
     def iter_captured(self) -> Iterator[CapturedCall]:
         """Yield the captured calls (:class:`CapturedCall`) in call_id order, their
-        values as stored bytes (pickles)."""
+        values as stored bytes (pickles); ``info`` is NULL or the text of a JSON object."""
         cols = ", ".join(CapturedCall._fields)
-        if self.version == 1:
-            for row in self._rows(f"SELECT {cols} FROM captured_calls ORDER BY call_id"):
-                yield CapturedCall(*row)
-            return
         for row in self._rows(f"SELECT {cols} FROM captured_calls ORDER BY call_id"):
             c = CapturedCall(*row)
+            self._check_info(c)
+            if self.version == 1:
+                yield c
+                continue
             yield c._replace(args=self.blob(c.args), result=self.blob(c.result),
                              exception=self.blob(c.exception), args_after=self.blob(c.args_after))
 
+    def _check_info(self, c: CapturedCall) -> None:
+        if c.info is None:
+            return
+        try:
+            ok = isinstance(json.loads(c.info), dict)
+        except (ValueError, RecursionError):
+            ok = False
+        if not ok:
+            raise self._corrupt(f"captured call {c.call_id} has an info that is not a JSON object")
+
     def blob(self, key: Optional[bytes]) -> Optional[bytes]:
-        """The captured value stored under ``key`` (None for None)."""
+        """The captured value stored under ``key`` (None for None), checked against
+        its key (the key is the value's content address)."""
         if key is None:
             return None
         if self.version == 1:
             return bytes(key)
-        for codec, size, data in self._rows("SELECT codec, size, data FROM blobs WHERE key = ?", (bytes(key),)):
+        key = bytes(key)
+        for codec, size, data in self._rows("SELECT codec, size, data FROM blobs WHERE key = ?", (key,)):
             data = bytes(data or b"")
             if codec == "zlib":
-                try:
-                    data = zlib.decompress(data)
-                except (zlib.error, MemoryError) as exc:
-                    raise self._corrupt(f"a stored value: {_reason(exc)}") from None
+                data = self._inflate(data, size, MAX_BLOB_BYTES, "a stored value")
             elif codec != "raw":
                 raise self._corrupt(f"a stored value has unknown codec {codec!r}")
             if size is not None and len(data) != size:
                 raise self._corrupt("a stored value has the wrong size")
+            if hashlib.blake2b(data, digest_size=16).digest() != key:
+                raise self._corrupt("a stored value does not match its key")
             return data
         raise self._corrupt("a captured call refers to a value that is not stored")
 

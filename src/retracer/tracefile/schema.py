@@ -1,13 +1,16 @@
-"""The trace file's schema (SQLite, version 2; docs/trace-format.md): table
-definitions, row types, function flag bits, and the fixed table order the
-digest (and so the signature) covers."""
+"""The trace file's schema (SQLite, version 3; docs/trace-format.md): table
+definitions, row types, function flag bits, the fixed table order the
+digest (and so the signature) covers, the exact set of database objects a
+trace may hold, and the type rules every row must follow."""
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple
+import sqlite3
+from typing import Dict, FrozenSet, NamedTuple, Optional, Tuple
 
-SCHEMA_VERSION = 2
-#: versions this retracer reads (1: values stored inline in captured_calls)
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+#: versions this retracer reads (1: values stored inline in captured_calls;
+#: 2: the tables of 3, with a digest that does not cover the schema)
+READABLE_VERSIONS = (1, 2, 3)
 FORMAT_NAME = "retracer-trace"
 
 # functions.flags bits
@@ -126,4 +129,93 @@ _TABLES_V1 = _TABLES[:7]
 def tables_of(version: int) -> Tuple[Tuple[str, Tuple[str, ...], str], ...]:
     """The tables (digest order) of a trace of schema ``version``."""
     return _TABLES_V1 if version == 1 else _TABLES
+
+
+def schema_sql(version: int) -> str:
+    """The CREATE statements of a trace of schema ``version``."""
+    stmts = [st.strip() for st in _SCHEMA.split(";") if st.strip()]
+    return ";\n".join(stmts[:7] if version == 1 else stmts) + ";\n"
+
+
+#: one database object as sqlite_master describes it: (type, name, tbl_name, sql)
+SchemaObject = Tuple[str, str, str, Optional[str]]
+_OBJECTS: Dict[int, FrozenSet[SchemaObject]] = {}
+
+
+def schema_objects(version: int) -> FrozenSet[SchemaObject]:
+    """Exactly the database objects (tables and their automatic indexes, with
+    the SQL text SQLite stores) a trace of ``version`` holds: what retracer
+    creates, read back from a scratch in-memory database."""
+    found = _OBJECTS.get(version)
+    if found is None:
+        conn = sqlite3.connect(":memory:")
+        try:
+            conn.executescript(schema_sql(version))
+            found = frozenset(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
+        finally:
+            conn.close()
+        _OBJECTS[version] = found
+    return found
+
+
+#: the largest call-stream chunk and stored value a reader accepts (decompressed)
+MAX_CHUNK_BYTES = 1 << 28
+MAX_BLOB_BYTES = 1 << 31
+#: integers outside this range are refused where ids and counts are expected
+_ID_MAX = (1 << 31) - 1
+
+# Row rules, as SQL conditions that are true for a row that breaks them.
+# Every reader checks them, signed trace or not, before anything is read.
+_INT = "typeof({c}) <> 'integer'"
+_INT_OR_NULL = "({c} IS NOT NULL AND typeof({c}) <> 'integer')"
+_TEXT = "typeof({c}) <> 'text'"
+_TEXT_OR_NULL = "({c} IS NOT NULL AND typeof({c}) <> 'text')"
+_BLOB_OR_NULL = "({c} IS NOT NULL AND typeof({c}) <> 'blob')"
+_ID = "(typeof({c}) <> 'integer' OR {c} < 0 OR {c} > %d)" % _ID_MAX
+_COUNT = "(typeof({c}) <> 'integer' OR {c} < 0)"
+_COUNT_OR_NULL = "({c} IS NOT NULL AND (typeof({c}) <> 'integer' OR {c} < 0))"
+
+
+def _rule(table: str, **cols: str) -> Tuple[str, str]:
+    cond = " OR ".join(tmpl.format(c=c) for c, tmpl in cols.items())
+    return table, cond
+
+
+_FID_KNOWN = "{c} NOT IN (SELECT fid FROM functions)"
+_RULES_ALL = (
+    _rule("meta", key=_TEXT, value=_TEXT),
+    _rule("functions", fid=_ID, kind="({c} IS NOT 'py' AND {c} IS NOT 'c')", name=_TEXT_OR_NULL,
+          qualname=_TEXT_OR_NULL, module=_TEXT_OR_NULL, filename=_TEXT_OR_NULL, firstlineno=_INT_OR_NULL,
+          flags="(typeof({c}) <> 'integer' OR {c} < 0 OR {c} > 4294967295)"),
+    _rule("threads", thread_idx=_ID, ident=_INT_OR_NULL, native_id=_INT_OR_NULL, name=_TEXT_OR_NULL,
+          n_events=_COUNT_OR_NULL),
+    _rule("chunks", thread_idx=_ID, seq=_ID, codec="({c} IS NOT 'raw' AND {c} IS NOT 'zlib')",
+          n_events=_COUNT, raw_size="(typeof({c}) <> 'integer' OR {c} < 0 OR {c} > %d)" % MAX_CHUNK_BYTES,
+          data="typeof({c}) NOT IN ('blob', 'null')"),
+    _rule("func_stats", fid=_ID, calls=_COUNT, prim_calls=_COUNT, own_ns=_INT, cum_ns=_INT),
+    _rule("func_stats", fid=_FID_KNOWN),
+    _rule("edge_stats", caller_fid="(typeof({c}) <> 'integer' OR {c} < -1 OR {c} > %d)" % _ID_MAX,
+          callee_fid=_ID, calls=_COUNT, prim_calls=_COUNT, own_ns=_INT, cum_ns=_INT),
+    _rule("edge_stats", caller_fid="({c} <> -1 AND {c} NOT IN (SELECT fid FROM functions))",
+          callee_fid=_FID_KNOWN),
+    _rule("captured_calls", call_id=_ID, fid=_ID, thread_idx=_ID, call_no=_COUNT, t_start_ns=_INT,
+          duration_ns=_INT_OR_NULL, status=_TEXT_OR_NULL, args=_BLOB_OR_NULL, result=_BLOB_OR_NULL,
+          exception=_BLOB_OR_NULL, args_after=_BLOB_OR_NULL, info=_TEXT_OR_NULL),
+    _rule("captured_calls", fid=_FID_KNOWN),
+)
+_RULES_V2 = (
+    _rule("blobs", key="(typeof({c}) <> 'blob' OR length({c}) <> 16)",
+          codec="({c} IS NOT 'raw' AND {c} IS NOT 'zlib')",
+          size="(typeof({c}) <> 'integer' OR {c} < 0 OR {c} > %d)" % MAX_BLOB_BYTES,
+          data="typeof({c}) <> 'blob'"),
+    _rule("captured_calls", args="({c} IS NOT NULL AND length({c}) <> 16)",
+          result="({c} IS NOT NULL AND length({c}) <> 16)", exception="({c} IS NOT NULL AND length({c}) <> 16)",
+          args_after="({c} IS NOT NULL AND length({c}) <> 16)"),
+    _rule("capture_stats", fid=_ID, kept=_COUNT, capture_ns=_INT, bytes=_COUNT, stopped=_TEXT_OR_NULL),
+)
+
+
+def row_rules(version: int) -> Tuple[Tuple[str, str], ...]:
+    """(table, SQL condition true for a row that breaks the rules) for ``version``."""
+    return _RULES_ALL if version == 1 else _RULES_ALL + _RULES_V2
 

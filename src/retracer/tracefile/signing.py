@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import stat
 from typing import Optional
 
 from ..errors import TraceError
@@ -51,10 +52,29 @@ def key_path() -> str:
     return os.path.join(config_dir(), "key")
 
 
+def _check_private(path: str, st: os.stat_result) -> None:
+    """Refuse a key file that other users could read or replace: whoever reads the
+    key can sign traces that this user's retracer will unpickle."""
+    if os.name != "posix":
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise _error(f"retracer: the signing key {path} is not a regular file; delete it to create a new key "
+                     f"(traces signed with the old key will then need --trust)")
+    if st.st_uid != os.getuid():
+        raise _error(f"retracer: the signing key {path} belongs to another user (uid {st.st_uid}); delete it to "
+                     f"create a new key of your own (traces signed with it will then need --trust)")
+    if st.st_mode & 0o077:
+        raise _error(f"retracer: the signing key {path} can be read by other users (mode "
+                     f"{stat.S_IMODE(st.st_mode):04o}), who could sign traces that retracer would load; run "
+                     f"'chmod 600 {path}' (or delete it to create a new key; traces signed with the old key "
+                     f"will then need --trust)")
+
+
 def _read_key(path: str) -> Optional[bytes]:
     """Return the key stored at ``path``, ``None`` if there is no such file."""
     try:
         with open(path, "rb") as f:
+            _check_private(path, os.fstat(f.fileno()))
             data = f.read(4 * _KEY_HEX_LEN)
     except FileNotFoundError:
         return None

@@ -46,17 +46,19 @@ def read_spool(path: Optional[str]) -> Iterator[SpoolChunk]:
 def write_trace(output: str, meta: Dict[str, Any], functions: Sequence[tuple],
                 threads: Sequence[tuple], spool: Optional[str], func_stats: Iterable[tuple],
                 edge_stats: Iterable[tuple], captured: Iterable[Sequence[tuple]] = (),
-                blobs: Iterable[Tuple[bytes, bytes]] = (), capture_stats: Iterable[tuple] = ()) -> Tuple[str, int]:
+                blobs: Iterable[Tuple[bytes, bytes]] = (), capture_stats: Iterable[tuple] = (),
+                tmp_dir: Optional[str] = None) -> Tuple[str, int]:
     """Write the trace ``output`` atomically and sign it.
 
     ``functions`` and ``threads`` are rows of those tables, ``spool`` the call
     stream spool, ``func_stats``/``edge_stats`` the profile rows, ``captured``
     batches of ``captured_calls`` rows whose values are keys of ``blobs``
-    ((key, data) pairs) and ``capture_stats`` what capture did per function.
+    ((key, data) pairs) and ``capture_stats`` what capture did per function;
+    the file is assembled in ``tmp_dir`` (default: a run directory of its own).
     Returns (path, captured calls written).
     Raises TraceError (one line) when the trace cannot be written.
     """
-    with TraceWriter(output) as w:
+    with TraceWriter(output, tmp_dir=tmp_dir) as w:
         for k, v in meta.items():
             w.set_meta(k, v)
         w.add_functions(functions)

@@ -1,5 +1,5 @@
-"""Writing trace files: atomically (a temporary file in the destination directory,
-signed, then renamed into place)."""
+"""Writing trace files: atomically (a private temporary file, signed, then moved
+into place), mode 0600."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,8 @@ from typing import Any, Iterable, NoReturn, Optional
 from ..errors import TraceError
 from . import signing
 from .digest import compute_digest
-from .schema import _RESERVED_META, _SCHEMA, _ZLIB_LEVEL, FORMAT_NAME, SCHEMA_VERSION
+from .schema import _RESERVED_META, _ZLIB_LEVEL, FORMAT_NAME, SCHEMA_VERSION, schema_objects, schema_sql
+from .tempdir import RunDir, check_writable_dir, clean_stale_siblings, move_into_place
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
@@ -29,8 +30,9 @@ def _meta_json(value: Any) -> str:
 class TraceWriter:
     """Write a trace file atomically.
 
-    The data goes to a temporary file ``.<name>.tmp-<pid>-<random>`` in the
-    destination directory; :meth:`commit` signs it and renames it into place, so the
+    The data goes to a private temporary file (mode 0600) in this process's run
+    directory (``tmp_dir``, default a new :class:`~.tempdir.RunDir`, see
+    :mod:`.tempdir`); :meth:`commit` signs it and moves it into place, so the
     destination only ever holds a complete, signed trace.  Used as a context manager,
     it commits when the block succeeds and aborts (removing the temporary file) when
     it raises.
@@ -39,11 +41,12 @@ class TraceWriter:
     temporary file is removed); the writer is then closed.
     """
 
-    def __init__(self, path: "str | os.PathLike[str]") -> None:
+    def __init__(self, path: "str | os.PathLike[str]", tmp_dir: Optional[str] = None) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self._pid = os.getpid()
         self._conn: Optional[sqlite3.Connection] = None
         self._tmp: Optional[str] = None
+        self._rundir: Optional[RunDir] = None
         self._done = False
         self._shown = shown = os.fspath(path)
         directory = os.path.dirname(self.path)
@@ -61,18 +64,26 @@ class TraceWriter:
             )
         # Fail early (before the traced program runs) if the key is unusable.
         self._key = signing.get_key()
-        base = os.path.basename(self.path)
-        tmp = os.path.join(
-            directory, f".{base}.tmp-{self._pid}-{secrets.token_hex(4)}"
-        )
+        problem = check_writable_dir(self.path)
+        if problem:
+            raise TraceError(
+                f"retracer: cannot write trace {shown}: {problem}; choose a writable "
+                f"location (-o FILE)"
+            )
+        clean_stale_siblings(self.path)
         try:
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+            if tmp_dir is None:
+                self._rundir = RunDir()
+                tmp_dir = self._rundir.path
+            tmp = os.path.join(tmp_dir, f"{os.path.basename(self.path)}.tmp-{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             os.close(fd)
         except OSError as exc:
+            if self._rundir is not None:
+                self._rundir.close()
             raise TraceError(
-                f"retracer: cannot write trace {shown}: cannot create a file in "
-                f"directory {directory} ({_reason(exc)}); choose a writable "
-                f"location (-o FILE)"
+                f"retracer: cannot write trace {shown}: cannot create a temporary file "
+                f"({_reason(exc)}); set RETRACER_TMPDIR to a writable directory"
             ) from None
         self._tmp = tmp
         try:
@@ -81,6 +92,7 @@ class TraceWriter:
             conn.execute("PRAGMA journal_mode=OFF")
             conn.execute("PRAGMA synchronous=OFF")
             conn.execute("PRAGMA page_size=16384")
+            conn.execute("PRAGMA trusted_schema=OFF")
             conn.execute("BEGIN")
         except sqlite3.Error as exc:
             self._fail(exc)
@@ -89,7 +101,7 @@ class TraceWriter:
     # -- internals -----------------------------------------------------------
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
-        for stmt in _SCHEMA.split(";"):
+        for stmt in schema_sql(SCHEMA_VERSION).split(";"):
             if stmt.strip():
                 conn.execute(stmt)
         conn.executemany(
@@ -212,7 +224,7 @@ class TraceWriter:
             rows))
 
     def commit(self) -> str:
-        """Sign the trace, flush it to disk and rename it into place.
+        """Sign the trace, flush it to disk and move it into place.
 
         Returns the final (absolute) path.  Raises TraceError (and removes the
         temporary file) if anything fails.
@@ -222,6 +234,9 @@ class TraceWriter:
         assert tmp is not None
         try:
             conn.execute("COMMIT")
+            objects = set(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
+            if objects != schema_objects(SCHEMA_VERSION):
+                raise sqlite3.DatabaseError("the schema is not retracer's")
             digest = compute_digest(conn)
             sig = signing.sign(digest, self._key)
             conn.execute(
@@ -230,34 +245,14 @@ class TraceWriter:
             )
             conn.close()
             self._conn = None
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            if os.path.isdir(self.path):
-                raise IsADirectoryError(21, "Is a directory")
-            os.replace(tmp, self.path)
+            move_into_place(tmp, self.path)
         except (sqlite3.Error, OSError, MemoryError) as exc:
             self._fail(exc)
         self._done = True
         self._tmp = None
-        self._fsync_dir()
+        if self._rundir is not None:
+            self._rundir.close()
         return self.path
-
-    def _fsync_dir(self) -> None:
-        if os.name != "posix":
-            return
-        try:
-            fd = os.open(os.path.dirname(self.path), os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
 
     def abort(self) -> None:
         """Discard the trace: close and remove the temporary file.  Idempotent."""
@@ -276,6 +271,9 @@ class TraceWriter:
                 os.unlink(tmp)
             except OSError:
                 pass
+        rd, self._rundir = self._rundir, None
+        if rd is not None:
+            rd.close()
 
     def __enter__(self) -> "TraceWriter":
         return self

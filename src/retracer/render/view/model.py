@@ -81,11 +81,11 @@ def load(path: str, trust: bool = False, max_period: int = DEFAULT_PERIOD,
                     located.append((th.thread_idx, int(call_no), c))
             model.threads.append(ThreadView(th.thread_idx, th.name or f"thread {th.thread_idx}",
                                             tree, paths, info))
-        scope = meta.get("scope")
         if located:
             _progress(f"rendering {len(located):,} captured calls")
+        resolve = r.blob if r.version >= 2 else None
         for tidx, call_no, row in located:
-            model.captured[f"{tidx}:{call_no}"] = describe_capture(row, scope)
+            model.captured[f"{tidx}:{call_no}"] = describe_capture(row, resolve=resolve)
         stats = r.func_stats()
     top = sorted(stats, key=lambda s: -s.own_ns)[:25]
     model.stats = {
