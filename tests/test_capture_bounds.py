@@ -230,11 +230,13 @@ def test_the_time_budget_cuts_capture_and_the_trace_says_so(tmp_path):
 def test_the_size_budget_cuts_capture(tmp_path):
     trace(tmp_path, """
         def f(s):
-            return len(s)
+            # work of its own, so that the per-function cost rule never stops it
+            # first on a loaded machine (its capture must not cost 10x the call)
+            return len(s) + sum(1 for _ in range(20_000))
         if __name__ == "__main__":
             for i in range(100):
                 f(str(i) * 5000)
-    """, "--max-capture-bytes", "100000")
+    """, "--max-capture-bytes", "100000", "--capture-share", "1")
     with TraceReader(str(tmp_path / "t.trace")) as r:
         cut = r.meta["capture"]["cut"]
         stored = sum(row[0] for row in r._rows("SELECT size FROM blobs"))
