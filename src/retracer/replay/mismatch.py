@@ -51,6 +51,9 @@ class Mismatch:
     actual: object     # new sub-value
     #: False when ``reason`` already shows both values (outcome kind mismatches)
     show_values: bool = field(default=True, repr=False, compare=False)
+    #: True when the two values could not be compared at all (the reason says why):
+    #: not a difference, but no proof of equality either
+    uncomparable: bool = field(default=False, repr=False, compare=False)
 
     def describe(self, max_len: int = 300) -> str:
         """One readable paragraph for a user looking at a failed replay.
