@@ -257,11 +257,12 @@ class TraceReader:
                     f"expected {raw_size}")
             yield raw
 
-    def iter_captured(self) -> Iterator[CapturedCall]:
+    def iter_captured(self, values: bool = True) -> Iterator[CapturedCall]:
         """Yield the captured calls (:class:`CapturedCall`) in call_id order, their
-        values as stored bytes (pickles)."""
+        values as stored bytes (pickles); with ``values=False``, as stored in the
+        row (keys of :meth:`blob`, which also accepts a version 1 row's bytes)."""
         cols = ", ".join(CapturedCall._fields)
-        if self.version == 1:
+        if self.version == 1 or not values:
             for row in self._rows(f"SELECT {cols} FROM captured_calls ORDER BY call_id"):
                 yield CapturedCall(*row)
             return
