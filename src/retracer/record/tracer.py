@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import itertools
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ from .. import _engine, settings
 from .._version import VERSION
 from ..errors import RetracerError
 from ..tracefile.spool import write_trace
+from . import sources
 from .capture import Capturer
 
 __all__ = ["Tracer", "TraceSummary", "MECHANISM"]
@@ -393,14 +395,20 @@ class Tracer:
         }
         cap = self._capturer
         captured: Any = ()
+        source_blobs: List[Tuple[bytes, bytes]] = []
         if cap is not None:
             cap.close()  # calls still running are marked incomplete: the stats are final
             captured = self._captured_batches(funcs)
             meta["capture"] = {"cut": cap.cut, "capture_ns": cap.capture_ns, "stored_bytes": cap.stored_bytes,
                                "functions_stopped": sum(1 for s in cap.function_stats() if s[4])}
+            # the code and environment the calls ran in, for replay (record/sources.py)
+            meta["sources"], source_blobs = sources.collect(
+                (r[5] for r in rows if r[1] == "py" and r[7] & 1), self.scopes)
+            meta["git"] = sources.git_commit(self.scope)
+            meta["environment"] = sources.environment()
         path, n_captured = write_trace(
             self.output, meta, rows, thread_rows, self._spool, results["func_stats"], results["edge_stats"],
-            captured, blobs=cap.blobs() if cap is not None else (),
+            captured, blobs=itertools.chain(cap.blobs(), source_blobs) if cap is not None else (),
             capture_stats=cap.function_stats() if cap is not None else ())
         top = sorted(results["func_stats"], key=lambda r: -r[3])[:5]
         return TraceSummary(

@@ -304,7 +304,7 @@ class Sandbox:
         other = msg.get("other") or {}
         blocked = list(last.blocked) + [b for b in other.get("blocked") or () if b not in last.blocked]
         if blocked:
-            return self._verdict("side-effect", "side effect: not replayed: it tried to " +
+            return self._verdict("side_effect", "side effect: not replayed: it tried to " +
                                  "; ".join(blocked), "side effect: not replayed", blocked=blocked)
         if last.outcome is None:
             return self._verdict("error", "the replay child lost the call it ran", "internal error")
