@@ -86,8 +86,8 @@ def write_table(report: Report, out: IO[str]) -> None:
         hidden = len(rows) - len(keep)
         rows = keep
     names = [f"{fr.qualname} ({fr.where})" for fr in rows]
-    width = min(60, max([len(n) for n in names] + [len("total"), len("function")]))
-    head = f"{'function':<{width}}" + "".join(f" {name:>{max(len(name), 5)}}" for name, _ in cols)
+    width = min(60, max([len(n) for n in names] + [len("total"), len("replayed function")]))
+    head = f"{'replayed function':<{width}}" + "".join(f" {name:>{max(len(name), 5)}}" for name, _ in cols)
     print(head, file=out)
     for fr, name in zip(rows, names):
         if len(name) > width:
