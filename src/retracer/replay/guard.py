@@ -150,7 +150,8 @@ class Guard:
             return
         what = _PROCESS_EVENTS.get(event)
         if what is not None:
-            self._stop(f"{what}: {_show_command(event, args)}")
+            shown = _show_command(event, args)
+            self._stop(f"{what}: {shown}" if shown else what)
             return
         what = _SOCKET_EVENTS.get(event)
         if what is not None:
@@ -198,7 +199,7 @@ def _show_command(event: str, args: tuple) -> str:
         first = args[0]
         text = os.fsdecode(first) if isinstance(first, (bytes, str, os.PathLike)) else str(first)
         return repr(text[:200])
-    return "?"
+    return ""
 
 
 _guard: Optional[Guard] = None

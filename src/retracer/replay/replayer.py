@@ -347,10 +347,12 @@ class Replayer:
         self._module(case)  # make sure __main__ classes can be unpickled
         return fn, self._args(case)
 
-    def invoke(self, case: Case, fn: Callable, args: Dict[str, Any], expected: Optional[Outcome] = None) -> Outcome:
+    def invoke(self, case: Case, fn: Callable, args: Dict[str, Any], expected: Optional[Outcome] = None,
+               snapshot: Optional[Callable[[Any], Any]] = None) -> Outcome:
         """Call fn with the recorded arguments; returns what happened. Whatever
         it raises is its outcome, ``SystemExit`` and ``KeyboardInterrupt``
-        included (they never end the replay)."""
+        included (they never end the replay). ``snapshot`` copies each
+        yielded value when it is yielded (as capture pickles it then)."""
         kind = case.info.get("kind", "function")
         try:
             res = _call(fn, args, case.info.get("argspec"))
@@ -383,7 +385,9 @@ class Replayer:
                         res.close()
                         break
                     try:
-                        yielded.append(next(res))
+                        value = next(res)
+                        # as capture keeps it: the value as it is when yielded
+                        yielded.append(snapshot(value) if snapshot is not None else value)
                     except StopIteration as stop:
                         ret = stop.value
                         break

@@ -56,10 +56,39 @@ def _bounded(data: bytes) -> str:
     return f"{head}\n... ({len(text) - len(head) - len(tail)} characters left out) ...\n{tail}"
 
 
+def pack(serializer: Any, o: Outcome) -> bytes:
+    """An outcome as capture stores one: the return value (or the exception), the
+    arguments after the call and each yielded value pickled separately (so an
+    iterator shared by the result and an argument is two copies, as recorded)."""
+    import pickle
+
+    serializer.index.refresh()
+    d = serializer.dumps
+    parts = {"kind": o.kind, "truncated": o.truncated,
+             "value": d(o.value) if o.kind == "return" else None,
+             "exception": d(o.exception) if o.kind == "raise" else None,
+             "args_after": d(o.args_after) if o.args_after is not None else None,
+             "yielded": [d(y) for y in o.yielded] if o.yielded is not None else None}
+    return pickle.dumps(parts, protocol=5)
+
+
+def unpack(rep: Replayer, data: bytes) -> Outcome:
+    import pickle
+
+    parts = pickle.loads(data)
+    lo = rep.loads
+    return Outcome(kind=parts["kind"], truncated=parts["truncated"],
+                   value=lo(parts["value"]) if parts["value"] is not None else None,
+                   exception=lo(parts["exception"]) if parts["exception"] is not None else None,
+                   args_after=lo(parts["args_after"]) if parts["args_after"] is not None else None,
+                   yielded=[lo(y) for y in parts["yielded"]] if parts["yielded"] is not None else None)
+
+
 class _Last:
     """This child's replay of the current call."""
 
-    __slots__ = ("cid", "case", "outcome", "args", "blocked", "nondet", "expected", "drained")
+    __slots__ = ("cid", "case", "outcome", "args", "blocked", "nondet", "expected", "drained", "packed",
+                 "pack_error")
 
     def __init__(self, cid: int, case: Case) -> None:
         self.cid = cid
@@ -70,6 +99,8 @@ class _Last:
         self.nondet: List[str] = []
         self.expected: Optional[Outcome] = None
         self.drained: Dict[int, Tuple[Any, Drained]] = {}
+        self.packed: Optional[bytes] = None
+        self.pack_error: Optional[str] = None
 
 
 class Sandbox:
@@ -106,6 +137,7 @@ class Sandbox:
         self.rep.main_as_main = True
         self.sources_changed = bool(cfg.get("sources_changed"))
         self.sources_known = bool(stored)
+        self._restore_environment(cfg.get("environ") or {})
         self._setup_program()
         self.serializer = self._serializer()
         self.guard = None
@@ -125,6 +157,16 @@ class Sandbox:
                 if os.getppid() != ppid:
                     os._exit(0)
         threading.Thread(target=watch, name="retracer-parent-watch", daemon=True).start()
+
+    def _restore_environment(self, saved: Dict[str, Optional[str]]) -> None:
+        """The variables the parent set only to start this process (its hash seed,
+        TMPDIR, no bytecode) get their values back: the replayed code sees the
+        environment both replays share."""
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
     def _setup_program(self) -> None:
         meta = self.rep.meta
@@ -250,9 +292,10 @@ class Sandbox:
                 last.args = args
                 nondet.reset(call_seed=cid + 1)
                 t0 = _clock()
-                outcome = self.rep.invoke(case, fn, args, expected)
+                outcome = self.rep.invoke(case, fn, args, expected, snapshot=self._snapshot)
                 reply["ns"] = _clock() - t0
                 last.nondet = nondet.used()
+                outcome = self._as_recorded(last, outcome)
                 last.outcome = outcome
         finally:
             reply["stdout"], reply["stderr"] = self._end_output()
@@ -261,14 +304,35 @@ class Sandbox:
             reply["nondet"] = last.nondet
         payload = b""
         if msg.get("send") and outcome is not None and not last.blocked:
-            try:
-                self.serializer.index.refresh()
-                payload = self.serializer.dumps(outcome)
-            except BaseException as e:  # noqa: BLE001 - Unpicklable, TooLarge, or the program's reducers
-                reply["pickle_error"] = f"{type(e).__name__}: {e}"[:300]
-                payload = b""
-            self._reply_blocked()
+            if last.packed is not None:
+                payload = last.packed
+            else:
+                reply["pickle_error"] = last.pack_error or "it could not be pickled"
         return reply, payload
+
+    def _snapshot(self, value: Any) -> Any:
+        try:
+            self.serializer.index.refresh()
+            return self.rep.loads(self.serializer.dumps(value))
+        except BaseException as e:  # noqa: BLE001
+            if _is_guard(e):
+                raise
+            return value
+
+    def _as_recorded(self, last: _Last, outcome: Outcome) -> Outcome:
+        """The outcome after the trip through pickle the recording made (right
+        after the call, each part on its own): what a custom ``__reduce__``
+        leaves out, or an iterator turns into, is the same on both sides. When it
+        cannot be pickled, the live outcome (and the reason)."""
+        try:
+            last.packed = pack(self.serializer, outcome)
+            return unpack(self.rep, last.packed)
+        except BaseException as e:  # noqa: BLE001 - Unpicklable, TooLarge, the program's reducers
+            if _is_guard(e):
+                raise
+            last.packed = None
+            last.pack_error = f"{type(e).__name__}: {e}"[:300]
+            return outcome
 
     # ------------------------------------------------------------ verdicts
 
@@ -291,8 +355,9 @@ class Sandbox:
         self._begin_output()
         try:
             nondet.reset(call_seed=last.cid + 1)
-            out = self.rep.invoke(last.case, fn, args, last.expected)
-            return out, nondet.used()
+            out = self.rep.invoke(last.case, fn, args, last.expected, snapshot=self._snapshot)
+            used = nondet.used()
+            return self._as_recorded(_Last(last.cid, last.case), out), used
         finally:
             self._end_output()
             self._reply_blocked()
@@ -313,7 +378,7 @@ class Sandbox:
         where = "in two processes"
         if payload:
             try:
-                second = self.rep.loads(payload)
+                second = unpack(self.rep, payload)
             except BaseException:  # noqa: BLE001 - fall back to a second replay here
                 second = None
         if second is None:
@@ -381,7 +446,7 @@ class Sandbox:
         original: Optional[Outcome] = None
         if payload and not failed:
             try:
-                original = self.rep.loads(payload)
+                original = unpack(self.rep, payload)
             except BaseException as e:  # noqa: BLE001
                 failed = f"its outcome could not be loaded here ({type(e).__name__}: {e})"
         if original is None:

@@ -94,6 +94,7 @@ class _Child:
                "scratch": self.scratch, "cmd_fd": cmd_r, "res_fd": res_w,
                "options": session.options.child(), "sources_changed": bool(session.changed)}
         env = dict(os.environ)
+        cfg["environ"] = {k: env.get(k) for k in ("PYTHONHASHSEED", "TMPDIR", "PYTHONDONTWRITEBYTECODE")}
         if seed is not None:
             env["PYTHONHASHSEED"] = seed
         env["TMPDIR"] = self.scratch
