@@ -46,11 +46,22 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 class Reader:
-    """Reads messages from a file descriptor, with deadlines."""
+    """Reads messages from a file descriptor, with deadlines. ``exact``: never
+    read past the end of a message (the replay child: a forked process reads its
+    messages from the pipe it shares with the process that waits for it, which
+    must find the next message there)."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, exact: bool = False) -> None:
         self.fd = fd
         self.buf = bytearray()
+        self.exact = exact
+
+    def _want(self) -> int:
+        """How many bytes the current message still needs (exact mode)."""
+        if len(self.buf) < _HEAD.size:
+            return _HEAD.size - len(self.buf)
+        hl, pl = _HEAD.unpack_from(self.buf)
+        return max(1, _HEAD.size + hl + pl - len(self.buf))
 
     def _message(self) -> Optional[Tuple[Dict[str, Any], bytes]]:
         if len(self.buf) < _HEAD.size:
@@ -66,7 +77,7 @@ class Reader:
 
     def fill(self) -> None:
         """Read what is there (the fd is readable)."""
-        chunk = os.read(self.fd, 1 << 20)
+        chunk = os.read(self.fd, min(self._want(), 1 << 20) if self.exact else 1 << 20)
         if not chunk:
             raise ChannelClosed()
         self.buf += chunk

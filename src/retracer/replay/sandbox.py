@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import faulthandler
 import gc
+import signal
 import importlib.util
 import json
 import os
 import sys
-import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -43,6 +43,9 @@ from . import guard as _guard_mod      # noqa: E402
 from . import nondet, protocol, sources  # noqa: E402
 from .comparator import Drained, Mismatch, Outcome, compare_outcome  # noqa: E402
 from .replayer import Case, Replayer, Unresolvable, _is_guard, agrees  # noqa: E402
+
+_CAN_FORK = hasattr(os, "fork") and os.environ.get("RETRACER_REPLAY_NO_FORK") != "1"
+_ENDED = 77                 # exit status of a call's process that ended as asked
 
 OUTPUT_KEEP = 16_000        # characters of a call's stdout/stderr kept (head and tail)
 PICKLE_MAX = 256 << 20      # an outcome larger than this is not sent to the judging child
@@ -109,7 +112,7 @@ class Sandbox:
         self.role = cfg["role"]
         self.opts = cfg.get("options") or {}
         self.scratch = cfg["scratch"]
-        self.cmd = protocol.Reader(cfg["cmd_fd"])
+        self.cmd = protocol.Reader(cfg["cmd_fd"], exact=True)
         self.res = cfg["res_fd"]
         sys.dont_write_bytecode = True
         self.log_fd = os.dup(1)
@@ -117,7 +120,6 @@ class Sandbox:
         self.out_fd = os.open(os.path.join(self.scratch, "stdout"), flags, 0o600)
         self.err_fd = os.open(os.path.join(self.scratch, "stderr"), flags, 0o600)
         faulthandler.enable(file=sys.stderr, all_threads=True)
-        self._watch_parent()
 
         trace = cfg["trace"]
         want = cfg.get("identity")
@@ -147,16 +149,6 @@ class Sandbox:
         self.last: Optional[_Last] = None
 
     # ------------------------------------------------------------ setup
-
-    def _watch_parent(self) -> None:
-        ppid = os.getppid()
-
-        def watch() -> None:
-            while True:
-                time.sleep(1.0)
-                if os.getppid() != ppid:
-                    os._exit(0)
-        threading.Thread(target=watch, name="retracer-parent-watch", daemon=True).start()
 
     def _restore_environment(self, saved: Dict[str, Optional[str]]) -> None:
         """The variables the parent set only to start this process (its hash seed,
@@ -234,6 +226,11 @@ class Sandbox:
     # ------------------------------------------------------------ messages
 
     def serve(self) -> None:
+        """The template's loop: for every call (or timing), prepare what can be
+        shared -- the function found again, its modules imported -- then fork a
+        process that replays the call and answers for it, and wait for it. Each
+        call starts from the same state: nothing one replay changes reaches
+        another."""
         while True:
             try:
                 msg, payload = self.cmd.read()
@@ -241,6 +238,79 @@ class Sandbox:
                 return
             op = msg.get("op")
             if op == "quit":
+                return
+            if op not in ("run", "bench"):
+                self._send({"op": "error", "message": f"unexpected {op!r}: no call is running"})
+                continue
+            early = self._prepare_shared(msg)
+            if early is not None:
+                self._send(early)
+                continue
+            if not _CAN_FORK:
+                self._send({"op": "forked", "pid": None})
+                self._serve_call(msg)
+                continue
+            gate_r, gate_w = os.pipe()
+            gc.freeze()             # the call's process does not touch the template's objects to collect them
+            pid = os.fork()
+            if pid == 0:
+                os.close(gate_w)
+                os.read(gate_r, 1)          # the template has told the parent who this is
+                os.close(gate_r)
+                status = 1
+                try:
+                    self._serve_call(msg)
+                    status = _ENDED
+                finally:
+                    os._exit(status)
+            os.close(gate_r)
+            self._send({"op": "forked", "pid": pid})
+            os.write(gate_w, b"x")
+            os.close(gate_w)
+            _, status = os.waitpid(pid, 0)
+            if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == _ENDED):
+                self._send({"op": "died", "id": msg.get("id"), "status": _status_text(status)})
+
+    def _send(self, reply: Dict[str, Any], payload: bytes = b"") -> None:
+        protocol.write_all(self.res, protocol.encode(reply, payload))
+
+    def _prepare_shared(self, msg: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """Find the function in the template (imports are shared by the calls);
+        a reply when the call cannot be replayed at all, else None."""
+        cid = int(msg["id"])
+        case = self.rep.by_id.get(cid)
+        op = "ran" if msg.get("op") == "run" else "timed"
+        if case is None:
+            return {"op": op, "id": cid, "error": f"call {cid} is not in the trace"}
+        if self.guard is not None:
+            self.guard.arm()
+        self._begin_output()
+        try:
+            self.rep.resolve(case)
+            self.rep._module(case)
+        except Unresolvable as e:
+            return {"op": op, "id": cid, "skip": str(e)}
+        except BaseException as e:  # noqa: BLE001 - importing runs the program's code
+            if _is_guard(e):
+                return {"op": op, "id": cid, "blocked": self._reply_blocked(), "nondet": []}
+            return {"op": op, "id": cid, "error": f"cannot load the function: {type(e).__name__}: {e}"}
+        finally:
+            out, err = self._end_output()
+            if self.guard is not None:
+                self.guard.disarm()
+        self._reply_blocked()
+        return None
+
+    def _serve_call(self, first: Dict[str, Any]) -> None:
+        """In the process of one call: replay it, then answer about it until the
+        parent says it is done with it."""
+        if _CAN_FORK and hasattr(signal, "alarm"):
+            # never outlive a parent that died without stopping this process
+            signal.alarm(int(self.cfg.get("max_seconds") or 3600))
+        msg, payload = first, b""
+        while True:
+            op = msg.get("op")
+            if op == "end":
                 return
             if self.guard is not None:
                 self.guard.arm()
@@ -258,7 +328,11 @@ class Sandbox:
             finally:
                 if self.guard is not None:
                     self.guard.disarm()
-            protocol.write_all(self.res, protocol.encode(reply, out))
+            self._send(reply, out)
+            try:
+                msg, payload = self.cmd.read()
+            except protocol.ChannelClosed:
+                return
 
     def _reply_blocked(self) -> List[str]:
         return self.guard.take() if self.guard is not None else []
@@ -523,9 +597,21 @@ def _environment_changes(meta: Dict[str, Any]) -> List[str]:
     return out
 
 
+def _status_text(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return f"killed by {name}"
+    if os.WIFEXITED(status):
+        return f"exited with status {os.WEXITSTATUS(status)} (os._exit, or the interpreter itself failed)"
+    return f"ended ({status})"
+
+
 def main(argv: List[str]) -> None:
     cfg = json.loads(argv[0])
-    gc.freeze() if hasattr(gc, "freeze") else None
     Sandbox(cfg).serve()
 
 

@@ -5,19 +5,23 @@ and turns what they say into one verdict per call.
 tests (every pytest process, xdist workers included) use. For each call:
 
 1. child ``A`` and child ``B`` (:mod:`.sandbox`; two processes set up like the
-   traced program, with different hash seeds) replay the call at the same time;
-   ``B`` sends its pickled outcome, which the parent hands to ``A``;
-2. ``A`` compares the two replays with each other (exactly) and, when they
+   traced program, with different hash seeds) each fork a process of its own
+   for the call, from the same prepared state, and replay it at the same time;
+   ``B``'s sends its pickled outcome, which the parent hands to ``A``'s;
+2. ``A``'s compares the two replays with each other (exactly) and, when they
    agree, with the recording, and gives the verdict -- or, when the code on
    disk differs from the sources stored in the trace and the recording is not
    reproduced, asks for the original code's outcome: child ``O`` runs the
-   stored sources now (after replaying the calls ``A`` replayed before, so it
-   has the same history), and ``A`` judges the candidate against it.
+   stored sources now (in a fresh process of its own too), and ``A``'s judges
+   the candidate against it.
 
-A call that runs past the time limit, or that kills its process (a crash,
-``os._exit``), is reported against that call (``error``); its children are
-stopped and the next call gets new ones. Nothing the replayed code prints
-reaches this process's output: each call's stdout and stderr come back in the
+Every call is replayed in a fresh process: nothing one replay changes (a
+singleton reconfigured, a cache filled, a file left behind) reaches another, so
+the verdicts do not depend on which calls are replayed or in what order
+(``--functions``, ``-n``, ``pytest -k``). A call that runs past the time limit,
+or that kills its process (a crash, ``os._exit``), is reported against that
+call (``error``); the replay goes on. Nothing the replayed code prints reaches
+this process's output: each call's stdout and stderr come back in the
 :class:`Result`.
 """
 from __future__ import annotations
@@ -43,8 +47,6 @@ from .replayer import CALL_TIMEOUT, Case, Replayer, Result, skip_reason
 _OWN_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _BOOT = ("import sys; sys.path.insert(0, {own!r}); "
          "from retracer.replay.sandbox import main; main(sys.argv[1:])")
-#: at most this many earlier calls are replayed into a new original-code child
-CATCH_UP_MAX = 5000
 
 
 @dataclass
@@ -117,6 +119,8 @@ class _Child:
             os.close(res_w)
         self.reader = protocol.Reader(res_r)
         self.answered = False       # has it ever replied (it started up)?
+        self.call_pid: Optional[int] = None   # the process replaying the current call
+        self.in_call = False        # a call's process is waiting for the parent
 
     def send(self, header: Dict[str, Any], payload: bytes = b"") -> None:
         try:
@@ -188,18 +192,31 @@ class _Child:
 
 
 def _wait(children: Sequence[_Child], deadline: Optional[float]) -> Dict[str, Tuple[Dict[str, Any], bytes]]:
-    """One message from each child (role -> (header, payload)); raises _Died or _Late."""
+    """The next answer of each child (role -> (header, payload)), skipping the
+    notes that a call's process was forked; raises _Died (a child itself is
+    gone) or _Late."""
     import select
 
     out: Dict[str, Tuple[Dict[str, Any], bytes]] = {}
     pending = {c.reader.fd: c for c in children}
     while pending:
         for fd, c in list(pending.items()):
-            msg = c.reader.ready()
-            if msg is not None:
+            while True:
+                msg = c.reader.ready()
+                if msg is None:
+                    break
                 c.answered = True
+                head = msg[0]
+                if head.get("op") == "forked":
+                    c.call_pid = int(head["pid"]) if head.get("pid") else None
+                    c.in_call = True
+                    continue
+                if head.get("op") == "died":
+                    c.call_pid = None
+                    c.in_call = False
                 out[c.role] = msg
                 del pending[fd]
+                break
         if not pending:
             break
         left = None if deadline is None else deadline - time.monotonic()
@@ -241,9 +258,6 @@ class ReplaySession:
             b = a % (2 ** 32 - 2) + 1
             self._seeds = {"A": str(a), "B": str(b), "O": str(a)}
         self._children: Dict[str, _Child] = {}
-        self._history: List[int] = []          # calls A and B replayed since they started
-        self._o_history = 0                    # how many of them the original child replayed
-        self._o_broken: Optional[str] = None
         self._start_failures = 0
         self._broken: Optional[str] = None
         self._finalizer = weakref.finalize(self, ReplaySession._close_all, self._children)
@@ -260,15 +274,10 @@ class ReplaySession:
     def close(self) -> None:
         self._finalizer()
 
-    def _stop(self, roles: Sequence[str] = ("A", "B", "O")) -> None:
-        for r in roles:
-            c = self._children.pop(r, None)
-            if c is not None:
-                c.close(graceful=False)
-        if "A" in roles:
-            self._history = []
-            self._o_history = 0
-            self._o_broken = None
+    def _drop(self, c: _Child) -> None:
+        if self._children.get(c.role) is c:
+            del self._children[c.role]
+        c.close(graceful=False)
 
     def _child(self, role: str) -> _Child:
         c = self._children.get(role)
@@ -278,7 +287,44 @@ class ReplaySession:
             c = self._children[role] = _Child(role, self, self._seeds[role])
         return c
 
+    def _end(self, *children: _Child) -> None:
+        """Let the call's process of these children go (the call is judged)."""
+        for c in children:
+            if c.in_call:
+                c.in_call = False
+                c.call_pid = None
+                try:
+                    c.send({"op": "end"})
+                except _Died:
+                    self._drop(c)
+
+    def _abandon(self, late: Sequence[_Child], others: Sequence[_Child]) -> None:
+        """After a timeout: kill the call's processes that are late (their
+        children report them dead) and end the others'."""
+        for c in late:
+            if c.in_call and c.call_pid:
+                try:
+                    os.kill(c.call_pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                try:
+                    head, _ = _wait([c], time.monotonic() + 10)[c.role]
+                    if head.get("op") != "died":      # it answered just then: let it go
+                        self._end(c)
+                        continue
+                except (_Died, _Late):
+                    self._drop(c)
+            else:                                      # stuck before forking: start it again
+                self._drop(c)
+        for c in others:
+            if c not in late:
+                self._end(c)
+
     # ------------------------------------------------------------ one call
+
+    def _deadline(self) -> Optional[float]:
+        t = self.options.timeout
+        return time.monotonic() + t if t and t > 0 else None
 
     def check(self, case: Case) -> Result:
         """Replay one recorded call twice and judge it (see :mod:`.verdicts`)."""
@@ -287,37 +333,58 @@ class ReplaySession:
             return Result(case, "skipped", why, why.split(" (")[0])
         if self._broken:
             return Result(case, "error", self._broken, "the replay process could not start")
-        timeout = self.options.timeout if self.options.timeout and self.options.timeout > 0 else None
         a, b = self._child("A"), self._child("B")
         try:
-            deadline = None if timeout is None else time.monotonic() + timeout
             a.send({"op": "run", "id": case.call_id})
             b.send({"op": "run", "id": case.call_id, "send": True})
-            got = _wait([a, b], deadline)
-        except (_Died, _Late) as e:
-            return self._failed(case, e, timeout)
+            got = _wait([a, b], self._deadline())
+        except _Late as e:
+            self._abandon(e.children, [a, b])
+            return self._late(case, e)
+        except _Died as e:
+            return self._gone(case, e, [a, b])
         self._start_failures = 0
-        self._history.append(case.call_id)
         ra, _ = got["A"]
         rb, pb = got["B"]
+        self._end(b)
         res = Result(case, "error", stdout=ra.get("stdout") or "", stderr=ra.get("stderr") or "")
+        for head, who in ((ra, a), (rb, b)):
+            if head.get("op") == "died":
+                self._end(a, b)
+                return self._crashed(case, who, head)
         if ra.get("skip"):
+            self._end(a)
             res.verdict, res.message = "skipped", ra["skip"]
             res.reason = ra["skip"].split(" (")[0]
             return res
         if ra.get("error"):
+            self._end(a)
             res.message = ra["error"]
             res.reason = ra["error"].split(":")[0]
             return res
+        if not a.in_call:
+            # the template answered without forking (the function's module tried
+            # a side effect when imported)
+            blocked = (ra.get("blocked") or []) + [x for x in rb.get("blocked") or [] if x not in (ra.get("blocked") or [])]
+            res.verdict = "side_effect"
+            res.message = "side effect: not replayed: importing it tried to " + "; ".join(blocked)
+            res.reason = "side effect: not replayed"
+            res.detail = {"blocked": blocked}
+            return res
         try:
-            deadline = None if timeout is None else time.monotonic() + timeout
             rb_head = {k: rb.get(k) for k in ("blocked", "nondet", "pickle_error", "error", "skip")}
             a.send({"op": "judge", "id": case.call_id, "other": rb_head}, pb)
-            v, _ = _wait([a], deadline)["A"]
+            v, _ = _wait([a], self._deadline())["A"]
             if v.get("op") == "need_original":
-                v = self._with_original(case, a, timeout)
-        except (_Died, _Late) as e:
-            return self._failed(case, e, timeout, judging=True)
+                v = self._with_original(case, a)
+        except _Late as e:
+            self._abandon(e.children, [a])
+            return self._late(case, e, judging=True)
+        except _Died as e:
+            return self._gone(case, e, [a])
+        if v.get("op") == "died":
+            return self._crashed(case, a, v)
+        self._end(a)
         res.verdict = v.get("verdict", "error")
         res.message = v.get("message", "")
         res.reason = v.get("reason", "")
@@ -326,76 +393,85 @@ class ReplaySession:
             res.detail["ns"] = [ra["ns"], rb["ns"]]
         return res
 
-    def _with_original(self, case: Case, a: _Child, timeout: Optional[float]) -> Dict[str, Any]:
+    def _with_original(self, case: Case, a: _Child) -> Dict[str, Any]:
         header: Dict[str, Any] = {"op": "judge_original", "id": case.call_id}
         payload = b""
-        failed = self._o_broken
-        if failed is None:
-            try:
-                o = self._child("O")
-                todo = self._history[self._o_history:-1][-CATCH_UP_MAX:]
-                for cid in todo:        # the calls A replayed before this one: the same history
-                    o.send({"op": "run", "id": cid})
-                    _wait([o], None if timeout is None else time.monotonic() + timeout)
-                self._o_history = len(self._history) - 1
-                o.send({"op": "run", "id": case.call_id, "send": True})
-                ro, payload = _wait([o], None if timeout is None else time.monotonic() + timeout)["O"]
-                self._o_history = len(self._history)
-                if ro.get("blocked"):
-                    failed = "it tried to " + "; ".join(ro["blocked"])
-                elif ro.get("skip") or ro.get("error"):
-                    failed = ro.get("skip") or ro.get("error")
-                elif not payload:
-                    failed = f"its outcome could not be passed over ({ro.get('pickle_error')})"
-            except _Died as e:
-                failed = self._o_broken = e.why.splitlines()[0]
-                self._stop(("O",))
-            except _Late:
-                failed = self._o_broken = "the original code did not return in time"
-                self._stop(("O",))
+        failed = None
+        o = self._child("O")
+        try:
+            o.send({"op": "run", "id": case.call_id, "send": True})
+            ro, payload = _wait([o], self._deadline())["O"]
+            self._end(o)
+            if ro.get("op") == "died":
+                failed = f"the original code's process {ro.get('status')}"
+            elif ro.get("blocked"):
+                failed = "it tried to " + "; ".join(ro["blocked"])
+            elif ro.get("skip") or ro.get("error"):
+                failed = ro.get("skip") or ro.get("error")
+            elif not payload:
+                failed = f"its outcome could not be passed over ({ro.get('pickle_error')})"
+        except _Died as e:
+            failed = e.why.splitlines()[0]
+            self._drop(o)
+        except _Late as e:
+            failed = "the original code did not return in time"
+            self._abandon(e.children, [o])
         if failed:
             header["failed"] = failed
             payload = b""
         a.send(header, payload)
-        v, _ = _wait([a], None if timeout is None else time.monotonic() + timeout)["A"]
+        v, _ = _wait([a], self._deadline())["A"]
         return v
 
-    def _failed(self, case: Case, e: Exception, timeout: Optional[float], judging: bool = False) -> Result:
-        res = Result(case, "error")
-        if isinstance(e, _Late):
-            res.reason = "did not return in time"
-            res.message = (f"the call did not {'finish being compared' if judging else 'return'} within "
-                           f"{timeout:g} s (retracer replay --timeout S changes the limit); the replay "
-                           "goes on in a new process")
-            late = e.children[0]
-            tail = late.stderr_tail()
-            if tail:
-                res.stderr = tail
-        else:
-            assert isinstance(e, _Died)
-            res.reason = "crashed the replay process"
-            if not e.child.answered:
-                self._start_failures += 1
-            res.message = f"{e.why}\n(the replay goes on in a new process)"
-            res.stderr = e.child.stderr_tail()
-        self._stop()
+    def _late(self, case: Case, e: _Late, judging: bool = False) -> Result:
+        t = self.options.timeout
+        res = Result(case, "error", reason="did not return in time")
+        res.message = (f"the call did not {'finish being compared' if judging else 'return'} within "
+                       f"{t:g} s (retracer replay --timeout S changes the limit)")
+        tail = e.children[0].stderr_tail()
+        if tail:
+            res.stderr = tail
+        return res
+
+    def _crashed(self, case: Case, who: _Child, head: Dict[str, Any]) -> Result:
+        res = Result(case, "error", reason="crashed the replay process")
+        tail = who.stderr_tail()
+        res.message = f"the replay process {head.get('status')}" + (f":\n{tail}" if tail else "")
+        res.stderr = tail
+        return res
+
+    def _gone(self, case: Case, e: _Died, involved: Sequence[_Child]) -> Result:
+        """A child itself died (not only a call's process): start it again."""
+        if not e.child.answered:
+            self._start_failures += 1
+        self._drop(e.child)
+        for c in involved:
+            if c is not e.child:
+                if c.in_call:
+                    self._abandon([c], [])
+        res = Result(case, "error", reason="crashed the replay process")
+        res.message = f"{e.why}\n(the replay goes on in a new process)"
+        res.stderr = e.child.stderr_tail()
         if self._start_failures >= 2:
-            self._broken = ("the replay process could not start: " + (e.why if isinstance(e, _Died) else "")
-                            ).strip()
+            self._broken = "the replay process could not start: " + e.why
         return res
 
     # ------------------------------------------------------------ timing
 
     def bench(self, case: Case) -> Optional[Tuple[float, float, int]]:
         """(min, median, repeats) seconds per call of one matching call, timed in
-        child A (its side effects guarded like its replays)."""
+        a process of child A (its side effects guarded like its replays)."""
+        a = self._child("A")
         try:
-            a = self._child("A")
             a.send({"op": "bench", "id": case.call_id})
             r, _ = _wait([a], time.monotonic() + max(60.0, self.options.timeout or 60.0))["A"]
-        except (_Died, _Late):
-            self._stop()
+        except _Late as e:
+            self._abandon(e.children, [a])
             return None
+        except _Died as e:
+            self._drop(e.child)
+            return None
+        self._end(a)
         if r.get("min") is None:
             return None
         return float(r["min"]), float(r["median"]), int(r["repeat"])
