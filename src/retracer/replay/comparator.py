@@ -759,10 +759,16 @@ def _call_eq(e: Any, a: Any) -> Optional[bool]:
         return None
 
 
+#: the traced script's module: "__main__" when it ran, loaded under this name by replay
+_SCRIPT_ALIAS = "__retracer_main__"
+
+
 def _named(obj: Any) -> Tuple[object, object]:
     if isinstance(obj, types.ModuleType):
-        return ("module", obj.__name__)
+        return ("module", "__main__" if obj.__name__ == _SCRIPT_ALIAS else obj.__name__)
     module = getattr(obj, "__module__", None)
+    if module == _SCRIPT_ALIAS:
+        module = "__main__"
     qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
     owner = getattr(obj, "__self__", None)
     if module is None and owner is not None and not isinstance(owner, types.ModuleType):
