@@ -502,9 +502,9 @@ def check_package(name: str, cfg: dict, tree0: Path, args, env: dict, scratch: P
                 if rc_ and rc_.get("skipped") and not (rc_.get("match") or rc_.get("mismatch")
                                                        or rc_.get("error")):
                     rec["why_missed"] = "replay skips every call of the function"
-                elif fv and not fv.get("match", 0) and sum(fv.values()) == sum(
-                        rc_.get(k, 0) for k in ("unstable", "environment", "side_effect", "skipped")):
-                    rec["why_missed"] = f"no call of the function is judged ({dict(fv)})"
+                elif fv and rec["fn_ok_calls"] <= sum(fv.get(k, 0) for k in
+                                                       ("unstable", "environment", "side_effect", "skipped")):
+                    rec["why_missed"] = f"no call of the function is judged ({dict(rec.get('fn_reasons') or fv)})"
                 elif rec["fn_ok_calls"] and rec["fn_ok_calls_failing_unchanged"] == rec["fn_ok_calls"]:
                     rec["why_missed"] = "every captured call already fails on the unchanged tree"
                 else:

@@ -732,3 +732,23 @@ def test_parallel_replay_with_xdist_gives_the_same_verdicts(tmp_path):
     # and the generated tests under pytest -n
     p = run_pytest(tmp_path, "-n", "2", "--dist", "loadgroup", pytest_file(tmp_path).name)
     assert p.returncode == 1 and "1 failed" in p.stdout, p.stdout + p.stderr
+
+
+def test_a_module_that_no_longer_imports_is_an_error_not_a_skip(tmp_path):
+    write(tmp_path / "lib.py", """
+        TABLE = {"a": 1}
+
+        def look(k):
+            return TABLE[k]
+        """)
+    trace(tmp_path, """
+        import lib
+
+        if __name__ == "__main__":
+            print(lib.look("a"))
+        """)
+    edit(tmp_path, 'TABLE = {"a": 1}', 'TABLE = dict([("a", 1, 2)])', prog="lib.py")
+    doc = replay_json(tmp_path)
+    r = result(doc, "look")
+    assert r["verdict"] == "error" and "importing lib now fails: ValueError" in r["message"], r
+    assert doc["exit_status"] == 1

@@ -41,6 +41,12 @@ class Unresolvable(Exception):
     """The recorded function cannot be found or called again."""
 
 
+class BrokenImport(Exception):
+    """The recorded function's module (or the traced script) imported when it was
+    traced and now raises when imported: the code changed for the worse, which a
+    replay reports as an error, not as a call it cannot replay."""
+
+
 #: seconds one replayed call may run before it is reported as an error (0: no limit)
 CALL_TIMEOUT = float(os.environ.get("RETRACER_CALL_TIMEOUT", "60"))
 
@@ -189,6 +195,7 @@ class Replayer:
                                    _key(row.args_after)))
         self.by_id: Dict[int, Case] = {c.call_id: c for c in self.cases}
         self._modules: Dict[str, Any] = {}
+        self._import_errors: Dict[str, Exception] = {}
         self._main: Any = None
         self._paths_done = False
         #: make the traced script, once loaded, this process's __main__ too (the
@@ -232,7 +239,7 @@ class Replayer:
             del sys.modules[MAIN_ALIAS]
             if _is_guard(e):
                 raise
-            raise Unresolvable(f"importing {filename} failed: {type(e).__name__}: {e}") from None
+            raise BrokenImport(f"importing {filename} now fails: {type(e).__name__}: {e}") from None
         self._main = mod
         if self.main_as_main:
             sys.modules["__main__"] = mod
@@ -245,12 +252,20 @@ class Replayer:
                 raise Unresolvable(f"no module known for {case.qualname}")
             return self._main_module(case.filename)
         if case.module not in self._modules:
+            failed = self._import_errors.get(case.module)
+            if failed is not None:
+                raise failed
             try:
                 self._modules[case.module] = importlib.import_module(case.module)
             except BaseException as e:
                 if _is_guard(e):
                     raise
-                raise Unresolvable(f"importing {case.module} failed: {type(e).__name__}: {e}") from None
+                if isinstance(e, ModuleNotFoundError) and e.name == case.module:
+                    err: Exception = Unresolvable(f"module {case.module} no longer exists")
+                else:
+                    err = BrokenImport(f"importing {case.module} now fails: {type(e).__name__}: {e}")
+                self._import_errors[case.module] = err
+                raise err from None
         return self._modules[case.module]
 
     def resolve(self, case: Case) -> Callable:

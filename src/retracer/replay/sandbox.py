@@ -42,7 +42,7 @@ _clock = time.perf_counter_ns     # before nondet wraps it: retracer's own timin
 from . import guard as _guard_mod      # noqa: E402
 from . import nondet, protocol, sources  # noqa: E402
 from .comparator import Drained, Mismatch, Outcome, compare_outcome  # noqa: E402
-from .replayer import Case, Replayer, Unresolvable, _is_guard, agrees  # noqa: E402
+from .replayer import BrokenImport, Case, Replayer, Unresolvable, _is_guard, agrees  # noqa: E402
 
 _CAN_FORK = hasattr(os, "fork") and os.environ.get("RETRACER_REPLAY_NO_FORK") != "1"
 _ENDED = 77                 # exit status of a call's process that ended as asked
@@ -290,6 +290,8 @@ class Sandbox:
             self.rep._module(case)
         except Unresolvable as e:
             return {"op": op, "id": cid, "skip": str(e)}
+        except BrokenImport as e:
+            return {"op": op, "id": cid, "error": str(e)}
         except BaseException as e:  # noqa: BLE001 - importing runs the program's code
             if _is_guard(e):
                 return {"op": op, "id": cid, "blocked": self._reply_blocked(), "nondet": []}
