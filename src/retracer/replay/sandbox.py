@@ -330,7 +330,13 @@ class Sandbox:
             finally:
                 if self.guard is not None:
                     self.guard.disarm()
+            if op == "run" and (msg.get("send") or reply.get("skip") or reply.get("error")):
+                reply["final"] = True
+            if reply.get("op") in ("verdict", "timed", "error"):
+                reply["final"] = True
             self._send(reply, out)
+            if reply.get("final"):
+                return                      # nothing more will be asked about this call
             try:
                 msg, payload = self.cmd.read()
             except protocol.ChannelClosed:

@@ -211,8 +211,8 @@ def _wait(children: Sequence[_Child], deadline: Optional[float]) -> Dict[str, Tu
                     c.call_pid = int(head["pid"]) if head.get("pid") else None
                     c.in_call = True
                     continue
-                if head.get("op") == "died":
-                    c.call_pid = None
+                if head.get("op") == "died" or head.get("final"):
+                    c.call_pid = None       # the call's process is gone, or ends by itself
                     c.in_call = False
                 out[c.role] = msg
                 del pending[fd]
