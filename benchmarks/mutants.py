@@ -302,7 +302,7 @@ def check_package(name: str, cfg: dict, tree0: Path, args, env: dict, scratch: P
     # the traced suite short
     # --tests-root outside the tree: the generated replay test must not join the suite
     # that judges the mutants
-    tr = run([py, "-m", "retracer", "trace", "--no-stability-check", "-q", "-o", str(trace),
+    tr = run([py, "-m", "retracer", "trace", "-q", "-o", str(trace)] + args.trace_opts + [
               "--tests-root", str(scratch / f"replay-tests-{name}"), "-m", "pytest"] + [o for o in PYTEST_OPTS if o != "-x"] + tests, tree,
              args.trace_timeout, env)
     failed_tests = re.findall(r"^FAILED (\S+)", tr["out"], re.M)
@@ -590,6 +590,8 @@ def main(argv=None) -> int:
                     help="do not look into why replay missed a mutant")
     ap.add_argument("--replay-opt", dest="replay_opts", action="append", default=[],
                     help="an option passed to every `retracer replay` (repeat it)")
+    ap.add_argument("--trace-opt", dest="trace_opts", action="append", default=[],
+                    help="an option passed to `retracer trace` (repeat it; e.g. --trace-opt=--capture-share=1)")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--no-json", action="store_true")
     args = ap.parse_args(argv)

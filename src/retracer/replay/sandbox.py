@@ -306,9 +306,9 @@ class Sandbox:
     def _serve_call(self, first: Dict[str, Any]) -> None:
         """In the process of one call: replay it, then answer about it until the
         parent says it is done with it."""
-        if _CAN_FORK and hasattr(signal, "alarm"):
+        if _CAN_FORK and hasattr(signal, "alarm") and self.cfg.get("max_seconds"):
             # never outlive a parent that died without stopping this process
-            signal.alarm(int(self.cfg.get("max_seconds") or 3600))
+            signal.alarm(int(self.cfg["max_seconds"]))
         msg, payload = first, b""
         while True:
             op = msg.get("op")

@@ -94,7 +94,9 @@ class _Child:
         res_r, res_w = os.pipe()
         cfg = {"role": role, "trace": session.trace, "identity": session.identity,
                "scratch": self.scratch, "cmd_fd": cmd_r, "res_fd": res_w,
-               "options": session.options.child(), "sources_changed": bool(session.changed)}
+               "options": session.options.child(), "sources_changed": bool(session.changed),
+               # a call's process never outlives this (the parent kills it sooner when it is late)
+               "max_seconds": int(session.options.timeout * 3 + 60) if session.options.timeout else 0}
         env = dict(os.environ)
         cfg["environ"] = {k: env.get(k) for k in ("PYTHONHASHSEED", "TMPDIR", "PYTHONDONTWRITEBYTECODE")}
         if seed is not None:
