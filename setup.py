@@ -1,41 +1,63 @@
-"""Builds the C extensions: the pure C engine in csrc/ plus the CPython bindings."""
+"""Builds the C code: the pure C engine in csrc/, compiled once into a static
+library (retracer_core), and the three CPython extension modules that link it.
+
+    retracer._engine   src/retracer/ext/ (all but export.c, view.c): hooks, capture glue, session
+    retracer._export   src/retracer/ext/export.c: the exporters (zlib for pprof's gzip)
+    retracer._view     src/retracer/ext/view.c: pattern folding
+
+Each module takes from the library only the objects it uses. Everything is
+compiled with hidden visibility: a module exports only its PyInit function.
+"""
 import glob
-import sys
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 COMPILE_ARGS = ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
-                "-Wno-missing-field-initializers", "-fno-strict-aliasing"]
-# the exporters (rt_export.c, linked with zlib for pprof's gzip) live in their own module
-EXPORT_SOURCES = ["csrc/rt_export.c", "csrc/rt_walk.c", "csrc/rt_stream.c", "csrc/rt_map.c",
-                  "csrc/rt_common.c"]
-engine_sources = [s for s in sorted(glob.glob("csrc/rt_*.c"))
-                  if not s.endswith(("rt_export.c", "rt_fold.c"))]
+                "-Wno-missing-field-initializers", "-fno-strict-aliasing", "-fvisibility=hidden"]
 
-ext = Extension(
-    "retracer._engine",
-    sources=["src/retracer/_engine.c"] + engine_sources,
-    include_dirs=["csrc"],
-    extra_compile_args=COMPILE_ARGS,
+CORE_SOURCES = sorted(glob.glob("csrc/rt_*.c"))
+CORE_HEADERS = sorted(glob.glob("csrc/rt_*.h"))
+EXT_DIR = "src/retracer/ext"
+EXT_HEADERS = sorted(glob.glob(EXT_DIR + "/*.h"))
+MODULE_FILES = {EXT_DIR + "/export.c", EXT_DIR + "/view.c"}
+ENGINE_SOURCES = [s for s in sorted(glob.glob(EXT_DIR + "/*.c")) if s not in MODULE_FILES]
+
+core = ("retracer_core", {
+    "sources": CORE_SOURCES,
+    "include_dirs": ["csrc"],
+    "cflags": COMPILE_ARGS + ["-fPIC"],  # linked into shared objects
+    "obj_deps": {"": CORE_HEADERS},      # rebuild when a header changes
+})
+
+
+def extension(name, sources, libraries=()):
+    return Extension(
+        name,
+        sources=sources,
+        include_dirs=["csrc", EXT_DIR],
+        # the core first, then what it needs, so the linker resolves in order
+        libraries=["retracer_core", *libraries],
+        extra_compile_args=COMPILE_ARGS,
+        depends=CORE_HEADERS + EXT_HEADERS,
+    )
+
+
+class BuildExt(build_ext):
+    """Build the core library before the modules, also for `pip install -e .`
+    (which runs build_ext on its own)."""
+
+    def run(self):
+        self.run_command("build_clib")
+        super().run()
+
+
+setup(
+    libraries=[core],
+    ext_modules=[
+        extension("retracer._engine", ENGINE_SOURCES),
+        extension("retracer._export", [EXT_DIR + "/export.c"], libraries=["z"]),
+        extension("retracer._view", [EXT_DIR + "/view.c"]),
+    ],
+    cmdclass={"build_ext": BuildExt},
 )
-
-export_ext = Extension(
-    "retracer._export",
-    sources=["src/retracer/_export.c"] + EXPORT_SOURCES,
-    include_dirs=["csrc"],
-    libraries=["z"],
-    extra_compile_args=COMPILE_ARGS,
-)
-
-
-# pattern folding for `retracer view` (rt_fold.c over rt_walk.c) in its own module too
-VIEW_SOURCES = ["csrc/rt_fold.c", "csrc/rt_walk.c", "csrc/rt_stream.c", "csrc/rt_map.c",
-                "csrc/rt_common.c"]
-view_ext = Extension(
-    "retracer._view",
-    sources=["src/retracer/_view.c"] + VIEW_SOURCES,
-    include_dirs=["csrc"],
-    extra_compile_args=COMPILE_ARGS,
-)
-
-setup(ext_modules=[ext, export_ext, view_ext])

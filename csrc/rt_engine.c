@@ -55,9 +55,10 @@ struct rt_thread {
     rt_frame *stack;           /* owned; `cap` frames, `head.depth` in use */
     size_t cap;
     rt_fstat *fs;              /* owned; per-fid counters, `fcap` entries */
-    uint32_t fcap;
+    size_t fcap;
     rt_edge *edges;            /* owned; `nedges` in use of `edgecap` */
-    uint32_t nedges, edgecap;
+    size_t edgecap;
+    uint32_t nedges;
     rt_map edge_map;           /* (caller<<32|callee) -> edge index */
     uint32_t root_last_callee; /* edge cache for calls without caller */
     uint32_t root_last_edge;
@@ -73,12 +74,15 @@ struct rt_engine {
     rt_config cfg;             /* copied at creation */
     const rt_allocator *alloc; /* borrowed */
     uint32_t *fflags;          /* owned; RT_F_* per fid, `fcap` entries */
-    uint32_t nfuncs, fcap;
-    rt_thread **threads;       /* owned array of owned threads */
-    uint32_t nthreads, tcap;
+    size_t fcap;
+    uint32_t nfuncs;
+    rt_thread **threads;       /* owned array of owned threads, `tcap` slots */
+    size_t tcap;
+    uint32_t nthreads;
     rt_map gens;               /* key -> genpool index of suspended calls */
     rt_genrec *genpool;        /* owned; `gencap` records */
-    uint32_t gencap, gen_free; /* free list head (UINT32_MAX: none) */
+    size_t gencap;
+    uint32_t gen_free;         /* free list head (UINT32_MAX: none) */
     int finished;              /* 1 after rt_engine_finish or a fatal error */
     int stream_on;             /* 0 after a sink error or without sink */
     int err;                   /* RT_OK or RT_ERR_* */
@@ -155,18 +159,10 @@ int rt_engine_set_func(rt_engine *e, uint32_t fid, uint32_t flags)
     if (fid == RT_ROOT)
         return RT_ERR_STATE;
     if (fid >= e->fcap) {
-        uint32_t ncap = e->fcap ? e->fcap : 256;
-        while (ncap <= fid) {
-            if (ncap > UINT32_MAX / 2)
-                return RT_ERR_NOMEM; /* would overflow: no table that large */
-            ncap *= 2;
-        }
-        uint32_t *nf = rt_realloc(e->alloc, e->fflags, (size_t)ncap * sizeof *nf);
-        if (!nf)
+        size_t old = e->fcap;
+        if (rt_grow(e->alloc, (void **)&e->fflags, &e->fcap, (size_t)fid + 1, sizeof *e->fflags, 256) != RT_OK)
             return RT_ERR_NOMEM;
-        memset(nf + e->fcap, 0, (size_t)(ncap - e->fcap) * sizeof *nf);
-        e->fflags = nf;
-        e->fcap = ncap;
+        memset(e->fflags + old, 0, (e->fcap - old) * sizeof *e->fflags);
     }
     e->fflags[fid] = flags;
     if (fid >= e->nfuncs)
@@ -232,14 +228,9 @@ RT_INLINE void rt__emit_dt(rt_thread *t, int tag, int64_t now)
 rt_thread *rt_engine_add_thread(rt_engine *e, uint64_t ident, uint64_t native_id, int64_t now)
 {
     const rt_allocator *a = e->alloc;
-    if (e->nthreads == e->tcap) {
-        uint32_t ncap = e->tcap ? e->tcap * 2 : 8;
-        rt_thread **nt = rt_realloc(a, e->threads, (size_t)ncap * sizeof *nt);
-        if (!nt)
-            return NULL;
-        e->threads = nt;
-        e->tcap = ncap;
-    }
+    if (e->nthreads == UINT32_MAX ||
+        rt_grow(a, (void **)&e->threads, &e->tcap, (size_t)e->nthreads + 1, sizeof *e->threads, 8) != RT_OK)
+        return NULL;
     rt_thread *t = rt_malloc(a, sizeof *t);
     if (!t)
         return NULL;
@@ -269,42 +260,24 @@ rt_thread *rt_engine_add_thread(rt_engine *e, uint64_t ident, uint64_t native_id
 
 static int rt__grow_stack(rt_thread *t)
 {
-    size_t ncap = t->cap * 2;
-    rt_frame *ns = rt_realloc(t->e->alloc, t->stack, ncap * sizeof *ns);
-    if (!ns)
-        return RT_ERR_NOMEM;
-    t->stack = ns;
-    t->cap = ncap;
-    return RT_OK;
+    return rt_grow(t->e->alloc, (void **)&t->stack, &t->cap, t->head.depth + 1, sizeof *t->stack, 64);
 }
 
 static int rt__grow_fs(rt_thread *t, uint32_t fid)
 {
-    uint32_t ncap = t->fcap ? t->fcap : 256;
-    while (ncap <= fid) {
-        if (ncap > UINT32_MAX / 2)
-            return RT_ERR_NOMEM; /* would overflow: no table that large */
-        ncap *= 2;
-    }
-    rt_fstat *nf = rt_realloc(t->e->alloc, t->fs, (size_t)ncap * sizeof *nf);
-    if (!nf)
+    size_t old = t->fcap;
+    if (rt_grow(t->e->alloc, (void **)&t->fs, &t->fcap, (size_t)fid + 1, sizeof *t->fs, 256) != RT_OK)
         return RT_ERR_NOMEM;
-    memset(nf + t->fcap, 0, (size_t)(ncap - t->fcap) * sizeof *nf);
-    t->fs = nf;
-    t->fcap = ncap;
+    memset(t->fs + old, 0, (t->fcap - old) * sizeof *t->fs);
     return RT_OK;
 }
 
 static uint32_t rt__new_edge(rt_thread *t, uint32_t caller, uint32_t callee)
 {
-    if (t->nedges == t->edgecap) {
-        uint32_t ncap = t->edgecap ? t->edgecap * 2 : 256;
-        rt_edge *ne = rt_realloc(t->e->alloc, t->edges, (size_t)ncap * sizeof *ne);
-        if (!ne)
-            return UINT32_MAX;
-        t->edges = ne;
-        t->edgecap = ncap;
-    }
+    /* edge indices are uint32 and UINT32_MAX means "none" */
+    if (t->nedges >= UINT32_MAX - 1 ||
+        rt_grow(t->e->alloc, (void **)&t->edges, &t->edgecap, (size_t)t->nedges + 1, sizeof *t->edges, 256) != RT_OK)
+        return UINT32_MAX;
     uint32_t idx = t->nedges;
     if (rt_map_put(&t->edge_map, ((uint64_t)caller << 32) | callee, idx) != RT_OK)
         return UINT32_MAX;
@@ -394,7 +367,8 @@ RT_INLINE rt_frame *rt__push(rt_thread *t, uint32_t fid, uint32_t caller_overrid
     return f;
 }
 
-void rt_enter(rt_thread *t, uint32_t fid, int64_t now)
+/* rt_enter with `now` already on the thread's timeline. */
+static void rt__enter(rt_thread *t, uint32_t fid, int64_t now)
 {
     rt_engine *e = t->e;
     if (RT_UNLIKELY(e->finished))
@@ -411,6 +385,8 @@ void rt_enter(rt_thread *t, uint32_t fid, int64_t now)
         rt__emit_fid(t, RT_EV_ENTER, fid, now);
     }
 }
+
+void rt_enter(rt_thread *t, uint32_t fid, int64_t now) { rt__enter(t, fid, now - t->head.paused); }
 
 /* Account the slice of the innermost frame and pop it. Returns 1 if the
  * function (and the edge) had no other open activation (not recursive). */
@@ -486,6 +462,7 @@ RT_INLINE int rt__unwind_to(rt_thread *t, uint32_t fid, int64_t *now, int exc)
 
 int rt_exit(rt_thread *t, uint32_t fid, int64_t now, int exc)
 {
+    now -= t->head.paused;
     if (!rt__unwind_to(t, fid, &now, exc))
         return 0;
     rt__close_top(t, now, exc);
@@ -497,15 +474,14 @@ int rt_exit(rt_thread *t, uint32_t fid, int64_t now, int exc)
 static uint32_t rt__gen_alloc(rt_engine *e)
 {
     if (e->gen_free == UINT32_MAX) {
-        uint32_t ncap = e->gencap ? e->gencap * 2 : 64;
-        rt_genrec *np = rt_realloc(e->alloc, e->genpool, (size_t)ncap * sizeof *np);
-        if (!np)
+        size_t old = e->gencap;
+        /* record indices are uint32 and UINT32_MAX ends the free list */
+        if (old >= UINT32_MAX / 2 ||
+            rt_grow(e->alloc, (void **)&e->genpool, &e->gencap, old + 1, sizeof *e->genpool, 64) != RT_OK)
             return UINT32_MAX;
-        for (uint32_t i = e->gencap; i < ncap; i++)
-            np[i].next_free = i + 1 < ncap ? i + 1 : UINT32_MAX;
-        e->genpool = np;
-        e->gen_free = e->gencap;
-        e->gencap = ncap;
+        for (size_t i = old; i < e->gencap; i++)
+            e->genpool[i].next_free = i + 1 < e->gencap ? (uint32_t)(i + 1) : UINT32_MAX;
+        e->gen_free = (uint32_t)old;
     }
     uint32_t idx = e->gen_free;
     e->gen_free = e->genpool[idx].next_free;
@@ -553,6 +529,7 @@ static void rt__gen_complete(rt_engine *e, uint32_t idx)
 int rt_suspend(rt_thread *t, uint32_t fid, uint64_t key, int64_t now)
 {
     rt_engine *e = t->e;
+    now -= t->head.paused;
     if (!rt__unwind_to(t, fid, &now, 0))
         return 0;
     uint32_t old = rt__gen_take(e, key);
@@ -591,15 +568,16 @@ void rt_resume(rt_thread *t, uint32_t fid, uint64_t key, int64_t now)
     rt_engine *e = t->e;
     if (RT_UNLIKELY(e->finished))
         return;
+    now -= t->head.paused;
     uint32_t idx = rt__gen_take(e, key);
     if (idx == UINT32_MAX) {
-        rt_enter(t, fid, now);
+        rt__enter(t, fid, now);
         return;
     }
     rt_genrec g = e->genpool[idx];
     if (g.fid != fid) { /* a stale record under a reused key */
         rt__gen_complete(e, idx);
-        rt_enter(t, fid, now);
+        rt__enter(t, fid, now);
         return;
     }
     rt__gen_release(e, idx);
@@ -645,7 +623,9 @@ int rt_engine_finish(rt_engine *e, int64_t now)
     e->finished = 0; /* allow closing frames */
     for (uint32_t i = 0; i < e->nthreads; i++) {
         rt_thread *t = e->threads[i];
-        int64_t tnow = now < t->last_t ? t->last_t : now;
+        int64_t tnow = now - t->head.paused;
+        if (tnow < t->last_t)
+            tnow = t->last_t;
         while (t->head.depth && !was_fatal)
             rt__close_top(t, tnow, 0);
     }
@@ -686,6 +666,7 @@ int rt_engine_thread_info(const rt_engine *e, uint32_t idx, rt_thread_info *out)
     out->n_events = t->n_events;
     out->stream_calls = t->stream_calls;
     out->chunks = t->seq;
+    out->paused_ns = t->head.paused;
     return RT_OK;
 }
 
@@ -721,13 +702,8 @@ int rt_engine_profile(const rt_engine *e, rt_fstat **fstats, rt_edge **edges, si
             if (v) {
                 dst = &out[*v];
             } else {
-                if (n == cap) {
-                    rt_edge *no = rt_realloc(a, out, cap * 2 * sizeof *no);
-                    if (!no)
-                        goto nomem;
-                    out = no;
-                    cap *= 2;
-                }
+                if (rt_grow(a, (void **)&out, &cap, n + 1, sizeof *out, 256) != RT_OK)
+                    goto nomem;
                 if (rt_map_put(&idx, key, n) != RT_OK)
                     goto nomem;
                 dst = &out[n++];

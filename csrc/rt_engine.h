@@ -74,8 +74,9 @@ typedef struct rt_engine rt_engine;
 typedef struct rt_thread rt_thread;
 
 /*
- * Create an engine. `now` is the current clock value (ns). Returns NULL when
- * out of memory. The config is copied.
+ * Create an engine from `cfg` (copied). Returns NULL when out of memory.
+ * Threads are registered later, each with its own start time
+ * (rt_engine_add_thread).
  */
 rt_engine *rt_engine_new(const rt_config *cfg);
 
@@ -101,8 +102,9 @@ uint32_t rt_engine_nfuncs(const rt_engine *e);
 rt_thread *rt_engine_add_thread(rt_engine *e, uint64_t ident, uint64_t native_id, int64_t now);
 
 /* --- events (the hot path) ------------------------------------------------
- * `now` is the clock value in ns; a value earlier than the thread's previous
- * event is clamped. */
+ * `now` is the clock value in ns, recorded on the thread's timeline (minus
+ * the time paused, see rt_thread_pause below); a value earlier than the
+ * thread's previous event is clamped. */
 
 /* A call of `fid` begins on thread t. */
 void rt_enter(rt_thread *t, uint32_t fid, int64_t now);
@@ -134,8 +136,9 @@ void rt_forget(rt_engine *e, uint64_t key);
 /* The first member of every rt_thread, public so that a caller's hot path
  * can read a thread's depth and index without a function call. Read-only. */
 typedef struct rt_thread_head {
-    size_t depth;  /* open calls on the thread's stack */
-    uint32_t idx;  /* registration index (0 for the first thread registered) */
+    size_t depth;    /* open calls on the thread's stack */
+    uint32_t idx;    /* registration index (0 for the first thread registered) */
+    int64_t paused;  /* ns of the caller's own work taken out of the thread's time (rt_thread_pause) */
 } rt_thread_head;
 
 /* Depth of the call stack of t. */
@@ -144,6 +147,34 @@ RT_INLINE size_t rt_thread_depth(const rt_thread *t) { return ((const rt_thread_
 /* Registration index of t (0 for the first thread registered). */
 RT_INLINE uint32_t rt_thread_index(const rt_thread *t) { return ((const rt_thread_head *)(const void *)t)->idx; }
 
+/* --- the clock pauses while the caller works ------------------------------
+ *
+ * Every event time given for thread t is the caller's clock; the engine
+ * records it on the thread's *timeline*: the clock minus the time the thread
+ * spent doing the caller's own work (a binding capturing argument values).
+ * rt_thread_pause(t, ns) says that since its last event the thread spent ns
+ * on such work: every later event of t is moved back by ns, so that work is
+ * in no call's own or cumulative time -- not in the call that was running,
+ * not in its callers -- and not in the call stream's durations. Call it
+ * after the event that preceded the work (the work began at or after that
+ * event's time). ns <= 0 is ignored.
+ *
+ * Timelines of different threads start aligned (at rt_engine_add_thread) and
+ * drift apart by the difference of their paused totals: an event of thread A
+ * and one of thread B that happened at the same moment are recorded
+ * paused(A) and paused(B) ns earlier than the clock said. */
+RT_INLINE void rt_thread_pause(rt_thread *t, int64_t ns)
+{
+    if (ns > 0)
+        ((rt_thread_head *)(void *)t)->paused += ns;
+}
+
+/* Total ns paused on thread t so far. */
+RT_INLINE int64_t rt_thread_paused(const rt_thread *t) { return ((const rt_thread_head *)(const void *)t)->paused; }
+
+/* The timeline time of clock value `now` on thread t (now minus the paused total). */
+RT_INLINE int64_t rt_thread_time(const rt_thread *t, int64_t now) { return now - rt_thread_paused(t); }
+
 /* Stream call number of the innermost call of t (docs/call-stream.md), or -1
  * when it is not recorded in the call stream. */
 int64_t rt_thread_call_no(const rt_thread *t);
@@ -151,7 +182,8 @@ int64_t rt_thread_call_no(const rt_thread *t);
 /* --- end of tracing ------------------------------------------------------ */
 
 /*
- * Close every open call at `now` (their EXIT events are written), count every
+ * Close every open call at clock value `now` (on each thread's timeline;
+ * their EXIT events are written), count every
  * still-suspended generator as a completed call, and hand every buffer to the
  * sink. After finish, events are ignored. Returns RT_OK or the error code.
  */
@@ -165,6 +197,7 @@ typedef struct rt_thread_info {
     uint64_t n_events;     /* events written to the stream */
     uint64_t stream_calls; /* calls written to the stream (ENTER + ENTER_CONT) */
     uint32_t chunks;       /* chunks handed to the sink */
+    int64_t paused_ns;     /* time taken out of the thread's timeline (rt_thread_pause) */
 } rt_thread_info;
 
 uint32_t rt_engine_nthreads(const rt_engine *e);

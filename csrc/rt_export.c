@@ -1,106 +1,32 @@
-/* rt_export.c -- exporters of the call stream (see rt_export.h). */
+/*
+ * rt_export.c -- the exporters' core (see rt_export.h for the API and
+ * rt_export_impl.h for how a format plugs in): life cycle, errors, the
+ * buffered (optionally gzipped) writer, JSON text, function slots, span
+ * bookkeeping and the call-tree trie. Each format is its own file.
+ */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <zlib.h>
 
-#include "rt_export.h"
-#include "rt_map.h"
-#include "rt_walk.h"
+#include "rt_export_impl.h"
 
-#define RT__WBUF 65536u          /* writer buffer: the largest block given to out() */
-#define RT__ROOT UINT32_MAX      /* parent of a root node */
 #define RT__MAX_NODES (UINT32_MAX - 2u)
 #define RT__FID_SLACK 65536u     /* undescribed fids allowed past the highest described one */
 
-enum { RT__NEW = 0, RT__READY = 1, RT__THREAD = 2, RT__DONE = 3 };
-
-/* One function slot, indexed by fid. Every string is owned. */
-typedef struct rt__fn {
-    char *name;          /* display name (UTF-8, as given) */
-    char *sys;           /* system name, NULL: name */
-    char *file;          /* NULL if none */
-    char *label;         /* folded frame text, sanitised */
-    char *jname;         /* name as a JSON string literal, quotes included */
-    char *xpre;          /* CHROME: {"ph":"X","cat":"...","name":"...", */
-    size_t label_len, jname_len, xpre_len;
-    int64_t line;
-    int kind;
-    int defined;         /* described by rt_export_add_function */
-    int ready;           /* derived strings (label, jname, xpre) built */
-    int used;            /* appears in a span */
-} rt__fn;
-
-/* A call-tree node: one distinct stack. */
-typedef struct rt__node {
-    uint32_t parent;     /* node index, RT__ROOT for a root */
-    uint32_t fid;
-    uint64_t calls;      /* spans here that began a call */
-    int64_t total_ns;    /* time of the spans here, children included */
-    int64_t self_ns;     /* time of the spans here, children excluded */
-} rt__node;
-
-struct rt_export {
-    rt_export_opts o;
-    char *name, *exporter;             /* owned copies of o.name / o.exporter */
-    const rt_allocator *a;             /* borrowed */
-    int state;
-    int err;                           /* first error (RT_OK while none) */
-    char errstr[200];
-
-    /* buffered writer */
-    rt_export_out_fn out;
-    void *out_ctx;
-    uint8_t *buf;                      /* RT__WBUF bytes, owned */
-    size_t blen;
-    z_stream *zs;                      /* PPROF: owned, deflate state */
-    uint8_t *zbuf;                     /* PPROF: RT__WBUF bytes of compressed output, owned */
-
-    /* functions */
-    rt__fn *fns;                       /* owned, nfns slots */
-    size_t nfns;
-    uint32_t max_defined;              /* highest described fid + 1 */
-
-    /* current thread */
-    rt_walker w;
-    int walker_live;
-    int64_t tid;
-    uint32_t thread_idx;
-    char *tpre;                        /* CHROME: "pid":P,"tid":T,"ts": (owned) */
-    size_t tpre_len;
-    int64_t t_first, t_last;
-    int have_t;
-    uint64_t thread_calls;
-    int nthreads;                      /* threads begun */
-    int first_item;                    /* no separator needed before the next array item */
-
-    /* per depth: node and time of the children closed so far */
-    uint32_t *dnode;
-    int64_t *dchild;
-    size_t dcap;
-
-    /* call-tree trie */
-    rt__node *nodes;
-    size_t nnodes, ncap;
-    rt_map index;                      /* (parent+1)<<32 | fid -> node index */
-
-    /* SPEEDSCOPE frames */
-    uint32_t *frame_of;                /* per fid slot: frame index or UINT32_MAX (nfns entries) */
-    uint32_t *frames;                  /* frame index -> fid */
-    size_t nframes, frames_cap;
-
-    /* scratch */
-    uint32_t *path;                    /* fids of a stack, leaf first */
-    size_t path_cap;
-    uint8_t *pb;                       /* protobuf message being built */
-    size_t pblen, pbcap;
-
-    rt_export_stats st;
+/* The formats, by RT_EXPORT_* value. */
+static const rt_export_ops *const rt__formats[] = {
+    NULL,
+    &rt_export_chrome_ops,     /* RT_EXPORT_CHROME */
+    &rt_export_speedscope_ops, /* RT_EXPORT_SPEEDSCOPE */
+    &rt_export_folded_ops,     /* RT_EXPORT_FOLDED */
+    &rt_export_pprof_ops,      /* RT_EXPORT_PPROF */
+    &rt_export_json_ops,       /* RT_EXPORT_JSON */
 };
+#define RT__NFORMATS (sizeof rt__formats / sizeof rt__formats[0])
 
 /* ------------------------------------------------------------------ errors */
 
-static int rt__fail(rt_export *e, int rc, const char *fmt, ...)
+int rt_ex_fail(rt_export *e, int rc, const char *fmt, ...)
 {
     if (e->err == RT_OK) {
         va_list ap;
@@ -112,7 +38,7 @@ static int rt__fail(rt_export *e, int rc, const char *fmt, ...)
     return e->err;
 }
 
-static int rt__nomem(rt_export *e) { return rt__fail(e, RT_ERR_NOMEM, "out of memory"); }
+int rt_ex_nomem(rt_export *e) { return rt_ex_fail(e, RT_ERR_NOMEM, "out of memory"); }
 
 /* --------------------------------------------------------------- writer */
 
@@ -124,7 +50,7 @@ static void rt__emit(rt_export *e, const uint8_t *p, size_t n, int finish)
         if (n == 0)
             return;
         if (e->out(e->out_ctx, p, n) != 0) {
-            rt__fail(e, RT_ERR_IO, "the output could not be written");
+            rt_ex_fail(e, RT_ERR_IO, "the output could not be written");
             return;
         }
         e->st.bytes += n;
@@ -135,16 +61,16 @@ static void rt__emit(rt_export *e, const uint8_t *p, size_t n, int finish)
     zs->avail_in = (uInt)n;
     for (;;) {
         zs->next_out = e->zbuf;
-        zs->avail_out = RT__WBUF;
+        zs->avail_out = RT_EX_WBUF;
         int rc = deflate(zs, finish ? Z_FINISH : Z_NO_FLUSH);
         if (rc == Z_STREAM_ERROR) {
-            rt__fail(e, RT_ERR_STATE, "gzip stream error");
+            rt_ex_fail(e, RT_ERR_STATE, "gzip stream error");
             return;
         }
-        size_t have = RT__WBUF - zs->avail_out;
+        size_t have = RT_EX_WBUF - zs->avail_out;
         if (have) {
             if (e->out(e->out_ctx, e->zbuf, have) != 0) {
-                rt__fail(e, RT_ERR_IO, "the output could not be written");
+                rt_ex_fail(e, RT_ERR_IO, "the output could not be written");
                 return;
             }
             e->st.bytes += have;
@@ -154,34 +80,19 @@ static void rt__emit(rt_export *e, const uint8_t *p, size_t n, int finish)
     }
 }
 
-static void rt__flush(rt_export *e)
+void rt_ex_flush(rt_export *e)
 {
     rt__emit(e, e->buf, e->blen, 0);
     e->blen = 0;
 }
 
-/* Room for n bytes (n <= RT__WBUF) at the end of the buffer, or NULL after an error. */
-static uint8_t *rt__reserve(rt_export *e, size_t n)
-{
-    if (e->err)
-        return NULL;
-    if (RT__WBUF - e->blen < n) {
-        rt__flush(e);
-        if (e->err)
-            return NULL;
-    }
-    return e->buf + e->blen;
-}
-
-static void rt__commit(rt_export *e, const uint8_t *end) { e->blen = (size_t)(end - e->buf); }
-
-static void rt__bytes(rt_export *e, const void *data, size_t n)
+void rt_ex_bytes(rt_export *e, const void *data, size_t n)
 {
     const uint8_t *p = data;
     while (n && !e->err) {
-        size_t room = RT__WBUF - e->blen;
+        size_t room = RT_EX_WBUF - e->blen;
         if (room == 0) {
-            rt__flush(e);
+            rt_ex_flush(e);
             continue;
         }
         size_t k = n < room ? n : room;
@@ -192,61 +103,21 @@ static void rt__bytes(rt_export *e, const void *data, size_t n)
     }
 }
 
-static void rt__str(rt_export *e, const char *s) { rt__bytes(e, s, strlen(s)); }
+void rt_ex_str(rt_export *e, const char *s) { rt_ex_bytes(e, s, strlen(s)); }
 
-static uint8_t *rt__put_u64(uint8_t *p, uint64_t v)
+void rt_ex_i64(rt_export *e, int64_t v)
 {
-    uint8_t tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (uint8_t)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
-static uint8_t *rt__put_i64(uint8_t *p, int64_t v)
-{
-    if (v < 0) {
-        *p++ = '-';
-        return rt__put_u64(p, (uint64_t)0 - (uint64_t)v);
-    }
-    return rt__put_u64(p, (uint64_t)v);
-}
-
-/* Nanoseconds as microseconds with up to three decimals ("12.345", "7", "0.05"). */
-static uint8_t *rt__put_usec(uint8_t *p, int64_t ns)
-{
-    uint64_t u;
-    if (ns < 0) {
-        *p++ = '-';
-        u = (uint64_t)0 - (uint64_t)ns;
-    } else {
-        u = (uint64_t)ns;
-    }
-    p = rt__put_u64(p, u / 1000);
-    unsigned r = (unsigned)(u % 1000);
-    if (r) {
-        *p++ = '.';
-        *p++ = (uint8_t)('0' + r / 100);
-        r %= 100;
-        if (r) {
-            *p++ = (uint8_t)('0' + r / 10);
-            r %= 10;
-            if (r)
-                *p++ = (uint8_t)('0' + r);
-        }
-    }
-    return p;
-}
-
-static void rt__i64(rt_export *e, int64_t v)
-{
-    uint8_t *p = rt__reserve(e, 24);
+    uint8_t *p = rt_ex_reserve(e, 24);
     if (p)
-        rt__commit(e, rt__put_i64(p, v));
+        rt_ex_commit(e, rt_ex_put_i64(p, v));
+}
+
+void rt_ex_sep(rt_export *e)
+{
+    if (e->first_item)
+        e->first_item = 0;
+    else
+        rt_ex_bytes(e, ",\n", 2);
 }
 
 /* ------------------------------------------------------------ JSON text */
@@ -308,32 +179,31 @@ static size_t rt__json_char(const uint8_t *p, uint8_t *out, size_t *adv)
     return 1;
 }
 
-/* Write s as a JSON string literal (quotes included); NULL writes null. */
-static void rt__jstr(rt_export *e, const char *s)
+void rt_ex_jstr(rt_export *e, const char *s)
 {
     if (!s) {
-        rt__str(e, "null");
+        rt_ex_str(e, "null");
         return;
     }
     const uint8_t *p = (const uint8_t *)s;
-    uint8_t *o = rt__reserve(e, 1);
+    uint8_t *o = rt_ex_reserve(e, 1);
     if (!o)
         return;
     *o++ = '"';
-    rt__commit(e, o);
+    rt_ex_commit(e, o);
     while (*p) {
-        o = rt__reserve(e, 8);
+        o = rt_ex_reserve(e, 8);
         if (!o)
             return;
         size_t adv;
         o += rt__json_char(p, o, &adv);
-        rt__commit(e, o);
+        rt_ex_commit(e, o);
         p += adv;
     }
-    o = rt__reserve(e, 1);
+    o = rt_ex_reserve(e, 1);
     if (o) {
         *o++ = '"';
-        rt__commit(e, o);
+        rt_ex_commit(e, o);
     }
 }
 
@@ -357,7 +227,7 @@ static char *rt__jstr_dup(const rt_allocator *a, const char *s, size_t *lenp)
     return out;
 }
 
-static char *rt__strdup(const rt_allocator *a, const char *s)
+char *rt_ex_strdup(const rt_allocator *a, const char *s)
 {
     size_t n = strlen(s);
     char *d = rt_malloc(a, n + 1);
@@ -368,17 +238,19 @@ static char *rt__strdup(const rt_allocator *a, const char *s)
 
 /* ------------------------------------------------------------ functions */
 
-static void rt__fn_clear(const rt_allocator *a, rt__fn *f)
+static void rt__fn_clear(const rt_allocator *a, rt_ex_fn *f)
 {
     rt_free(a, f->name);
     rt_free(a, f->sys);
     rt_free(a, f->file);
     rt_free(a, f->label);
     rt_free(a, f->jname);
-    rt_free(a, f->xpre);
+    rt_free(a, f->pre);
     int used = f->used;
+    uint32_t frame = f->frame;
     memset(f, 0, sizeof *f);
     f->used = used;
+    f->frame = frame;
 }
 
 /* Make sure slot `fid` exists. */
@@ -386,22 +258,10 @@ static int rt__fn_slot(rt_export *e, uint32_t fid)
 {
     if (fid < e->nfns)
         return RT_OK;
-    size_t n = e->nfns ? e->nfns : 64;
-    while (n <= fid)
-        n *= 2;
-    rt__fn *nf = rt_realloc(e->a, e->fns, n * sizeof *nf);
-    if (!nf)
-        return rt__nomem(e);
-    memset(nf + e->nfns, 0, (n - e->nfns) * sizeof *nf);
-    e->fns = nf;
-    if (e->o.format == RT_EXPORT_SPEEDSCOPE) {
-        uint32_t *fo = rt_realloc(e->a, e->frame_of, n * sizeof *fo);
-        if (!fo)
-            return rt__nomem(e);
-        memset(fo + e->nfns, 0xff, (n - e->nfns) * sizeof *fo);
-        e->frame_of = fo;
-    }
-    e->nfns = n;
+    size_t old = e->nfns;
+    if (rt_grow(e->a, (void **)&e->fns, &e->nfns, (size_t)fid + 1, sizeof *e->fns, 64) != RT_OK)
+        return rt_ex_nomem(e);
+    memset(e->fns + old, 0, (e->nfns - old) * sizeof *e->fns);
     return RT_OK;
 }
 
@@ -410,25 +270,25 @@ static int rt__fn_ready(rt_export *e, uint32_t fid)
 {
     if (fid >= e->nfns || !e->fns[fid].ready) {
         if (fid >= e->max_defined && fid - e->max_defined >= RT__FID_SLACK)
-            return rt__fail(e, RT_ERR_DATA, "function id %lu in the call stream is out of range",
-                            (unsigned long)fid);
+            return rt_ex_fail(e, RT_ERR_DATA, "function id %lu in the call stream is out of range",
+                              (unsigned long)fid);
         if (rt__fn_slot(e, fid) != RT_OK)
             return e->err;
     }
-    rt__fn *f = &e->fns[fid];
+    rt_ex_fn *f = &e->fns[fid];
     if (f->ready)
         return RT_OK;
     if (!f->name) {
         char tmp[32];
         snprintf(tmp, sizeof tmp, "<fid %lu>", (unsigned long)fid);
-        if (!(f->name = rt__strdup(e->a, tmp)))
-            return rt__nomem(e);
+        if (!(f->name = rt_ex_strdup(e->a, tmp)))
+            return rt_ex_nomem(e);
     }
     const char *lab = f->label ? f->label : f->name;
     size_t n = strlen(lab);
     char *label = rt_malloc(e->a, n + 1);
     if (!label)
-        return rt__nomem(e);
+        return rt_ex_nomem(e);
     for (size_t i = 0; i <= n; i++) {
         char c = lab[i];
         label[i] = c == ';' ? ':' : (c == '\n' || c == '\r') ? ' ' : c;
@@ -437,19 +297,9 @@ static int rt__fn_ready(rt_export *e, uint32_t fid)
     f->label = label;
     f->label_len = n;
     if (!(f->jname = rt__jstr_dup(e->a, f->name, &f->jname_len)))
-        return rt__nomem(e);
-    if (e->o.format == RT_EXPORT_CHROME) {
-        const char *cat = f->kind == RT_FUNC_C ? "{\"ph\":\"X\",\"cat\":\"builtin\",\"name\":"
-                                               : "{\"ph\":\"X\",\"cat\":\"python\",\"name\":";
-        size_t cl = strlen(cat);
-        f->xpre_len = cl + f->jname_len + 1;
-        if (!(f->xpre = rt_malloc(e->a, f->xpre_len + 1)))
-            return rt__nomem(e);
-        memcpy(f->xpre, cat, cl);
-        memcpy(f->xpre + cl, f->jname, f->jname_len);
-        f->xpre[f->xpre_len - 1] = ',';
-        f->xpre[f->xpre_len] = 0;
-    }
+        return rt_ex_nomem(e);
+    if (e->ops->fn_ready && e->ops->fn_ready(e, f) != RT_OK)
+        return e->err;
     f->ready = 1;
     return RT_OK;
 }
@@ -458,18 +308,18 @@ int rt_export_add_function(rt_export *e, uint32_t fid, const rt_export_func *fn)
 {
     if (e->err)
         return e->err;
-    if (e->state == RT__DONE)
-        return rt__fail(e, RT_ERR_STATE, "function added after the export finished");
+    if (e->stage == RT_EX_DONE)
+        return rt_ex_fail(e, RT_ERR_STATE, "function added after the export finished");
     if (rt__fn_slot(e, fid) != RT_OK)
         return e->err;
-    rt__fn *f = &e->fns[fid];
+    rt_ex_fn *f = &e->fns[fid];
     rt__fn_clear(e->a, f);
-    if ((fn->name && !(f->name = rt__strdup(e->a, fn->name))) ||
-        (fn->system_name && !(f->sys = rt__strdup(e->a, fn->system_name))) ||
-        (fn->file && !(f->file = rt__strdup(e->a, fn->file))) ||
-        (fn->label && !(f->label = rt__strdup(e->a, fn->label)))) {
+    if ((fn->name && !(f->name = rt_ex_strdup(e->a, fn->name))) ||
+        (fn->system_name && !(f->sys = rt_ex_strdup(e->a, fn->system_name))) ||
+        (fn->file && !(f->file = rt_ex_strdup(e->a, fn->file))) ||
+        (fn->label && !(f->label = rt_ex_strdup(e->a, fn->label)))) {
         rt__fn_clear(e->a, f);
-        return rt__nomem(e);
+        return rt_ex_nomem(e);
     }
     f->line = fn->line;
     f->kind = fn->kind;
@@ -494,12 +344,12 @@ static int rt__trie_child(rt_export *e, uint32_t parent, uint32_t fid, uint32_t 
         return RT_OK;
     }
     if (e->nnodes >= RT__MAX_NODES)
-        return rt__fail(e, RT_ERR_NOMEM, "too many distinct stacks");
+        return rt_ex_fail(e, RT_ERR_NOMEM, "too many distinct stacks");
     if (rt_grow(e->a, (void **)&e->nodes, &e->ncap, e->nnodes + 1, sizeof *e->nodes, 256) != RT_OK)
-        return rt__nomem(e);
+        return rt_ex_nomem(e);
     if (rt_map_put(&e->index, key, e->nnodes) != RT_OK)
-        return rt__nomem(e);
-    rt__node *n = &e->nodes[e->nnodes];
+        return rt_ex_nomem(e);
+    rt_ex_node *n = &e->nodes[e->nnodes];
     n->parent = parent;
     n->fid = fid;
     n->calls = 0;
@@ -510,20 +360,19 @@ static int rt__trie_child(rt_export *e, uint32_t parent, uint32_t fid, uint32_t 
     return RT_OK;
 }
 
-static void rt__trie_reset(rt_export *e)
+void rt_ex_trie_reset(rt_export *e)
 {
     e->nnodes = 0;
     rt_map_free(&e->index);
     rt_map_init(&e->index, e->a);
 }
 
-/* Fill e->path with the fids from node i up to its root (leaf first); returns the depth. */
-static size_t rt__node_path(rt_export *e, uint32_t i)
+size_t rt_ex_node_path(rt_export *e, uint32_t i)
 {
     size_t n = 0;
-    for (uint32_t k = i; k != RT__ROOT; k = e->nodes[k].parent) {
+    for (uint32_t k = i; k != RT_EX_ROOT; k = e->nodes[k].parent) {
         if (rt_grow(e->a, (void **)&e->path, &e->path_cap, n + 1, sizeof *e->path, 256) != RT_OK) {
-            rt__nomem(e);
+            rt_ex_nomem(e);
             return 0;
         }
         e->path[n++] = e->nodes[k].fid;
@@ -532,14 +381,6 @@ static size_t rt__node_path(rt_export *e, uint32_t i)
 }
 
 /* --------------------------------------------------------------- spans */
-
-static void rt__sep(rt_export *e)
-{
-    if (e->first_item)
-        e->first_item = 0;
-    else
-        rt__bytes(e, ",\n", 2);
-}
 
 static int rt__open(void *ud, const rt_span *s, size_t depth)
 {
@@ -561,57 +402,19 @@ static int rt__open(void *ud, const rt_span *s, size_t depth)
         e->have_t = 1;
     }
     e->t_last = s->t0;
-    if (depth >= e->dcap) {
-        size_t nc = e->dcap ? e->dcap * 2 : 256;
-        while (nc <= depth)
-            nc *= 2;
-        uint32_t *dn = rt_realloc(e->a, e->dnode, nc * sizeof *dn);
-        if (!dn)
-            return rt__nomem(e);
-        e->dnode = dn;
-        int64_t *dc = rt_realloc(e->a, e->dchild, nc * sizeof *dc);
-        if (!dc)
-            return rt__nomem(e);
-        e->dchild = dc;
-        e->dcap = nc;
-    }
-    e->dchild[depth] = 0;
-    switch (e->o.format) {
-    case RT_EXPORT_SPEEDSCOPE: {
-        uint32_t fr = e->frame_of[s->fid];
-        if (fr == UINT32_MAX) {
-            if (rt_grow(e->a, (void **)&e->frames, &e->frames_cap, e->nframes + 1, sizeof *e->frames, 256) != RT_OK)
-                return rt__nomem(e);
-            fr = (uint32_t)e->nframes;
-            e->frames[e->nframes++] = s->fid;
-            e->frame_of[s->fid] = fr;
-        }
-        rt__sep(e);
-        uint8_t *p = rt__reserve(e, 80);
-        if (!p)
-            return e->err;
-        memcpy(p, "{\"type\":\"O\",\"frame\":", 20);
-        p = rt__put_u64(p + 20, fr);
-        memcpy(p, ",\"at\":", 6);
-        p = rt__put_i64(p + 6, s->t0);
-        *p++ = '}';
-        rt__commit(e, p);
-        break;
-    }
-    case RT_EXPORT_FOLDED:
-    case RT_EXPORT_PPROF:
-    case RT_EXPORT_JSON: {
+    if (rt_grow(e->a, (void **)&e->depth, &e->dcap, depth + 1, sizeof *e->depth, 256) != RT_OK)
+        return rt_ex_nomem(e);
+    e->depth[depth].child = 0;
+    if (e->ops->aggregated) {
         uint32_t node = 0;
-        if (rt__trie_child(e, depth ? e->dnode[depth - 1] : RT__ROOT, s->fid, &node) != RT_OK)
+        if (rt__trie_child(e, depth ? e->depth[depth - 1].node : RT_EX_ROOT, s->fid, &node) != RT_OK)
             return e->err;
-        e->dnode[depth] = node;
+        e->depth[depth].node = node;
         if (s->kind == RT_SPAN_CALL)
             e->nodes[node].calls++;
-        break;
     }
-    default:
-        break;
-    }
+    if (e->ops->open)
+        e->ops->open(e, s, depth);
     return e->err;
 }
 
@@ -623,78 +426,20 @@ static int rt__close(void *ud, const rt_span *s, size_t depth, int64_t t, int ho
     int64_t dur = t - s->t0;
     if (dur < 0)
         dur = 0;
-    int64_t self = dur - e->dchild[depth];
+    int64_t self = dur - e->depth[depth].child;
     if (self < 0)
         self = 0;
     if (depth > 0)
-        e->dchild[depth - 1] += dur;
+        e->depth[depth - 1].child += dur;
     if (t > e->t_last)
         e->t_last = t;
-    switch (e->o.format) {
-    case RT_EXPORT_CHROME: {
-        const rt__fn *f = &e->fns[s->fid];
-        rt__sep(e);
-        rt__bytes(e, f->xpre, f->xpre_len);
-        rt__bytes(e, e->tpre, e->tpre_len);
-        uint8_t *p = rt__reserve(e, 128);
-        if (!p)
-            return e->err;
-        p = rt__put_usec(p, s->t0);
-        memcpy(p, ",\"dur\":", 7);
-        p = rt__put_usec(p + 7, dur);
-        if (s->kind != RT_SPAN_CALL || how != RT_END_RETURN) {
-            static const char *starts[] = {"", "resume", "continued"};
-            static const char *ends[] = {"", "raise", "yield", "still running"};
-            const char *sep = "";
-            memcpy(p, ",\"args\":{", 9);
-            p += 9;
-            if (s->kind != RT_SPAN_CALL) {
-                size_t k = strlen(starts[s->kind]);
-                memcpy(p, "\"start\":\"", 9);
-                memcpy(p + 9, starts[s->kind], k);
-                p += 9 + k;
-                *p++ = '"';
-                sep = ",";
-            }
-            if (how != RT_END_RETURN) {
-                size_t k = strlen(ends[how]);
-                if (*sep)
-                    *p++ = ',';
-                memcpy(p, "\"end\":\"", 7);
-                memcpy(p + 7, ends[how], k);
-                p += 7 + k;
-                *p++ = '"';
-            }
-            *p++ = '}';
-        }
-        *p++ = '}';
-        rt__commit(e, p);
-        break;
-    }
-    case RT_EXPORT_SPEEDSCOPE: {
-        rt__sep(e);
-        uint8_t *p = rt__reserve(e, 80);
-        if (!p)
-            return e->err;
-        memcpy(p, "{\"type\":\"C\",\"frame\":", 20);
-        p = rt__put_u64(p + 20, e->frame_of[s->fid]);
-        memcpy(p, ",\"at\":", 6);
-        p = rt__put_i64(p + 6, t);
-        *p++ = '}';
-        rt__commit(e, p);
-        break;
-    }
-    case RT_EXPORT_FOLDED:
-    case RT_EXPORT_PPROF:
-    case RT_EXPORT_JSON: {
-        rt__node *n = &e->nodes[e->dnode[depth]];
+    if (e->ops->aggregated) {
+        rt_ex_node *n = &e->nodes[e->depth[depth].node];
         n->total_ns += dur;
         n->self_ns += self;
-        break;
     }
-    default:
-        break;
-    }
+    if (e->ops->close)
+        e->ops->close(e, s, depth, t, dur, how);
     return e->err;
 }
 
@@ -702,13 +447,9 @@ static int rt__close(void *ud, const rt_span *s, size_t depth, int64_t t, int ho
 
 int rt_export_format_by_name(const char *name)
 {
-    static const struct { const char *n; int f; } names[] = {
-        {"chrome", RT_EXPORT_CHROME}, {"speedscope", RT_EXPORT_SPEEDSCOPE}, {"folded", RT_EXPORT_FOLDED},
-        {"pprof", RT_EXPORT_PPROF},   {"json", RT_EXPORT_JSON},
-    };
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(name, names[i].n) == 0)
-            return names[i].f;
+    for (size_t i = 1; i < RT__NFORMATS; i++)
+        if (strcmp(name, rt__formats[i]->name) == 0)
+            return (int)i;
     return 0;
 }
 
@@ -726,25 +467,32 @@ int rt_export_new(rt_export **ep, const rt_export_opts *opts, rt_export_out_fn o
                   const rt_allocator *alloc)
 {
     *ep = NULL;
-    if (opts->format < RT_EXPORT_CHROME || opts->format > RT_EXPORT_JSON || !out)
+    if (opts->format < 1 || (size_t)opts->format >= RT__NFORMATS || !out)
         return RT_ERR_STATE;
+    const rt_export_ops *ops = rt__formats[opts->format];
     rt_export *e = rt_malloc(alloc, sizeof *e);
     if (!e)
         return RT_ERR_NOMEM;
     memset(e, 0, sizeof *e);
     e->o = *opts;
+    e->ops = ops;
     e->a = alloc;
     e->out = out;
     e->out_ctx = out_ctx;
     e->first_item = 1;
     rt_map_init(&e->index, alloc);
     e->o.name = e->o.exporter = NULL;
-    if ((opts->name && !(e->name = rt__strdup(alloc, opts->name))) ||
-        (opts->exporter && !(e->exporter = rt__strdup(alloc, opts->exporter))) ||
-        !(e->buf = rt_malloc(alloc, RT__WBUF)))
+    if ((opts->name && !(e->name = rt_ex_strdup(alloc, opts->name))) ||
+        (opts->exporter && !(e->exporter = rt_ex_strdup(alloc, opts->exporter))) ||
+        !(e->buf = rt_malloc(alloc, RT_EX_WBUF)))
         goto nomem;
-    if (opts->format == RT_EXPORT_PPROF) {
-        if (!(e->zbuf = rt_malloc(alloc, RT__WBUF)) || !(e->zs = rt_malloc(alloc, sizeof *e->zs)))
+    if (ops->state_size) {
+        if (!(e->state = rt_malloc(alloc, ops->state_size)))
+            goto nomem;
+        memset(e->state, 0, ops->state_size);
+    }
+    if (ops->gzip) {
+        if (!(e->zbuf = rt_malloc(alloc, RT_EX_WBUF)) || !(e->zs = rt_malloc(alloc, sizeof *e->zs)))
             goto nomem;
         memset(e->zs, 0, sizeof *e->zs);
         e->zs->zalloc = rt__zalloc;
@@ -776,18 +524,18 @@ void rt_export_free(rt_export *e)
         deflateEnd(e->zs);
         rt_free(a, e->zs);
     }
+    if (e->state) {
+        if (e->ops->free_state)
+            e->ops->free_state(e);
+        rt_free(a, e->state);
+    }
     for (size_t i = 0; i < e->nfns; i++)
         rt__fn_clear(a, &e->fns[i]);
     rt_free(a, e->fns);
-    rt_free(a, e->frame_of);
-    rt_free(a, e->frames);
     rt_free(a, e->nodes);
     rt_map_free(&e->index);
-    rt_free(a, e->dnode);
-    rt_free(a, e->dchild);
+    rt_free(a, e->depth);
     rt_free(a, e->path);
-    rt_free(a, e->pb);
-    rt_free(a, e->tpre);
     rt_free(a, e->zbuf);
     rt_free(a, e->buf);
     rt_free(a, e->name);
@@ -808,110 +556,33 @@ void rt_export_get_stats(const rt_export *e, rt_export_stats *st)
 
 static void rt__header(rt_export *e)
 {
-    switch (e->o.format) {
-    case RT_EXPORT_CHROME:
-        rt__str(e, "{\"traceEvents\":[\n{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":");
-        rt__i64(e, e->o.pid);
-        rt__str(e, ",\"tid\":0,\"args\":{\"name\":");
-        rt__jstr(e, e->name ? e->name : "python");
-        rt__str(e, "}}");
-        e->first_item = 0;
-        break;
-    case RT_EXPORT_SPEEDSCOPE:
-        rt__str(e, "{\"$schema\":\"https://www.speedscope.app/file-format-schema.json\",\"profiles\":[\n");
-        break;
-    case RT_EXPORT_JSON:
-        rt__str(e, "{\"format\":\"retracer-profile\",\"version\":1,\"unit\":\"ns\",\"name\":");
-        rt__jstr(e, e->name);
-        rt__str(e, ",\"exporter\":");
-        rt__jstr(e, e->exporter);
-        rt__str(e, ",\"duration_ns\":");
-        rt__i64(e, e->o.duration_ns);
-        rt__str(e, ",\"merged_threads\":");
-        rt__str(e, e->o.merge_threads ? "true" : "false");
-        rt__str(e, ",\n\"threads\":[\n");
-        break;
-    default:
-        break;
-    }
-    e->state = RT__READY;
+    if (e->ops->header)
+        e->ops->header(e);
+    e->stage = RT_EX_READY;
 }
 
 int rt_export_thread_begin(rt_export *e, uint32_t thread_idx, int64_t tid, const char *name)
 {
     if (e->err)
         return e->err;
-    if (e->state == RT__THREAD || e->state == RT__DONE)
-        return rt__fail(e, RT_ERR_STATE, "thread begun while another is open or after the end");
-    if (e->state == RT__NEW)
+    if (e->stage == RT_EX_THREAD || e->stage == RT_EX_DONE)
+        return rt_ex_fail(e, RT_ERR_STATE, "thread begun while another is open or after the end");
+    if (e->stage == RT_EX_NEW)
         rt__header(e);
     e->thread_idx = thread_idx;
     e->tid = tid;
     e->have_t = 0;
     e->t_first = e->t_last = 0;
     e->thread_calls = 0;
-    switch (e->o.format) {
-    case RT_EXPORT_CHROME: {
-        char tmp[80];
-        int n = snprintf(tmp, sizeof tmp, "\"pid\":%lld,\"tid\":%lld,\"ts\":", (long long)e->o.pid,
-                         (long long)tid);
-        rt_free(e->a, e->tpre);
-        if (!(e->tpre = rt__strdup(e->a, tmp)))
-            return rt__nomem(e);
-        e->tpre_len = (size_t)n;
-        rt__sep(e);
-        rt__str(e, "{\"ph\":\"M\",\"name\":\"thread_name\",");
-        rt__str(e, e->tpre);
-        rt__str(e, "0,\"args\":{\"name\":");
-        rt__jstr(e, name ? name : "thread");
-        rt__str(e, "}},\n{\"ph\":\"M\",\"name\":\"thread_sort_index\",");
-        rt__str(e, e->tpre);
-        rt__str(e, "0,\"args\":{\"sort_index\":");
-        rt__i64(e, thread_idx);
-        rt__str(e, "}}");
-        break;
-    }
-    case RT_EXPORT_SPEEDSCOPE:
-        if (e->nthreads)
-            rt__str(e, ",\n");
-        rt__str(e, "{\"type\":\"evented\",\"name\":");
-        {
-            /* "<name> (thread <tid>)" */
-            const char *nm = name ? name : "thread";
-            size_t k = strlen(nm);
-            char *full = rt_malloc(e->a, k + 48);
-            if (!full)
-                return rt__nomem(e);
-            memcpy(full, nm, k);
-            snprintf(full + k, 48, " (thread %lld)", (long long)tid);
-            rt__jstr(e, full);
-            rt_free(e->a, full);
-        }
-        rt__str(e, ",\"unit\":\"nanoseconds\",\"events\":[\n");
-        e->first_item = 1;
-        break;
-    case RT_EXPORT_JSON:
-        if (!e->o.merge_threads) {
-            if (e->nthreads)
-                rt__str(e, ",\n");
-            rt__str(e, "{\"thread\":");
-            rt__i64(e, thread_idx);
-            rt__str(e, ",\"tid\":");
-            rt__i64(e, tid);
-            rt__str(e, ",\"name\":");
-            rt__jstr(e, name);
-        }
-        break;
-    default:
-        break;
-    }
+    if (e->ops->thread_begin)
+        e->ops->thread_begin(e, name);
     if (e->err)
         return e->err;
     rt_walk_visitor v = {e, rt__open, rt__close};
     rt_walker_init(&e->w, &v, e->a);
     e->walker_live = 1;
     e->nthreads++;
-    e->state = RT__THREAD;
+    e->stage = RT_EX_THREAD;
     return RT_OK;
 }
 
@@ -919,384 +590,56 @@ int rt_export_feed(rt_export *e, const uint8_t *data, size_t len)
 {
     if (e->err)
         return e->err;
-    if (e->state != RT__THREAD)
-        return rt__fail(e, RT_ERR_STATE, "chunk fed outside a thread");
+    if (e->stage != RT_EX_THREAD)
+        return rt_ex_fail(e, RT_ERR_STATE, "chunk fed outside a thread");
     int rc = rt_walker_feed(&e->w, data, len);
     if (rc != RT_OK) {
         if (rc == RT_ERR_DATA)
-            return rt__fail(e, RT_ERR_DATA, "malformed call-stream chunk in thread %lu",
-                            (unsigned long)e->thread_idx);
+            return rt_ex_fail(e, RT_ERR_DATA, "malformed call-stream chunk in thread %lu",
+                              (unsigned long)e->thread_idx);
         if (rc == RT_ERR_NOMEM)
-            return rt__nomem(e);
-        return rt__fail(e, rc, "export failed (%d)", rc);
+            return rt_ex_nomem(e);
+        return rt_ex_fail(e, rc, "export failed (%d)", rc);
     }
     return RT_OK;
-}
-
-/* JSON: the nodes of the trie as [parent, fid, calls, total_ns, self_ns] rows. */
-static void rt__json_nodes(rt_export *e)
-{
-    rt__str(e, "\"nodes\":[");
-    for (size_t i = 0; i < e->nnodes && !e->err; i++) {
-        const rt__node *n = &e->nodes[i];
-        uint8_t *p = rt__reserve(e, 100);
-        if (!p)
-            return;
-        if (i)
-            *p++ = ',';
-        *p++ = '\n';
-        *p++ = '[';
-        p = rt__put_i64(p, n->parent == RT__ROOT ? -1 : (int64_t)n->parent);
-        *p++ = ',';
-        p = rt__put_u64(p, n->fid);
-        *p++ = ',';
-        p = rt__put_u64(p, n->calls);
-        *p++ = ',';
-        p = rt__put_i64(p, n->total_ns);
-        *p++ = ',';
-        p = rt__put_i64(p, n->self_ns);
-        *p++ = ']';
-        rt__commit(e, p);
-    }
-    rt__str(e, "]");
 }
 
 int rt_export_thread_end(rt_export *e)
 {
     if (e->err)
         return e->err;
-    if (e->state != RT__THREAD)
-        return rt__fail(e, RT_ERR_STATE, "thread ended while none is open");
+    if (e->stage != RT_EX_THREAD)
+        return rt_ex_fail(e, RT_ERR_STATE, "thread ended while none is open");
     int rc = rt_walker_finish(&e->w);
     if (rc != RT_OK && !e->err)
-        rt__fail(e, rc, rc == RT_ERR_NOMEM ? "out of memory" : "export failed (%d)", rc);
+        rt_ex_fail(e, rc, rc == RT_ERR_NOMEM ? "out of memory" : "export failed (%d)", rc);
     e->st.events += e->w.events;
     e->st.anomalies += e->w.anomalies;
     rt_walker_free(&e->w);
     e->walker_live = 0;
     if (e->err)
         return e->err;
-    switch (e->o.format) {
-    case RT_EXPORT_SPEEDSCOPE:
-        rt__str(e, "\n],\"startValue\":");
-        rt__i64(e, e->t_first);
-        rt__str(e, ",\"endValue\":");
-        rt__i64(e, e->t_last);
-        rt__str(e, "}");
-        break;
-    case RT_EXPORT_JSON:
-        if (!e->o.merge_threads) {
-            int64_t total = 0;
-            for (size_t i = 0; i < e->nnodes; i++)
-                if (e->nodes[i].parent == RT__ROOT)
-                    total += e->nodes[i].total_ns;
-            rt__str(e, ",\"start_ns\":");
-            rt__i64(e, e->t_first);
-            rt__str(e, ",\"end_ns\":");
-            rt__i64(e, e->t_last);
-            rt__str(e, ",\"calls\":");
-            rt__i64(e, (int64_t)e->thread_calls);
-            rt__str(e, ",\"total_ns\":");
-            rt__i64(e, total);
-            rt__str(e, ",\n");
-            rt__json_nodes(e);
-            rt__str(e, "}");
-            rt__trie_reset(e);
-        }
-        break;
-    default:
-        break;
-    }
-    e->state = RT__READY;
+    if (e->ops->thread_end)
+        e->ops->thread_end(e);
+    e->stage = RT_EX_READY;
     return e->err;
-}
-
-/* ------------------------------------------------------------- folded */
-
-static void rt__folded(rt_export *e)
-{
-    for (size_t i = 0; i < e->nnodes && !e->err; i++) {
-        if (e->nodes[i].self_ns <= 0)
-            continue;
-        size_t d = rt__node_path(e, (uint32_t)i);
-        while (d-- > 0 && !e->err) {
-            const rt__fn *f = &e->fns[e->path[d]];
-            rt__bytes(e, f->label, f->label_len);
-            if (d)
-                rt__bytes(e, ";", 1);
-        }
-        uint8_t *p = rt__reserve(e, 24);
-        if (!p)
-            return;
-        *p++ = ' ';
-        p = rt__put_i64(p, e->nodes[i].self_ns);
-        *p++ = '\n';
-        rt__commit(e, p);
-    }
-}
-
-/* ------------------------------------------------------------- pprof */
-
-static int rt__pb_room(rt_export *e, size_t n)
-{
-    if (e->pbcap - e->pblen >= n)
-        return RT_OK;
-    size_t nc = e->pbcap ? e->pbcap : 256;
-    while (nc - e->pblen < n)
-        nc *= 2;
-    uint8_t *np = rt_realloc(e->a, e->pb, nc);
-    if (!np)
-        return rt__nomem(e);
-    e->pb = np;
-    e->pbcap = nc;
-    return RT_OK;
-}
-
-static void rt__pb_varint(rt_export *e, uint64_t v)
-{
-    if (rt__pb_room(e, 10) == RT_OK)
-        e->pblen = (size_t)(rt_varint_put(e->pb + e->pblen, v) - e->pb);
-}
-
-static void rt__pb_field(rt_export *e, unsigned field, uint64_t v)
-{
-    rt__pb_varint(e, ((uint64_t)field << 3) | 0);
-    rt__pb_varint(e, v);
-}
-
-static void rt__pb_bytes(rt_export *e, unsigned field, const void *data, size_t n)
-{
-    rt__pb_varint(e, ((uint64_t)field << 3) | 2);
-    rt__pb_varint(e, n);
-    if (rt__pb_room(e, n) == RT_OK) {
-        memcpy(e->pb + e->pblen, data, n);
-        e->pblen += n;
-    }
-}
-
-/* Write the message built in e->pb as top-level field `field` of the Profile. */
-static void rt__pb_emit(rt_export *e, unsigned field)
-{
-    uint8_t hdr[20], *p = hdr;
-    if (e->err)
-        return;
-    p = rt_varint_put(p, ((uint64_t)field << 3) | 2);
-    p = rt_varint_put(p, e->pblen);
-    rt__bytes(e, hdr, (size_t)(p - hdr));
-    rt__bytes(e, e->pb, e->pblen);
-    e->pblen = 0;
-}
-
-static void rt__pb_top_varint(rt_export *e, unsigned field, uint64_t v)
-{
-    uint8_t tmp[20], *p = tmp;
-    p = rt_varint_put(p, ((uint64_t)field << 3) | 0);
-    p = rt_varint_put(p, v);
-    rt__bytes(e, tmp, (size_t)(p - tmp));
-}
-
-/* Append string `s` to the string table (field 6); returns its index. */
-static uint64_t rt__pb_string(rt_export *e, const char *s, uint64_t *next)
-{
-    size_t n = strlen(s);
-    uint8_t hdr[20], *p = hdr;
-    p = rt_varint_put(p, (6u << 3) | 2);
-    p = rt_varint_put(p, n);
-    rt__bytes(e, hdr, (size_t)(p - hdr));
-    rt__bytes(e, s, n);
-    return (*next)++;
-}
-
-static void rt__pprof(rt_export *e)
-{
-    /* string table: 0 "", then the names of the sample types */
-    uint64_t ns = 0;
-    rt__pb_string(e, "", &ns);
-    uint64_t s_calls = rt__pb_string(e, "calls", &ns), s_count = rt__pb_string(e, "count", &ns);
-    uint64_t s_wall = rt__pb_string(e, "wall", &ns), s_nanos = rt__pb_string(e, "nanoseconds", &ns);
-    uint64_t s_python = rt__pb_string(e, "python", &ns);
-    /* sample_type (1): calls/count, wall/nanoseconds */
-    rt__pb_field(e, 1, s_calls);
-    rt__pb_field(e, 2, s_count);
-    rt__pb_emit(e, 1);
-    rt__pb_field(e, 1, s_wall);
-    rt__pb_field(e, 2, s_nanos);
-    rt__pb_emit(e, 1);
-    /* one mapping (3) that says the locations are symbolized already */
-    rt__pb_field(e, 1, 1);
-    rt__pb_field(e, 5, s_python);
-    rt__pb_field(e, 7, 1);
-    rt__pb_field(e, 8, 1);
-    rt__pb_field(e, 9, 1);
-    rt__pb_emit(e, 3);
-    /* a Function (5) and a Location (4) per function used; id = fid + 1 */
-    for (size_t i = 0; i < e->nfns && !e->err; i++) {
-        const rt__fn *f = &e->fns[i];
-        if (!f->used)
-            continue;
-        uint64_t s_name = rt__pb_string(e, f->name, &ns);
-        /* system_name only when it differs: pprof "demangles" a Function whose
-         * system_name equals its name, which strips <...> from "<module>" */
-        uint64_t s_sys = f->sys && strcmp(f->sys, f->name) != 0 ? rt__pb_string(e, f->sys, &ns) : 0;
-        uint64_t s_file = f->file ? rt__pb_string(e, f->file, &ns) : 0;
-        rt__pb_field(e, 1, i + 1);
-        rt__pb_field(e, 2, s_name);
-        rt__pb_field(e, 3, s_sys);
-        rt__pb_field(e, 4, s_file);
-        rt__pb_field(e, 5, (uint64_t)(f->line > 0 ? f->line : 0));
-        rt__pb_emit(e, 5);
-        /* Location: id, mapping_id, line { function_id, line } */
-        rt__pb_field(e, 1, i + 1);
-        rt__pb_field(e, 2, 1);
-        {
-            uint8_t line[24], *p = line;
-            p = rt_varint_put(p, (1u << 3) | 0);
-            p = rt_varint_put(p, i + 1);
-            p = rt_varint_put(p, (2u << 3) | 0);
-            p = rt_varint_put(p, (uint64_t)(f->line > 0 ? f->line : 0));
-            rt__pb_bytes(e, 4, line, (size_t)(p - line));
-        }
-        rt__pb_emit(e, 4);
-    }
-    /* one Sample (2) per distinct stack: location ids leaf first, values [calls, wall ns] */
-    for (size_t i = 0; i < e->nnodes && !e->err; i++) {
-        const rt__node *n = &e->nodes[i];
-        if (n->self_ns <= 0 && n->calls == 0)
-            continue;
-        size_t d = rt__node_path(e, (uint32_t)i);
-        size_t plen = 0;
-        for (size_t k = 0; k < d; k++)
-            plen += rt_varint_len((uint64_t)e->path[k] + 1);
-        rt__pb_varint(e, (1u << 3) | 2);
-        rt__pb_varint(e, plen);
-        if (rt__pb_room(e, plen) != RT_OK)
-            return;
-        for (size_t k = 0; k < d; k++)
-            e->pblen = (size_t)(rt_varint_put(e->pb + e->pblen, (uint64_t)e->path[k] + 1) - e->pb);
-        uint8_t vals[24], *p = vals;
-        p = rt_varint_put(p, n->calls);
-        p = rt_varint_put(p, (uint64_t)(n->self_ns > 0 ? n->self_ns : 0));
-        rt__pb_bytes(e, 2, vals, (size_t)(p - vals));
-        rt__pb_emit(e, 2);
-    }
-    if (e->o.time_unix_ns > 0)
-        rt__pb_top_varint(e, 9, (uint64_t)e->o.time_unix_ns);
-    if (e->o.duration_ns > 0)
-        rt__pb_top_varint(e, 10, (uint64_t)e->o.duration_ns);
-    rt__pb_field(e, 1, s_wall); /* period_type (11) */
-    rt__pb_field(e, 2, s_nanos);
-    rt__pb_emit(e, 11);
-    rt__pb_top_varint(e, 12, 1);       /* period */
-    rt__pb_top_varint(e, 14, s_wall);  /* default_sample_type */
-}
-
-/* ------------------------------------------------------------- finish */
-
-static void rt__speedscope_frames(rt_export *e)
-{
-    rt__str(e, "\n],\"shared\":{\"frames\":[\n");
-    for (size_t i = 0; i < e->nframes && !e->err; i++) {
-        const rt__fn *f = &e->fns[e->frames[i]];
-        if (i)
-            rt__str(e, ",\n");
-        rt__str(e, "{\"name\":");
-        rt__bytes(e, f->jname, f->jname_len);
-        if (f->file) {
-            rt__str(e, ",\"file\":");
-            rt__jstr(e, f->file);
-        }
-        if (f->line > 0) {
-            rt__str(e, ",\"line\":");
-            rt__i64(e, f->line);
-        }
-        rt__str(e, "}");
-    }
-    rt__str(e, "\n]},\"name\":");
-    rt__jstr(e, e->name ? e->name : "retracer");
-    rt__str(e, ",\"activeProfileIndex\":0,\"exporter\":");
-    rt__jstr(e, e->exporter ? e->exporter : "retracer");
-    rt__str(e, "}\n");
-}
-
-static void rt__json_functions(rt_export *e)
-{
-    int first = 1;
-    rt__str(e, "\n],\n\"functions\":[");
-    for (size_t i = 0; i < e->nfns && !e->err; i++) {
-        const rt__fn *f = &e->fns[i];
-        if (!f->defined && !f->used)
-            continue;
-        rt__str(e, first ? "\n{\"fid\":" : ",\n{\"fid\":");
-        first = 0;
-        rt__i64(e, (int64_t)i);
-        rt__str(e, ",\"name\":");
-        rt__bytes(e, f->jname, f->jname_len);
-        rt__str(e, ",\"system_name\":");
-        rt__jstr(e, f->sys ? f->sys : f->name);
-        rt__str(e, ",\"file\":");
-        rt__jstr(e, f->file);
-        rt__str(e, ",\"line\":");
-        if (f->line > 0)
-            rt__i64(e, f->line);
-        else
-            rt__str(e, "null");
-        rt__str(e, f->kind == RT_FUNC_C ? ",\"kind\":\"c\"}" : ",\"kind\":\"py\"}");
-    }
-    rt__str(e, "\n]}\n");
 }
 
 int rt_export_finish(rt_export *e)
 {
     if (e->err)
         return e->err;
-    if (e->state == RT__DONE)
-        return rt__fail(e, RT_ERR_STATE, "export finished twice");
-    if (e->state == RT__THREAD && rt_export_thread_end(e) != RT_OK)
+    if (e->stage == RT_EX_DONE)
+        return rt_ex_fail(e, RT_ERR_STATE, "export finished twice");
+    if (e->stage == RT_EX_THREAD && rt_export_thread_end(e) != RT_OK)
         return e->err;
-    if (e->state == RT__NEW)
+    if (e->stage == RT_EX_NEW)
         rt__header(e);
-    switch (e->o.format) {
-    case RT_EXPORT_CHROME:
-        rt__str(e, "\n],\"displayTimeUnit\":\"ns\",\"otherData\":{\"exporter\":");
-        rt__jstr(e, e->exporter ? e->exporter : "retracer");
-        rt__str(e, ",\"trace\":");
-        rt__jstr(e, e->name);
-        rt__str(e, "}}\n");
-        break;
-    case RT_EXPORT_SPEEDSCOPE:
-        rt__speedscope_frames(e);
-        break;
-    case RT_EXPORT_FOLDED:
-        rt__folded(e);
-        break;
-    case RT_EXPORT_PPROF:
-        rt__pprof(e);
-        break;
-    case RT_EXPORT_JSON:
-        if (e->o.merge_threads) {
-            int64_t total = 0;
-            uint64_t calls = 0;
-            for (size_t i = 0; i < e->nnodes; i++) {
-                calls += e->nodes[i].calls;
-                if (e->nodes[i].parent == RT__ROOT)
-                    total += e->nodes[i].total_ns;
-            }
-            rt__str(e, "{\"thread\":-1,\"tid\":null,\"name\":\"all threads\",\"calls\":");
-            rt__i64(e, (int64_t)calls);
-            rt__str(e, ",\"total_ns\":");
-            rt__i64(e, total);
-            rt__str(e, ",\n");
-            rt__json_nodes(e);
-            rt__str(e, "}");
-        }
-        rt__json_functions(e);
-        break;
-    default:
-        break;
-    }
-    rt__flush(e);
+    if (e->ops->finish)
+        e->ops->finish(e);
+    rt_ex_flush(e);
     if (e->zs)
         rt__emit(e, NULL, 0, 1);
-    e->state = RT__DONE;
+    e->stage = RT_EX_DONE;
     return e->err;
 }

@@ -15,23 +15,18 @@ static int rt__err(rt_fold *f, int rc)
     return rc;
 }
 
-/* Grow `*p` (elements of `size` bytes, capacity `*cap`) to hold at least `need`. */
+/* Grow `*p` (elements of `size` bytes, capacity `*cap`) to hold at least
+ * `need` (rt_grow, starting at 64), within the folder's uint32 indices. */
 static int rt__grow(const rt_allocator *a, void **p, uint32_t *cap, uint64_t need, size_t size)
 {
     if (need <= *cap)
         return RT_OK;
     if (need > RT__U32_LIMIT)
         return RT_ERR_NOMEM;
-    uint64_t ncap = *cap ? (uint64_t)*cap * 2 : 64;
-    if (ncap < need)
-        ncap = need;
-    if (ncap > RT__U32_LIMIT)
-        ncap = RT__U32_LIMIT;
-    void *q = rt_realloc(a, *p, (size_t)ncap * size);
-    if (!q)
+    size_t c = *cap;
+    if (rt_grow(a, p, &c, (size_t)need, size, 64) != RT_OK)
         return RT_ERR_NOMEM;
-    *p = q;
-    *cap = (uint32_t)ncap;
+    *cap = c > RT__U32_LIMIT ? RT__U32_LIMIT : (uint32_t)c; /* indices stay below the limit */
     return RT_OK;
 }
 
@@ -740,16 +735,8 @@ static int rt__size_group(rt_fold *f, rt__stack *s, uint32_t g)
         const rt_fgroup *G = &f->groups[gi];
         if (fr->pos == 0 && fr->acc == 0) { /* first visit: room for the sums */
             size_t need = f->n_aggs + 2 * (size_t)G->period;
-            if (need > f->cap_aggs) {
-                size_t ncap = f->cap_aggs ? f->cap_aggs * 2 : 256;
-                while (ncap < need)
-                    ncap *= 2;
-                uint64_t *q = rt_realloc(f->alloc, f->aggs, ncap * sizeof *q);
-                if (!q)
-                    return RT_ERR_NOMEM;
-                f->aggs = q;
-                f->cap_aggs = ncap;
-            }
+            if (rt_grow(f->alloc, (void **)&f->aggs, &f->cap_aggs, need, sizeof *f->aggs, 256) != RT_OK)
+                return RT_ERR_NOMEM;
             f->gaggs[gi] = (uint32_t)f->n_aggs;
             memset(f->aggs + f->n_aggs, 0, 2 * (size_t)G->period * sizeof *f->aggs);
             f->n_aggs = need;

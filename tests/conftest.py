@@ -1,9 +1,28 @@
+"""Fixtures shared by every test file (the helpers that run things are in helpers.py).
+
+- `config_dir` (autouse): every test gets its own retracer config directory, hence its
+  own signing key, never the real home's; subprocesses inherit it through os.environ.
+  A module whose traces are made once and read by many tests asks for
+  `module_config_dir` (one directory for the module) instead.
+- `workloads`: the shared workload programs, ../shared/workloads beside the
+  repository (or RETRACER_WORKLOADS=DIR); a test that needs them fails with one clear
+  message when they are missing.
+- `browser`: a headless Chromium (Playwright), one per test module.
+
+`once` (pyproject.toml) marks the tests that do not depend on the Python version;
+scripts/test.sh runs them on its first interpreter only. Every test is safe under
+pytest-xdist (-n 2): its own temporary directory, config directory and key, no fixed
+port; module fixtures are made once per worker.
+"""
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import pytest
+
+from helpers import ROOT, WORKLOAD_ARGS
 
 try:
     from playwright.sync_api import sync_playwright
@@ -20,6 +39,55 @@ collect_ignore_glob = ["*__replay_test_*"]
 # browser FAILS them. Run by hand without it, they are skipped when chromium is not there.
 CHROMIUM = os.environ.get("RETRACER_CHROMIUM", "/usr/bin/chromium")
 REQUIRED = os.environ.get("RETRACER_REQUIRE_BROWSER") == "1"
+
+WORKLOADS = Path(os.environ.get("RETRACER_WORKLOADS") or ROOT.parent / "shared" / "workloads")
+
+# environment variables that would change what retracer or a traced program prints
+_NOISY_ENV = ("RETRACER_DEBUG", "PYTHONWARNINGS", "XDG_CONFIG_HOME")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_config_dir(tmp_path_factory):
+    """Nothing in this session ever reads or writes the real home's key: what runs
+    outside a test's own config directory (module fixtures) gets this one."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RETRACER_CONFIG_DIR", str(tmp_path_factory.mktemp("config") / "retracer"))
+        yield
+
+
+@pytest.fixture(scope="module")
+def module_config_dir(tmp_path_factory):
+    """One config directory (one signing key) for all the tests of a module, set
+    while the module runs: for modules whose traces are made once, by module fixtures."""
+    cfg = tmp_path_factory.mktemp("config") / "retracer"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RETRACER_CONFIG_DIR", str(cfg))
+        yield cfg
+
+
+@pytest.fixture(autouse=True)
+def config_dir(request, tmp_path_factory, monkeypatch) -> Path:
+    """This test's retracer config directory (not created yet): its signing key
+    lives there. The module's, if the test uses `module_config_dir`."""
+    if "module_config_dir" in request.fixturenames:
+        cfg = request.getfixturevalue("module_config_dir")
+    else:
+        cfg = tmp_path_factory.mktemp("config") / "retracer"
+    monkeypatch.setenv("RETRACER_CONFIG_DIR", str(cfg))
+    for name in _NOISY_ENV:
+        monkeypatch.delenv(name, raising=False)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def workloads() -> Path:
+    """The directory of the shared workloads (calls_fib.py, oop_sim.py, ...)."""
+    missing = sorted(n for n in WORKLOAD_ARGS if not (WORKLOADS / n).is_file())
+    if missing:
+        pytest.fail(f"the shared workloads are missing: no {', '.join(missing)} in {WORKLOADS}. They live in "
+                    f"../shared/workloads beside the repository (CI puts ../shared there); "
+                    f"RETRACER_WORKLOADS=DIR points the tests at another copy", pytrace=False)
+    return WORKLOADS
 
 
 @pytest.fixture(scope="module")

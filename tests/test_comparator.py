@@ -14,7 +14,6 @@ import importlib
 import importlib.util
 import math
 import os
-import subprocess
 import sys
 import textwrap
 import time
@@ -22,6 +21,8 @@ import types
 from pathlib import Path
 
 import pytest
+
+from helpers import run_python
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
@@ -867,8 +868,7 @@ def test_numpy_and_pandas_not_imported_for_plain_values():
                 r.describe()
         print(sorted(n for n in ("numpy", "pandas") if n in sys.modules))
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60)
+    out = run_python(["-c", code])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
@@ -877,7 +877,10 @@ def test_numpy_and_pandas_not_imported_for_plain_values():
 
 
 def test_pandas_objects():
-    pd = pytest.importorskip("pandas", reason="pandas is an optional integration")
+    # pandas is an optional integration; the test extras install it where the package
+    # index has a wheel (see pyproject.toml)
+    pd = pytest.importorskip("pandas", reason=f"pandas is not installed for Python {sys.version_info[0]}."
+                                              f"{sys.version_info[1]} (pyproject.toml's test extras)")
     df = pd.DataFrame({"a": [1, 2, 3], "b": [0.1, 0.2, 0.3]})
     accepted(df, df.copy())
     accepted(pd.Series([1.0, float("nan")]), pd.Series([1.0, float("nan")]))

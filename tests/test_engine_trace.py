@@ -5,45 +5,23 @@ from __future__ import annotations
 
 import os
 import pstats
-import subprocess
-import sys
 import textwrap
-from collections import Counter, defaultdict
+from collections import Counter
 
 import pytest
 
 from retracer import MECHANISM
 from streamdecode import ENTER, ENTER_CONT, EXIT, EXIT_EXC, RESUME, SUSPEND, TIME, iter_events
-from retracer.tracefile import TraceReader
+from retracer.tracefile import FLAG_GENERATOR, TraceReader
 
-WORKLOADS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "workloads")
-WORKLOADS = os.path.abspath(WORKLOADS)
-SMALL = {  # small sizes keep the suite fast
-    "calls_fib.py": ["18"], "oop_sim.py": ["20", "10"], "text_pipeline.py": ["300"],
-    "json_roundtrip.py": ["500"], "async_jobs.py": ["200"], "threads_work.py": ["400"],
-    "exceptions_deep.py": ["100"],
-}
+from helpers import WORKLOAD_ARGS, retracer, run_python, trace
+
 C_CALLS_RECORDED = MECHANISM != "pep523"
-
-
-@pytest.fixture(autouse=True)
-def _config_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("RETRACER_CONFIG_DIR", str(tmp_path / "config"))
-
-
-def trace(tmp_path, args, *extra, cwd=None, check=True):
-    out = str(tmp_path / "out.trace")
-    cmd = [sys.executable, "-m", "retracer", "trace", "-q", "-o", out, *extra, *args]
-    p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd or str(tmp_path), timeout=120)
-    if check:
-        assert p.returncode == 0, p.stderr
-    return out, p
 
 
 def cprofile_counts(tmp_path, args, cwd=None):
     prof = str(tmp_path / "c.prof")
-    subprocess.run([sys.executable, "-m", "cProfile", "-o", prof, *args], check=True,
-                   capture_output=True, cwd=cwd, timeout=120)
+    run_python(["-m", "cProfile", "-o", prof, *args], cwd=cwd, check=True)
     st = pstats.Stats(prof).stats
     return {k: v[1] for k, v in st.items()}
 
@@ -78,9 +56,10 @@ def write(tmp_path, name, src):
 # ------------------------------------------------------------------ counts
 
 
-def test_fib_call_count_is_exact(tmp_path):
-    script = os.path.join(WORKLOADS, "calls_fib.py")
-    out, p = trace(tmp_path, [script, "25"])
+def test_fib_call_count_is_exact(tmp_path, workloads):
+    script = str(workloads / "calls_fib.py")
+    out = str(tmp_path / "out.trace")
+    p = trace(out, script, "25", cwd=tmp_path)
     assert p.stdout == "fib(25) = 75025\n"
     counts = by_name(out, script)
     assert counts["fib"] == 242785
@@ -89,16 +68,17 @@ def test_fib_call_count_is_exact(tmp_path):
 
 @pytest.mark.parametrize("workload", ["calls_fib.py", "oop_sim.py", "exceptions_deep.py",
                                       "json_roundtrip.py", "threads_work.py", "text_pipeline.py"])
-def test_python_call_counts_equal_cprofile(tmp_path, workload):
-    script = os.path.join(WORKLOADS, workload)
-    args = [script, *SMALL[workload]]
-    out, _ = trace(tmp_path, args)
+def test_python_call_counts_equal_cprofile(tmp_path, workloads, workload):
+    script = str(workloads / workload)
+    args = [script, *WORKLOAD_ARGS[workload]]
+    out = str(tmp_path / "out.trace")
+    trace(out, *args, cwd=tmp_path)
     ours = our_counts(out)
     theirs = cprofile_counts(tmp_path, args)
     gens = set()
     with TraceReader(out) as r:
         for f in r.functions.values():
-            if f.flags & 16:
+            if f.flags & FLAG_GENERATOR:
                 gens.add((f.filename, f.firstlineno, f.name))
     compared = 0
     for key, n in theirs.items():
@@ -131,7 +111,8 @@ def test_generator_is_one_call_however_often_resumed(tmp_path):
 
         main()
     """)
-    out, p = trace(tmp_path, [script])
+    out = str(tmp_path / "out.trace")
+    p = trace(out, script, cwd=tmp_path)
     assert p.stdout == "135\n"
     counts = by_name(out, script)
     assert counts["count"] == 4  # three full generators and one closed early
@@ -166,7 +147,8 @@ def test_generator_time_is_sum_of_active_slices(tmp_path):
 
         main()
     """)
-    out, _ = trace(tmp_path, [script])
+    out = str(tmp_path / "out.trace")
+    trace(out, script, cwd=tmp_path)
     with TraceReader(out) as r:
         fid = next(f.fid for f in r.functions.values() if f.name == "slow_gen")
         st = next(s for s in r.func_stats() if s.fid == fid)
@@ -177,10 +159,11 @@ def test_generator_time_is_sum_of_active_slices(tmp_path):
     assert 10_000_000 <= st.cum_ns < main.cum_ns / 2
 
 
-def test_asyncio_coroutines_counted_once(tmp_path):
-    script = os.path.join(WORKLOADS, "async_jobs.py")
-    out, p = trace(tmp_path, [script, "200"])
-    plain = subprocess.run([sys.executable, script, "200"], capture_output=True, text=True)
+def test_asyncio_coroutines_counted_once(tmp_path, workloads):
+    script = str(workloads / "async_jobs.py")
+    out = str(tmp_path / "out.trace")
+    p = trace(out, script, "200", cwd=tmp_path)
+    plain = run_python([script, "200"])
     assert p.stdout == plain.stdout
     counts = by_name(out, script)
     assert counts["fetch"] == 200
@@ -189,9 +172,10 @@ def test_asyncio_coroutines_counted_once(tmp_path):
     assert counts["run"] == 1
 
 
-def test_threads_have_their_own_stacks(tmp_path):
-    script = os.path.join(WORKLOADS, "threads_work.py")
-    out, p = trace(tmp_path, [script, "400"])
+def test_threads_have_their_own_stacks(tmp_path, workloads):
+    script = str(workloads / "threads_work.py")
+    out = str(tmp_path / "out.trace")
+    trace(out, script, "400", cwd=tmp_path)
     counts = by_name(out, script)
     assert counts["task"] == 400 and counts["digest"] == 400 and counts["record"] == 400
     with TraceReader(out) as r:
@@ -211,9 +195,10 @@ def test_threads_have_their_own_stacks(tmp_path):
         assert sum(per_thread.values()) == 400
 
 
-def test_exceptions_close_calls(tmp_path):
-    script = os.path.join(WORKLOADS, "exceptions_deep.py")
-    out, _ = trace(tmp_path, [script, "100"])
+def test_exceptions_close_calls(tmp_path, workloads):
+    script = str(workloads / "exceptions_deep.py")
+    out = str(tmp_path / "out.trace")
+    trace(out, script, "100", cwd=tmp_path)
     with TraceReader(out) as r:
         fid = next(f.fid for f in r.functions.values() if f.name == "check")
         evs = list(iter_events(r, 0))
@@ -232,7 +217,8 @@ def test_recursion_near_the_limit(tmp_path):
         depth = sys.getrecursionlimit() - 60
         print(down(depth) == depth, depth)
     """)
-    out, p = trace(tmp_path, [script])
+    out = str(tmp_path / "out.trace")
+    p = trace(out, script, cwd=tmp_path)
     ok, depth = p.stdout.split()
     assert ok == "True" and int(depth) >= 900
     counts = by_name(out, script)
@@ -253,7 +239,8 @@ def test_recursion_error_is_like_plain_python(tmp_path):
         except RecursionError:
             print("caught")
     """)
-    out, p = trace(tmp_path, [script])
+    out = str(tmp_path / "out.trace")
+    p = trace(out, script, cwd=tmp_path)
     assert p.stdout == "caught\n"
     with TraceReader(out) as r:
         evs = list(iter_events(r, 0))
@@ -284,9 +271,10 @@ def assert_balanced(evs):
     assert times == sorted(times)
 
 
-def test_stream_matches_profile(tmp_path):
-    script = os.path.join(WORKLOADS, "oop_sim.py")
-    out, _ = trace(tmp_path, [script, "20", "10"])
+def test_stream_matches_profile(tmp_path, workloads):
+    script = str(workloads / "oop_sim.py")
+    out = str(tmp_path / "out.trace")
+    trace(out, script, "20", "10", cwd=tmp_path)
     with TraceReader(out) as r:
         evs = list(iter_events(r, 0))
         assert evs[0][0] == TIME
@@ -299,9 +287,10 @@ def test_stream_matches_profile(tmp_path):
         assert r.meta["calls_total"] == sum(calls.values())
 
 
-def test_trace_is_compact(tmp_path):
-    script = os.path.join(WORKLOADS, "calls_fib.py")
-    out, _ = trace(tmp_path, [script, "25"])
+def test_trace_is_compact(tmp_path, workloads):
+    script = str(workloads / "calls_fib.py")
+    out = str(tmp_path / "out.trace")
+    trace(out, script, "25", cwd=tmp_path)
     with TraceReader(out) as r:
         calls = r.meta["stream_calls"]
         raw = sum(len(c) for c in r.iter_chunks(0))
@@ -344,7 +333,8 @@ def _scoped_program(tmp_path):
 
 def test_external_calls_are_boundaries(tmp_path):
     script = _scoped_program(tmp_path)
-    out, _ = trace(tmp_path, [script])
+    out = str(tmp_path / "out.trace")
+    trace(out, script, cwd=tmp_path)
     names = _stream_names(out)
     assert names["mine"] == 5 and names["encode"] == 5
     assert names["dumps"] == 5          # called from scope: recorded
@@ -356,7 +346,8 @@ def test_external_calls_are_boundaries(tmp_path):
 
 def test_no_external_calls(tmp_path):
     script = _scoped_program(tmp_path)
-    out, _ = trace(tmp_path, [script], "--no-external-calls")
+    out = str(tmp_path / "out.trace")
+    trace(out, script, cwd=tmp_path, opts=["--no-external-calls"])
     names = _stream_names(out)
     assert names["mine"] == 5 and names["encode"] == 5
     assert "dumps" not in names and "dedent" not in names
@@ -365,10 +356,12 @@ def test_no_external_calls(tmp_path):
 
 def test_no_imports(tmp_path):
     script = _scoped_program(tmp_path)
-    out_all, _ = trace(tmp_path, [script])
+    out_all = str(tmp_path / "out.trace")
+    trace(out_all, script, cwd=tmp_path)
     names_all = _stream_names(out_all)
     assert names_all["<module>"] >= 2  # main.py and helpers.py module bodies
-    out, _ = trace(tmp_path, [script], "--no-imports")
+    out = str(tmp_path / "out.trace")
+    trace(out, script, cwd=tmp_path, opts=["--no-imports"])
     names = _stream_names(out)
     assert "<module>" not in names
     assert not any(n.startswith("_find_and_load") for n in names)
@@ -377,7 +370,8 @@ def test_no_imports(tmp_path):
 
 def test_only_functions(tmp_path):
     script = _scoped_program(tmp_path)
-    out, _ = trace(tmp_path, [script], "--only-functions", "mine")
+    out = str(tmp_path / "out.trace")
+    trace(out, script, cwd=tmp_path, opts=["--only-functions", "mine"])
     names = _stream_names(out)
     assert names["mine"] == 5 and names["encode"] == 5  # and what it calls
     assert "wrap" not in names and "<module>" not in names
@@ -388,7 +382,8 @@ def test_scope_option(tmp_path):
     script = _scoped_program(tmp_path)
     other = tmp_path / "elsewhere"
     other.mkdir()
-    out, _ = trace(tmp_path, [script], "--scope", str(other), "--no-external-calls")
+    out = str(tmp_path / "out.trace")
+    trace(out, script, cwd=tmp_path, opts=["--scope", other, "--no-external-calls"])
     assert "mine" not in _stream_names(out)
 
 
@@ -401,30 +396,33 @@ def test_c_functions_recorded_and_switchable(tmp_path):
         for i in range(7):
             f([1, 2, i])
     """)
-    out, _ = trace(tmp_path, [script])
+    out = str(tmp_path / "out.trace")
+    trace(out, script, cwd=tmp_path)
     prof = _profile_names(out)
     assert prof["<built-in method builtins.len>"] == 7
     assert prof["<built-in method builtins.sum>"] == 7
-    out2, _ = trace(tmp_path, [script], "--no-c-calls")
+    out2 = str(tmp_path / "out.trace")
+    trace(out2, script, cwd=tmp_path, opts=["--no-c-calls"])
     assert "<built-in method builtins.len>" not in _profile_names(out2)
 
 
 @pytest.mark.skipif(C_CALLS_RECORDED, reason="only the PEP 523 hook misses C functions")
 def test_pep523_records_no_c_functions(tmp_path):
     script = write(tmp_path, "c.py", "print(len([1, 2]))\n")
-    out, _ = trace(tmp_path, [script])
+    out = str(tmp_path / "out.trace")
+    trace(out, script, cwd=tmp_path)
     assert not any(n.startswith("<built-in") for n in _profile_names(out))
 
 
 # ------------------------------------------------------------ the profile
 
 
-def test_pstats_export_opens_in_pstats(tmp_path):
-    script = os.path.join(WORKLOADS, "calls_fib.py")
-    out, _ = trace(tmp_path, [script, "20"])
+def test_pstats_export_opens_in_pstats(tmp_path, workloads):
+    script = str(workloads / "calls_fib.py")
+    out = str(tmp_path / "out.trace")
+    trace(out, script, "20", cwd=tmp_path)
     prof = str(tmp_path / "out.prof")
-    p = subprocess.run([sys.executable, "-m", "retracer", "profile", out, "--format", "pstats", "-o", prof],
-                       capture_output=True, text=True)
+    p = retracer("profile", out, "--format", "pstats", "-o", prof)
     assert p.returncode == 0, p.stderr
     st = pstats.Stats(prof)
     entry = {k: v for k, v in st.stats.items() if k[2] == "fib"}
@@ -440,11 +438,13 @@ def test_pstats_export_opens_in_pstats(tmp_path):
     assert mod[3] >= ct
 
 
-def test_profile_table(tmp_path):
-    script = os.path.join(WORKLOADS, "calls_fib.py")
-    out, _ = trace(tmp_path, [script, "20"])
-    p = subprocess.run([sys.executable, "-m", "retracer", "profile", out, "--top", "3"],
-                       capture_output=True, text=True)
+def test_profile_table(tmp_path, workloads):
+    script = str(workloads / "calls_fib.py")
+    out = str(tmp_path / "out.trace")
+    trace(out, script, "20", cwd=tmp_path)
+    # ranked by calls: by time (the default) the first row depends on how busy the
+    # machine is (main's print can take longer than fib(20) when the process waits)
+    p = retracer("profile", out, "--top", "3", "--sort", "calls")
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert "own" in lines[1] and "cumulative" in lines[1] and "calls" in lines[1]
@@ -463,7 +463,8 @@ def test_cumulative_time_under_mutual_recursion(tmp_path):
         for _ in range(50):
             even(300)
     """)
-    out, _ = trace(tmp_path, [script])
+    out = str(tmp_path / "out.trace")
+    trace(out, script, cwd=tmp_path)
     with TraceReader(out) as r:
         st = {r.functions[s.fid].name: s for s in r.func_stats()}
     mod = st["<module>"]
@@ -503,7 +504,7 @@ def test_threads_already_running_are_traced_where_possible(tmp_path):
         t.join()
     """)
     out = str(tmp_path / "running.trace")
-    p = subprocess.run([sys.executable, script, out], capture_output=True, text=True, timeout=60)
+    p = run_python([script, out])
     assert p.returncode == 0, p.stderr
     with TraceReader(out) as r:
         calls = sum(s.calls for s in r.func_stats() if r.functions[s.fid].name == "work")
@@ -520,10 +521,12 @@ def test_scope_from_config_wins_over_the_scripts_directory(tmp_path):
     app = tmp_path / "app"
     app.mkdir()
     script = write(app, "main.py", "print('hi')\n")
-    out, p = trace(tmp_path, [script], cwd=str(tmp_path))
+    out = str(tmp_path / "out.trace")
+    trace(out, script, cwd=tmp_path)
     with TraceReader(out) as r:
         assert r.meta["scope"] == str(tmp_path)
-    out2, _ = trace(tmp_path, [script], "--scope", str(app), cwd=str(tmp_path))
+    out2 = str(tmp_path / "out.trace")
+    trace(out2, script, cwd=tmp_path, opts=["--scope", app])
     with TraceReader(out2) as r:
         assert r.meta["scope"] == str(app)
 
@@ -538,7 +541,8 @@ def test_runner_own_c_calls_are_not_recorded(tmp_path):
         if __name__ == "__main__":
             f()
         """)
-    out, _ = trace(tmp_path, [prog])
+    out = str(tmp_path / "out.trace")
+    trace(out, prog, cwd=tmp_path)
     with TraceReader(out) as r:
         fns = r.functions
         first = next(x for tag, x, _ in iter_events(r, 0) if tag == ENTER)

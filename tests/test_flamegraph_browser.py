@@ -12,14 +12,15 @@ per frame and works on its own.
 
 The `browser` fixture is in conftest.py (scripts/test.sh sets RETRACER_REQUIRE_BROWSER=1:
 then a missing browser fails these tests instead of skipping them).
+
+What is checked here is the page's script and SVG in the browser, the same on every
+Python version (the flame graph's data from each version's traces is checked by
+test_export.py on each): these tests are marked `once`.
 """
 from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-import textwrap
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -30,12 +31,9 @@ from retracer.render.stream import short_path
 from retracer.units import fmt_ns
 from retracer.tracefile import FLAG_IN_SCOPE, TraceReader
 
-WORKLOADS = Path(__file__).resolve().parents[2] / "shared" / "workloads"
-SMALL = {  # small sizes keep the suite fast (as in test_export.py)
-    "calls_fib.py": ["18"], "oop_sim.py": ["20", "10"], "text_pipeline.py": ["300"],
-    "json_roundtrip.py": ["500"], "async_jobs.py": ["200"], "threads_work.py": ["400"],
-    "exceptions_deep.py": ["100"],
-}
+from helpers import WORKLOAD_ARGS, retracer, trace as run_trace
+
+pytestmark = pytest.mark.once
 WIDTH, PAD = 1200, 10            # retracer.flamegraph's layout
 FULL = WIDTH - 2 * PAD           # the width of a frame zoomed into
 TIMEOUT = 60_000                 # ms: generous, for slow machines
@@ -45,12 +43,8 @@ SVG_NS = "{http://www.w3.org/2000/svg}"
 # ------------------------------------------------------------------ fixtures
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("flamepages")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("RETRACER_CONFIG_DIR", str(d / "config"))  # the signing key of the traces made here
-    yield d
-    mp.undo()
+def workdir(module_config_dir, tmp_path_factory):
+    return tmp_path_factory.mktemp("flamepages")
 
 
 def trace(workdir: Path, name: str, script, *args, trace_name: str = "out.trace") -> Path:
@@ -59,24 +53,20 @@ def trace(workdir: Path, name: str, script, *args, trace_name: str = "out.trace"
     d.mkdir(exist_ok=True)
     out = d / trace_name
     if not out.exists():
-        p = subprocess.run([sys.executable, "-m", "retracer", "trace", "-q", "--no-capture", "-o", str(out),
-                            str(script), *args], capture_output=True, text=True, cwd=str(d), timeout=300)
-        assert p.returncode == 0, p.stderr
+        run_trace(out, script, *args, cwd=d, opts=["--no-capture"])
     return out
 
 
 def flamegraph(trace_path: Path, suffix: str = ".html") -> Path:
     """`retracer profile TRACE --format flamegraph -o flame.html` (or .svg)."""
     out = trace_path.with_name(trace_path.stem + "-flame" + suffix)
-    p = subprocess.run([sys.executable, "-m", "retracer", "profile", str(trace_path), "--format", "flamegraph",
-                        "-o", str(out)], capture_output=True, text=True, cwd=str(trace_path.parent), timeout=300)
-    assert p.returncode == 0, p.stderr
+    retracer("profile", trace_path, "--format", "flamegraph", "-o", out, cwd=trace_path.parent, check=True)
     return out
 
 
-def workload(workdir: Path, script: str, suffix: str = ".html"):
+def workload(workdir: Path, workloads: Path, script: str, suffix: str = ".html"):
     """(trace, flame graph) of one of the shared workloads at its small size."""
-    t = trace(workdir, script.replace(".py", ""), WORKLOADS / script, *SMALL[script])
+    t = trace(workdir, script.replace(".py", ""), workloads / script, *WORKLOAD_ARGS[script])
     return t, flamegraph(t, suffix)
 
 
@@ -192,9 +182,9 @@ def check_layout(st: list, F: list):
 
 # --------------------------------------------------------------- the workloads
 
-@pytest.mark.parametrize("script", sorted(SMALL))
-def test_page_loads_offline_without_errors(browser, workdir, script):
-    t, html = workload(workdir, script)
+@pytest.mark.parametrize("script", sorted(WORKLOAD_ARGS))
+def test_page_loads_offline_without_errors(browser, workdir, workloads, script):
+    t, html = workload(workdir, workloads, script)
     page = open_page(browser, html)
     F = frames_of(html)
     st = state(page)
@@ -217,8 +207,8 @@ def test_page_loads_offline_without_errors(browser, workdir, script):
     page.close()
 
 
-def test_hover_on_fib_shows_what_func_stats_says(browser, workdir):
-    t, html = workload(workdir, "calls_fib.py")
+def test_hover_on_fib_shows_what_func_stats_says(browser, workdir, workloads):
+    t, html = workload(workdir, workloads, "calls_fib.py")
     functions, stats, cwd = stats_by_qualname(t)
     fid = next(f for f, fn in functions.items() if fn.qualname == "fib")
     fn, fs = functions[fid], stats[fid]
@@ -294,8 +284,8 @@ def check_zoomed(st: list, F: list, k: int, before: list):
             assert not s["shown"], s
 
 
-def test_click_zooms_and_reset_restores(browser, workdir):
-    _, html = workload(workdir, "oop_sim.py")
+def test_click_zooms_and_reset_restores(browser, workdir, workloads):
+    _, html = workload(workdir, workloads, "oop_sim.py")
     F = frames_of(html)
     par = parents(F)
     page = open_page(browser, html)
@@ -335,8 +325,8 @@ def test_click_zooms_and_reset_restores(browser, workdir):
     assert_clean(page, html)
 
 
-def test_click_zooms_into_a_fib_level(browser, workdir):
-    _, html = workload(workdir, "calls_fib.py")
+def test_click_zooms_into_a_fib_level(browser, workdir, workloads):
+    _, html = workload(workdir, workloads, "calls_fib.py")
     F = frames_of(html)
     page = open_page(browser, html)
     before = state(page)
@@ -485,8 +475,8 @@ def test_names_like_template_placeholders_are_left_alone(browser, workdir):
 # ------------------------------------------------------------------ the SVG variant
 
 @pytest.mark.parametrize("script", ["oop_sim.py", "calls_fib.py", "threads_work.py"])
-def test_svg_is_xml_with_a_title_per_frame_and_works_alone(browser, workdir, script):
-    t, svg = workload(workdir, script, ".svg")
+def test_svg_is_xml_with_a_title_per_frame_and_works_alone(browser, workdir, workloads, script):
+    t, svg = workload(workdir, workloads, script, ".svg")
     root = ET.parse(str(svg)).getroot()
     assert root.tag == SVG_NS + "svg"
     groups = [g for g in root.iter(SVG_NS + "g") if "rt-f" in (g.get("class") or "").split()]

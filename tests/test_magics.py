@@ -10,7 +10,7 @@ import pytest
 import retracer
 import retracer.render
 from retracer import Tracer
-from retracer.tracefile import TraceReader
+from retracer.tracefile import FLAG_IN_SCOPE, TraceReader
 
 FIB_CELL = """
 def fib(n):
@@ -18,15 +18,12 @@ def fib(n):
 """
 
 
-@pytest.fixture(autouse=True)
-def _config_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("RETRACER_CONFIG_DIR", str(tmp_path / "config"))
-
-
 @pytest.fixture(scope="module")
-def shell():
+def shell(tmp_path_factory):
     pytest.importorskip("IPython", reason="IPython is not installed for this Python (pip install ipython)")
     from IPython.testing.globalipapp import start_ipython
+
+    os.environ["IPYTHONDIR"] = str(tmp_path_factory.mktemp("ipython"))  # not the real home's profile
 
     ip = start_ipython()
     ip.run_line_magic("load_ext", "retracer")
@@ -101,7 +98,7 @@ def test_retrace_traces_the_cell_and_shows_the_ranking(ip, tmp_path):
     fib, fib_fn = st["fib"]
     assert (fib.calls, fib.prim_calls) == (177, 1)  # fib(10), defined in an earlier cell
     assert st["g"][0].calls == 7 and st["double"][0].calls == 21
-    assert fib_fn.flags & 1 and st["g"][1].flags & 1  # the cells are in scope
+    assert fib_fn.flags & FLAG_IN_SCOPE and st["g"][1].flags & FLAG_IN_SCOPE  # the cells are in scope
     assert fib_fn.filename.startswith("<ipython-input-")
     assert row(cap.stdout, "fib")[7] == "177/1"
     assert row(cap.stdout, "g")[7] == "7"
@@ -271,7 +268,7 @@ def test_extra_scope_puts_code_with_that_file_name_prefix_in_scope(tmp_path):
             exec(code, {})
         st, fn = stats_by_name(out)["cellfunc"]
         assert st.calls == 3
-        assert bool(fn.flags & 1) is in_scope
+        assert bool(fn.flags & FLAG_IN_SCOPE) is in_scope
         with TraceReader(out) as r:
             assert r.meta["options"]["extra_scope"] == list(extra)
             n_captured = sum(1 for _ in r.iter_captured())

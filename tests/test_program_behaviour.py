@@ -16,29 +16,26 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import pytest
 
 from retracer.tracefile import TraceReader
 
+import helpers
+from helpers import (POSIX, TIMEOUT, finish, kill_group, one_line_error as assert_one_line_error, popen, retracer,
+                     run_python, show, trace_options)
+
 PROGRAMS = Path(__file__).resolve().parent / "programs"
-TIMEOUT = 60  # seconds, for every subprocess: generous, never a speed assertion
-POSIX = os.name == "posix"
+
+
+def trace(out: Path, *prog, **kw) -> subprocess.CompletedProcess:
+    """helpers.trace, unchecked: the programs here fail on purpose, the tests compare
+    their exit status and output with plain python's themselves."""
+    return helpers.trace(out, *prog, check=False, **kw)
 
 
 # --------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(autouse=True)
-def _config_dir(tmp_path_factory, monkeypatch):
-    """The signing key lives in a temporary config directory, never in the real
-    home; subprocesses inherit it through os.environ."""
-    cfg = tmp_path_factory.mktemp("retracer-config")
-    monkeypatch.setenv("RETRACER_CONFIG_DIR", str(cfg))
-    monkeypatch.delenv("RETRACER_DEBUG", raising=False)
-    monkeypatch.delenv("PYTHONWARNINGS", raising=False)
-    return cfg
 
 
 @pytest.fixture
@@ -64,70 +61,10 @@ def copy_program(name: str, dest: Path) -> str:
     return name
 
 
-def popen(cmd: Sequence[str], cwd=None, env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
-    """Start cmd in its own process group, so that whatever it starts can be
-    ended with it."""
-    return subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=POSIX)
-
-
-def kill_group(p: subprocess.Popen) -> None:
-    """End p and the processes it started (only those: its own process group)."""
-    if POSIX:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    elif p.poll() is None:
-        p.kill()
-
-
-def finish(p: subprocess.Popen) -> subprocess.CompletedProcess:
-    """Wait (at most TIMEOUT) for p; a process that hangs fails the test."""
-    try:
-        out, err = p.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        kill_group(p)
-        out, err = p.communicate()
-        pytest.fail(f"{p.args} did not finish within {TIMEOUT} s\n--- stdout\n{out}\n--- stderr\n{err}")
-    finally:
-        kill_group(p)  # leftovers of a finished process, if any
-    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
-
-
-def run_python(args: Sequence[str], cwd=None, env: Optional[Dict[str, str]] = None
-               ) -> subprocess.CompletedProcess:
-    return finish(popen([sys.executable, *args], cwd=cwd, env=env))
-
-
-def retracer(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
-    return run_python(["-m", "retracer", *args], cwd=cwd, env=env)
-
-
-def trace(out: Path, *prog, cwd=None, opts: Sequence[str] = (), env=None
-          ) -> subprocess.CompletedProcess:
-    return retracer("trace", "-q", "-o", str(out), *opts, *prog, cwd=cwd, env=env)
-
-
-def show(cp: subprocess.CompletedProcess) -> str:
-    return f"rc={cp.returncode}\n--- stdout\n{cp.stdout}\n--- stderr\n{cp.stderr}"
-
-
 def assert_same(traced: subprocess.CompletedProcess, plain: subprocess.CompletedProcess) -> None:
     assert traced.stdout == plain.stdout, show(traced)
     assert traced.stderr == plain.stderr, show(traced)
     assert traced.returncode == plain.returncode, show(traced)
-
-
-def assert_one_line_error(cp: subprocess.CompletedProcess, *needles: str) -> str:
-    assert cp.returncode == 2, show(cp)
-    assert "Traceback" not in cp.stderr, show(cp)
-    lines = cp.stderr.strip().splitlines()
-    assert len(lines) == 1, show(cp)
-    for needle in needles:
-        assert needle in lines[0], show(cp)
-    return lines[0]
 
 
 def leftovers(directory: Path) -> List[str]:
@@ -157,6 +94,9 @@ def wait_ready(p: subprocess.Popen) -> None:
         pytest.fail(f"program did not print 'ready': got {got!r}\nstdout={out}\nstderr={err}")
 
 
+SIGNALLED_TIMEOUT = 60  # seconds for a program to end once signalled (not TIMEOUT: a lost signal would cost minutes)
+
+
 def signal_after_ready(args: Sequence[str], cwd, sig: int) -> subprocess.CompletedProcess:
     p = popen([sys.executable, *args], cwd)
     try:
@@ -165,7 +105,7 @@ def signal_after_ready(args: Sequence[str], cwd, sig: int) -> subprocess.Complet
     except BaseException:
         kill_group(p)
         raise
-    return finish(p)
+    return finish(p, SIGNALLED_TIMEOUT)
 
 
 @pytest.fixture
@@ -215,7 +155,7 @@ def test_traced_program_runs_exactly_once(prog_dir, out_dir):
     assert log.read_text() == "ran\n"
     log.unlink()
     out = out_dir / "out.trace"
-    traced = trace(out, name, cwd=prog_dir)
+    traced = trace(out, name, cwd=prog_dir, stability_check=True)  # the check replays calls: not the program
     assert_same(traced, plain)
     assert log.read_text() == "ran\n", "the program ran more than once under retracer trace"
     with TraceReader(out) as r:
@@ -234,7 +174,7 @@ def test_script_given_by_absolute_path_from_another_directory(prog_dir, out_dir,
 def test_double_dash_separates_retracer_options_from_the_script(prog_dir, out_dir):
     name = copy_program("behaviour_streams.py", prog_dir)
     out = out_dir / "out.trace"
-    traced = retracer("trace", "-q", "-o", str(out), "--", name, "-q", "-o", "y", cwd=prog_dir)
+    traced = retracer("trace", *trace_options(out), "--", name, "-q", "-o", "y", cwd=prog_dir)
     plain = run_python([name, "-q", "-o", "y"], cwd=prog_dir)
     assert_same(traced, plain)
     assert out.is_file()
@@ -325,7 +265,7 @@ def test_recursion_depth_and_recursion_error_like_python(prog_dir, out_dir, laun
     else:
         if not CONSOLE_SCRIPT.is_file():
             pytest.skip(f"no console script {CONSOLE_SCRIPT}")
-        traced = finish(popen([CONSOLE_SCRIPT, "trace", "-q", "-o", out, name], cwd=prog_dir))
+        traced = finish(popen([CONSOLE_SCRIPT, "trace", *trace_options(out), name], cwd=prog_dir))
     plain = run_python([name], cwd=prog_dir)
     assert plain.returncode == 1
     assert "RecursionError" in plain.stderr
@@ -359,7 +299,7 @@ def test_real_sigint_to_looping_program(prog_dir, out_dir):
     name = copy_program("behaviour_loop.py", prog_dir)
     out = out_dir / "out.trace"
     plain = signal_after_ready([name], prog_dir, signal.SIGINT)
-    traced = signal_after_ready(["-m", "retracer", "trace", "-q", "-o", str(out), name],
+    traced = signal_after_ready(["-m", "retracer", "trace", *trace_options(out), name],
                                 prog_dir, signal.SIGINT)
     assert plain.returncode == -signal.SIGINT, show(plain)
     assert traced.returncode == plain.returncode, show(traced)
@@ -380,7 +320,7 @@ def test_sigterm_to_looping_program_leaves_a_complete_trace(prog_dir, out_dir):
     name = copy_program("behaviour_loop.py", prog_dir)
     out = out_dir / "out.trace"
     plain = signal_after_ready([name], prog_dir, signal.SIGTERM)
-    traced = signal_after_ready(["-m", "retracer", "trace", "-q", "-o", str(out), name],
+    traced = signal_after_ready(["-m", "retracer", "trace", *trace_options(out), name],
                                 prog_dir, signal.SIGTERM)
     assert plain.returncode == -signal.SIGTERM, show(plain)
     assert traced.returncode == plain.returncode, show(traced)
@@ -399,7 +339,7 @@ def test_program_with_its_own_sigterm_handler_keeps_it(prog_dir, out_dir):
     name = copy_program("behaviour_term_handler.py", prog_dir)
     out = out_dir / "out.trace"
     plain = signal_after_ready([name], prog_dir, signal.SIGTERM)
-    traced = signal_after_ready(["-m", "retracer", "trace", "-q", "-o", str(out), name],
+    traced = signal_after_ready(["-m", "retracer", "trace", *trace_options(out), name],
                                 prog_dir, signal.SIGTERM)
     assert plain.returncode == 4, show(plain)
     assert_same(traced, plain)
@@ -827,7 +767,7 @@ def test_cli_reads_config_next_to_the_script(project, tmp_path):
     name = copy_program("behaviour_streams.py", project)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    cp = retracer("trace", "-q", str(project / name), cwd=elsewhere)
+    cp = retracer("trace", *trace_options(), str(project / name), cwd=elsewhere)
     assert cp.returncode == 0, show(cp)
     out = project / "traces" / "from-config.trace"
     assert out.is_file(), (os.listdir(project), os.listdir(elsewhere))
@@ -839,7 +779,7 @@ def test_cli_reads_config_next_to_the_script(project, tmp_path):
 def test_cli_flags_win_over_config(project, out_dir):
     name = copy_program("behaviour_streams.py", project)
     out = out_dir / "flag.trace"
-    cp = retracer("trace", "-q", "-o", str(out), "--max-function-count", "9", name, cwd=project)
+    cp = retracer("trace", *trace_options(out, ["--max-function-count", "9"]), name, cwd=project)
     assert cp.returncode == 0, show(cp)
     assert out.is_file()
     assert not (project / "traces" / "from-config.trace").exists()
@@ -855,7 +795,7 @@ def test_cli_flags_win_over_config(project, out_dir):
 def test_invalid_config_is_one_line_error(project, out_dir, content, needle):
     (project / "pyproject.toml").write_text(content)
     name = copy_program("behaviour_streams.py", project)
-    cp = retracer("trace", "-q", name, cwd=project)
+    cp = retracer("trace", *trace_options(), name, cwd=project)
     line = assert_one_line_error(cp, needle)
     assert "pyproject.toml" in line
     assert cp.stdout == ""  # the program did not run

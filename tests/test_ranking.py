@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -17,28 +15,9 @@ from retracer import MECHANISM
 from retracer.analysis import ranking
 from retracer.tracefile import TraceReader, TraceWriter
 
+from helpers import one_line_error, retracer, trace
+
 C_CALLS_RECORDED = MECHANISM != "pep523"
-
-
-@pytest.fixture(autouse=True)
-def _config_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("RETRACER_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.delenv("RETRACER_DEBUG", raising=False)
-
-
-def retracer(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "retracer", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
-
-
-def one_line_error(p, *needles):
-    assert p.returncode == 2, (p.stdout, p.stderr)
-    assert "Traceback" not in p.stderr
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1, p.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
 
 
 # ------------------------------------------------------------- hand-made traces
@@ -214,13 +193,6 @@ def test_bad_sort_and_conflicting_options_are_one_line_errors(sample):
 # ------------------------------------------------------------- real programs
 
 
-def trace(tmp_path, args, cwd, *extra):
-    out = str(tmp_path / "out.trace")
-    p = retracer("trace", "-q", "--no-stability-check", "-o", out, *extra, *args, cwd=cwd)
-    assert p.returncode == 0, p.stderr
-    return out
-
-
 def profile_json(out, *extra):
     p = retracer("profile", out, "--json", "--top", "1000000", *extra)
     assert p.returncode == 0, p.stderr
@@ -253,7 +225,8 @@ PROGRAM = """
 
 def test_real_program_counts_savings_and_replayable(tmp_path):
     (tmp_path / "prog.py").write_text(textwrap.dedent(PROGRAM))
-    out = trace(tmp_path, ["prog.py"], str(tmp_path))
+    out = str(tmp_path / "out.trace")
+    trace(out, "prog.py", cwd=tmp_path)
     data = profile_json(out)
     rows = {r["name"]: r for r in data["functions"]}
     assert {"keyf", "work", "takes_lock", "main", "<module>"} <= set(rows)
@@ -293,8 +266,8 @@ def test_pytest_session_hides_the_test_runner(tmp_path):
             for i in range(7):
                 assert double(i) == 2 * i
     """))
-    out = trace(tmp_path, ["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], str(proj),
-                "--no-capture")
+    out = str(tmp_path / "out.trace")
+    trace(out, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", cwd=proj, opts=["--no-capture"])
     data = profile_json(out, "--all")
     assert len(data["functions"]) == data["ranked"]
     rows = {r["name"]: r for r in data["functions"]}

@@ -4,9 +4,11 @@ Every test drives the command line in a subprocess as a user would:
 
 1. write a small program into ``tmp_path``;
 2. ``python -m retracer trace -q -o t.trace prog.py`` (cwd ``tmp_path``), which
-   records the first calls of each function, replays them twice to mark the
-   unstable ones, and writes a replay test file next to the trace (or into
-   ``tests/`` when that directory exists);
+   records the first calls of each function and writes a replay test file next
+   to the trace (or into ``tests/`` when that directory exists); tracing runs
+   none of the program's functions again unless asked: the tests of the opt-in
+   stability check (``--check-stable``: replaying the calls twice, isolated,
+   right after tracing to mark the unstable ones) pass ``stability_check=True``;
 3. edit the program: a behaviour-changing edit must make
    ``python -m retracer replay t.trace`` exit 1 and name the function with the
    expected and the new value on stdout; a behaviour-preserving edit must keep
@@ -28,34 +30,11 @@ from typing import List, Optional, Sequence
 
 import pytest
 
-TIMEOUT = 300  # seconds, for every subprocess: generous (the machine may be busy), never a speed assertion
-WORKLOADS = Path(__file__).resolve().parents[2] / "shared" / "workloads"  # ../shared beside the repo
-
-
-# --------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(autouse=True)
-def _config_dir(tmp_path_factory, monkeypatch):
-    """The signing key lives in a temporary config directory; subprocesses
-    inherit it through os.environ."""
-    cfg = tmp_path_factory.mktemp("retracer-config")
-    monkeypatch.setenv("RETRACER_CONFIG_DIR", str(cfg))
-    monkeypatch.delenv("RETRACER_DEBUG", raising=False)
-    monkeypatch.delenv("PYTHONWARNINGS", raising=False)
-    return cfg
+import helpers
+from helpers import one_line, retracer, run_python as run
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def run(args: Sequence[str], cwd: Path, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=str(cwd), stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, errors="replace", timeout=timeout)
-
-
-def retracer(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess:
-    return run(["-m", "retracer", *args], cwd)
 
 
 def write(path: Path, src: str) -> Path:
@@ -64,14 +43,13 @@ def write(path: Path, src: str) -> Path:
 
 
 def trace(tmp_path: Path, src: Optional[str] = None, args: Sequence[str] = (), prog: str = "prog.py",
-          opts: Sequence[str] = ("-q",), out: str = "t.trace") -> subprocess.CompletedProcess:
-    """Write `src` to tmp_path/prog (unless None) and trace it; the trace must be written."""
+          opts: Sequence[str] = (), out: str = "t.trace", quiet: bool = True,
+          stability_check: bool = False) -> subprocess.CompletedProcess:
+    """Write `src` to tmp_path/prog (unless None) and trace it there (helpers.trace:
+    it must exit 0 and write the trace)."""
     if src is not None:
         write(tmp_path / prog, src)
-    r = retracer(["trace", *opts, "-o", out, prog, *args], tmp_path)
-    assert r.returncode == 0, f"trace failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
-    assert (tmp_path / out).is_file(), r.stderr
-    return r
+    return helpers.trace(out, prog, *args, cwd=tmp_path, opts=opts, quiet=quiet, stability_check=stability_check)
 
 
 def edit(tmp_path: Path, old: str, new: str, prog: str = "prog.py") -> None:
@@ -89,7 +67,7 @@ def edit(tmp_path: Path, old: str, new: str, prog: str = "prog.py") -> None:
 
 
 def replay(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return retracer(["replay", *args], tmp_path)
+    return retracer("replay", *args, cwd=tmp_path)
 
 
 def replay_ok(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -322,7 +300,7 @@ def test_generator_preserving_edit_passes(tmp_path):
 
 def test_generator_closed_early_by_its_consumer(tmp_path):
     """A generator the caller stops after a few values (GeneratorExit on close)."""
-    trace(tmp_path, """
+    trace(tmp_path, stability_check=True, src="""
         def naturals():
             i = 0
             while True:
@@ -396,7 +374,7 @@ if __name__ == "__main__":
 
 
 def test_coroutine_awaited_result_change_caught(tmp_path):
-    trace(tmp_path, COROUTINE)
+    trace(tmp_path, COROUTINE, stability_check=True)
     t = tmp_path / "t.trace"
     assert statuses(t, "fetch") == ["ok"], captured(t)
     assert statuses(t, "quick") == ["ok"], captured(t)
@@ -520,7 +498,7 @@ if __name__ == "__main__":
 
 
 def test_float_change_within_isclose_passes(tmp_path):
-    trace(tmp_path, FLOATS)
+    trace(tmp_path, FLOATS, stability_check=True)
     t = tmp_path / "t.trace"
     assert set(statuses(t, "not_a_number")) == {"ok"}, captured(t)  # NaN == NaN here
     replay_ok(tmp_path)
@@ -691,8 +669,8 @@ if __name__ == "__main__":
 def test_too_large_argument_skipped(tmp_path, how):
     """--max-value-bytes on the command line, or max_value_bytes= of the Tracer API."""
     if how == "cli":
-        assert "--max-value-bytes" in retracer(["trace", "--help"], tmp_path).stdout
-        r = trace(tmp_path, TOO_LARGE, opts=("-q", "--max-value-bytes", "2000"))
+        assert "--max-value-bytes" in retracer("trace", "--help", cwd=tmp_path).stdout
+        r = trace(tmp_path, TOO_LARGE, opts=("--max-value-bytes", "2000"))
     else:
         write(tmp_path / "prog.py", TOO_LARGE.replace(
             "    main()", "    from retracer import Tracer\n"
@@ -799,7 +777,7 @@ def test_trace_check_stable_marks_unstable_calls(tmp_path):
 
         if __name__ == "__main__":
             print(sample() >= 0, stable(1))
-        """, opts=("--check-stable",))
+        """, quiet=False, stability_check=True)
     t = tmp_path / "t.trace"
     assert statuses(t, "sample") == ["unstable"]
     assert statuses(t, "stable") == ["ok"]
@@ -812,7 +790,7 @@ def test_trace_check_stable_marks_unstable_calls(tmp_path):
 
 
 def test_replay_test_file(tmp_path):
-    r = trace(tmp_path, PLAIN, opts=())
+    r = trace(tmp_path, PLAIN, quiet=False)
     m = re.search(r"replay tests written to (\S+)", r.stderr)
     assert m, r.stderr
     test_file = tmp_path / m.group(1)
@@ -839,7 +817,7 @@ def test_replay_test_file(tmp_path):
 
 def test_replay_test_file_goes_into_tests_dir(tmp_path):
     (tmp_path / "tests").mkdir()
-    r = trace(tmp_path, PLAIN, opts=())
+    r = trace(tmp_path, PLAIN, quiet=False)
     files = list((tmp_path / "tests").glob("test_prog__replay_test_*.py"))
     assert len(files) == 1, r.stderr
     assert os.path.join("tests", files[0].name) in r.stderr
@@ -852,7 +830,7 @@ def test_replay_test_file_goes_into_tests_dir(tmp_path):
 
 
 def test_replay_test_file_skips_what_is_not_replayable(tmp_path):
-    trace(tmp_path, """
+    trace(tmp_path, stability_check=True, src="""
         import random, threading
 
         def noisy():
@@ -904,12 +882,11 @@ WORKLOAD_ARGS = {
 
 
 @pytest.mark.parametrize("name", list(WORKLOAD_ARGS))
-def test_workload_replay_tests_pass(tmp_path, name):
-    assert WORKLOADS.is_dir(), f"the shared workloads are missing: {WORKLOADS}"
-    shutil.copy(WORKLOADS / f"{name}.py", tmp_path / f"{name}.py")
+def test_workload_replay_tests_pass(tmp_path, workloads, name):
+    shutil.copy(workloads / f"{name}.py", tmp_path / f"{name}.py")
     args = WORKLOAD_ARGS[name]
     plain = run([f"{name}.py", *args], tmp_path)
-    r = trace(tmp_path, prog=f"{name}.py", args=args)
+    r = trace(tmp_path, prog=f"{name}.py", args=args, stability_check=True)
     assert r.stdout == plain.stdout
     (test_file,) = tmp_path.glob(f"test_{name}__replay_test_*.py")
     p = run(["-m", "pytest", "-q", "-p", "no:cacheprovider", test_file.name], tmp_path)
@@ -925,10 +902,9 @@ def test_workload_replay_tests_pass(tmp_path, name):
 
 
 def _one_line(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert len(lines) == 1, text
-    assert lines[0].startswith("retracer: ") and "Traceback" not in text
-    return lines[0]
+    line = one_line(text)
+    assert line.startswith("retracer: "), text
+    return line
 
 
 def test_missing_trace_exit_2(tmp_path):
@@ -952,7 +928,7 @@ def test_python_file_that_is_not_a_replay_test_exit_2(tmp_path):
 
 
 def test_trace_without_captured_calls(tmp_path):
-    trace(tmp_path, PLAIN, opts=("-q", "--no-capture"))
+    trace(tmp_path, PLAIN, opts=("--no-capture",))
     assert not list(tmp_path.glob("test_*.py"))  # no replay tests for nothing
     r = replay(tmp_path, "t.trace")
     assert r.returncode == 0 and r.stdout == "", r.stdout + r.stderr
@@ -986,7 +962,7 @@ def test_budget_keeps_calls_with_new_input_shapes(tmp_path):
     """--max-function-count 8 keeps the first 6 calls and 2 later calls whose
     arguments have a shape not seen before (None, a negative number), so a
     rare input is represented; they replay like the others."""
-    trace(tmp_path, SHAPES, opts=("-q", "--max-function-count", "8"))
+    trace(tmp_path, SHAPES, opts=("--max-function-count", "8"))
     import json
     rows = [(json.loads(i), s) for q, s, i in captured(tmp_path / "t.trace") if q == "f"]
     assert len(rows) == 8, rows
@@ -1006,7 +982,7 @@ def test_budget_keeps_calls_with_new_input_shapes(tmp_path):
 def test_captured_call_names_its_place_in_the_call_stream(tmp_path):
     """info.stream_call is the call's number in its thread's call stream: the
     ENTER event with that number is a call of the same function."""
-    trace(tmp_path, SHAPES, opts=("-q", "--max-function-count", "4"))
+    trace(tmp_path, SHAPES, opts=("--max-function-count", "4"))
     from retracer.tracefile import TraceReader
     from streamdecode import iter_events, ENTER, ENTER_CONT
     import json

@@ -5,28 +5,12 @@ checked with an injected clock, so nothing here depends on the machine's speed."
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from retracer.analysis import measure as timing
 
-
-def retracer(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "retracer", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=120)
-
-
-def one_line_error(p, *needles):
-    assert p.returncode == 2, (p.stdout, p.stderr)
-    assert "Traceback" not in p.stderr
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1, p.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
+from helpers import one_line_error, retracer
 
 
 class FakeClock:
@@ -168,7 +152,7 @@ def test_cli_imports_from_the_current_directory(tmp_path):
     (["-u", "weeks", "pass"], ["-u/--unit"]),
 ])
 def test_cli_errors_are_one_line(tmp_path, args, needles):
-    one_line_error(retracer("timeit", *args, cwd=str(tmp_path)), *needles)
+    one_line_error(retracer("timeit", *args, cwd=tmp_path), *needles)
 
 
 def test_help_lists_timeit():

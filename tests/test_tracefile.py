@@ -45,15 +45,6 @@ TraceWriter = tracefile.TraceWriter
 open_trace = tracefile.TraceReader
 
 
-@pytest.fixture(autouse=True)
-def config_dir(tmp_path, monkeypatch):
-    """Every test gets its own key directory; the real home is never touched."""
-    cfg = tmp_path / "config"
-    monkeypatch.setenv("RETRACER_CONFIG_DIR", str(cfg))
-    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-    return cfg
-
-
 @pytest.fixture
 def out_dir(tmp_path):
     d = tmp_path / "out"

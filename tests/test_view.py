@@ -6,10 +6,8 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import textwrap
-import time
 import urllib.request
 from collections import Counter
 
@@ -21,26 +19,7 @@ from retracer.render.view import model as vmodel
 from streamdecode import ENTER, ENTER_CONT, EXIT, EXIT_EXC, RESUME, SUSPEND, iter_events
 from retracer.tracefile import FLAG_IMPORT_MACHINERY, TraceReader
 
-WORKLOADS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "workloads"))
-
-
-@pytest.fixture(autouse=True)
-def _config_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("RETRACER_CONFIG_DIR", str(tmp_path / "config"))
-
-
-def run(args, cwd, check=True, timeout=180, **kw):
-    p = subprocess.run([sys.executable, "-m", "retracer", *args], capture_output=True, text=True,
-                       cwd=str(cwd), timeout=timeout, **kw)
-    if check:
-        assert p.returncode == 0, p.stderr
-    return p
-
-
-def trace(tmp_path, script, *args, name="out.trace", extra=()):
-    out = str(tmp_path / name)
-    run(["trace", "-q", "--no-stability-check", "-o", out, *extra, script, *args], tmp_path)
-    return out
+from helpers import finish, kill_group, one_line_error, popen, retracer, trace
 
 
 def write(tmp_path, name, source):
@@ -83,8 +62,9 @@ def template(model, th, grp):
 
 # --------------------------------------------------------------------------- folding
 
-def test_fib_is_one_recursive_node_with_every_call(tmp_path):
-    t = trace(tmp_path, os.path.join(WORKLOADS, "calls_fib.py"), "25")
+def test_fib_is_one_recursive_node_with_every_call(tmp_path, workloads):
+    t = str(tmp_path / "out.trace")
+    trace(t, str(workloads / "calls_fib.py"), "25", cwd=tmp_path)
     m = vmodel.load(t)
     th = m.threads[0]
     main = child(m, th, find(m, th, "<module>"), "main")
@@ -98,7 +78,7 @@ def test_fib_is_one_recursive_node_with_every_call(tmp_path):
         stat = {s.fid: s for s in r.func_stats()}[fib.fid]
     assert stat.calls == 242_785
     # the text form prints it as one line, not its re-entries
-    out = run(["view", t, "--text"], tmp_path).stdout
+    out = retracer("view", t, "--text", cwd=tmp_path, check=True).stdout
     lines = [ln for ln in out.splitlines() if "── fib " in ln]
     assert len(lines) == 1, out
     assert "recursion depth 25, 242,785 calls" in lines[0]
@@ -149,8 +129,9 @@ def _calls_inside_children(t, parent_fid, child_fid):
         return n
 
 
-def test_oop_sim_per_step_loop_is_one_group(tmp_path):
-    t = trace(tmp_path, os.path.join(WORKLOADS, "oop_sim.py"))  # 200 particles x 100 steps
+def test_oop_sim_per_step_loop_is_one_group(tmp_path, workloads):
+    t = str(tmp_path / "out.trace")
+    trace(t, str(workloads / "oop_sim.py"), cwd=tmp_path)  # 200 particles x 100 steps
     m = vmodel.load(t)
     th = m.threads[0]
     sim = child(m, th, child(m, th, find(m, th, "<module>"), "main"), "simulate")
@@ -208,7 +189,8 @@ LOOPS = """
 
 def test_sequences_nesting_and_no_false_groups(tmp_path):
     prog = write(tmp_path, "loops.py", LOOPS)
-    t = trace(tmp_path, prog, extra=["--no-c-calls"])
+    t = str(tmp_path / "out.trace")
+    trace(t, prog, cwd=tmp_path, opts=["--no-c-calls"])
     m = vmodel.load(t)
     th = m.threads[0]
     main = child(m, th, find(m, th, "<module>"), "main")
@@ -230,12 +212,12 @@ def test_sequences_nesting_and_no_false_groups(tmp_path):
     assert not any(r.group for r in decode.iter_items(th.tree, ap))
     assert [label(m, r) for r in decode.iter_items(th.tree, ap)] == list("abcacbabcbac")
     # the reference console look: the nested pattern under its parent
-    out = run(["view", t, "--text"], tmp_path).stdout
+    out = retracer("view", t, "--text", cwd=tmp_path, check=True).stdout
     assert re.search(r"6× \[p, g, 2× \[f, l\]\]  \(calls #\d+–#\d+, total: 36 calls", out), out
     assert re.search(r"2× \[f, l\]  \(in each repetition; over all 6: 24 calls", out), out
     assert re.search(r"50× \[a, b, c\]  \(calls #\d+–#\d+, total: 150 calls", out), out
     # --no-patterns: the same tree, unfolded
-    flat = run(["view", t, "--text", "--no-patterns"], tmp_path).stdout
+    flat = retracer("view", t, "--text", "--no-patterns", cwd=tmp_path, check=True).stdout
     assert "×" not in flat.replace("recursion", "")
     assert sum(1 for ln in flat.splitlines() if re.search(r"── a  ", ln)) == 50 + 4
 
@@ -248,7 +230,8 @@ def test_fold_binding_errors_and_options(tmp_path):
     tree, paths, info = _view.fold([])
     assert info["calls"] == 0 and decode.decode_root(tree).nitems == 0
     prog = write(tmp_path, "loops.py", LOOPS)
-    t = trace(tmp_path, prog, extra=["--no-c-calls"])
+    t = str(tmp_path / "out.trace")
+    trace(t, prog, cwd=tmp_path, opts=["--no-c-calls"])
     with TraceReader(t) as r:
         chunks = list(r.iter_chunks(0))
     tree1, _, info1 = _view.fold(chunks)
@@ -259,13 +242,15 @@ def test_fold_binding_errors_and_options(tmp_path):
     assert small["groups"] < info1["groups"]
 
 
-def test_generators_threads_and_exceptions_fold(tmp_path):
-    t = trace(tmp_path, os.path.join(WORKLOADS, "threads_work.py"), "400")
+def test_generators_threads_and_exceptions_fold(tmp_path, workloads):
+    t = str(tmp_path / "out.trace")
+    trace(t, str(workloads / "threads_work.py"), "400", cwd=tmp_path)
     m = vmodel.load(t)
     assert len(m.threads) >= 2
     with TraceReader(t) as r:
         assert sum(th.info["calls"] for th in m.threads) == r.meta["stream_calls"]
-    t = trace(tmp_path, os.path.join(WORKLOADS, "exceptions_deep.py"), "100", name="exc.trace")
+    t = str(tmp_path / "exc.trace")
+    trace(t, str(workloads / "exceptions_deep.py"), "100", cwd=tmp_path)
     m = vmodel.load(t)
     th = m.threads[0]
     main = child(m, th, find(m, th, "<module>"), "main")
@@ -276,14 +261,15 @@ def test_generators_threads_and_exceptions_fold(tmp_path):
              and m.functions[r.fid].kind == "c"} | {"len"}
     assert any(template(m, th, g)[:2] == ["safe", "first"] and set(template(m, th, g)[2:]) <= c_fns
                and g.count == 100 for g in groups), [(template(m, th, g), g.count) for g in groups]
-    out = run(["view", t, "--text"], tmp_path).stdout
+    out = retracer("view", t, "--text", cwd=tmp_path, check=True).stdout
     assert "raised" in out and "check" in out
 
 
 # --------------------------------------------------------------------------- captured calls
 
-def test_captured_calls_show_their_own_arguments(tmp_path):
-    t = trace(tmp_path, os.path.join(WORKLOADS, "calls_fib.py"), "12")
+def test_captured_calls_show_their_own_arguments(tmp_path, workloads):
+    t = str(tmp_path / "out.trace")
+    trace(t, str(workloads / "calls_fib.py"), "12", cwd=tmp_path)
     m = vmodel.load(t)
     th = m.threads[0]
     fib = child(m, th, child(m, th, find(m, th, "<module>"), "main"), "fib")
@@ -338,7 +324,8 @@ def test_unloadable_values_and_script_classes_are_shown_safely(tmp_path):
             print(area(Box(2, 3)))
             raise SystemExit(0)
     """)
-    t = trace(tmp_path, prog)
+    t = str(tmp_path / "out.trace")
+    trace(t, prog, cwd=tmp_path)
     m = vmodel.load(t)
     areas = [e for e in m.captured.values() if e.get("args") and e["args"][0][0] == "box"]
     assert areas and areas[0]["args"][0][1] == "Box(w=2, h=3)"
@@ -364,9 +351,10 @@ EVIL = """
 
 def test_page_is_self_contained_and_escaped(tmp_path):
     prog = write(tmp_path, "evil.py", EVIL)
-    t = trace(tmp_path, prog)
+    t = str(tmp_path / "out.trace")
+    trace(t, prog, cwd=tmp_path)
     page = tmp_path / "page.html"
-    p = run(["view", t, "-o", str(page)], tmp_path)
+    p = retracer("view", t, "-o", str(page), cwd=tmp_path, check=True)
     assert "page written to" in p.stderr
     html = page.read_text(encoding="utf-8")
     assert "<script>window.__pwned" not in html
@@ -388,14 +376,15 @@ def test_page_is_self_contained_and_escaped(tmp_path):
     m = vmodel.load(t)
     assert zlib.decompress(base64.b64decode(data["threads"][0]["tree"])) == m.threads[0].tree
     # initial state from the options
-    run(["view", t, "-o", str(page), "--no-patterns", "--hide-imports"], tmp_path)
+    retracer("view", t, "-o", str(page), "--no-patterns", "--hide-imports", cwd=tmp_path, check=True)
     data = json.loads(re.search(r'id="rt-data">(.*?)</script>', page.read_text(), re.S).group(1))
     assert data["initial"] == {"patterns": False, "hideImports": True}
 
 
-def test_default_output_name_and_statistics(tmp_path):
-    t = trace(tmp_path, os.path.join(WORKLOADS, "calls_fib.py"), "15", name="fib.trace")
-    p = run(["view", t], tmp_path)
+def test_default_output_name_and_statistics(tmp_path, workloads):
+    t = str(tmp_path / "fib.trace")
+    trace(t, str(workloads / "calls_fib.py"), "15", cwd=tmp_path)
+    p = retracer("view", t, cwd=tmp_path, check=True)
     page = tmp_path / "fib.html"
     assert page.exists() and str(page.name) in p.stderr
     data = json.loads(re.search(r'id="rt-data">(.*?)</script>', page.read_text(), re.S).group(1))
@@ -422,12 +411,13 @@ IMPORTS = """
 def test_hide_imports_in_text(tmp_path):
     write(tmp_path, "helper_mod.py", "def twice(x):\n    return 2 * x\n")
     prog = write(tmp_path, "imp.py", IMPORTS)
-    t = trace(tmp_path, prog)
+    t = str(tmp_path / "out.trace")
+    trace(t, prog, cwd=tmp_path)
     m = vmodel.load(t)
     if not any(fn.flags & FLAG_IMPORT_MACHINERY for fn in m.functions.values()):
         pytest.skip("this Python records no import machinery for the import")
-    out = run(["view", t, "--text"], tmp_path).stdout
-    hidden = run(["view", t, "--text", "--hide-imports"], tmp_path).stdout
+    out = retracer("view", t, "--text", cwd=tmp_path, check=True).stdout
+    hidden = retracer("view", t, "--text", "--hide-imports", cwd=tmp_path, check=True).stdout
     assert "_find_and_load" in out
     assert "<module>  [helper_mod.py" in out
     assert "_find_and_load" not in hidden and "<module>  [helper_mod.py" not in hidden
@@ -436,34 +426,34 @@ def test_hide_imports_in_text(tmp_path):
 
 def test_trace_print_shows_the_folded_tree(tmp_path):
     prog = write(tmp_path, "loops.py", LOOPS)
-    p = run(["trace", "-q", "--no-stability-check", "--print", "-o", str(tmp_path / "x.trace"), prog],
-            tmp_path)
+    p = trace(tmp_path / "x.trace", prog, cwd=tmp_path, opts=["--print"])
     assert "Thread MainThread" in p.stdout
     assert re.search(r"50× \[a, b, c\]", p.stdout), p.stdout
     assert p.stdout.index("main") < p.stdout.index("loop3")
-    text = run(["view", str(tmp_path / "x.trace"), "--text"], tmp_path).stdout
+    text = retracer("view", str(tmp_path / "x.trace"), "--text", cwd=tmp_path, check=True).stdout
     assert text in p.stdout
 
 
 def test_max_depth_and_ascii_output(tmp_path):
     prog = write(tmp_path, "loops.py", LOOPS)
-    t = trace(tmp_path, prog)
-    full = run(["view", t, "--text"], tmp_path).stdout
-    out = run(["view", t, "--text", "--max-depth", "2"], tmp_path).stdout
+    t = str(tmp_path / "out.trace")
+    trace(t, prog, cwd=tmp_path)
+    full = retracer("view", t, "--text", cwd=tmp_path, check=True).stdout
+    out = retracer("view", t, "--text", "--max-depth", "2", cwd=tmp_path, check=True).stdout
 
     def levels(text):
         return [len(re.match(r"^((?:[│ ]   )*)", ln).group(1)) // 4 + 1 for ln in text.splitlines()[1:]]
     assert max(levels(out)) == 2 and max(levels(full)) > 2
     assert out.splitlines()[:2] == full.splitlines()[:2]
     env = dict(os.environ, PYTHONIOENCODING="ascii")
-    out = run(["view", t, "--text"], tmp_path, env=env).stdout
+    out = retracer("view", t, "--text", cwd=tmp_path, check=True, env=env).stdout
     assert "@ 50x [a, b, c]" in out and "|-- " in out and "`-- " in out
 
 
-def test_serve_on_localhost_and_stop_cleanly(tmp_path):
-    t = trace(tmp_path, os.path.join(WORKLOADS, "calls_fib.py"), "10")
-    proc = subprocess.Popen([sys.executable, "-m", "retracer", "view", t, "--serve", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(tmp_path))
+def test_serve_on_localhost_and_stop_cleanly(tmp_path, workloads):
+    t = str(tmp_path / "out.trace")
+    trace(t, str(workloads / "calls_fib.py"), "10", cwd=tmp_path)
+    proc = popen([sys.executable, "-m", "retracer", "view", t, "--serve", "0"], cwd=tmp_path)
     try:
         line = proc.stderr.readline()
         m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
@@ -473,45 +463,38 @@ def test_serve_on_localhost_and_stop_cleanly(tmp_path):
         assert 'id="rt-data"' in body and resp.headers["Content-Type"].startswith("text/html")
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(m.group(0) + "etc/passwd", timeout=30)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err and "stopped serving" in err
+    except BaseException:
+        kill_group(proc)
+        raise
+    proc.send_signal(signal.SIGINT)
+    cp = finish(proc)
+    assert cp.returncode == 0, cp.stderr
+    assert "Traceback" not in cp.stderr and "stopped serving" in cp.stderr
 
 
 # --------------------------------------------------------------------------- input errors
 
-def _one_line_error(p, *words):
-    assert p.returncode == 2, (p.returncode, p.stderr)
-    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, p.stderr
-    assert "Traceback" not in p.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
-
-
-def test_bad_input_is_one_line_exit_2(tmp_path):
-    _one_line_error(run(["view", str(tmp_path / "missing.trace")], tmp_path, check=False),
+def test_bad_input_is_one_line_exit_2(tmp_path, workloads):
+    one_line_error(retracer("view", str(tmp_path / "missing.trace"), cwd=tmp_path),
                     "missing.trace", "does not exist")
     junk = tmp_path / "junk.trace"
     junk.write_bytes(b"hello, not a trace")
-    _one_line_error(run(["view", str(junk)], tmp_path, check=False), "junk.trace", "not a retracer trace")
-    t = trace(tmp_path, os.path.join(WORKLOADS, "calls_fib.py"), "5")
-    _one_line_error(run(["view", t, "-o", str(tmp_path / "nodir" / "p.html")], tmp_path, check=False),
+    one_line_error(retracer("view", str(junk), cwd=tmp_path), "junk.trace", "not a retracer trace")
+    t = str(tmp_path / "out.trace")
+    trace(t, str(workloads / "calls_fib.py"), "5", cwd=tmp_path)
+    one_line_error(retracer("view", t, "-o", str(tmp_path / "nodir" / "p.html"), cwd=tmp_path),
                     "nodir", "-o")
-    _one_line_error(run(["view", t, "-o", str(tmp_path)], tmp_path, check=False), "directory")
-    _one_line_error(run(["view", t, "--max-period", "0"], tmp_path, check=False), "--max-period")
-    _one_line_error(run(["view", t, "--text", "-o", "x.html"], tmp_path, check=False), "--text")
-    _one_line_error(run(["view", t, "-o", "x.html", "--serve"], tmp_path, check=False), "--serve")
-    p = run(["view", t, "--serve", "abc"], tmp_path, check=False)
+    one_line_error(retracer("view", t, "-o", str(tmp_path), cwd=tmp_path), "directory")
+    one_line_error(retracer("view", t, "--max-period", "0", cwd=tmp_path), "--max-period")
+    one_line_error(retracer("view", t, "--text", "-o", "x.html", cwd=tmp_path), "--text")
+    one_line_error(retracer("view", t, "-o", "x.html", "--serve", cwd=tmp_path), "--serve")
+    p = retracer("view", t, "--serve", "abc", cwd=tmp_path)
     assert p.returncode == 2 and "invalid port" in p.stderr and "Traceback" not in p.stderr
     # a trace signed by someone else is refused unless --trust
     other = dict(os.environ, RETRACER_CONFIG_DIR=str(tmp_path / "other"))
-    p = run(["view", t, "--text"], tmp_path, check=False, env=other)
-    _one_line_error(p, "--trust")
-    assert run(["view", t, "--text", "--trust"], tmp_path, env=other).returncode == 0
+    p = retracer("view", t, "--text", cwd=tmp_path, env=other)
+    one_line_error(p, "--trust")
+    assert retracer("view", t, "--text", "--trust", cwd=tmp_path, check=True, env=other).returncode == 0
     # a corrupt call stream: one line naming the file
     import sqlite3
     bad = tmp_path / "bad.trace"
@@ -520,7 +503,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path):
     con.execute("UPDATE chunks SET data = ?, codec = 'raw', raw_size = 2", (b"\x80\x80",))
     con.commit()
     con.close()
-    _one_line_error(run(["view", str(bad), "--trust", "--text"], tmp_path, check=False),
+    one_line_error(retracer("view", str(bad), "--trust", "--text", cwd=tmp_path),
                     "bad.trace", "corrupt", "trace the program again")
 
 
@@ -529,8 +512,9 @@ def test_page_title_that_looks_like_a_placeholder_is_left_alone(tmp_path):
     '{{CSS}}' or '{{JS}}' stays text in the title."""
     import re
     prog = write(tmp_path, "p.py", "import sys\nprint(sys.argv[1:])\n")
-    out = trace(tmp_path, prog, "{{CSS}}", "{{JS}}")
-    run(["view", out, "-o", str(tmp_path / "page.html")], tmp_path)
+    out = str(tmp_path / "out.trace")
+    trace(out, prog, "{{CSS}}", "{{JS}}", cwd=tmp_path)
+    retracer("view", out, "-o", str(tmp_path / "page.html"), cwd=tmp_path, check=True)
     page = (tmp_path / "page.html").read_text()
     (title,) = re.findall(r"<title>(.*?)</title>", page, re.S)
     assert "{{CSS}}" in title and "{{JS}}" in title and len(title) < 500, title[:500]
@@ -550,7 +534,8 @@ def test_text_names_a_generator_resumed_many_times(tmp_path):
         if __name__ == "__main__":
             main()
         """)
-    out = trace(tmp_path, prog)
-    p = run(["view", out, "--text"], tmp_path)
+    out = str(tmp_path / "out.trace")
+    trace(out, prog, cwd=tmp_path)
+    p = retracer("view", out, "--text", cwd=tmp_path, check=True)
     line = next(l for l in p.stdout.splitlines() if "× [gen]" in l)
     assert "total: 1 call in 501 resumed slices" in line, p.stdout

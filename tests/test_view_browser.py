@@ -3,46 +3,40 @@ one) driven by Playwright for Python, on pages made from the shared workloads.
 
 scripts/test.sh installs chromium (scripts/deps-browser.sh) and sets
 RETRACER_REQUIRE_BROWSER=1: then a missing browser FAILS these tests. Run by hand
-without it, they are skipped when chromium is not there. The `browser` fixture is in conftest.py."""
+without it, they are skipped when chromium is not there. The `browser` fixture is in conftest.py.
+
+What is checked here is the page's script in the browser, the same on every Python
+version (the page's data from each version's traces is checked by test_view.py on each):
+these tests are marked `once`.
+"""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from helpers import retracer, trace
 
 try:
     from playwright.sync_api import expect
 except ImportError:  # pragma: no cover - depends on the interpreter
     expect = None
 
-WORKLOADS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "workloads"))
+pytestmark = pytest.mark.once
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("viewpages")
-    old = os.environ.get("RETRACER_CONFIG_DIR")
-    os.environ["RETRACER_CONFIG_DIR"] = str(d / "config")
-    yield d
-    if old is None:
-        os.environ.pop("RETRACER_CONFIG_DIR", None)
-    else:
-        os.environ["RETRACER_CONFIG_DIR"] = old
+def workdir(module_config_dir, tmp_path_factory):
+    return tmp_path_factory.mktemp("viewpages")
 
 
-def make_page(workdir, name, script, *args, view_args=(), trace_args=()):
-    t = str(workdir / f"{name}.trace")
+def make_page(workdir, name, script, *args, view_args=()):
+    t = workdir / f"{name}.trace"
     html = str(workdir / f"{name}.html")
-    if not os.path.exists(t):
-        subprocess.run([sys.executable, "-m", "retracer", "trace", "-q", "--no-stability-check", "-o", t,
-                        *trace_args, script, *args], check=True, cwd=str(workdir), capture_output=True,
-                       timeout=180)
-    subprocess.run([sys.executable, "-m", "retracer", "view", t, "-o", html, *view_args], check=True,
-                   cwd=str(workdir), capture_output=True, timeout=180)
+    if not t.exists():
+        trace(t, script, *args, cwd=workdir)
+    retracer("view", t, "-o", html, *view_args, cwd=workdir, check=True)
     return html
 
 
@@ -70,8 +64,8 @@ def twisty(row):
 
 # --------------------------------------------------------------------------- workloads
 
-def test_fib_page_one_recursive_node(browser, workdir):
-    page = open_page(browser, make_page(workdir, "fib", os.path.join(WORKLOADS, "calls_fib.py"), "25"))
+def test_fib_page_one_recursive_node(browser, workdir, workloads):
+    page = open_page(browser, make_page(workdir, "fib", workloads / "calls_fib.py", "25"))
     fib = rows(page, "[data-name='fib']")
     assert fib.count() == 1
     assert fib.get_attribute("data-calls") == "242785"
@@ -88,8 +82,8 @@ def test_fib_page_one_recursive_node(browser, workdir):
     assert not page.errors
 
 
-def test_oop_sim_page_step_loop_is_one_group_and_expands(browser, workdir):
-    page = open_page(browser, make_page(workdir, "oop", os.path.join(WORKLOADS, "oop_sim.py")))
+def test_oop_sim_page_step_loop_is_one_group_and_expands(browser, workdir, workloads):
+    page = open_page(browser, make_page(workdir, "oop", workloads / "oop_sim.py"))
     step = rows(page, "[data-kind=group][data-name='Particle.step']")
     assert step.count() == 1
     assert step.get_attribute("data-count") == "20000"
@@ -111,8 +105,8 @@ def test_oop_sim_page_step_loop_is_one_group_and_expands(browser, workdir):
     assert not page.errors
 
 
-def test_captured_call_shows_its_own_arguments(browser, workdir):
-    page = open_page(browser, make_page(workdir, "fib", os.path.join(WORKLOADS, "calls_fib.py"), "25"))
+def test_captured_call_shows_its_own_arguments(browser, workdir, workloads):
+    page = open_page(browser, make_page(workdir, "fib", workloads / "calls_fib.py", "25"))
     fib = rows(page, "[data-name='fib']")
     assert fib.get_attribute("data-args") == "1"
     fib.locator(".name").click()
@@ -257,8 +251,8 @@ def test_text_is_escaped_everywhere(browser, workdir):
     assert not page.errors
 
 
-def test_flame_graph_and_timeline(browser, workdir):
-    page = open_page(browser, make_page(workdir, "oop", os.path.join(WORKLOADS, "oop_sim.py")))
+def test_flame_graph_and_timeline(browser, workdir, workloads):
+    page = open_page(browser, make_page(workdir, "oop", workloads / "oop_sim.py"))
     page.click("button[data-tab=flame]")
     frames = page.evaluate("window.__rtDebug.flameFrames()")
     assert "Particle.step" in frames and "simulate" in frames and "Thread MainThread" in frames
@@ -283,8 +277,8 @@ def test_flame_graph_and_timeline(browser, workdir):
     assert not page.errors
 
 
-def test_statistics_panel(browser, workdir):
-    page = open_page(browser, make_page(workdir, "oop", os.path.join(WORKLOADS, "oop_sim.py")))
+def test_statistics_panel(browser, workdir, workloads):
+    page = open_page(browser, make_page(workdir, "oop", workloads / "oop_sim.py"))
     page.click("button[data-tab=stats]")
     text = page.locator("#stats").inner_text()
     assert "distinct functions" in text and "calls (profile)" in text

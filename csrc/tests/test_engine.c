@@ -252,6 +252,89 @@ static void test_engine_time_clamped(void)
     fx_free(&x);
 }
 
+/* ---------------------------------------------------------- the pause */
+
+/* The caller's own work (capture) is taken out of the running call and of
+ * every caller: the clock pauses. The injected clock says when each event
+ * happened; the work in between is declared with rt_thread_pause. */
+static void test_engine_pause_profile_and_stream(void)
+{
+    fx x;
+    rt_engine *e = fx_init(&x, NULL);
+    REQUIRE(e != NULL);
+    enum { MAIN, A, B };
+    declare(e, 0, 3, RT_F_SCOPE);
+    rt_thread *t = rt_engine_add_thread(e, 1, 1, 100);
+    REQUIRE(t != NULL);
+    CHECK_EQ_I(rt_thread_paused(t), 0);
+    rt_enter(t, MAIN, 100);
+    rt_enter(t, A, 110);
+    rt_thread_pause(t, 1000);        /* capturing A's arguments: 110 .. 1110 */
+    CHECK_EQ_I(rt_thread_time(t, 1110), 110);
+    rt_enter(t, B, 1120);            /* timeline 120 */
+    rt_exit(t, B, 1130, 0);          /* timeline 130 */
+    rt_thread_pause(t, 500);         /* capturing B's outcome: 1130 .. 1630 */
+    rt_exit(t, A, 1640, 0);          /* timeline 140 */
+    rt_thread_pause(t, 300);
+    rt_thread_pause(t, 0);           /* ignored */
+    rt_thread_pause(t, -5);          /* ignored */
+    CHECK_EQ_I(rt_thread_paused(t), 1800);
+    rt_exit(t, MAIN, 1950, 0);       /* timeline 150 */
+    CHECK_EQ_I(rt_engine_finish(e, 5000), RT_OK);
+    CHECK_STREAM(&x, 0, EV_TIME(100), EV_ENTER(MAIN, 100), EV_ENTER(A, 110), EV_ENTER(B, 120), EV_EXIT(130),
+                 EV_EXIT(140), EV_EXIT(150));
+    prof p;
+    REQUIRE(prof_get(e, &p) == RT_OK);
+    CHECK_FS(&p, MAIN, 1, 1, 20, 50);
+    CHECK_FS(&p, A, 1, 1, 20, 30);
+    CHECK_FS(&p, B, 1, 1, 10, 10);
+    CHECK_EDGE(&p, MAIN, A, 1, 1, 20, 30);
+    prof_free(e, &p);
+    CHECK_EQ_I(thread_info(e, 0).paused_ns, 1800);
+    fx_free(&x);
+}
+
+/* A pause on one thread moves only that thread's later events; a pause
+ * inside a generator's slice is out of the generator and of its consumer;
+ * finish closes open calls on each thread's timeline. */
+static void test_engine_pause_threads_generators_finish(void)
+{
+    fx x;
+    rt_engine *e = fx_init(&x, NULL);
+    REQUIRE(e != NULL);
+    enum { MAIN, GEN, W };
+    declare(e, 0, 3, RT_F_SCOPE);
+    rt_engine_set_func(e, GEN, RT_F_SCOPE | RT_F_GEN);
+    rt_thread *t1 = rt_engine_add_thread(e, 1, 1, 0);
+    rt_thread *t2 = rt_engine_add_thread(e, 2, 2, 0);
+    REQUIRE(t1 && t2);
+    rt_enter(t1, MAIN, 0);
+    rt_enter(t2, W, 5);
+    rt_enter(t1, GEN, 10);
+    rt_thread_pause(t1, 100);               /* capture at the generator's start */
+    CHECK_EQ_I(rt_suspend(t1, GEN, 0xAB, 120), 1); /* timeline 20 */
+    rt_thread_pause(t1, 50);                /* capture of the yielded value */
+    rt_resume(t1, GEN, 0xAB, 190);          /* timeline 40 */
+    CHECK_EQ_I(rt_exit(t1, GEN, 200, 0), 1); /* timeline 50 */
+    CHECK_EQ_I(rt_exit(t2, W, 300, 0), 1);  /* thread 2: not paused */
+    /* a bogus pause longer than the gap: the next event is clamped, never earlier */
+    rt_thread_pause(t1, 10000);
+    rt_enter(t1, W, 260);                   /* timeline -9790: clamped to 50 */
+    CHECK_EQ_I(rt_engine_finish(e, 10400), RT_OK); /* t1 timeline 10400 - 10150 = 250 */
+    CHECK_STREAM(&x, 0, EV_TIME(0), EV_ENTER(MAIN, 0), EV_ENTER(GEN, 10), EV_SUSP(20), EV_RES(1, 40),
+                 EV_EXIT(50), EV_ENTER(W, 50), EV_EXIT(250), EV_EXIT(250));
+    CHECK_STREAM(&x, 1, EV_TIME(0), EV_ENTER(W, 5), EV_EXIT(300));
+    prof p;
+    REQUIRE(prof_get(e, &p) == RT_OK);
+    CHECK_FS(&p, GEN, 1, 1, 20, 20);
+    CHECK_FS(&p, MAIN, 1, 1, 30, 250);
+    CHECK_FS(&p, W, 2, 2, 295 + 200, 295 + 200);
+    prof_free(e, &p);
+    CHECK_EQ_I(thread_info(e, 0).paused_ns, 10150);
+    CHECK_EQ_I(thread_info(e, 1).paused_ns, 0);
+    fx_free(&x);
+}
+
 /* ------------------------------------------------------------- profile */
 
 static void test_engine_profile_recursion(void)
@@ -1715,6 +1798,8 @@ void suite_engine(void)
 {
     RT_RUN(test_engine_call_tree);
     RT_RUN(test_engine_time_clamped);
+    RT_RUN(test_engine_pause_profile_and_stream);
+    RT_RUN(test_engine_pause_threads_generators_finish);
     RT_RUN(test_engine_profile_recursion);
     RT_RUN(test_engine_profile_mutual_recursion);
     RT_RUN(test_engine_profile_two_threads);

@@ -9,6 +9,7 @@ void suite_engine(void);
 void suite_walk(void);
 void suite_export(void);
 void suite_fold(void);
+void suite_capture(void);
 
 int main(int argc, char **argv)
 {
@@ -20,5 +21,6 @@ int main(int argc, char **argv)
     suite_walk();
     suite_export();
     suite_fold();
+    suite_capture();
     return rt_test_end();
 }

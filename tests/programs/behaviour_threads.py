@@ -5,8 +5,12 @@ import threading
 import time
 
 
+main_done = threading.Event()
+
+
 def late():
-    time.sleep(0.3)
+    main_done.wait()  # after "main done" (a busy machine must not change the order)
+    time.sleep(0.3)   # still running when the main code has ended
     print("late thread done")
 
 
@@ -20,3 +24,4 @@ t = threading.Thread(target=bad, name="Bad")
 t.start()
 t.join()
 print("main done")
+main_done.set()

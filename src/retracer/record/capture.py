@@ -3,7 +3,8 @@ of functions in scope that its capture policy keeps.
 
 The C binding calls `enter` with the argument values at the start of a call,
 `exit` with the return value or the exception at its end, and `yield_` with
-each value a captured generator yields. Everything here runs with the calling
+each value a captured generator yields (`_engine.CallStart`, `CallEnd`,
+`CallYield`). Everything here runs with the calling
 thread muted (not traced) and never raises into the program: a value that
 cannot be pickled, is too large, or belongs to an argument whose name looks
 secret is recorded as such and that call is marked not replayable. A Ctrl-C
@@ -111,7 +112,7 @@ class _FnStats:
 
 class _Pending:
     __slots__ = ("fid", "call_no", "tidx", "names", "values", "args", "status", "info", "t0", "yields",
-                 "yields_truncated", "gen_ref", "cost_ns", "thread_ns0")
+                 "yields_truncated", "gen_ref", "cost_ns")
 
     def __init__(self, fid, call_no, tidx, names, values, t0):
         self.fid = fid
@@ -127,7 +128,6 @@ class _Pending:
         self.yields_truncated = False
         self.gen_ref: Optional[weakref.ref] = None
         self.cost_ns = 0
-        self.thread_ns0 = 0  # the thread's capture time when the call began
 
 
 class Capturer:
@@ -160,7 +160,6 @@ class Capturer:
         self.count = 0
         self.stored_bytes = 0           # bytes of distinct values written
         self.capture_ns = 0             # time spent capturing, all threads
-        self._thread_ns: Dict[int, int] = {}  # time spent capturing per thread index
         self.capture_share = capture_share
         self.max_capture_bytes = max_capture_bytes
         self._t_start = time.perf_counter_ns()
@@ -232,15 +231,19 @@ class Capturer:
         self.capture_ns += dt
         if p is not None:
             p.cost_ns += dt
-            self._thread_ns[p.tidx] = self._thread_ns.get(p.tidx, 0) + dt
 
     # -- callbacks (called by the C binding) --------------------------------
 
-    def enter(self, fid: int, tidx: int, names: Tuple[str, ...], values: tuple, now: int,
-              why: int = 0, stream_call: int = -1, gen: Any = None):
+    def enter(self, call: Any):
+        """A kept call begins. `call` is an `_engine.CallStart`: fid, thread_idx,
+        names, values (at entry), t_ns, why ("first" or "shape"), stream_call
+        (-1: not in the call stream) and generator (3.12+, or None)."""
         t0 = time.perf_counter_ns()
         p: Optional[_Pending] = None
+        fid = -1
         try:
+            fid, tidx, names, values, now = call.fid, call.thread_idx, call.names, call.values, call.t_ns
+            why, stream_call, gen = call.why, call.stream_call, call.generator
             if self._over_budget():
                 return None
             st = self._stats.get(fid)
@@ -253,9 +256,8 @@ class Capturer:
             call_no = self._per_fid.get(fid, 0)
             self._per_fid[fid] = call_no + 1
             p = _Pending(fid, call_no, tidx, names, values, now)
-            p.thread_ns0 = self._thread_ns.get(tidx, 0)
-            if why:
-                p.info["selected"] = "shape"  # kept because its input shape was new
+            if why != "first":
+                p.info["selected"] = why  # "shape": kept because its input shape was new
             if stream_call >= 0:
                 p.info["stream_call"] = stream_call
             if gen is not None:
@@ -284,9 +286,11 @@ class Capturer:
         finally:
             self._spent(p, fid, t0)
 
-    def yield_(self, cid: int, value: Any) -> None:
+    def yield_(self, y: Any) -> None:
+        """A captured generator yields: `y` is an `_engine.CallYield` (id, value)."""
         t0 = time.perf_counter_ns()
-        p = self._pending.get(cid)
+        value = y.value
+        p = self._pending.get(y.id)
         try:
             if p is None or p.status != OK or "yield_error" in p.info:
                 return
@@ -310,13 +314,14 @@ class Capturer:
         finally:
             self._spent(p, -1, t0)
 
-    def exit(self, cid: int, raised: int, value: Any, now: int) -> None:
+    def exit(self, end: Any) -> None:
+        """A captured call ends: `end` is an `_engine.CallEnd` (id, raised,
+        value: the result or the exception, t_ns)."""
         t0 = time.perf_counter_ns()
+        cid, raised, value, now = end.id, end.raised, end.value, end.t_ns
         p = self._pending.pop(cid, None)
         if p is None:
             return
-        # capturing done on the thread before this exit (not the exit's own)
-        spent = self._thread_ns.get(p.tidx, 0) - p.thread_ns0
         try:
             self._finish(cid, p, bool(raised), value, now)
         except KeyboardInterrupt:
@@ -325,7 +330,7 @@ class Capturer:
             pass
         finally:
             self._spent(p, -1, t0)
-            self._account(p, now, spent)
+            self._account(p, now)
 
     def _generator_gone(self, cid: int) -> None:
         """A captured generator was destroyed while suspended: its consumer
@@ -342,7 +347,7 @@ class Capturer:
 
     # -- internals ------------------------------------------------------------
 
-    def _account(self, p: _Pending, now: Optional[int], spent: int) -> None:
+    def _account(self, p: _Pending, now: Optional[int]) -> None:
         """The per-function rule: stop capturing a function whose capture costs
         far more than the function itself, call after call."""
         st = self._stats.get(p.fid)
@@ -352,9 +357,9 @@ class Capturer:
         st.cost_ns += p.cost_ns
         if now is None:
             return
-        # the call itself: without the capturing done on its thread meanwhile
-        # (its own arguments at entry, nested captured calls)
-        call = max(0, now - p.t0 - spent)
+        # the call itself: t_ns are on the thread's timeline, where the engine
+        # paused the clock while capturing (this call's and nested ones)
+        call = max(0, now - p.t0)
         st.call_ns += call
         if p.cost_ns > COST_FLOOR_NS and p.cost_ns > COST_FACTOR * call:
             st.streak += 1

@@ -69,19 +69,33 @@ class _CappedBuffer:
 
 
 def _never_types() -> Tuple[type, ...]:
+    """The types whose values cannot be kept. Only modules already imported are
+    looked at (no socket can exist before `socket` is imported), so finding
+    out costs nothing; the tuple is made again when such a module appears."""
     import _thread
-    import socket
     import threading
 
-    out = [io.IOBase, socket.socket, types.FrameType, types.GeneratorType, types.CoroutineType,
-           types.AsyncGeneratorType, types.TracebackType, threading.Thread,
-           type(_thread.allocate_lock()), type(threading.RLock())]
-    if "sqlite3" in sys.modules:
-        out.append(sys.modules["sqlite3"].Connection)
+    out = [io.IOBase, types.FrameType, types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType,
+           types.TracebackType, threading.Thread, type(_thread.allocate_lock()), type(threading.RLock())]
+    for module, name in (("socket", "socket"), ("sqlite3", "Connection"), ("select", "epoll"),
+                         ("selectors", "BaseSelector"), ("mmap", "mmap")):
+        mod = sys.modules.get(module)
+        tp = getattr(mod, name, None)
+        if isinstance(tp, type):
+            out.append(tp)
     return tuple(out)
 
 
 _NEVER: Optional[Tuple[type, ...]] = None
+_NEVER_KEY = -1
+
+
+def _never() -> Tuple[type, ...]:
+    global _NEVER, _NEVER_KEY
+    if _NEVER is None or _NEVER_KEY != len(sys.modules):
+        _NEVER, _NEVER_KEY = _never_types(), len(sys.modules)
+    return _NEVER
+
 
 # On 3.11 and 3.12 an instance keeps its attributes inline until its __dict__ is
 # asked for (see the module docstring).
@@ -239,10 +253,7 @@ class _Pickler(pickle.Pickler):
         self._index = index
 
     def reducer_override(self, obj: Any) -> Any:
-        global _NEVER
-        if _NEVER is None:
-            _NEVER = _never_types()
-        if isinstance(obj, _NEVER):
+        if isinstance(obj, _never()):
             raise Unpicklable(f"a {type(obj).__module__}.{type(obj).__qualname__} cannot be kept")
         if isinstance(obj, types.ModuleType):
             return refs.module, (obj.__name__,)
@@ -278,10 +289,7 @@ def _cloud_pickler(file: Any, index: Optional[ModuleIndex]) -> pickle.Pickler:
 
     class Cloud(cloudpickle.Pickler):
         def reducer_override(self, obj: Any) -> Any:
-            global _NEVER
-            if _NEVER is None:
-                _NEVER = _never_types()
-            if isinstance(obj, _NEVER):
+            if isinstance(obj, _never()):
                 raise Unpicklable(f"a {type(obj).__module__}.{type(obj).__qualname__} cannot be kept")
             if isinstance(obj, types.ModuleType):
                 return refs.module, (obj.__name__,)

@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 from .. import _engine, settings
 from .._version import VERSION
 from ..errors import RetracerError
+from ..tracefile.schema import FLAG_IN_SCOPE, Function, Thread
 from ..tracefile.spool import write_trace
 from . import sources
 from .capture import Capturer
@@ -183,13 +184,11 @@ class Tracer:
             os.close(fd)
         except OSError as e:
             raise RetracerError(f"retracer: cannot write the trace {self.output}: {e.strerror}; pass another -o")
-        capture = None
         if not self.no_capture and self.max_function_count > 0:
             cap_spool = self._spool.replace(".spool-", ".capture-")
             self._capturer = Capturer(cap_spool, max_value_bytes=self.max_value_bytes, redact=self.redact,
                                       scope=tuple(_dirprefix(p) for p in self.scopes) + self.extra_scope,
                                       capture_share=self.capture_share, max_capture_bytes=self.max_capture_bytes)
-            capture = (self._capturer.enter, self._capturer.exit, self._capturer.yield_)
         if self.timeout is not None:
             # started before the engine so its waiting is not traced
             self._timer = threading.Timer(float(self.timeout), self._on_timeout)
@@ -217,10 +216,10 @@ class Tracer:
             # everything retracer does before this line is not traced: the
             # engine records from here on
             _engine.start(
-                self._spool, scopes + self.extra_scope, exclude, (_PKG_DIR,), self.only_functions, cwd,
-                no_external=self.no_external_calls, no_imports=self.no_imports,
-                c_calls=self.c_calls, chunk_size=_CHUNK_SIZE,
-                capture=capture, max_count=self.max_function_count,
+                spool=self._spool, scope=scopes + self.extra_scope, exclude=exclude, ignore=(_PKG_DIR,),
+                only=self.only_functions, cwd=cwd, no_external=self.no_external_calls,
+                no_imports=self.no_imports, c_calls=self.c_calls, chunk_size=_CHUNK_SIZE,
+                capture=self._capturer, max_count=self.max_function_count, shape_diverse=True,
             )
             if MECHANISM == "sys.monitoring":
                 self._register_monitoring()
@@ -352,45 +351,45 @@ class Tracer:
 
     # ------------------------------------------------------------- writing
 
-    def _write(self, results: Dict[str, Any], stopped_by: str, exit_status: Optional[int]) -> TraceSummary:
-        funcs: List[tuple] = results["functions"]
-        flags: List[int] = results["flags"]
+    def _write(self, results: Any, stopped_by: str, exit_status: Optional[int]) -> TraceSummary:
+        """Write the trace from `results`, the engine's Results (read by field name)."""
+        funcs = results.functions  # FunctionInfo per fid
         modules = _module_names()
-        qualnames = (_qualnames_by_code(d[1] for d in funcs if d[0] == "py")
+        qualnames = (_qualnames_by_code(f.code for f in funcs if f.kind == "py")
                      if sys.version_info < (3, 11) else {})
-        rows = []
-        for fid, desc in enumerate(funcs):
-            if desc[0] == "py":
-                co = desc[1]
+        rows: List[Function] = []
+        for f in funcs:
+            if f.kind == "py":
+                co = f.code
                 filename = co.co_filename
                 if not filename.startswith("<") and not os.path.isabs(filename):
                     filename = os.path.abspath(filename)
                 qualname = getattr(co, "co_qualname", None) or qualnames.get(id(co), co.co_name)
-                rows.append((fid, "py", co.co_name, qualname, modules.get(filename, ""), filename,
-                             co.co_firstlineno, flags[fid]))
+                rows.append(Function(f.fid, "py", co.co_name, qualname, modules.get(filename, ""), filename,
+                                     co.co_firstlineno, f.flags))
             else:
-                rows.append((fid, "c", desc[1], desc[1], "", "~", 0, flags[fid]))
-        stream_calls = sum(t[4] for t in results["threads"])
-        stream_events = sum(t[3] for t in results["threads"])
-        calls_total = sum(r[1] for r in results["func_stats"])
+                rows.append(Function(f.fid, "c", f.name, f.name, "", "~", 0, f.flags))
+        stream_calls = sum(t.stream_calls for t in results.threads)
+        stream_events = sum(t.n_events for t in results.threads)
+        calls_total = sum(r.calls for r in results.func_stats)
         main_ident = threading.main_thread().ident
         thread_rows = []
-        for idx, ident, native_id, n_events, _calls, _chunks in results["threads"]:
-            name = self._names.get(ident) or ("MainThread" if ident == main_ident else f"Thread-{ident}")
-            thread_rows.append((idx, ident, native_id, name, n_events))
+        for t in results.threads:
+            name = self._names.get(t.ident) or ("MainThread" if t.ident == main_ident else f"Thread-{t.ident}")
+            thread_rows.append(Thread(t.thread_idx, t.ident, t.native_id, name, t.n_events))
         options = dict(settings.recorded(self.settings), scope=self.scopes, extra_scope=list(self.extra_scope),
                        only_functions=self.only_functions)
         meta = {
             "command": self.command, "cwd": os.getcwd(),
             "python_version": sys.version.split()[0],
             "python_implementation": sys.implementation.name,
-            "retracer_version": VERSION, "hook": MECHANISM, "clock": results["clock"],
+            "retracer_version": VERSION, "hook": MECHANISM, "clock": results.clock,
             "start_time": self._start_wall, "end_time": time.time(),
-            "duration_ns": results["duration_ns"], "options": options,
+            "duration_ns": results.duration_ns, "options": options,
             "exit_status": exit_status, "calls_total": calls_total,
             "stream_calls": stream_calls, "stream_events": stream_events,
-            "complete": not results["error"], "stopped_by": stopped_by,
-            "engine_error": results["error"] or None, "scope": self.scope, "scopes": self.scopes,
+            "complete": not results.error, "stopped_by": stopped_by,
+            "engine_error": results.error or None, "scope": self.scope, "scopes": self.scopes,
             "sys_path": [os.path.abspath(p) if p else os.getcwd() for p in sys.path],
         }
         cap = self._capturer
@@ -400,26 +399,30 @@ class Tracer:
             cap.close()  # calls still running are marked incomplete: the stats are final
             captured = self._captured_batches(funcs)
             meta["capture"] = {"cut": cap.cut, "capture_ns": cap.capture_ns, "stored_bytes": cap.stored_bytes,
-                               "functions_stopped": sum(1 for s in cap.function_stats() if s[4])}
+                               "functions_stopped": sum(1 for s in cap.function_stats() if s[4]),
+                               # per thread index: the time taken out of its timeline while capturing
+                               "paused_ns": [t.paused_ns for t in results.threads]}
             # the code and environment the calls ran in, for replay (record/sources.py)
             meta["sources"], source_blobs = sources.collect(
-                (r[5] for r in rows if r[1] == "py" and r[7] & 1), self.scopes)
+                (r.filename for r in rows if r.kind == "py" and r.flags & FLAG_IN_SCOPE), self.scopes)
             meta["git"] = sources.git_commit(self.scope)
             meta["environment"] = sources.environment()
         path, n_captured = write_trace(
-            self.output, meta, rows, thread_rows, self._spool, results["func_stats"], results["edge_stats"],
+            self.output, meta, rows, thread_rows, self._spool, results.func_stats, results.edge_stats,
             captured, blobs=itertools.chain(cap.blobs(), source_blobs) if cap is not None else (),
             capture_stats=cap.function_stats() if cap is not None else ())
-        top = sorted(results["func_stats"], key=lambda r: -r[3])[:5]
+        top = sorted(results.func_stats, key=lambda r: -r.own_ns)[:5]
         return TraceSummary(
             path=path, calls_total=calls_total, stream_calls=stream_calls,
-            threads=len(thread_rows), duration_ns=results["duration_ns"],
-            top=[(rows[r[0]][3], _where(rows[r[0]]), r[3], r[1]) for r in top],
-            error=results["error"], stopped_by=stopped_by, captured_calls=n_captured,
+            threads=len(thread_rows), duration_ns=results.duration_ns,
+            top=[(rows[r.fid].qualname, _where(rows[r.fid]), r.own_ns, r.calls) for r in top],
+            error=results.error, stopped_by=stopped_by, captured_calls=n_captured,
         )
 
-    def _captured_batches(self, funcs: List[tuple]) -> Iterator[List[tuple]]:
+    def _captured_batches(self, funcs: Sequence[Any]) -> Iterator[List[tuple]]:
         """The captured calls as ``captured_calls`` rows, in batches of 500."""
+        import inspect  # after tracing (see _kind_of)
+
         cap = self._capturer
         assert cap is not None
         kinds: Dict[int, str] = {}
@@ -427,12 +430,12 @@ class Tracer:
         for row in cap.rows():
             fid = row[1]
             if fid not in kinds:
-                kinds[fid] = _kind_of(funcs[fid][1]) if funcs[fid][0] == "py" else "c"
+                kinds[fid] = _kind_of(funcs[fid].code) if funcs[fid].kind == "py" else "c"
             info = dict(row[11])
             info["kind"] = kinds[fid]
-            co = funcs[fid][1]
+            co = funcs[fid].code
             info["argspec"] = [co.co_argcount, co.co_kwonlyargcount,
-                               bool(co.co_flags & 0x04), bool(co.co_flags & 0x08)]
+                               bool(co.co_flags & inspect.CO_VARARGS), bool(co.co_flags & inspect.CO_VARKEYWORDS)]
             batch.append(row[:11] + (json.dumps(info),))
             if len(batch) >= 500:
                 yield batch
@@ -493,7 +496,7 @@ if hasattr(os, "register_at_fork"):
 
 def _kind_of(code) -> str:
     """function, generator, coroutine or asyncgen, from a code object's flags."""
-    import inspect
+    import inspect  # here, not at the top: the traced program's own import of it is traced
 
     f = code.co_flags
     if f & inspect.CO_ASYNC_GENERATOR:
@@ -505,10 +508,10 @@ def _kind_of(code) -> str:
     return "function"
 
 
-def _where(row: tuple) -> str:
-    if row[1] == "c":
+def _where(row: Function) -> str:
+    if row.kind == "c":
         return "~"
-    return f"{os.path.basename(row[5])}:{row[6]}"
+    return f"{os.path.basename(row.filename)}:{row.firstlineno}"
 
 
 def _qualnames_by_code(codes: Iterable[Any]) -> Dict[int, str]:
@@ -517,6 +520,7 @@ def _qualnames_by_code(codes: Iterable[Any]) -> Dict[int, str]:
     the code objects they are nested in (module → Class.method,
     function → f.<locals>.g)."""
     import gc
+    import inspect
     import types
 
     out: Dict[int, str] = {}
@@ -524,7 +528,7 @@ def _qualnames_by_code(codes: Iterable[Any]) -> Dict[int, str]:
     def walk(roots: List[Tuple[Any, Optional[str]]]) -> None:
         while roots:
             code, qual = roots.pop()
-            is_function = bool(code.co_flags & 0x02)  # CO_NEWLOCALS: a function, not a module/class body
+            is_function = bool(code.co_flags & inspect.CO_NEWLOCALS)  # a function, not a module/class body
             for c in code.co_consts:
                 if not isinstance(c, types.CodeType):
                     continue

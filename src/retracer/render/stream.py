@@ -1,6 +1,6 @@
 """The streamed exports of a trace: formats written by the C exporters.
 
-The work is done by the C exporters (``csrc/rt_export.c`` through the
+The work is done by the C exporters (``csrc/rt_export*.c`` through the
 ``retracer._export`` binding); this module reads the trace file, feeds the
 call-stream chunks of every thread to them in order and writes the result to a
 temporary file that is renamed into place when complete, so an output file is

@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, NamedTuple, Optional, Sequence, Tuple
 
 from .writer import TraceWriter
 
 SPOOL_HEADER = struct.Struct("=IIQQ")
 
 
-def read_spool(path: Optional[str]) -> Iterator[Tuple[int, int, bytes, int]]:
-    """(thread index, seq, chunk bytes, events) for every complete chunk of the
-    spool at ``path``; a truncated last chunk (the process died writing it) ends
-    the iteration."""
+class SpoolChunk(NamedTuple):
+    """One call-stream chunk of the spool."""
+
+    thread_idx: int
+    seq: int        # the chunk's number in its thread's stream
+    data: bytes
+    n_events: int
+
+
+def read_spool(path: Optional[str]) -> Iterator[SpoolChunk]:
+    """Every complete chunk of the spool at ``path``; a truncated last chunk (the
+    process died writing it) ends the iteration."""
     if not path or not os.path.exists(path):
         return
     with open(path, "rb") as f:
@@ -32,7 +40,7 @@ def read_spool(path: Optional[str]) -> Iterator[Tuple[int, int, bytes, int]]:
             data = f.read(length)
             if len(data) < length:
                 return
-            yield tidx, seq, data, n_events
+            yield SpoolChunk(tidx, seq, data, n_events)
 
 
 def write_trace(output: str, meta: Dict[str, Any], functions: Sequence[tuple],
@@ -53,8 +61,8 @@ def write_trace(output: str, meta: Dict[str, Any], functions: Sequence[tuple],
             w.set_meta(k, v)
         w.add_functions(functions)
         w.add_threads(threads)
-        for tidx, seq, raw, n_events in read_spool(spool):
-            w.add_chunk(tidx, seq, raw, n_events)
+        for c in read_spool(spool):
+            w.add_chunk(c.thread_idx, c.seq, c.data, c.n_events)
         w.add_func_stats(func_stats)
         w.add_edge_stats(edge_stats)
         w.add_blobs(blobs)

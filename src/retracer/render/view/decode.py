@@ -9,6 +9,16 @@ from typing import Iterator, List, Optional, Tuple
 KIND_CALL, KIND_RESUME, KIND_CONT, KIND_ROOT = range(4)
 END_RETURN, END_RAISE, END_SUSPEND, END_OPEN = range(4)
 
+# an item record starts with varint(W); its low 2 bits say what it is (docs/folding.md, "Encoding")
+ITEM_TYPE_MASK = 3
+ITEM_GROUP = 1
+# the `flags` varint of a span record
+SPAN_KIND_MASK = 3        # bits 0-1: KIND_*
+SPAN_HOW_SHIFT = 2        # bits 2-3: END_*
+SPAN_HOW_MASK = 3
+SPAN_HAS_CHILDREN = 16    # bit 4
+SPAN_DEPTH_SHIFT = 5      # bits 5+: recursion depth - 1
+
 
 class Rec:
     """One decoded record of the folded tree: a span (a call, or a resumed slice of a
@@ -87,7 +97,7 @@ def read_rec(buf: bytes, pos: int, cursor: int, next_call: int) -> Rec:
     gap, pos = _varint(buf, pos)
     r.t0 = cursor + gap
     r.call_no = next_call
-    if w & 3 == 1:
+    if w & ITEM_TYPE_MASK == ITEM_GROUP:
         r.group = True
         r.period = w >> 2
         r.dur, pos = _varint(buf, pos)
@@ -110,11 +120,11 @@ def read_rec(buf: bytes, pos: int, cursor: int, next_call: int) -> Rec:
     r.fid = w >> 2
     r.dur, pos = _varint(buf, pos)
     flags, pos = _varint(buf, pos)
-    r.kind = flags & 3
-    r.how = (flags >> 2) & 3
-    r.depth = (flags >> 5) + 1
+    r.kind = flags & SPAN_KIND_MASK
+    r.how = (flags >> SPAN_HOW_SHIFT) & SPAN_HOW_MASK
+    r.depth = (flags >> SPAN_DEPTH_SHIFT) + 1
     r.dur_sum = r.dur
-    if flags & 16:
+    if flags & SPAN_HAS_CHILDREN:
         r.calls, pos = _varint(buf, pos)
         r.nitems, pos = _varint(buf, pos)
         cb, pos = _varint(buf, pos)

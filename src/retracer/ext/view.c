@@ -1,5 +1,5 @@
 /*
- * _view.c -- the CPython binding of pattern folding (csrc/rt_fold.h).
+ * view.c -- retracer._view, the CPython binding of pattern folding (csrc/rt_fold.h).
  *
  * One function, fold(), runs the pure C folder over one thread's call-stream
  * chunks and returns the folded tree and the call-path profile as compact
@@ -7,14 +7,9 @@
  * (Python, for the text form) and the HTML page decodes (JavaScript). No
  * state outside the call: every rt_fold lives on the C stack of fold().
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "compat.h"
 
 #include "rt_fold.h"
-
-#if PY_VERSION_HEX < 0x030A0000
-static inline PyObject *Py_NewRef(PyObject *o) { Py_INCREF(o); return o; }
-#endif
 
 /* Raise the Python exception for an engine return code; returns NULL. */
 static PyObject *fold_error(int rc, const char *what)
@@ -43,18 +38,21 @@ static PyObject *view_fold(PyObject *self, PyObject *args, PyObject *kwds)
     PyObject *chunks, *captures = Py_None;
     unsigned int max_period = RT_FOLD_DEFAULT_PERIOD;
     int patterns = 1, rc;
-    PyObject *it = NULL, *item = NULL, *tree = NULL, *paths = NULL, *info = NULL, *caps = NULL;
-    PyObject *result = NULL;
+    PyObject *it = NULL, *item = NULL, *tree = NULL, *paths = NULL, *info = NULL, *caps = NULL; /* Owned */
+    PyObject *result = NULL; /* Owned */
     uint8_t *buf = NULL;
     size_t len = 0;
     rt_fold f;
     (void)self;
 
+    rt_fold_init(&f, NULL, rt_default_allocator()); /* nothing allocated yet: `error` can free it */
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|IpO:fold", kwlist, &chunks, &max_period,
                                      &patterns, &captures))
-        return NULL;
-    if (max_period < 1 || max_period > RT_FOLD_PERIOD_LIMIT)
-        return PyErr_Format(PyExc_ValueError, "max_period must be 1..%d", RT_FOLD_PERIOD_LIMIT);
+        goto error;
+    if (max_period < 1 || max_period > RT_FOLD_PERIOD_LIMIT) {
+        PyErr_Format(PyExc_ValueError, "max_period must be 1..%d", RT_FOLD_PERIOD_LIMIT);
+        goto error;
+    }
     rt_fold_opts opts = {max_period, patterns};
     rt_fold_init(&f, &opts, rt_default_allocator());
 
@@ -179,14 +177,13 @@ static struct PyModuleDef view_module = {
 
 PyMODINIT_FUNC PyInit__view(void)
 {
-    PyObject *m = PyModule_Create(&view_module);
-    if (!m)
-        return NULL;
-    if (PyModule_AddIntConstant(m, "ENCODING_VERSION", RT_FOLD_ENCODING_VERSION) < 0 ||
+    PyObject *m = PyModule_Create(&view_module); /* Owned */
+    if (!m || PyModule_AddIntConstant(m, "ENCODING_VERSION", RT_FOLD_ENCODING_VERSION) < 0 ||
         PyModule_AddIntConstant(m, "DEFAULT_PERIOD", RT_FOLD_DEFAULT_PERIOD) < 0 ||
-        PyModule_AddIntConstant(m, "PERIOD_LIMIT", RT_FOLD_PERIOD_LIMIT) < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
+        PyModule_AddIntConstant(m, "PERIOD_LIMIT", RT_FOLD_PERIOD_LIMIT) < 0)
+        goto error;
     return m;
+error:
+    Py_XDECREF(m);
+    return NULL;
 }

@@ -1,5 +1,5 @@
 /*
- * _export.c -- the CPython binding of the exporters (csrc/rt_export.h).
+ * export.c -- retracer._export, the CPython binding of the exporters (csrc/rt_export.h).
  *
  * One type, Exporter, that wraps an rt_export: Python reads the trace file
  * and feeds the call-stream chunks of each thread; the C exporter decodes
@@ -18,8 +18,7 @@
  * (calls out of order). After an error the exporter refuses further work.
  * No global state: everything lives in the Exporter object.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "compat.h"
 
 #include <errno.h>
 #include <unistd.h>
@@ -29,8 +28,8 @@
 typedef struct {
     PyObject_HEAD
     rt_export *ex;       /* owned; NULL after a failed construction */
-    int fd;              /* output file descriptor, or -1 */
-    PyObject *write;     /* owned: callable taking bytes, or NULL when fd >= 0 */
+    int fd;              /* output file descriptor (borrowed: the caller closes it), or -1 */
+    PyObject *write;     /* Owned: callable taking bytes, or NULL when fd >= 0 */
     int saved_errno;     /* errno of a failed write(2) */
     int py_error;        /* 1: the callable raised; the exception is pending */
     int busy;            /* 1 while a call runs without the GIL */
@@ -120,37 +119,36 @@ static int Exporter_init(ExporterObject *self, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"format", "out", "name", "exporter", "pid", "time_unix_ns", "duration_ns",
                              "merge_threads", "gzip_level", NULL};
     const char *fmt;
-    PyObject *out, *name = Py_None, *exporter = Py_None;
-    PyObject *name_b = NULL, *exporter_b = NULL;
+    PyObject *out, *name = Py_None, *exporter = Py_None; /* Borrowed */
+    PyObject *name_b = NULL, *exporter_b = NULL;         /* Owned: their UTF-8 bytes */
     long long pid = 0, time_unix_ns = 0, duration_ns = 0;
     int merge = 0, level = 0, ret = -1;
     rt_export_opts opts;
 
     if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|$OOLLLpi", kwlist, &fmt, &out, &name, &exporter, &pid,
                                      &time_unix_ns, &duration_ns, &merge, &level))
-        return -1;
+        goto error;
     if (self->ex) {
         PyErr_SetString(PyExc_RuntimeError, "Exporter is already initialised");
-        return -1;
+        goto error;
     }
     memset(&opts, 0, sizeof opts);
     opts.format = rt_export_format_by_name(fmt);
     if (!opts.format) {
         PyErr_Format(PyExc_ValueError, "unknown export format '%s'", fmt);
-        return -1;
+        goto error;
     }
     if (PyLong_Check(out)) {
         int fd = PyObject_AsFileDescriptor(out);
         if (fd < 0)
-            return -1;
+            goto error;
         self->fd = fd;
     } else if (PyCallable_Check(out)) {
         self->fd = -1;
-        Py_INCREF(out);
-        self->write = out;
+        Py_XSETREF(self->write, Py_NewRef(out));
     } else {
         PyErr_SetString(PyExc_TypeError, "out must be a file descriptor or a callable taking bytes");
-        return -1;
+        goto error;
     }
     if (exp_utf8(name, &name_b, &opts.name) < 0 || exp_utf8(exporter, &exporter_b, &opts.exporter) < 0)
         goto error;
@@ -183,20 +181,19 @@ static PyObject *Exporter_add_function(ExporterObject *self, PyObject *args)
 {
     unsigned long fid;
     long long line;
-    PyObject *name, *sys, *file, *label, *b[4] = {NULL, NULL, NULL, NULL};
+    PyObject *name, *sys, *file, *label;          /* Borrowed */
+    PyObject *b[4] = {NULL, NULL, NULL, NULL};    /* Owned: their UTF-8 bytes */
     const char *kind;
     rt_export_func f;
     PyObject *ret = NULL;
 
-    if (!exp_ready(self))
-        return NULL;
-    if (!PyArg_ParseTuple(args, "kOOOLOs", &fid, &name, &sys, &file, &line, &label, &kind))
-        return NULL;
+    memset(&f, 0, sizeof f);
+    if (!exp_ready(self) || !PyArg_ParseTuple(args, "kOOOLOs", &fid, &name, &sys, &file, &line, &label, &kind))
+        goto error;
     if (fid > UINT32_MAX) {
         PyErr_SetString(PyExc_OverflowError, "fid out of range");
-        return NULL;
+        goto error;
     }
-    memset(&f, 0, sizeof f);
     if (exp_utf8(name, &b[0], &f.name) < 0 || exp_utf8(sys, &b[1], &f.system_name) < 0 ||
         exp_utf8(file, &b[2], &f.file) < 0 || exp_utf8(label, &b[3], &f.label) < 0)
         goto error;
@@ -207,8 +204,7 @@ static PyObject *Exporter_add_function(ExporterObject *self, PyObject *args)
         exp_raise(self, rc);
         goto error;
     }
-    Py_INCREF(Py_None);
-    ret = Py_None;
+    ret = Py_NewRef(Py_None);
 error:
     for (int i = 0; i < 4; i++)
         Py_XDECREF(b[i]);
@@ -219,29 +215,30 @@ static PyObject *Exporter_thread_begin(ExporterObject *self, PyObject *args)
 {
     unsigned long idx;
     long long tid;
-    PyObject *name, *nb = NULL;
+    PyObject *name;     /* Borrowed */
+    PyObject *nb = NULL; /* Owned: its UTF-8 bytes */
+    PyObject *ret = NULL;
     const char *s;
-    if (!exp_ready(self))
-        return NULL;
-    if (!PyArg_ParseTuple(args, "kLO", &idx, &tid, &name))
-        return NULL;
-    if (exp_utf8(name, &nb, &s) < 0)
-        return NULL;
+    if (!exp_ready(self) || !PyArg_ParseTuple(args, "kLO", &idx, &tid, &name) || exp_utf8(name, &nb, &s) < 0)
+        goto error;
     int rc = rt_export_thread_begin(self->ex, (uint32_t)idx, tid, s);
+    if (rc != RT_OK) {
+        exp_raise(self, rc);
+        goto error;
+    }
+    ret = Py_NewRef(Py_None);
+error:
     Py_XDECREF(nb);
-    if (rc != RT_OK)
-        return exp_raise(self, rc);
-    Py_RETURN_NONE;
+    return ret;
 }
 
 static PyObject *Exporter_feed(ExporterObject *self, PyObject *arg)
 {
-    Py_buffer view;
+    Py_buffer view = {0}; /* released at the end (a no-op while not acquired) */
+    PyObject *ret = NULL;
     int rc;
-    if (!exp_ready(self))
-        return NULL;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
+    if (!exp_ready(self) || PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        goto error;
     if (self->fd >= 0) {
         /* no Python is called while writing to a descriptor: let other threads run */
         self->busy = 1;
@@ -252,20 +249,28 @@ static PyObject *Exporter_feed(ExporterObject *self, PyObject *arg)
     } else {
         rc = rt_export_feed(self->ex, view.buf, (size_t)view.len);
     }
+    if (rc != RT_OK) {
+        exp_raise(self, rc);
+        goto error;
+    }
+    ret = Py_NewRef(Py_None);
+error:
     PyBuffer_Release(&view);
-    if (rc != RT_OK)
-        return exp_raise(self, rc);
-    Py_RETURN_NONE;
+    return ret;
 }
 
 static PyObject *Exporter_thread_end(ExporterObject *self, PyObject *unused)
 {
+    int rc;
     if (!exp_ready(self))
-        return NULL;
-    int rc = rt_export_thread_end(self->ex);
-    if (rc != RT_OK)
-        return exp_raise(self, rc);
+        goto error;
+    if ((rc = rt_export_thread_end(self->ex)) != RT_OK) {
+        exp_raise(self, rc);
+        goto error;
+    }
     Py_RETURN_NONE;
+error:
+    return NULL;
 }
 
 static PyObject *Exporter_stats(ExporterObject *self, PyObject *unused)
@@ -282,12 +287,16 @@ static PyObject *Exporter_stats(ExporterObject *self, PyObject *unused)
 
 static PyObject *Exporter_finish(ExporterObject *self, PyObject *unused)
 {
+    int rc;
     if (!exp_ready(self))
-        return NULL;
-    int rc = rt_export_finish(self->ex);
-    if (rc != RT_OK)
-        return exp_raise(self, rc);
+        goto error;
+    if ((rc = rt_export_finish(self->ex)) != RT_OK) {
+        exp_raise(self, rc);
+        goto error;
+    }
     return Exporter_stats(self, NULL);
+error:
+    return NULL;
 }
 
 static PyMethodDef Exporter_methods[] = {
@@ -323,17 +332,16 @@ static struct PyModuleDef export_module = {
 
 PyMODINIT_FUNC PyInit__export(void)
 {
-    PyObject *m;
-    if (PyType_Ready(&ExporterType) < 0)
-        return NULL;
-    m = PyModule_Create(&export_module);
-    if (!m)
-        return NULL;
+    PyObject *m = NULL; /* Owned */
+    if (PyType_Ready(&ExporterType) < 0 || !(m = PyModule_Create(&export_module)))
+        goto error;
     Py_INCREF(&ExporterType);
     if (PyModule_AddObject(m, "Exporter", (PyObject *)&ExporterType) < 0) {
         Py_DECREF(&ExporterType);
-        Py_DECREF(m);
-        return NULL;
+        goto error;
     }
     return m;
+error:
+    Py_XDECREF(m);
+    return NULL;
 }

@@ -1,0 +1,34 @@
+/*
+ * rt_export_folded.c -- folded stacks (flamegraph.pl, inferno): one
+ * "root;...;leaf weight" line per distinct stack with self time, weight =
+ * self time in nanoseconds, threads merged. Written from the trie at the end.
+ */
+#include "rt_export_impl.h"
+
+static void rt__folded_finish(rt_export *e)
+{
+    for (size_t i = 0; i < e->nnodes && !e->err; i++) {
+        if (e->nodes[i].self_ns <= 0)
+            continue;
+        size_t d = rt_ex_node_path(e, (uint32_t)i);
+        while (d-- > 0 && !e->err) {
+            const rt_ex_fn *f = &e->fns[e->path[d]];
+            rt_ex_bytes(e, f->label, f->label_len);
+            if (d)
+                rt_ex_bytes(e, ";", 1);
+        }
+        uint8_t *p = rt_ex_reserve(e, 24);
+        if (!p)
+            return;
+        *p++ = ' ';
+        p = rt_ex_put_i64(p, e->nodes[i].self_ns);
+        *p++ = '\n';
+        rt_ex_commit(e, p);
+    }
+}
+
+const rt_export_ops rt_export_folded_ops = {
+    .name = "folded",
+    .aggregated = 1,
+    .finish = rt__folded_finish,
+};

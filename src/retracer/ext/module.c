@@ -1,0 +1,124 @@
+/*
+ * module.c -- retracer._engine: module init and the method table. The
+ * functions themselves live in the file of their job (binding.h lists them).
+ */
+#include "binding.h"
+#include "rt_stream.h"
+
+/* mute(flag) -> previous flag: drop (True) or record again (False) the events
+ * of the calling thread. The time between mute(True) and mute(False) is
+ * retracer's own: it is paused (rt_thread_pause). */
+static PyObject *set_muted(PyObject *m, PyObject *arg)
+{
+    int flag = PyObject_IsTrue(arg);
+    if (flag < 0)
+        goto error;
+    if (G.engine && rt_py_tls.gen != G.gen && !rt_py_thread_new(rt_clock_now(&G.clock))) {
+        /* the thread state must exist so the flag belongs to this session */
+        PyErr_NoMemory();
+        goto error;
+    }
+    int was = rt_py_tls.muted;
+    rt_py_tls.muted = flag;
+    if (G.engine && G.active && rt_py_tls.gen == G.gen && rt_py_tls.thread && flag != was) {
+        /* retracer's own work while muted is out of the thread's time, as capture is */
+        int64_t now = rt_clock_now(&G.clock);
+        if (flag)
+            rt_py_tls.muted_at = now;
+        else
+            rt_thread_pause(rt_py_tls.thread, now - rt_py_tls.muted_at);
+    }
+    return PyBool_FromLong(was);
+error:
+    return NULL;
+}
+
+static PyObject *is_active(PyObject *m, PyObject *unused) { return PyBool_FromLong(G.active); }
+
+static PyObject *get_mechanism(PyObject *m, PyObject *unused) { return PyUnicode_FromString(RT_MECHANISM); }
+
+/* decode(chunk: bytes, t0: int = 0) -> list of Event(tag, arg, t_ns); for tests and tools. */
+static PyObject *decode_chunk(PyObject *m, PyObject *args)
+{
+    Py_buffer buf = {0}; /* released at the end (a no-op while not acquired) */
+    long long t0 = 0;
+    PyObject *out = NULL; /* Owned */
+    rt_stream_reader r;
+    rt_event ev;
+    int rc;
+    if (!PyArg_ParseTuple(args, "y*|L:decode", &buf, &t0))
+        goto error;
+    if (!(out = PyList_New(0)))
+        goto error;
+    rt_stream_reader_init(&r, buf.buf, (size_t)buf.len, t0);
+    while ((rc = rt_stream_next(&r, &ev)) == 1) {
+        unsigned long long x = ev.tag == RT_EV_RESUME ? ev.back : ev.fid;
+        PyObject *items[] = {PyLong_FromLong(ev.tag), PyLong_FromUnsignedLongLong(x),
+                             PyLong_FromLongLong((long long)ev.t)};
+        PyObject *row = rt_py_named(&rt_py_EventType, items, 3); /* Owned */
+        int failed = !row || PyList_Append(out, row) < 0;
+        Py_XDECREF(row);
+        if (failed)
+            goto error;
+    }
+    if (rc < 0) {
+        PyErr_SetString(PyExc_ValueError, "malformed call-stream chunk");
+        goto error;
+    }
+    PyBuffer_Release(&buf);
+    return out;
+error:
+    PyBuffer_Release(&buf);
+    Py_XDECREF(out);
+    return NULL;
+}
+
+static PyMethodDef engine_methods[] = {
+    {"start", (PyCFunction)(void (*)(void))rt_py_start, METH_VARARGS | METH_KEYWORDS, rt_py_start_doc},
+    {"stop", rt_py_stop, METH_NOARGS, rt_py_stop_doc},
+    {"pause", rt_py_pause, METH_NOARGS, "Stop recording events; stop() still collects."},
+    {"mute", set_muted, METH_O, "mute(flag) -> previous flag: drop (True) or record (False) the calling thread's events."},
+    {"active", is_active, METH_NOARGS, "True while a session records events."},
+    {"mechanism", get_mechanism, METH_NOARGS, "The hook this build uses."},
+    {"instance_state", rt_py_instance_state, METH_O,
+     "A copy of an object's instance attributes, read without materialising its __dict__ (3.11/3.12); None if not applicable."},
+    {"has_inline_values", rt_py_has_inline_values, METH_O, "For tests: are obj's attributes still inline?"},
+    {"decode", decode_chunk, METH_VARARGS, "decode(chunk, t0=0) -> list of Event: one call-stream chunk (for tests and tools)."},
+    {"_fail_start_at", rt_py_fail_start_at, METH_O,
+     "For tests: _fail_start_at(n) makes the n-th fallible step of the next start() fail with MemoryError (0: none)."},
+#ifdef RT_MECH_PROFILE
+    {"thread_bootstrap", rt_py_thread_bootstrap, METH_VARARGS, "Given to threading.setprofile: installs the C hook in a new thread."},
+#endif
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef engine_module = {
+    PyModuleDef_HEAD_INIT, "retracer._engine",
+    "The CPython binding of retracer's C tracing engine.", -1, engine_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__engine(void)
+{
+    PyObject *m = PyModule_Create(&engine_module); /* Owned */
+    if (!m)
+        goto error;
+#ifdef RT_MECH_MONITORING
+    if (PyModule_AddFunctions(m, rt_py_monitoring_methods) < 0)
+        goto error;
+#endif
+    if (PyModule_AddStringConstant(m, "MECHANISM", RT_MECHANISM) < 0 ||
+        PyModule_AddIntConstant(m, "FLAG_IN_SCOPE", RT_F_SCOPE) < 0 ||
+        PyModule_AddIntConstant(m, "FLAG_IMPORT_MACHINERY", RT_F_IMPORT) < 0 ||
+        PyModule_AddIntConstant(m, "FLAG_MODULE_BODY", RT_F_MODULE) < 0 ||
+        PyModule_AddIntConstant(m, "FLAG_ONLY_FUNCTIONS", RT_F_ONLY) < 0 ||
+        PyModule_AddIntConstant(m, "FLAG_GENERATOR", RT_F_GEN) < 0 ||
+        PyModule_AddIntConstant(m, "FLAG_C_FUNCTION", RT_F_C) < 0 ||
+        rt_py_results_init(m) < 0)
+        goto error;
+    G.self_module = m;
+    return m;
+error:
+    Py_XDECREF(m);
+    return NULL;
+}

@@ -1,0 +1,376 @@
+/*
+ * session.c -- a tracing session: start() creates the engine and the
+ * capture policy and installs the hook (3.9-3.11; on 3.12+ the caller
+ * registers the sys.monitoring callbacks), pause() stops recording, stop()
+ * closes the open calls, flushes the call stream into the spool file and
+ * returns the profile as named results. The spool is read back by
+ * tracefile/spool.py.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "binding.h"
+
+/* ------------------------------------------------------------ spool sink */
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Each record: u32 thread_idx, u32 seq, u64 len, u64 n_events (little endian
+ * as the machine), then len bytes (tracefile/spool.py SPOOL_HEADER). */
+static int spool_sink(void *ctx, uint32_t thread_idx, uint32_t seq, const uint8_t *data,
+                      size_t len, uint64_t n_events)
+{
+    int fd = *(int *)ctx;
+    unsigned char hdr[24];
+    uint64_t l = len;
+    memcpy(hdr, &thread_idx, 4);
+    memcpy(hdr + 4, &seq, 4);
+    memcpy(hdr + 8, &l, 8);
+    memcpy(hdr + 16, &n_events, 8);
+    if (write_all(fd, hdr, sizeof hdr) != 0 || write_all(fd, data, len) != 0)
+        return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------- threads */
+
+rt_thread *rt_py_thread_new(int64_t now)
+{
+    rt_thread *t = rt_engine_add_thread(G.engine, (uint64_t)PyThread_get_thread_ident(),
+                                        (uint64_t)PyThread_get_thread_native_id(), now);
+    rt_py_tls.thread = t;
+    rt_py_tls.gen = G.gen;
+    rt_py_tls.muted = 0;
+    return t;
+}
+
+/* ------------------------------------------------------------- teardown */
+
+/* Release everything a session holds; safe on a half-built session. */
+static void session_teardown(void)
+{
+    rt_engine_free(G.engine);
+    G.engine = NULL;
+    rt_map_free(&G.code_fids);
+    PyMem_RawFree(G.fflags);
+    G.fflags = NULL;
+    G.fcap = G.nfuncs = 0;
+    Py_CLEAR(G.funcs);
+    Py_CLEAR(G.keep);
+    Py_CLEAR(G.argnames);
+    Py_CLEAR(G.cb_enter);
+    Py_CLEAR(G.cb_exit);
+    Py_CLEAR(G.cb_yield);
+    rt_capture_free(&G.capture);
+    G.capture_on = 0;
+    rt_map_free(&G.cap_gens);
+    rt_py_capstacks_free();
+    Py_CLEAR(G.scope);
+    Py_CLEAR(G.exclude);
+    Py_CLEAR(G.ignore);
+    Py_CLEAR(G.only);
+    Py_CLEAR(G.cwd);
+    if (G.spool_fd >= 0)
+        close(G.spool_fd);
+    G.spool_fd = -1;
+}
+
+/* -------------------------------------------------------------- start */
+
+/* A fallible step of start(): 1 when the test hook makes this one fail. */
+static int injected_failure(void)
+{
+    if (G.fail_start_at > 0 && --G.fail_start_at == 0) {
+        PyErr_SetString(PyExc_MemoryError, "injected failure (_engine._fail_start_at)");
+        return 1;
+    }
+    return 0;
+}
+
+/* A new reference to the callable attribute `name` of obj, or NULL. */
+static PyObject *callback(PyObject *obj, const char *name)
+{
+    PyObject *cb = PyObject_GetAttrString(obj, name); /* Owned */
+    if (cb && !PyCallable_Check(cb)) {
+        PyErr_Format(PyExc_TypeError, "capture.%s must be callable", name);
+        Py_CLEAR(cb);
+    }
+    return cb;
+}
+
+const char rt_py_start_doc[] =
+    "start(spool, scope, exclude, ignore, only, cwd, no_external, no_imports, c_calls,\n"
+    "      chunk_size, capture, max_count, shape_diverse)\n"
+    "Begin a session: events are recorded from now on. Every argument is required (by\n"
+    "keyword or in this order):\n"
+    "  spool          path of the file the call-stream chunks are appended to (created)\n"
+    "  scope          tuple of absolute directory prefixes ('/'-terminated): your code\n"
+    "  exclude        tuple of prefixes never in scope (the standard library, site-packages)\n"
+    "  ignore         tuple of prefixes whose code is not traced at all (retracer's own)\n"
+    "  only           iterable of function names (--only-functions), or None\n"
+    "  cwd            the current directory, '/'-terminated, for relative file names\n"
+    "  no_external    bool: calls leaving the scope are not in the call stream\n"
+    "  no_imports     bool: import machinery and module bodies are not in the call stream\n"
+    "  c_calls        bool: record calls of C functions (where the hook sees them)\n"
+    "  chunk_size     bytes per call-stream chunk (0: 256 KiB)\n"
+    "  capture        None, or an object with callables enter(CallStart) -> id or None,\n"
+    "                 exit(CallEnd) and yield_(CallYield), called muted\n"
+    "  max_count      calls captured per function (0: none)\n"
+    "  shape_diverse  bool: keep the last quarter of max_count for calls whose input\n"
+    "                 shape is new (False: the first max_count calls)\n"
+    "On 3.12+ the caller registers the sys.monitoring callbacks itself.";
+
+PyObject *rt_py_start(PyObject *m, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"spool", "scope", "exclude", "ignore", "only", "cwd",
+                             "no_external", "no_imports", "c_calls", "chunk_size",
+                             "capture", "max_count", "shape_diverse", NULL};
+    const char *spool;
+    PyObject *scope, *exclude, *ignore, *only, *cwd, *capture; /* Borrowed */
+    int no_external, no_imports, c_calls, shape_diverse;
+    Py_ssize_t chunk_size;
+    unsigned int max_count;
+    int building = 0; /* 1 once G holds parts of this session: `error` undoes them all */
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!O!OUpppnOIp:start", kwlist, &spool, &PyTuple_Type,
+                                     &scope, &PyTuple_Type, &exclude, &PyTuple_Type, &ignore,
+                                     &only, &cwd, &no_external, &no_imports, &c_calls,
+                                     &chunk_size, &capture, &max_count, &shape_diverse))
+        goto error;
+    if (G.engine) {
+        PyErr_SetString(PyExc_RuntimeError, "a retracer session is already running");
+        goto error;
+    }
+    building = 1;
+    rt_map_init(&G.code_fids, rt_py_allocator());
+    rt_map_init(&G.cap_gens, rt_py_allocator());
+    rt_capture_config ccfg;
+    rt_capture_config_default(&ccfg, max_count);
+    if (!shape_diverse)
+        ccfg.shape_share = 0;
+    rt_capture_init(&G.capture, &ccfg, rt_py_allocator());
+    G.spool_fd = open(spool, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (G.spool_fd < 0) {
+        PyErr_SetFromErrnoWithFilename(PyExc_OSError, spool);
+        goto error;
+    }
+    rt_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.chunk_size = (size_t)chunk_size;
+    cfg.sink = spool_sink;
+    cfg.sink_ctx = &G.spool_fd;
+    cfg.alloc = rt_py_allocator();
+    cfg.no_external = no_external;
+    cfg.no_imports = no_imports;
+    cfg.only_functions = only != Py_None;
+    if (injected_failure())
+        goto error;
+    if (!(G.engine = rt_engine_new(&cfg))) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    if (injected_failure() || !(G.funcs = PyList_New(0)))
+        goto error;
+    if (injected_failure() || !(G.keep = PyList_New(0)))
+        goto error;
+    if (injected_failure() || !(G.argnames = PyList_New(0)))
+        goto error;
+    if (only != Py_None && (injected_failure() || !(G.only = PyFrozenSet_New(only))))
+        goto error;
+    G.capture_on = capture != Py_None && max_count > 0;
+    if (G.capture_on && (injected_failure() || !(G.cb_enter = callback(capture, "enter")) ||
+                         !(G.cb_exit = callback(capture, "exit")) || !(G.cb_yield = callback(capture, "yield_"))))
+        goto error;
+    G.scope = Py_NewRef(scope);
+    G.exclude = Py_NewRef(exclude);
+    G.ignore = Py_NewRef(ignore);
+    G.cwd = Py_NewRef(cwd);
+    G.nfuncs = 0;
+    G.c_calls = c_calls;
+    G.fail_start_at = 0;
+    rt_clock_init(&G.clock, 2000000, 1);
+    G.gen++;
+    G.t_start = rt_clock_now(&G.clock);
+    G.active = 1;
+#ifdef RT_MECH_PEP523
+    PyInterpreterState *interp = PyThreadState_GET()->interp;
+    G.prev_eval = _PyInterpreterState_GetEvalFrameFunc(interp);
+    _PyInterpreterState_SetEvalFrameFunc(interp, rt_py_eval_frame);
+#endif
+#ifdef RT_MECH_PROFILE
+    PyEval_SetProfile(rt_py_profile, NULL);
+#endif
+    Py_RETURN_NONE;
+error:
+    G.fail_start_at = 0;
+    if (building)
+        session_teardown();
+    return NULL;
+}
+
+/* _fail_start_at(n): for tests -- the n-th fallible step of the next start()
+ * fails with MemoryError (0: none). */
+PyObject *rt_py_fail_start_at(PyObject *m, PyObject *arg)
+{
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    G.fail_start_at = n > 0 ? (int)n : 0;
+    Py_RETURN_NONE;
+}
+
+/* -------------------------------------------------------------- results */
+
+static PyObject *function_info(uint32_t fid)
+{
+    PyObject *desc = PyList_GET_ITEM(G.funcs, fid); /* Borrowed */
+    int is_c = (G.fflags[fid] & RT_F_C) != 0;
+    PyObject *items[] = {
+        PyLong_FromUnsignedLong(fid),
+        PyUnicode_FromString(is_c ? "c" : "py"),
+        Py_NewRef(is_c ? Py_None : desc),
+        Py_NewRef(is_c ? desc : ((PyCodeObject *)desc)->co_name),
+        PyLong_FromUnsignedLong(G.fflags[fid] & ~RT_FB_CORO),
+        Py_NewRef(PyList_GET_ITEM(G.argnames, fid)),
+    };
+    return rt_py_named(&rt_py_FunctionInfoType, items, 6);
+}
+
+/* Append `item` (a new reference, stolen; NULL: fail) to list l. 0 or -1. */
+static int append_new(PyObject *l, PyObject *item)
+{
+    if (!item)
+        return -1;
+    int rc = PyList_Append(l, item);
+    Py_DECREF(item);
+    return rc;
+}
+
+static PyObject *build_results(const char *errmsg)
+{
+    rt_fstat *fs = NULL;
+    rt_edge *edges = NULL;
+    size_t n_edges = 0;
+    PyObject *res = NULL, *fl = NULL, *el = NULL, *tl = NULL, *funcs = NULL; /* Owned */
+    if (rt_engine_profile(G.engine, &fs, &edges, &n_edges) != RT_OK) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    if (!(funcs = PyList_New(0)) || !(fl = PyList_New(0)) || !(el = PyList_New(0)) || !(tl = PyList_New(0)))
+        goto error;
+    for (uint32_t i = 0; i < G.nfuncs; i++)
+        if (append_new(funcs, function_info(i)) < 0)
+            goto error;
+    uint32_t nf = rt_engine_nfuncs(G.engine);
+    for (uint32_t i = 0; i < nf; i++) {
+        if (fs[i].calls == 0)
+            continue;
+        PyObject *items[] = {
+            PyLong_FromUnsignedLong(i),
+            PyLong_FromUnsignedLongLong(fs[i].calls),
+            PyLong_FromUnsignedLongLong(fs[i].prim_calls),
+            PyLong_FromLongLong(fs[i].own_ns),
+            PyLong_FromLongLong(fs[i].cum_ns),
+        };
+        if (append_new(fl, rt_py_named(&rt_py_FuncStatType, items, 5)) < 0)
+            goto error;
+    }
+    for (size_t i = 0; i < n_edges; i++) {
+        if (edges[i].calls == 0)
+            continue;
+        PyObject *items[] = {
+            PyLong_FromLongLong(edges[i].caller == RT_ROOT ? -1 : (long long)edges[i].caller),
+            PyLong_FromUnsignedLong(edges[i].callee),
+            PyLong_FromUnsignedLongLong(edges[i].calls),
+            PyLong_FromUnsignedLongLong(edges[i].prim_calls),
+            PyLong_FromLongLong(edges[i].own_ns),
+            PyLong_FromLongLong(edges[i].cum_ns),
+        };
+        if (append_new(el, rt_py_named(&rt_py_EdgeStatType, items, 6)) < 0)
+            goto error;
+    }
+    uint32_t nt = rt_engine_nthreads(G.engine);
+    for (uint32_t i = 0; i < nt; i++) {
+        rt_thread_info ti;
+        rt_engine_thread_info(G.engine, i, &ti);
+        PyObject *items[] = {
+            PyLong_FromUnsignedLong(ti.idx),
+            PyLong_FromUnsignedLongLong(ti.ident),
+            PyLong_FromUnsignedLongLong(ti.native_id),
+            PyLong_FromUnsignedLongLong(ti.n_events),
+            PyLong_FromUnsignedLongLong(ti.stream_calls),
+            PyLong_FromUnsignedLong(ti.chunks),
+            PyLong_FromLongLong((long long)ti.paused_ns),
+        };
+        if (append_new(tl, rt_py_named(&rt_py_ThreadInfoType, items, 7)) < 0)
+            goto error;
+    }
+    PyObject *items[] = {
+        Py_NewRef(funcs), Py_NewRef(fl), Py_NewRef(el), Py_NewRef(tl),
+        PyUnicode_FromString(errmsg),
+        PyLong_FromLongLong((long long)(G.t_stop - G.t_start)),
+        PyUnicode_FromString(rt_clock_name(&G.clock)),
+    };
+    res = rt_py_named(&rt_py_ResultsType, items, 7);
+error:
+    Py_XDECREF(funcs);
+    Py_XDECREF(fl);
+    Py_XDECREF(el);
+    Py_XDECREF(tl);
+    if (fs || edges)
+        rt_engine_free_profile(G.engine, fs, edges);
+    return res;
+}
+
+/* ---------------------------------------------------------- pause, stop */
+
+/* Stop recording (hooks stay installed but inert until stop()). */
+PyObject *rt_py_pause(PyObject *m, PyObject *unused)
+{
+    G.active = 0;
+    Py_RETURN_NONE;
+}
+
+const char rt_py_stop_doc[] =
+    "stop() -> Results or None\n"
+    "End the session: close open calls, flush the call stream to the spool and return\n"
+    "Results(functions, func_stats, edge_stats, threads, error, duration_ns, clock)\n"
+    "(see the FunctionInfo, FuncStat, EdgeStat and ThreadInfo types). Returns None if no\n"
+    "session is running.";
+
+PyObject *rt_py_stop(PyObject *m, PyObject *unused)
+{
+    if (!G.engine)
+        Py_RETURN_NONE;
+    G.active = 0;
+    G.t_stop = rt_clock_now(&G.clock);
+#ifdef RT_MECH_PEP523
+    PyInterpreterState *interp = PyThreadState_GET()->interp;
+    if (_PyInterpreterState_GetEvalFrameFunc(interp) == rt_py_eval_frame)
+        _PyInterpreterState_SetEvalFrameFunc(interp, G.prev_eval);
+#endif
+#ifdef RT_MECH_PROFILE
+    PyEval_SetProfile(NULL, NULL);
+#endif
+    rt_engine_finish(G.engine, G.t_stop);
+    const char *errstr = "";
+    rt_engine_error(G.engine, &errstr);
+    PyObject *res = build_results(errstr); /* Owned */
+    session_teardown();
+    return res;
+}

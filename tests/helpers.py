@@ -1,0 +1,131 @@
+"""How the tests run things: `python -m retracer ...`, traced programs and plain
+`python`, each in a subprocess, as a user would.
+
+One copy of each helper for the whole suite (the fixtures are in conftest.py).
+Every subprocess runs in its own process group with stdin from /dev/null, its output
+captured as text; whatever it leaves running is ended with it. The timeout is generous
+(the machine may be busy) and never a speed assertion: a process that hangs fails the
+test with its output.
+
+`trace()` runs `retracer trace` as a user does, without the opt-in stability check
+(`--check-stable`: replays the captured calls twice, isolated, right after tracing); it
+costs child processes per call and only the tests of the check itself need it: they
+pass stability_check=True.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 300  # seconds, for every subprocess
+POSIX = os.name == "posix"
+
+#: the shared workloads (conftest.py's `workloads` fixture) and their small sizes
+WORKLOAD_ARGS = {
+    "calls_fib.py": ["18"], "oop_sim.py": ["20", "10"], "text_pipeline.py": ["300"],
+    "json_roundtrip.py": ["500"], "async_jobs.py": ["200"], "threads_work.py": ["400"],
+    "exceptions_deep.py": ["100"],
+}
+
+
+def popen(cmd: Sequence, cwd=None, env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
+    """Start cmd in its own process group, so that whatever it starts can be ended with it."""
+    return subprocess.Popen([str(c) for c in cmd], cwd=None if cwd is None else str(cwd), env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, errors="replace", start_new_session=POSIX)
+
+
+def kill_group(p: subprocess.Popen) -> None:
+    """End p and the processes it started (only those: its own process group)."""
+    if POSIX:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    elif p.poll() is None:
+        p.kill()
+
+
+def finish(p: subprocess.Popen, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+    """Wait (at most `timeout`) for p; a process that hangs fails the test."""
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(p)
+        out, err = p.communicate()
+        pytest.fail(f"{p.args} did not finish within {timeout} s\n--- stdout\n{out}\n--- stderr\n{err}")
+    finally:
+        kill_group(p)  # leftovers of a finished process, if any
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+def show(cp: subprocess.CompletedProcess) -> str:
+    return f"{cp.args}\nrc={cp.returncode}\n--- stdout\n{cp.stdout}\n--- stderr\n{cp.stderr}"
+
+
+def run(cmd: Sequence, cwd=None, env: Optional[Dict[str, str]] = None, timeout: float = TIMEOUT,
+        check: bool = False) -> subprocess.CompletedProcess:
+    """Run cmd to its end; with check, it must exit 0."""
+    cp = finish(popen(cmd, cwd, env), timeout)
+    if check:
+        assert cp.returncode == 0, show(cp)
+    return cp
+
+
+def run_python(args: Sequence, cwd=None, env: Optional[Dict[str, str]] = None, timeout: float = TIMEOUT,
+               check: bool = False) -> subprocess.CompletedProcess:
+    """`python ARGS` with this interpreter; with check, it must exit 0."""
+    return run([sys.executable, *args], cwd, env, timeout, check)
+
+
+def retracer(*args, cwd=None, env: Optional[Dict[str, str]] = None, timeout: float = TIMEOUT,
+             check: bool = False) -> subprocess.CompletedProcess:
+    """`python -m retracer ARGS`; with check, it must exit 0."""
+    return run_python(["-m", "retracer", *args], cwd=cwd, env=env, timeout=timeout, check=check)
+
+
+def trace_options(out=None, opts: Sequence = (), quiet: bool = True, stability_check: bool = False) -> list:
+    """The options of `retracer trace` before the program: [-q] [-o OUT] [--check-stable] OPTS."""
+    return ((["-q"] if quiet else []) + ([] if out is None else ["-o", str(out)])
+            + (["--check-stable"] if stability_check else []) + [str(o) for o in opts])
+
+
+def trace(out, *program, cwd=None, opts: Sequence = (), env: Optional[Dict[str, str]] = None,
+          quiet: bool = True, stability_check: bool = False, check: bool = True,
+          timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+    """`python -m retracer trace -q -o OUT [--check-stable] OPTS PROGRAM...` in cwd.
+
+    With check (the default) it must exit 0 and write OUT (relative to cwd)."""
+    cp = retracer("trace", *trace_options(out, opts, quiet, stability_check), *program, cwd=cwd, env=env,
+                  timeout=timeout)
+    if check:
+        assert cp.returncode == 0, show(cp)
+        assert Path(cwd or ".", out).is_file(), show(cp)
+    return cp
+
+
+def one_line(text: str) -> str:
+    """The only line of `text`: retracer's messages are one line, never a traceback."""
+    assert "Traceback" not in text, text
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def one_line_error(cp: subprocess.CompletedProcess, *needles: str) -> str:
+    """cp failed as retracer's usage and input errors do: exit status 2 and one line
+    on stderr, holding every needle. Returns the line."""
+    assert cp.returncode == 2, show(cp)
+    assert "Traceback" not in cp.stderr, show(cp)
+    lines = cp.stderr.strip().splitlines()
+    assert len(lines) == 1, show(cp)
+    for needle in needles:
+        assert needle in lines[0], show(cp)
+    return lines[0]
