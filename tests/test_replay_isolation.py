@@ -111,6 +111,11 @@ def run_pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return run(["-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *args], tmp_path)
 
 
+EXCEPTION_UNSEEN = pytest.mark.xfail(sys.version_info < (3, 11), strict=True, reason=(
+    "the 3.9/3.10 profile hook cannot see which exception a call raised: the recording "
+    "keeps only that it raised, so a changed exception is not caught there (documented)"))
+
+
 # ------------------------------------------------------------- 1. isolation
 
 
@@ -149,7 +154,12 @@ def test_argv_reading_main_and_sys_exit_replay_as_traced(tmp_path):
     assert "replayed 3 calls" in r.stderr and "3 match" in r.stderr, r.stderr
     # nothing the replayed calls printed is in the report
     assert "leaving with" not in r.stdout + r.stderr and "width 5" not in r.stdout + r.stderr
-    # sys.exit(3) is leave's outcome, compared like an exception
+
+
+@EXCEPTION_UNSEEN
+def test_sys_exit_is_the_calls_outcome(tmp_path):
+    """sys.exit(3) is leave's outcome, compared like an exception."""
+    trace(tmp_path, ARGV_MAIN, args=["--width", "5", "a.sql", "b.sql"])
     edit(tmp_path, "sys.exit(code)", "sys.exit(code + 1)")
     doc = replay_json(tmp_path)
     assert doc["exit_status"] == 1
@@ -537,7 +547,8 @@ def test_the_former_holes_match_on_unchanged_code(tmp_path):
     assert doc["counts"]["mismatch"] == 0 and doc["counts"]["environment"] == 0, doc["counts"]
 
 
-@pytest.mark.parametrize("name", list(HOLE_EDITS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=EXCEPTION_UNSEEN) if n == "fetch" else n
+                                  for n in HOLE_EDITS])
 def test_the_former_holes_catch_changes(tmp_path, name):
     old, new, fragment = HOLE_EDITS[name]
     trace(tmp_path, HOLES)
@@ -724,7 +735,7 @@ def test_parallel_replay_with_xdist_gives_the_same_verdicts(tmp_path):
     pytest.importorskip("xdist")
     trace(tmp_path, HOLES + SIDE_EFFECTS.replace("if __name__", "if 0 and __name__")
           + "\nif __name__ == '__main__':\n    append('one'); connect(9)\n", opts=())
-    edit(tmp_path, *HOLE_EDITS["fetch"][:2])
+    edit(tmp_path, *HOLE_EDITS["pairs"][:2])  # caught on every version (an exception is not on 3.9/3.10)
     serial = replay_json(tmp_path)
     parallel = replay_json(tmp_path, "-n", "2")
     assert verdicts(parallel) == verdicts(serial)

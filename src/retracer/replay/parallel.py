@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -24,14 +25,26 @@ from .replayer import Case, Result
 from .testgen import PROPERTY, _param_id, write_replay_tests
 
 
+# the test's parameter id in a node id: `...::test_replay[f-call0]`, which some
+# pytest-xdist versions follow with the test's group (`...[f-call0]@f (prog.py:3)`)
+_PARAM = re.compile(r"::test_replay\[([\w.<>-]+)\]")
+
+
 class _Collector:
     def __init__(self, by_param: Dict[str, Case], on_result: Callable[[Result], None]) -> None:
         self.by_param = by_param
+        self.by_id = {c.call_id: p for p, c in by_param.items()}
         self.on_result = on_result
         self.seen: set = set()
 
     def pytest_runtest_logreport(self, report) -> None:  # noqa: ANN001 - pytest's TestReport
-        param = report.nodeid.rsplit("[", 1)[-1][:-1] if report.nodeid.endswith("]") else ""
+        m = _PARAM.search(report.nodeid)
+        param = m.group(1) if m else ""
+        for name, value in getattr(report, "user_properties", ()) or ():
+            if name == PROPERTY:  # the verdict names its call
+                d = json.loads(value)
+                param = self.by_id.get(d.get("call_id"), param)
+                break
         case = self.by_param.get(param)
         if case is None or param in self.seen:
             return
