@@ -10,7 +10,7 @@ setup_real.sh):
 
 1. copy its source tree to a scratch directory under /tmp; run its test suite there
    once plain (it must pass: that is the baseline);
-2. trace the suite once: `python -m retracer trace --no-stability-check -q -o T -m pytest
+2. trace the suite once: `python -m retracer trace -q -o T -m pytest
    ...` (the package's code is the scope: the tree is the current directory);
 3. list the functions of the package (not its tests) with captured calls of status "ok"
    (TraceReader.captured_counts(), TraceReader.functions), not nested (replay cannot
