@@ -26,25 +26,16 @@ from typing import Dict, List, Optional, Sequence
 
 import pytest
 
-TIMEOUT = 300
-
-
-@pytest.fixture(autouse=True)
-def _config_dir(tmp_path_factory, monkeypatch):
-    cfg = tmp_path_factory.mktemp("retracer-config")
-    monkeypatch.setenv("RETRACER_CONFIG_DIR", str(cfg))
-    monkeypatch.delenv("RETRACER_DEBUG", raising=False)
-    monkeypatch.delenv("PYTHONWARNINGS", raising=False)
-    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
-    return cfg
+import helpers
+from helpers import TIMEOUT
 
 
 def run(args: Sequence[str], cwd: Path, env: Optional[Dict[str, str]] = None,
         timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+    """`python ARGS` in cwd (helpers.run_python), with `env` on top of this process's."""
     full = dict(os.environ)
     full.update(env or {})
-    return subprocess.run([sys.executable, *args], cwd=str(cwd), stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, errors="replace", timeout=timeout, env=full)
+    return helpers.run_python(args, cwd=cwd, env=full, timeout=timeout)
 
 
 def retracer(args: Sequence[str], cwd: Path, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
@@ -596,6 +587,36 @@ def test_cached_property_is_replayed(tmp_path):
         """)
     doc = replay_json(tmp_path)
     assert verdicts(doc)["Doc.words"] == ["match"], result(doc, "Doc.words")
+
+
+def test_metaclass_new_of_a_class_its_module_defines(tmp_path):
+    """pygments' StyleMeta.__new__: the class it returns is not bound to its name yet
+    when the call ends; rebuilt by value, it went through the metaclass again without
+    the attribute the metaclass reads, so its recorded result could not be loaded."""
+    write(tmp_path / "styles.py", """
+        class StyleMeta(type):
+            def __new__(mcs, name, bases, dct):
+                obj = type.__new__(mcs, name, bases, dct)
+                for token in ("a", "b"):
+                    obj.styles.setdefault(token, "")
+                return obj
+
+        class Style(metaclass=StyleMeta):
+            styles = {}
+
+        class Dark(Style):
+            styles = {"a": "#000"}
+        """)
+    trace(tmp_path, """
+        import styles
+
+        if __name__ == "__main__":
+            print(styles.Dark.styles)
+        """)
+    doc = replay_json(tmp_path)
+    assert verdicts(doc)["StyleMeta.__new__"] == ["match", "match"], \
+        [r for f in doc["functions"] for r in f["results"]]
+    assert doc["exit_status"] == 0
 
 
 # ------------------------------------------------------ 5. the report
