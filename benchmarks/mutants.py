@@ -10,7 +10,7 @@ setup_real.sh):
 
 1. copy its source tree to a scratch directory under /tmp; run its test suite there
    once plain (it must pass: that is the baseline);
-2. trace the suite once: `python -m retracer trace --no-stability-check -q -o T -m pytest
+2. trace the suite once: `python -m retracer trace -q -o T -m pytest
    ...` (the package's code is the scope: the tree is the current directory);
 3. list the functions of the package (not its tests) with captured calls of status "ok"
    (TraceReader.captured_counts(), TraceReader.functions), not nested (replay cannot
@@ -255,21 +255,25 @@ def find_function(tree: ast.Module, qualname: str, firstlineno: int):
 # ---------------------------------------------------------------------------------
 # replay output
 
-_FAIL_RE = re.compile(r"^(MISMATCH|ERROR) (.+?) call #(\d+) \((.+?), call id (\d+)\)", re.M)
-_UNSTABLE_RE = re.compile(r"^unstable: (.+?) call #(\d+) \((.+?)\): ([^(\n]*)", re.M)
-_SUMMARY_RE = re.compile(r"retracer: replayed (\d+) calls of (\d+) functions: (\d+) match, "
-                         r"(\d+) mismatch, (\d+) error, (\d+) skipped, (\d+) unstable")
-
-
 def parse_replay(text: str) -> dict:
-    fails = [dict(verdict=m.group(1), qualname=m.group(2), index=int(m.group(3)),
-                  where=m.group(4), call_id=int(m.group(5))) for m in _FAIL_RE.finditer(text)]
-    m = _SUMMARY_RE.search(text)
-    counts = None
-    if m:
-        keys = ("calls", "functions", "match", "mismatch", "error", "skipped", "unstable")
-        counts = dict(zip(keys, map(int, m.groups())))
-    return dict(fails=fails, counts=counts)
+    """What `retracer replay --json` printed: the counts and every result that is not a
+    match (call id, function, verdict, reason, message); None counts when it printed none."""
+    try:
+        start = text.index("{")
+        doc = json.loads(text[start:text.rindex("}") + 1])
+    except ValueError:
+        return dict(fails=[], others=[], counts=None)
+    results = []
+    for fn in doc.get("functions", []):
+        for r in fn.get("results", []):
+            results.append(dict(verdict=r["verdict"], qualname=fn["function"], index=r["call"],
+                                where=f"{os.path.basename(fn['file'])}:{fn['line']}", call_id=r["call_id"],
+                                reason=r.get("reason", ""), message=r.get("message", "")))
+    counts = dict(doc.get("counts") or {})
+    counts["calls"] = doc.get("calls")
+    fails = [r for r in results if r["verdict"] in ("mismatch", "error")]
+    others = [r for r in results if r["verdict"] not in ("mismatch", "error")]
+    return dict(fails=fails, others=others, counts=counts)
 
 
 # ---------------------------------------------------------------------------------
@@ -298,7 +302,7 @@ def check_package(name: str, cfg: dict, tree0: Path, args, env: dict, scratch: P
     # the traced suite short
     # --tests-root outside the tree: the generated replay test must not join the suite
     # that judges the mutants
-    tr = run([py, "-m", "retracer", "trace", "--no-stability-check", "-q", "-o", str(trace),
+    tr = run([py, "-m", "retracer", "trace", "-q", "-o", str(trace)] + args.trace_opts + [
               "--tests-root", str(scratch / f"replay-tests-{name}"), "-m", "pytest"] + [o for o in PYTEST_OPTS if o != "-x"] + tests, tree,
              args.trace_timeout, env)
     failed_tests = re.findall(r"^FAILED (\S+)", tr["out"], re.M)
@@ -365,91 +369,47 @@ def check_package(name: str, cfg: dict, tree0: Path, args, env: dict, scratch: P
           f"captured calls by status: {dict(all_status)}", flush=True)
 
     # false alarms: replay everything on the unchanged tree
-    rp = run([py, "-m", "retracer", "replay", "-q", str(trace)], tree, args.replay_timeout * 4, env)
+    rp = run([py, "-m", "retracer", "replay", "--json", str(trace)] + args.replay_opts, tree,
+             args.replay_timeout * 4, env)
     pr = parse_replay(rp["out"])
-    crashed: List[str] = []
     if pr["counts"] is None:
-        # the replay as a whole did not finish (a replayed call exited the process, ...):
-        # replay the package's functions in batches, and one by one where a batch dies
-        print(f"replay of the unchanged tree did not finish (rc={rp['rc']}: "
-              f"{last_line(rp['out'])}); replaying the package's functions in batches",
-              flush=True)
-        res["unchanged_replay_whole"] = dict(rc=rp["rc"], last=last_line(rp["out"]),
-                                             timeout=rp["timeout"])
-        names = sorted({t["qualname"] for t in targets})
-        total = dict(calls=0, functions=0, match=0, mismatch=0, error=0, skipped=0, unstable=0)
-        fails: List[dict] = []
-        sample_text: List[str] = []
-        t_b = time.perf_counter()
-
-        def replay_names(batch: List[str]) -> None:
-            r1 = run([py, "-m", "retracer", "replay", "-q", "--functions", ",".join(batch),
-                      str(trace)], tree, args.replay_timeout, env)
-            p1 = parse_replay(r1["out"])
-            if p1["counts"] is None:
-                if len(batch) > 1:
-                    half = len(batch) // 2
-                    replay_names(batch[:half])
-                    replay_names(batch[half:])
-                else:
-                    crashed.append(f"{batch[0]}: rc={r1['rc']}{' timeout' if r1['timeout'] else ''}: "
-                                   f"{last_line(r1['out'])}")
-                return
-            for k in total:
-                total[k] += p1["counts"][k]
-            fails.extend(p1["fails"])
-            sample_text.append(r1["out"])
-
-        for i in range(0, len(names), 25):
-            replay_names(names[i:i + 25])
-        pr = dict(fails=fails, counts=total)
-        rp = dict(rc=1 if fails else 0, wall=time.perf_counter() - t_b, timeout=False,
-                  out="\n".join(sample_text + crashed))
-        for c in crashed:
-            print(f"    replay of one function does not finish: {c}", flush=True)
+        res["error"] = f"replay of the unchanged tree printed no report (rc={rp['rc']}: {last_line(rp['out'])})"
+        print(res["error"], flush=True)
+        return res
     base_fail_ids = {f["call_id"] for f in pr["fails"]}
-    by_fn = Counter(f"{f['qualname']} ({f['where']}) {f['verdict'].lower()}" for f in pr["fails"])
+    by_fn = Counter(f"{f['qualname']} ({f['where']}) {f['verdict']}" for f in pr["fails"])
     pkg_fails = [f for f in pr["fails"] if call_fid.get(f["call_id"]) in pkg_fids]
     pkg_fail_fns = {call_fid[f["call_id"]] for f in pkg_fails}
+    pkg_others = [f for f in pr["others"] if call_fid.get(f["call_id"]) in pkg_fids]
+    other_counts = Counter(f["verdict"] for f in pkg_others)
+    other_reasons = Counter(f"{f['verdict']}: {f['reason']}" for f in pkg_others)
+    other_by_fn = Counter(f"{f['qualname']} ({f['where']}) {f['verdict']}" for f in pkg_others
+                          if f["verdict"] in ("environment", "unstable"))
     res["unchanged_replay"] = dict(rc=rp["rc"], wall=rp["wall"], timeout=rp["timeout"],
                                    counts=pr["counts"], failing_calls=len(base_fail_ids),
                                    package_failing_calls=len(pkg_fails),
                                    package_failing_functions=len(pkg_fail_fns),
                                    package_ok_calls=sum(len(ok_ids_of.get(f, ())) for f in pkg_fids),
+                                   package_other_verdicts=dict(other_counts),
+                                   package_other_reasons=dict(other_reasons.most_common(30)),
+                                   package_environment_unstable_by_function=dict(other_by_fn.most_common(40)),
                                    by_function=dict(by_fn.most_common()),
-                                   functions_whose_replay_dies=crashed,
                                    last=last_line(rp["out"]))
-    print(f"replay of the unchanged tree: rc={rp['rc']} in {rp['wall']:.1f} s: "
-          f"{pr['counts'] or last_line(rp['out'])}", flush=True)
-    print(f"    in the package's functions: {len(pkg_fails)} failing calls in "
+    print(f"replay of the unchanged tree: rc={rp['rc']} in {rp['wall']:.1f} s: {pr['counts']}", flush=True)
+    print(f"    in the package's functions: {len(pkg_fails)} mismatch/error calls in "
           f"{len(pkg_fail_fns)} functions (of {res['unchanged_replay']['package_ok_calls']} "
-          f"ok calls); the rest are in the tests' own functions", flush=True)
+          f"ok calls); other verdicts there: {dict(other_counts)}", flush=True)
     for k, v in by_fn.most_common(12):
         print(f"    false alarm: {v} x {k}", flush=True)
-    # which of them `retracer replay --check-stable` (what the post-trace stability check
-    # runs; skipped while tracing here) would have marked unstable
-    if args.check_stable:
-        cs = run([py, "-m", "retracer", "replay", "--check-stable", str(trace)], tree,
-                 args.replay_timeout * 4, env)
-        why_unstable = {(m.group(1), int(m.group(2)), m.group(3)): m.group(4).strip()
-                        for m in _UNSTABLE_RE.finditer(cs["out"])}
-        unstable = set(why_unstable)
-        finished = "calls unstable" in cs["out"]
-        flagged = [f for f in pkg_fails if (f["qualname"], f["index"], f["where"]) in unstable]
-        res["unchanged_replay"]["check_stable"] = dict(
-            rc=cs["rc"], wall=cs["wall"], timeout=cs["timeout"], finished=finished,
-            unstable_calls=len(unstable), last=last_line(cs["out"]),
-            package_false_alarms_flagged_unstable=len(flagged) if finished else None,
-            flagged_why=dict(Counter(why_unstable[(f["qualname"], f["index"], f["where"])]
-                                     for f in flagged)))
-        print(f"replay --check-stable: {'finished' if finished else 'did not finish'} "
-              f"(rc={cs['rc']}, {cs['wall']:.0f} s): {last_line(cs['out'])}; of the "
-              f"{len(pkg_fails)} false alarms in the package, {len(flagged)} are among the "
-              f"calls it marks unstable: {res['unchanged_replay']['check_stable']['flagged_why']}",
-              flush=True)
-    # the first failing message, to see what kind of false alarm it is
-    samples = re.findall(r"^(?:MISMATCH|ERROR) .*\n(?:    .*\n){0,4}", rp["out"], re.M)
-    res["unchanged_replay"]["samples"] = samples[:8]
+    for k, v in other_reasons.most_common(12):
+        print(f"    not a failure: {v} x {k}", flush=True)
+    for k, v in other_by_fn.most_common(12):
+        print(f"    not a failure: {v} x {k}", flush=True)
+    samples = [f"{f['verdict'].upper()} {f['qualname']} call #{f['index']} ({f['where']}): "
+               f"{f['message'][:600]}" for f in pkg_fails[:8]]
+    samples += [f"{f['verdict'].upper()} {f['qualname']} call #{f['index']} ({f['where']}): "
+                f"{f['message'][:600]}" for f in pkg_others if f["verdict"] in ("environment", "unstable")][:12]
+    res["unchanged_replay"]["samples"] = samples
 
     # mutants
     candidates = []
@@ -495,8 +455,8 @@ def check_package(name: str, cfg: dict, tree0: Path, args, env: dict, scratch: P
         try:
             path.write_bytes(data[:mu["lo"]] + mu["rep"] + data[mu["hi"]:])
             te = run([py, "-m", "pytest"] + PYTEST_OPTS + tests, tree, test_timeout, env)
-            rpm = run([py, "-m", "retracer", "replay", "-q", "--functions", mu["qualname"],
-                       str(trace)], tree, args.replay_timeout, env)
+            rpm = run([py, "-m", "retracer", "replay", "--json", "--functions", mu["qualname"],
+                       str(trace)] + args.replay_opts, tree, args.replay_timeout, env)
         finally:
             path.write_bytes(data)
         pr = parse_replay(rpm["out"])
@@ -515,7 +475,11 @@ def check_package(name: str, cfg: dict, tree0: Path, args, env: dict, scratch: P
                    replay_exit1=rpm["rc"] == 1,
                    fn_ok_calls=len(ok_ids),
                    fn_ok_calls_failing_unchanged=len(ok_ids & base_fail_ids),
-                   replay_last=last_line(rpm["out"]) if not pr["counts"] else "")
+                   replay_last=last_line(rpm["out"]) if not pr["counts"] else "",
+                   fn_verdicts=dict(Counter(f["verdict"] for f in pr["fails"] + pr["others"]
+                                            if call_fid.get(f["call_id"]) == mu["fid"])),
+                   fn_reasons=dict(Counter(f"{f['verdict']}: {f['reason']}" for f in pr["others"]
+                                           if call_fid.get(f["call_id"]) == mu["fid"])))
         if rpm["rc"] not in (0, 1) and not rpm["timeout"]:
             rec["replay_problem"] = last_line(rpm["out"])
         results.append(rec)
@@ -523,7 +487,7 @@ def check_package(name: str, cfg: dict, tree0: Path, args, env: dict, scratch: P
               f"{mu['mutation']:18s} tests {'KILLED' if killed_tests else 'survived'}"
               f"{' (timeout)' if te['timeout'] else ''} ({te['wall']:.1f} s), replay "
               f"{'KILLED' if killed_replay else 'survived'} rc={rpm['rc']} "
-              f"({rpm['wall']:.1f} s) {pr['counts'] and {k: v for k, v in pr['counts'].items() if v and k in ('mismatch', 'error', 'skipped', 'match')}}"
+              f"({rpm['wall']:.1f} s) {pr['counts'] and {k: v for k, v in pr['counts'].items() if v and k != 'calls'}}"
               + (f" !! {rec['replay_problem']}" if rec.get("replay_problem") else ""),
               flush=True)
     res["mutants_wall_s"] = time.time() - t_mut
@@ -534,9 +498,13 @@ def check_package(name: str, cfg: dict, tree0: Path, args, env: dict, scratch: P
         for rec in results:
             if rec["killed_tests"] and not rec["killed_replay"]:
                 rc_ = rec.get("replay_counts") or {}
+                fv = rec.get("fn_verdicts") or {}
                 if rc_ and rc_.get("skipped") and not (rc_.get("match") or rc_.get("mismatch")
                                                        or rc_.get("error")):
                     rec["why_missed"] = "replay skips every call of the function"
+                elif fv and rec["fn_ok_calls"] <= sum(fv.get(k, 0) for k in
+                                                       ("unstable", "environment", "side_effect", "skipped")):
+                    rec["why_missed"] = f"no call of the function is judged ({dict(rec.get('fn_reasons') or fv)})"
                 elif rec["fn_ok_calls"] and rec["fn_ok_calls_failing_unchanged"] == rec["fn_ok_calls"]:
                     rec["why_missed"] = "every captured call already fails on the unchanged tree"
                 else:
@@ -567,7 +535,8 @@ ok = [c for c in cases if c.status == "ok"]
 sys.settrace(tracer)
 for c in ok:
     try:
-        rep.check(c)
+        fn, args = rep._prepare(c)
+        rep.invoke(c, fn, args, rep.expected(c))
     except BaseException:
         pass
 sys.settrace(None)
@@ -619,8 +588,10 @@ def main(argv=None) -> int:
     ap.add_argument("--replay-timeout", type=float, default=300.0)
     ap.add_argument("--no-why", dest="why", action="store_false",
                     help="do not look into why replay missed a mutant")
-    ap.add_argument("--no-check-stable", dest="check_stable", action="store_false",
-                    help="do not run `retracer replay --check-stable` on the unchanged tree")
+    ap.add_argument("--replay-opt", dest="replay_opts", action="append", default=[],
+                    help="an option passed to every `retracer replay` (repeat it)")
+    ap.add_argument("--trace-opt", dest="trace_opts", action="append", default=[],
+                    help="an option passed to `retracer trace` (repeat it; e.g. --trace-opt=--capture-share=1)")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--no-json", action="store_true")
     args = ap.parse_args(argv)
@@ -673,12 +644,10 @@ def main(argv=None) -> int:
         c = ur.get("counts") or {}
         fa = (f"{c.get('mismatch', '?')} mismatch + {c.get('error', '?')} error of {c.get('calls', '?')} calls"
               if c else (ur.get("last") or "-"))
-        cst = (ur.get("check_stable") or {}) if ur else {}
-        flagged = cst.get("package_false_alarms_flagged_unstable")
+        ov = ur.get("package_other_verdicts") or {}
         pfa = (f"{ur.get('package_failing_calls')} calls in {ur.get('package_failing_functions')} "
-               f"functions (of {ur.get('package_ok_calls')} ok calls)"
-               + (f"; {flagged} of them marked unstable by --check-stable" if flagged is not None
-                  else "; --check-stable did not finish" if cst else "") if ur else "-")
+               f"functions (of {ur.get('package_ok_calls')} ok calls); not failures: "
+               + ", ".join(f"{n} {v}" for v, n in sorted(ov.items())) if ur else "-")
         if not s:
             print(f"| {r['package']} {r.get('version', '')} | {tcell} | - | - | - | - | - | - | - | "
                   f"{fa} ({r.get('error', '')}) | {pfa} |")

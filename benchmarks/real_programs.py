@@ -11,8 +11,11 @@ current directory, so its code is the traced program's scope. Modes:
     plain        python -m P ARGS
     cprofile     python -m cProfile -o OUT -m P ARGS
     no-capture   python -m retracer trace --no-capture -q -o OUT -m P ARGS
-    trace        python -m retracer trace -q -o OUT -m P ARGS      (the default: capture
-                                                                   and stability check)
+    trace        python -m retracer trace -q -o OUT -m P ARGS      (the default, capture on)
+
+--replay: after the first successful `trace` run of each program, `retracer replay --json
+OUT` in the unchanged tree (every captured call replayed twice in isolated children); its
+mismatches and errors are false alarms (or genuine nondeterminism), tabled per program.
 
 Per run: wall time (perf_counter around the child), peak RSS (os.wait4's rusage: the
 largest of the child and the processes it waited for), the output file's size, and
@@ -321,6 +324,9 @@ def main(argv=None) -> int:
                     "one under /tmp, removed at the end)")
     ap.add_argument("--deselect-threads", action="store_true",
                     help="leave out more-itertools' three tests where 10 threads share a lock")
+    ap.add_argument("--replay", action="store_true",
+                    help="also replay the first default trace of each program on the unchanged tree")
+    ap.add_argument("--replay-timeout", type=float, default=3600.0, help="seconds per replay (3600)")
     ap.add_argument("--no-json", action="store_true")
     ap.add_argument("--from-json", metavar="FILE", help="print the tables of a saved run")
     args = ap.parse_args(argv)
@@ -329,6 +335,7 @@ def main(argv=None) -> int:
         progs, runs = doc["programs"], doc["runs"]
         modes = [m for m in MODES if any(r["mode"] == m for r in runs)]
         print_tables(progs, modes, summarise(progs, modes, runs), runs)
+        print_replays(doc.get("replays") or [])
         loads = [r["loadavg"][0] for r in runs if r.get("loadavg")]
         if loads:
             print(f"\nload average (1 min) during the runs: min {min(loads):.1f}, median "
@@ -373,6 +380,7 @@ def main(argv=None) -> int:
                 print(f"warning: {pkg} imports from {where!r}, not its tree", flush=True)
 
     runs: List[dict] = []
+    replays: List[dict] = []
     skip = set()  # (program, mode) that timed out
     plain_digest: Dict[str, str] = {}
     t_start = time.time()
@@ -417,6 +425,9 @@ def main(argv=None) -> int:
                         rec["profile_bytes"] = prof.stat().st_size
                         if r["rc"] == 0 and not r["timeout"] and mode != "plain" and rnd == 0:
                             rec.update(top_functions(mode, prof, args.python, env, tree))
+                        if (args.replay and mode == "trace" and r["rc"] == 0 and not r["timeout"]
+                                and not any(x["program"] == name for x in replays)):
+                            replays.append(replay_unchanged(name, prof, tree, args, env))
                     ok = r["rc"] == 0 and not r["timeout"] and rec.get("output_same", True) is not False
                     rec["ok"] = ok
                     if r["timeout"]:
@@ -443,6 +454,7 @@ def main(argv=None) -> int:
 
     summary = summarise(progs, modes, runs)
     print_tables(progs, modes, summary, runs)
+    print_replays(replays)
     loads = [r["loadavg"][0] for r in runs if r.get("loadavg")]
     if loads:
         print(f"\nload average (1 min) during the runs: min {min(loads):.1f}, median "
@@ -453,13 +465,87 @@ def main(argv=None) -> int:
                loadavg_end=os.getloadavg(), rounds=args.rounds, timeout=args.timeout,
                programs=[{k: (str(v) if isinstance(v, Path) else v) for k, v in p.items()
                           if k != "make_input"} for p in progs],
-               runs=runs, summary=summary)
+               runs=runs, summary=summary, replays=replays)
     if not args.no_json:
         RESULTS_DIR.mkdir(exist_ok=True)
         out = RESULTS_DIR / f"real-{time.strftime('%Y%m%d-%H%M%S')}.json"
         out.write_text(json.dumps(doc, indent=1, default=str))
         print(f"\nJSON: {out}")
     return 0
+
+
+def replay_unchanged(name: str, trace: Path, tree: Path, args, env: dict) -> dict:
+    """`retracer replay --json TRACE` in the unchanged tree: the verdicts, the false
+    alarms (mismatch, error) by function with a sample message, the time."""
+    cmd = [args.python, "-m", "retracer", "replay", "--json", str(trace)]
+    r = run_child_output(cmd, tree, args.replay_timeout, env)
+    rec = dict(program=name, cmd=cmd, rc=r["rc"], wall=r["wall"], timeout=r["timeout"],
+               loadavg=os.getloadavg(), printed_bytes=len(r["stdout"]))
+    try:
+        doc = json.loads(r["stdout"])
+    except ValueError:
+        doc = None
+        last = [l for l in r["stderr"].splitlines() if l.strip()]
+        rec["error"] = last[-1][:300] if last else f"no report (rc={r['rc']})"
+    if doc is not None:
+        rec["calls"] = doc.get("calls")
+        rec["counts"] = doc.get("counts")
+        rec["functions"] = len(doc.get("functions") or [])
+        alarms: Dict[str, dict] = {}
+        reasons: Dict[str, int] = {}
+        for fn in doc.get("functions") or []:
+            for res in fn.get("results") or []:
+                if res["verdict"] in ("mismatch", "error"):
+                    a = alarms.setdefault(f"{fn['function']} ({os.path.basename(fn['file'])}:{fn['line']})",
+                                          dict(n=0, verdict=res["verdict"], sample=res.get("message", "")[:300]))
+                    a["n"] += 1
+                else:
+                    key = f"{res['verdict']}: {res.get('reason', '')}"
+                    reasons[key] = reasons.get(key, 0) + 1
+        rec["false_alarms"] = alarms
+        rec["other_reasons"] = dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:12])
+    c = rec.get("counts") or {}
+    print(f"    replay of the unchanged tree: rc={r['rc']} in {r['wall']:.0f} s: "
+          + (f"{rec['calls']} calls {c}" if doc is not None else rec["error"]), flush=True)
+    for k, a in list((rec.get("false_alarms") or {}).items())[:8]:
+        print(f"      {a['verdict']}: {a['n']} x {k}: {a['sample'][:200]}", flush=True)
+    return rec
+
+
+def run_child_output(cmd: List[str], cwd: Path, timeout: float, env: dict) -> dict:
+    """Run cmd in its own session; its whole stdout and stderr, exit status, wall time."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, cwd=str(cwd), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, start_new_session=True)
+    timed_out = False
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+    return dict(rc=p.returncode, wall=time.perf_counter() - t0, timeout=timed_out,
+                stdout=out.decode("utf-8", "replace"), stderr=err.decode("utf-8", "replace"))
+
+
+def print_replays(replays: List[dict]) -> None:
+    if not replays:
+        return
+    print("\n## Replay of the default trace on the unchanged tree (`retracer replay --json`)\n")
+    print("| program | calls | match | mismatch | error | unstable | side effect | environment | skipped "
+          "| exit | time |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in replays:
+        c = r.get("counts")
+        if c is None:
+            print(f"| {r['program']} | no report: {r.get('error', '')} |" + " |" * 9)
+            continue
+        print(f"| {r['program']} | {r['calls']} | {c.get('match', 0)} | {c.get('mismatch', 0)} | "
+              f"{c.get('error', 0)} | {c.get('unstable', 0)} | {c.get('side_effect', 0)} | "
+              f"{c.get('environment', 0)} | {c.get('skipped', 0)} | {r['rc']} | {r['wall']:.0f} s |")
+    for r in replays:
+        for k, a in (r.get("false_alarms") or {}).items():
+            print(f"- {r['program']}: {a['n']} x {a['verdict']} {k}: {a['sample'][:200]}")
 
 
 def summarise(progs, modes, runs) -> dict:

@@ -44,8 +44,9 @@ REQUIRED = os.environ.get("RETRACER_REQUIRE_BROWSER") == "1"
 
 WORKLOADS = Path(os.environ.get("RETRACER_WORKLOADS") or ROOT.parent / "shared" / "workloads")
 
-# environment variables that would change what retracer or a traced program prints
-_NOISY_ENV = ("RETRACER_DEBUG", "PYTHONWARNINGS", "XDG_CONFIG_HOME")
+# environment variables that would change what retracer, a traced program or a pytest
+# run by a test prints
+_NOISY_ENV = ("RETRACER_DEBUG", "PYTHONWARNINGS", "XDG_CONFIG_HOME", "PYTEST_ADDOPTS")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,9 +7,10 @@ captured as text; whatever it leaves running is ended with it. The timeout is ge
 (the machine may be busy) and never a speed assertion: a process that hangs fails the
 test with its output.
 
-`trace()` runs `retracer trace` WITHOUT the stability check that replays the captured
-calls twice after tracing (--no-stability-check): it costs a subprocess per trace and
-only the tests of the check itself need it; they pass stability_check=True.
+`trace()` runs `retracer trace` as a user does, without the opt-in stability check
+(`--check-stable`: replays the captured calls twice, isolated, right after tracing); it
+costs child processes per call and only the tests of the check itself need it: they
+pass stability_check=True.
 """
 from __future__ import annotations
 
@@ -94,15 +95,15 @@ def retracer(*args, cwd=None, env: Optional[Dict[str, str]] = None, timeout: flo
 
 
 def trace_options(out=None, opts: Sequence = (), quiet: bool = True, stability_check: bool = False) -> list:
-    """The options of `retracer trace` before the program: [-q] [-o OUT] [--no-stability-check] OPTS."""
+    """The options of `retracer trace` before the program: [-q] [-o OUT] [--check-stable] OPTS."""
     return ((["-q"] if quiet else []) + ([] if out is None else ["-o", str(out)])
-            + ([] if stability_check else ["--no-stability-check"]) + [str(o) for o in opts])
+            + (["--check-stable"] if stability_check else []) + [str(o) for o in opts])
 
 
 def trace(out, *program, cwd=None, opts: Sequence = (), env: Optional[Dict[str, str]] = None,
           quiet: bool = True, stability_check: bool = False, check: bool = True,
           timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
-    """`python -m retracer trace -q -o OUT --no-stability-check OPTS PROGRAM...` in cwd.
+    """`python -m retracer trace -q -o OUT [--check-stable] OPTS PROGRAM...` in cwd.
 
     With check (the default) it must exit 0 and write OUT (relative to cwd)."""
     cp = retracer("trace", *trace_options(out, opts, quiet, stability_check), *program, cwd=cwd, env=env,

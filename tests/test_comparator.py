@@ -325,9 +325,18 @@ def test_dict_key_type_caught():
     assert "bool != int" in m.reason
 
 
-def test_dict_insertion_order_ignored():
-    accepted({"a": 1, "b": [2.0]}, {"b": [2.0], "a": 1})
-    accepted({str(i): i for i in range(50)}, {str(i): i for i in reversed(range(50))})
+def test_dict_order_compared_unless_relaxed():
+    # iteration order is observable (issue 11: a get() that forgets to move a key
+    # to the end keeps == but changes the order): compared by default
+    m = caught({"a": 1, "b": [2.0]}, {"b": [2.0], "a": 1})
+    assert m.reason == "key order differs: ['a', 'b'] != ['b', 'a']"
+    caught({str(i): i for i in range(50)}, {str(i): i for i in reversed(range(50))})
+    # dict_order=False (replay --ignore-dict-order) relaxes it for plain dicts
+    assert compare({"a": 1, "b": [2.0]}, {"b": [2.0], "a": 1}, dict_order=False) is None
+    assert compare({str(i): i for i in range(50)}, {str(i): i for i in reversed(range(50))},
+                   dict_order=False) is None
+    # the attributes of an object are not ordered
+    accepted(Plain(a=1, b=2), Plain(b=2, a=1))
 
 
 def test_dict_many_atomic_values():
@@ -398,13 +407,16 @@ def test_exception_equivalent_accepted():
     assert m.path == "value.args" and m.reason == "length differs: 2 != 1"
 
 
-def test_custom_exception_attributes_not_compared():
+def test_custom_exception_public_attributes_compared():
     class Err(Exception):
         def __init__(self, msg, code):
             super().__init__(msg)
             self.code = code
+            self._cache = object()            # private: not compared
 
-    accepted(Err("m", 1), Err("m", 2))      # rule: type and args
+    accepted(Err("m", 1), Err("m", 1))
+    # rule (issue 11): type, args, message and public attributes
+    assert caught(Err("m", 1), Err("m", 2)).path == "value.code"
     caught(Err("m", 1), Err("n", 1))
 
 
@@ -1011,3 +1023,167 @@ def test_exact_mode_for_the_stability_check():
     m = compare_outcome(a, b, exact=True)
     assert m is not None and "t" in m.path
     assert compare_outcome(a, Outcome(kind="return", value={"t": 1_700_000_000.0, "n": [math.nan]}), exact=True) is None
+
+
+# ------------------------------------------- issue 11: no holes in the comparison
+
+
+def test_lazy_results_are_consumed_and_compared_item_by_item():
+    xs = [1, 2, 3]
+    accepted(zip(map(lambda v: v + 1, xs), xs), zip(map(lambda v: v + 1, xs), xs))
+    m = caught(zip(map(lambda v: v + 1, xs), xs), zip(map(lambda v: v + 100, xs), xs))
+    assert m.path == "value.<items>[0][0]" and "expected 2, got 101" in m.describe()
+    caught(map(str, [1, 2]), map(str, [1, 3]))
+    caught(filter(None, [0, 1, 2]), filter(None, [0, 1, 0]))
+    accepted(iter([1, 2]), iter([1, 2]))
+    m = caught(iter([1, 2]), iter([1, 2, 3]))
+    assert m.reason == "length differs: 2 != 3"
+    import itertools
+    accepted(itertools.chain([1], [2]), itertools.chain([1, 2]))
+    # infinite iterators: compared up to the bound
+    accepted(itertools.count(), itertools.count())
+    caught(itertools.count(), itertools.count(1))
+    # an iterator that raises: the exception is part of what it gave
+    def boom():
+        yield 1
+        raise ValueError("x")
+    m = caught((v for v in [1]), boom())
+    assert "raised" in m.reason
+
+
+def test_a_lazy_value_is_consumed_once_per_side():
+    from retracer.replay.comparator import Drained
+    drained = {}
+    rec = map(lambda v: v * 2, [1, 2])
+    now = map(lambda v: v * 2, [1, 2])
+    other = map(lambda v: v * 2, [1, 2])
+    assert compare_outcome(Outcome("return", value=rec), Outcome("return", value=now),
+                           drained=drained) is None
+    # the same replayed value compared again (with the other replay): not empty now
+    assert compare_outcome(Outcome("return", value=other), Outcome("return", value=now),
+                           drained=drained) is None
+    assert any(isinstance(d, Drained) and d.items == [2, 4] for _, d in drained.values())
+
+
+def test_dict_views_compared_as_lists():
+    accepted({"a": 1}.values(), {"a": 1}.values())
+    caught({"a": 1}.values(), {"a": 2}.values())
+    caught({"a": 1, "b": 2}.keys(), {"b": 2, "a": 1}.keys())
+
+
+def test_lambdas_and_nested_functions_by_name_and_code():
+    def make(k):
+        return lambda v: v + k
+
+    def make_other(k):
+        return lambda v: v - k
+
+    accepted(make(1), make(1))
+    m = caught(make(1), make(2))
+    assert "closure k" in m.path
+    other = make_other(1)
+    other.__qualname__ = make(1).__qualname__     # same name, other code
+    m = caught(make(1), other)
+    assert "its code is not the same" in m.reason
+
+    def with_default(x=[1]):
+        return x
+    clone = types.FunctionType(with_default.__code__, with_default.__globals__, "with_default",
+                               ([2],))
+    clone.__qualname__ = with_default.__qualname__
+    assert caught(with_default, clone).path == "value.__defaults__[0][0]"
+
+
+def test_bound_methods_by_function_and_object():
+    class K:
+        def __init__(self, v):
+            self.v = v
+
+        def get(self):
+            return self.v
+
+    accepted(K(1).get, K(1).get)
+    assert caught(K(1).get, K(2).get).path == "value.__self__.v"
+
+
+def test_eq_by_identity_is_overruled_by_equal_state():
+    class Curried:
+        """__eq__ compares the function by identity, as toolz.curry does"""
+        def __init__(self, func, args):
+            self.func, self.args = func, args
+
+        def __eq__(self, other):
+            return isinstance(other, Curried) and self.func is other.func and self.args == other.args
+
+        __hash__ = None
+
+    def make():
+        return lambda x: x
+
+    accepted(Curried(make(), (1,)), Curried(make(), (1,)))
+    assert caught(Curried(make(), (1,)), Curried(make(), (2,))).path == "value.args[0]"
+
+
+def test_objects_without_eq_or_state_by_what_they_reduce_to():
+    import array
+    accepted(object(), object())
+    e = types.SimpleNamespace()
+    accepted(e, types.SimpleNamespace())
+
+    class Opaque:
+        __slots__ = ()
+
+        def __reduce_ex__(self, proto):
+            raise TypeError("cannot pickle")
+
+    m = compare(Opaque(), Opaque())
+    assert m is not None and m.uncomparable and "cannot be compared" in m.reason
+    accepted(array.array("i", [1]), array.array("i", [1]))
+
+
+def test_default_repr_addresses_are_not_compared():
+    class X:
+        pass
+    accepted(repr(X()), repr(X()))
+    accepted(f"[{object()!r}]", f"[{object()!r}]")
+    caught(f"<{X.__name__} object>", "<Y object>")
+    caught("hex 0x10", "hex 0x11")
+
+
+def test_exception_with_its_own_init_and_str():
+    class Err(Exception):
+        def __init__(self, code, detail):
+            super().__init__(f"{code}: {detail}")
+            self.code = code
+
+    class Shown(Exception):
+        def __init__(self, n):
+            super().__init__(n)
+            self.n = n
+
+        def __str__(self):
+            return f"value {self.n * 2}"
+
+    accepted(Err(404, "x"), Err(404, "x"))
+    caught(Err(404, "x"), Err(404, "y"))
+    assert caught(OSError(2, "No such file", "a"), OSError(2, "No such file", "b")).path == \
+        "value.filename"
+    accepted(Shown(1), Shown(1))
+
+
+def test_kwargs_popped_by_the_callee_are_not_argument_mutations():
+    rec = Outcome("return", value=1, args_after={"kw": {"b": [1]}, "xs": [1]})
+    now = Outcome("return", value=1, args_after={"kw": {"a": 1, "b": [1]}, "xs": [1]})
+    assert compare_outcome(rec, now, callee_owned=("kw",)) is None
+    assert compare_outcome(rec, now) is not None
+    # a value left in **kwargs and mutated is still compared
+    now2 = Outcome("return", value=1, args_after={"kw": {"a": 1, "b": [2]}, "xs": [1]})
+    assert compare_outcome(rec, now2, callee_owned=("kw",)).path == "args_after.kw['b'][0]"
+
+
+def test_sets_of_objects_hashed_by_identity():
+    class P:
+        def __init__(self, v):
+            self.v = v
+    accepted({P(1), P(2)}, {P(2), P(1)})
+    caught({P(1), P(2)}, {P(1), P(3)})

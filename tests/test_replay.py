@@ -3,11 +3,12 @@
 Every test drives the command line in a subprocess as a user would:
 
 1. write a small program into ``tmp_path``;
-2. ``python -m retracer trace -q -o t.trace --no-stability-check prog.py`` (cwd
-   ``tmp_path``), which records the first calls of each function and writes a
-   replay test file next to the trace (or into ``tests/`` when that directory
-   exists); the tests of the stability check (replaying the calls twice right
-   after tracing to mark the unstable ones) run it: ``stability_check=True``;
+2. ``python -m retracer trace -q -o t.trace prog.py`` (cwd ``tmp_path``), which
+   records the first calls of each function and writes a replay test file next
+   to the trace (or into ``tests/`` when that directory exists); tracing runs
+   none of the program's functions again unless asked: the tests of the opt-in
+   stability check (``--check-stable``: replaying the calls twice, isolated,
+   right after tracing to mark the unstable ones) pass ``stability_check=True``;
 3. edit the program: a behaviour-changing edit must make
    ``python -m retracer replay t.trace`` exit 1 and name the function with the
    expected and the new value on stdout; a behaviour-preserving edit must keep
@@ -15,6 +16,7 @@ Every test drives the command line in a subprocess as a user would:
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -92,10 +94,11 @@ def replay_caught(tmp_path: Path, qualname: str, *fragments: str) -> str:
 
 
 def _blocks(stdout: str) -> List[str]:
-    """The MISMATCH/ERROR blocks of replay's stdout: a headline and its indented lines."""
+    """The MISMATCH/ERROR (and UNSTABLE, SIDE EFFECT, ENVIRONMENT) blocks of replay's
+    stdout: a headline and its indented lines."""
     blocks: List[str] = []
     for line in stdout.splitlines():
-        if line.startswith(("MISMATCH ", "ERROR ")):
+        if line.startswith(("MISMATCH ", "ERROR ", "UNSTABLE ", "SIDE EFFECT ", "ENVIRONMENT ")):
             blocks.append(line)
         elif line.startswith("    ") and blocks:
             blocks[-1] += "\n" + line
@@ -109,6 +112,14 @@ def captured(trace_path: Path) -> List[tuple]:
         return con.execute(
             "SELECT f.qualname, c.status, c.info FROM captured_calls c JOIN functions f ON f.fid = c.fid "
             "ORDER BY c.call_id").fetchall()
+    finally:
+        con.close()
+
+
+def con_meta(trace_path: Path, key: str) -> str:
+    con = sqlite3.connect(f"file:{trace_path}?mode=ro", uri=True)
+    try:
+        return con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
     finally:
         con.close()
 
@@ -547,7 +558,8 @@ def test_container_results_change_caught(tmp_path, kind):
 
 def test_container_results_preserving_edits_pass(tmp_path):
     trace(tmp_path, CONTAINERS)
-    edit(tmp_path, 'return {"n": n, "sq": n * n}', 'return dict(sq=n ** 2, n=n)')
+    # (the keys in the same order: the order of a dict is observable, issue 11)
+    edit(tmp_path, 'return {"n": n, "sq": n * n}', 'return dict(n=n, sq=n ** 2)')
     edit(tmp_path, "return {n, n * 2}", "return set([n * 2, n])")
     edit(tmp_path, "return [n, n + 1, n + 2]", "return list(range(n, n + 3))")
     replay_ok(tmp_path)
@@ -696,8 +708,20 @@ def test_password_argument_redacted(tmp_path):
     finally:
         con.close()
     assert rows == [(None, None, None)]
-    for f in tmp_path.iterdir():  # the trace, and the replay test file written next to it
-        if f.is_file() and f.name != "prog.py":
+    # the trace keeps the program's own source (issue 11: replay can run the original
+    # code), and the secret is a literal in it; no captured value holds it
+    keys = [bytes.fromhex(k) for k in json.loads(con_meta(t, "sources")).values()]
+    con = sqlite3.connect(f"file:{t}?mode=ro", uri=True)
+    try:
+        values = con.execute("SELECT data FROM blobs WHERE key NOT IN (%s)" % ",".join("?" * len(keys)),
+                             keys).fetchall()
+    finally:
+        con.close()
+    assert values, "the other calls' values are stored"
+    for (data,) in values:
+        assert secret.encode() not in data and secret.encode("utf-16-le") not in data
+    for f in tmp_path.iterdir():  # the replay test file written next to the trace
+        if f.is_file() and f.name not in ("prog.py", "t.trace"):
             data = f.read_bytes()
             assert secret.encode() not in data, f.name
             assert secret.encode("utf-16-le") not in data, f.name
@@ -715,7 +739,10 @@ def test_password_argument_redacted(tmp_path):
     "time.perf_counter() + 1.0",
 ])
 def test_nondeterministic_call_marked_unstable(tmp_path, source):
-    trace(tmp_path, stability_check=True, src=f"""
+    """Issue 11 changed this: tracing no longer replays anything (the trace keeps
+    status ok); replay runs each call twice and shows the unstable one, with
+    both values or what it reads, never as a mismatch."""
+    trace(tmp_path, f"""
         import random, time
 
         def sample():
@@ -728,11 +755,35 @@ def test_nondeterministic_call_marked_unstable(tmp_path, source):
             print(sample() >= 0, stable(1))
         """)
     t = tmp_path / "t.trace"
-    assert statuses(t, "sample") == ["unstable"]  # right after tracing
+    assert statuses(t, "sample") == ["ok"]  # tracing ran nothing again
     assert statuses(t, "stable") == ["ok"]
     r = replay_ok(tmp_path)
     assert "1 unstable" in r.stderr and "1 match" in r.stderr, r.stderr
-    assert "sample" not in r.stdout
+    block = [b for b in _blocks(r.stdout) if b.startswith("UNSTABLE sample call #0")]
+    assert block, r.stdout
+    assert "stable (" not in r.stdout.split("replayed function")[0]   # no block for the stable one
+
+
+def test_trace_check_stable_marks_unstable_calls(tmp_path):
+    """trace --check-stable (opt-in) replays the calls, isolated, and marks the unstable ones."""
+    r = trace(tmp_path, """
+        import random
+
+        def sample():
+            return random.random()
+
+        def stable(x):
+            return x + 1
+
+        if __name__ == "__main__":
+            print(sample() >= 0, stable(1))
+        """, quiet=False, stability_check=True)
+    t = tmp_path / "t.trace"
+    assert statuses(t, "sample") == ["unstable"]
+    assert statuses(t, "stable") == ["ok"]
+    assert "1 of 2 calls unstable" in r.stderr, r.stderr
+    r = replay_ok(tmp_path)
+    assert "1 unstable" in r.stderr and "1 match" in r.stderr, r.stderr
 
 
 # ------------------------------------------------------------ replay test files

@@ -1,7 +1,9 @@
-"""`retracer replay`: call every recorded function again and report each difference."""
+"""`retracer replay`: call every recorded function again, twice and isolated, and
+report each call that does not behave as recorded."""
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import statistics
 import sys
@@ -9,19 +11,36 @@ import sys
 from ..errors import RetracerError
 
 DESCRIPTION = ("Call every recorded function again with its recorded arguments, against the code on disk, "
-               "and report each call whose outcome differs. Exit 0: all match; 1: some mismatch; 2: usage "
-               "or input error.")
+               "twice, each time in a child process set up like the traced program (its argv, working "
+               "directory, sys.path) with side effects stopped; report per function every mismatch, unstable "
+               "call, stopped side effect and changed environment. Exit 0: no mismatch and no error; 1: some "
+               "mismatch or error; 2: usage or input error; 130: interrupted.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("trace", help="a trace file, or a replay test file generated from one")
-    p.add_argument("--bench", action="store_true", help="also time each function on its recorded inputs")
-    p.add_argument("--check-stable", action="store_true",
-                   help="replay twice on the code as it is and list the calls whose outcome varies "
-                        "(unstable); nothing is written")
     p.add_argument("--functions", metavar="a,b", help="only these functions (name or qualified name)")
+    p.add_argument("-n", dest="workers", metavar="N",
+                   help="replay in N parallel workers (pytest-xdist; 'auto': one per CPU)")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of the report")
+    p.add_argument("--exact", action="store_true", help="floats must be equal, not only close (math.isclose)")
+    p.add_argument("--ignore-dict-order", action="store_true",
+                   help="do not compare the order of the keys of plain dicts")
+    p.add_argument("--allow-side-effects", action="store_true",
+                   help="let replayed calls write files, connect, start processes (no guard)")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="seconds one call may take (default: $RETRACER_CALL_TIMEOUT or 60; 0: no limit)")
+    p.add_argument("--no-original", action="store_true",
+                   help="do not run the original code stored in the trace when the code changed")
+    p.add_argument("--max-diffs", type=int, default=3, metavar="N",
+                   help="results shown per function and kind (default 3)")
+    p.add_argument("--show-output", action="store_true",
+                   help="also show what the replayed calls printed (stdout and stderr)")
+    p.add_argument("--bench", action="store_true", help="also time each function on its recorded inputs")
     p.add_argument("--trust", action="store_true", help="read a trace that is not signed by you")
-    p.add_argument("-q", "--quiet", action="store_true", help="print mismatches and the verdict only")
+    p.add_argument("-q", "--quiet", action="store_true", help="print mismatches, errors and the verdict only")
+    p.add_argument("--check-stable", action="store_true",
+                   help=argparse.SUPPRESS)  # accepted: every replay checks stability now
 
 
 def trace_of_test_file(path: str) -> str:
@@ -37,56 +56,91 @@ def trace_of_test_file(path: str) -> str:
     return m.group(2)
 
 
-def _progress(i: int, n: int, what: str) -> None:
-    if sys.stderr.isatty() and (i == n or i % 20 == 0):
-        end = "\n" if i == n else "\r"
-        print(f"retracer: {what} {i}/{n}", end=end, file=sys.stderr, flush=True)
-
-
 def run(ns: argparse.Namespace) -> int:
+    from ..replay import report as rpt
     from ..replay import verdicts
-    from ..replay.replayer import Replayer
+    from ..replay.session import CALL_TIMEOUT, Options, ReplaySession, check_python
 
     trace = ns.trace
     if trace.endswith(".py"):
         trace = trace_of_test_file(trace)
-    rep = Replayer(trace, trust=ns.trust)
-    cases = verdicts.select(rep, ns.functions)
-    out = sys.stdout
-    if not cases:
-        print(f"retracer: {trace} has no captured calls to replay (traced with --no-capture?)", file=sys.stderr)
-        return 0
-    if ns.check_stable:
-        from ..replay.stability import find_unstable
+    options = Options(exact=ns.exact, ignore_dict_order=ns.ignore_dict_order,
+                      allow_side_effects=ns.allow_side_effects,
+                      timeout=CALL_TIMEOUT if ns.timeout is None else ns.timeout,
+                      original=not ns.no_original)
+    session = ReplaySession(trace, trust=ns.trust, options=options)
+    try:
+        cases = verdicts.select(session.replayer, ns.functions)
+        if not cases:
+            print(f"retracer: {trace} has no captured calls to replay (traced with --no-capture?)", file=sys.stderr)
+            return 0
+        warn = check_python(session.meta)
+        if warn and not ns.json:
+            print(warn, file=sys.stderr)
+        if session.changed and not ns.json and not ns.quiet:
+            names = ", ".join(sorted({p.rsplit("/", 1)[-1] for p in session.changed})[:6])
+            more = ", ..." if len(session.changed) > 6 else ""
+            print(f"retracer: code changed since the trace in {len(session.changed)} file(s) ({names}{more}); "
+                  "a call that does not give the recorded result is also run on the original code",
+                  file=sys.stderr)
+        progress = rpt.Progress(len(cases))
+        report = verdicts.Report(list(cases))
+        interrupted = False
+        try:
+            if ns.workers:
+                from ..replay.parallel import replay_parallel
 
-        def shown(i, n, why, case) -> None:
-            if why and not ns.quiet:
-                print(f"unstable: {case.label} ({case.where}): {why}", file=out)
-            _progress(i, n, "checking stability")
+                done = [0]
 
-        unstable = find_unstable(rep, cases, on_call=shown)
-        print(f"retracer: {len(unstable)} of {len(cases)} calls unstable", file=sys.stderr)
-        return 0
+                def got(res) -> None:
+                    done[0] += 1
+                    progress.update(done[0], res)
+                opts = {"exact": ns.exact, "ignore_dict_order": ns.ignore_dict_order,
+                        "allow_side_effects": ns.allow_side_effects, "timeout": options.timeout,
+                        "original": options.original}
+                session.close()
+                for res in replay_parallel(trace, cases, ns.workers, ns.trust, opts, got):
+                    report.add(res)
+            else:
+                for i, c in enumerate(cases):
+                    res = session.check(c)
+                    report.add(res)
+                    progress.update(i + 1, res)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            progress.finish()
+        bench = None
+        if ns.bench and not interrupted:
+            bench = verdicts.bench_all(session, report)
+        if ns.json:
+            doc = rpt.to_json(report, session.trace, session.meta, session.changed,
+                              show_output=ns.show_output,
+                              bench=_bench_json(bench) if bench is not None else None)
+            doc["interrupted"] = interrupted
+            if interrupted:
+                doc["exit_status"] = 130
+            print(rpt.dumps(doc))
+        else:
+            rpt.write_text(report, sys.stdout, max_diffs=max(0, ns.max_diffs), quiet=ns.quiet,
+                           show_output=ns.show_output)
+            sys.stdout.flush()
+            print(rpt.summary_line(report) + (" (interrupted)" if interrupted else ""), file=sys.stderr)
+            if report.skipped_reasons and not ns.quiet:
+                for why, n in sorted(report.skipped_reasons.items(), key=lambda kv: -kv[1]):
+                    print(f"retracer:   {n} {why}", file=sys.stderr)
+            if bench is not None:
+                _print_bench(bench)
+        if interrupted:
+            return 130
+        return report.exit_status
+    finally:
+        session.close()
 
-    def shown_result(i, n, res) -> None:
-        c = res.case
-        if res.verdict in ("mismatch", "error"):
-            print(f"{res.verdict.upper()} {c.label} ({c.where}, call id {c.call_id})", file=out)
-            for line in res.message.splitlines():
-                print(f"    {line}", file=out)
-        _progress(i, n, "replaying")
 
-    report = verdicts.replay_all(rep, cases, on_result=shown_result)
-    k = report.counts
-    print(f"retracer: replayed {len(cases)} calls of {report.functions} functions: {k['match']} match, "
-          f"{k['mismatch']} mismatch, {k['error']} error, {k['skipped']} skipped, "
-          f"{k['unstable']} unstable", file=sys.stderr)
-    if report.skipped_reasons and not ns.quiet:
-        for why, n in report.skipped_reasons.items():
-            print(f"retracer:   {n} {why}", file=sys.stderr)
-    if ns.bench:
-        _print_bench(verdicts.bench_all(rep, cases))
-    return 0 if report.ok else 1
+def _bench_json(by_fn: dict) -> list:
+    return [{"function": name, "where": where, "calls": len(rs), "min_s": [r[0] for r in rs],
+             "median_s": [r[1] for r in rs]} for (name, where), rs in by_fn.items()]
 
 
 def _print_bench(by_fn: dict) -> None:

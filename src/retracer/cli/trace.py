@@ -19,9 +19,12 @@ _OWN_VALUE_FLAGS = ("--config",)
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     settings.add_arguments(p)
+    p.add_argument("--check-stable", action="store_true",
+                   help="after tracing, replay the captured calls (twice each, isolated, side effects "
+                        "stopped) and mark the unstable ones in the trace; off by default: tracing does not "
+                        "run the program's functions again ('retracer replay' checks every call anyway)")
     p.add_argument("--no-stability-check", action="store_true",
-                   help="do not replay the captured calls twice after tracing to find unstable ones "
-                        "(run 'retracer replay --check-stable TRACE' later)")
+                   help="accepted for old scripts; does nothing (no check runs unless --check-stable)")
     p.add_argument("--config", metavar="FILE", help="pyproject.toml to read [tool.retracer] from")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the summary")
     p.add_argument("--print", dest="print_tree", action="store_true",
@@ -111,26 +114,16 @@ def run(ns: argparse.Namespace) -> int:
 
 
 def _after_trace(tracer, ns, command, quiet: bool) -> None:
-    """Check the captured calls for nondeterminism and write the replay tests."""
-    from ..replay import stability
+    """Write (or rewrite) the replay tests; with --check-stable, first mark the
+    unstable calls (replaying them isolated, side effects stopped)."""
     from ..replay.testgen import write_replay_tests
-    from ..tracefile.amend import update_captured_status
 
     s = tracer.summary
     if s is None or not s.path or tracer.no_capture or not s.captured_calls:
         return
     try:
-        if not ns.no_stability_check:
-            if not quiet:
-                print(f"retracer: checking {s.captured_calls} captured calls for nondeterminism "
-                      f"(replaying them twice)...", file=sys.stderr, flush=True)
-            unstable, total, problem = stability.check_in_child(s.path)
-            if unstable:
-                update_captured_status(s.path, {cid: "unstable" for cid in unstable},
-                                       meta={"unstable_calls": {str(k): v for k, v in unstable.items()}})
-            if not quiet:
-                print(problem or f"retracer: {len(unstable or ())} of {total} calls unstable"
-                      + (" (marked in the trace and left out of the verdict)" if unstable else ""), file=sys.stderr)
+        if getattr(ns, "check_stable", False):
+            _check_stable(s, quiet)
         root = ns.tests_root or tracer.tests_root
         if not root:
             root = "tests" if os.path.isdir("tests") else (os.path.dirname(s.path) or ".")
@@ -144,6 +137,26 @@ def _after_trace(tracer, ns, command, quiet: bool) -> None:
         print(f"{e} (replay tests not written)", file=sys.stderr)
     except Exception as e:
         print(f"retracer: could not write replay tests: {type(e).__name__}: {e}", file=sys.stderr)
+
+
+def _check_stable(s, quiet: bool) -> None:
+    from ..replay import stability
+    from ..replay.report import Progress
+
+    if not quiet:
+        print(f"retracer: checking {s.captured_calls} captured calls for nondeterminism (replaying each "
+              f"twice, isolated, side effects stopped)...", file=sys.stderr, flush=True)
+    progress = Progress(s.captured_calls, what="checking stability")
+    try:
+        unstable, counts = stability.find_unstable(s.path, on_result=lambda i, n, r: progress.update(i, r))
+    finally:
+        progress.finish()
+    stability.mark(s.path, unstable)
+    if not quiet:
+        others = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in sorted(counts.items()) if v != "unstable")
+        print(f"retracer: {len(unstable)} of {sum(counts.values())} calls unstable"
+              + (" (marked in the trace)" if unstable else "") + (f"; the others: {others}" if others else ""),
+              file=sys.stderr)
 
 
 def print_summary(s) -> None:

@@ -13,7 +13,10 @@ reference where identity matters, never twice the same failing way.
   stored as (module, attribute path), so that ``is`` holds when replay loads
   it in a process that imported the same module. Plain values (numbers,
   strings, tuples, lists, dicts, sets) are always stored by value: their
-  content is what a call saw.
+  content is what a call saw. A class its module is still defining (a
+  metaclass's ``__new__`` returns it before the class statement binds its
+  name) is stored by that name too: rebuilt by value, it would go through the
+  metaclass again without the attributes the metaclass reads.
 - **Failures remembered**: a value that plain pickle could not store is tried
   with cloudpickle (lambdas, local classes); a kind of value (the function and
   which part: arguments, result...) that failed with both is not tried again.
@@ -238,6 +241,24 @@ def _import_time_names(filename: Any) -> Set[str]:
 _NOT_REFERENCED = (types.ModuleType, types.FunctionType, staticmethod, classmethod, property)
 
 
+def _class_being_defined(obj: Any) -> Optional[Tuple[str, str]]:
+    """(module, qualified name) of a class whose module is still importing and
+    does not hold it under that name yet (it is being defined), else None."""
+    if not isinstance(obj, type):
+        return None
+    name, qual = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    if not isinstance(name, str) or not isinstance(qual, str) or "<" in qual:
+        return None
+    mod = sys.modules.get(name)
+    if not getattr(getattr(mod, "__spec__", None), "_initializing", False):
+        return None
+    try:
+        refs.resolve_path(mod, qual)
+        return None  # bound already: pickled by name as usual
+    except AttributeError:
+        return name, qual
+
+
 def _by_reference_candidate(obj: Any) -> bool:
     """Could ``obj`` be stored by reference? Classes and named functions pickle by
     name anyway; a module-level lambda does not, so it is looked up."""
@@ -261,6 +282,10 @@ class _Pickler(pickle.Pickler):
             return refs.module, (obj.__name__,)
         if self._index is not None and _by_reference_candidate(obj):
             where = self._index.lookup(obj)
+            if where is not None:
+                return refs.ref, where
+        if isinstance(obj, type):
+            where = _class_being_defined(obj)
             if where is not None:
                 return refs.ref, where
         if _instance_state is not None:
@@ -302,6 +327,10 @@ def _cloud_pickler(file: Any, index: Optional[ModuleIndex],
                 return refs.module, (obj.__name__,)
             if index is not None and _by_reference_candidate(obj):
                 where = index.lookup(obj)
+                if where is not None:
+                    return refs.ref, where
+            if isinstance(obj, type):
+                where = _class_being_defined(obj)
                 if where is not None:
                     return refs.ref, where
             if secret is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import itertools
 import json
 import os
 import re
@@ -26,8 +27,9 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 from .. import _engine, settings
 from .._version import VERSION
 from ..errors import RetracerError
-from ..tracefile.schema import Function, Thread
+from ..tracefile.schema import FLAG_IN_SCOPE, Function, Thread
 from ..tracefile.spool import write_trace
+from . import sources
 from .capture import Capturer
 
 __all__ = ["Tracer", "TraceSummary", "MECHANISM"]
@@ -434,6 +436,7 @@ class Tracer:
         }
         cap = self._capturer
         captured: Any = ()
+        source_blobs: List[Tuple[bytes, bytes]] = []
         if cap is not None:
             cap.close()  # calls still running are marked incomplete: the stats are final
             # get_token(): the return values of secret-looking functions are not written
@@ -444,9 +447,14 @@ class Tracer:
                                "functions_stopped": sum(1 for s in cap.function_stats() if s[4]),
                                # per thread index: the time taken out of its timeline while capturing
                                "paused_ns": [t.paused_ns for t in results.threads]}
+            # the code and environment the calls ran in, for replay (record/sources.py)
+            meta["sources"], source_blobs = sources.collect(
+                (r.filename for r in rows if r.kind == "py" and r.flags & FLAG_IN_SCOPE), self.scopes)
+            meta["git"] = sources.git_commit(self.scope)
+            meta["environment"] = sources.environment()
         path, n_captured = write_trace(
             self.output, meta, rows, thread_rows, self._spool, results.func_stats, results.edge_stats,
-            captured, blobs=self._stored_blobs() if cap is not None else (),
+            captured, blobs=itertools.chain(self._stored_blobs(), source_blobs) if cap is not None else (),
             capture_stats=cap.function_stats() if cap is not None else (),
             tmp_dir=self._rundir.path if self._rundir is not None else None)
         top = sorted(results.func_stats, key=lambda r: -r.own_ns)[:5]

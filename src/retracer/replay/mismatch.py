@@ -51,8 +51,11 @@ class Mismatch:
     actual: object     # new sub-value
     #: False when ``reason`` already shows both values (outcome kind mismatches)
     show_values: bool = field(default=True, repr=False, compare=False)
+    #: True when the two values could not be compared at all (the reason says why):
+    #: not a difference, but no proof of equality either
+    uncomparable: bool = field(default=False, repr=False, compare=False)
 
-    def describe(self, max_len: int = 300) -> str:
+    def describe(self, max_len: int = 300, labels: Tuple[str, str] = ("expected", "got")) -> str:
         """One readable paragraph for a user looking at a failed replay.
 
         The headline is ``path: reason``, then the recorded and the new value (reprs
@@ -69,16 +72,18 @@ class Mismatch:
             return head
         er = _safe_repr(self.expected, max_len)
         ar = _safe_repr(self.actual, max_len)
+        le, la = labels
         if (len(er) <= _INLINE_REPR and len(ar) <= _INLINE_REPR
                 and "\n" not in er and "\n" not in ar):
             sep = ": " if self.reason == "value differs" else "; "
-            text = f"{head}{sep}expected {er}, got {ar}"
+            text = f"{head}{sep}{le} {er}, {la} {ar}"
         else:
-            text = (f"{head}\n  expected: {_indent_rest(er, 12)}"
-                    f"\n  got:      {_indent_rest(ar, 12)}")
+            w = max(len(le), len(la)) + 2
+            text = (f"{head}\n  {(le + ':').ljust(w)}{_indent_rest(er, w + 2)}"
+                    f"\n  {(la + ':').ljust(w)}{_indent_rest(ar, w + 2)}")
         diff = _short_diff(self.expected, self.actual)
         if diff:
-            text += "\n  diff (-expected +got):\n" + "\n".join(
+            text += f"\n  diff (-{le} +{la}):\n" + "\n".join(
                 "    " + line for line in diff)
         return text
 

@@ -1,47 +1,81 @@
 """Replay tests: the pytest files generated from a trace, and what they call.
 
-A generated file names its trace and one parametrised test per function; each
-test asks :class:`ReplayTests` to replay one captured call and turns the
-verdict into pass, skip or fail.
+A generated file names its trace and holds one test, ``test_replay``,
+parametrised over the trace's captured calls in the order they were made (ids
+``qualname-callN``). Each test asks :class:`ReplayTests` to replay its call --
+twice, in the replay children, with the side-effect guard, exactly as
+``retracer replay`` does -- and turns the verdict into pass (match), fail
+(mismatch, error) or skip (unstable, side effect, environment changed, not
+replayable), with the explanation. What the replayed call printed is shown by
+pytest with the test's captured output.
+
+Every call carries ``pytest.mark.xdist_group`` with its function: with
+pytest-xdist, ``-n auto --dist loadgroup`` replays each function's calls in one
+worker, in their order (``retracer replay -n`` does that).
 """
 from __future__ import annotations
 
+import json
 import os
-from typing import Dict, List, Optional, Tuple
+import re
+import sys
+from typing import Any, Dict, Iterable, List, Optional
 
 from ..outputs import write_text
-from .replayer import Case, Replayer
+from .replayer import Case, Replayer, Result
+from .session import Options, ReplaySession
+
+#: a pytest user property carrying the verdict of a replay test (JSON)
+PROPERTY = "retracer_replay"
+
+
+def result_json(res: Result) -> str:
+    return json.dumps({"call_id": res.case.call_id, "verdict": res.verdict, "reason": res.reason,
+                       "message": res.message, "stdout": res.stdout, "stderr": res.stderr,
+                       "detail": res.detail}, default=str)
+
 
 class ReplayTests:
-    """Used by generated replay test files: one instance per trace."""
+    """Used by generated replay test files: one instance per trace and process."""
 
-    def __init__(self, trace: str, trust: bool = False) -> None:
+    def __init__(self, trace: str, trust: bool = False, **options: Any) -> None:
         self.trace = trace
         self.trust = trust
-        self._replayer: Optional[Replayer] = None
+        self.options = Options(**options)
+        self._session: Optional[ReplaySession] = None
 
     @property
-    def replayer(self) -> Replayer:
-        if self._replayer is None:
-            self._replayer = Replayer(self.trace, trust=self.trust)
-            self._by_id = {c.call_id: c for c in self._replayer.cases}
-        return self._replayer
+    def session(self) -> ReplaySession:
+        if self._session is None:
+            self._session = ReplaySession(self.trace, trust=self.trust, options=self.options)
+        return self._session
 
-    def check(self, call_id: int) -> None:
+    def check(self, call_id: int, record_property: Any = None) -> None:
         import pytest
 
-        r = self.replayer
-        case = self._by_id.get(call_id)
+        s = self.session
+        case = s.by_id.get(call_id)
         if case is None:
             pytest.fail(f"call {call_id} is not in {self.trace}; generate the replay tests again")
-        res = r.check(case)
-        if res.verdict in ("skipped", "unstable"):
-            pytest.skip(res.message)
-        if res.verdict == "error":
-            pytest.fail(f"{case.label} ({case.where}): {res.message}", pytrace=False)
+        res = s.check(case)
+        if record_property is not None:
+            record_property(PROPERTY, result_json(res))
+        if res.stdout:
+            sys.stdout.write(res.stdout)
+        if res.stderr:
+            sys.stderr.write(res.stderr)
+        if res.verdict == "match":
+            return
         if res.verdict == "mismatch":
             pytest.fail(f"{case.label} ({case.where}) behaves differently from the recording:\n{res.message}",
                         pytrace=False)
+        if res.verdict == "error":
+            pytest.fail(f"{case.label} ({case.where}): {res.message}", pytrace=False)
+        prefix = {"unstable": "unstable: ", "side_effect": "", "environment": "", "skipped": ""}.get(res.verdict, "")
+        message = res.message or res.reason
+        if prefix and not message.startswith(prefix.strip()):
+            message = prefix + message
+        pytest.skip(message)
 
 
 def _identifier(qualname: str) -> str:
@@ -49,51 +83,93 @@ def _identifier(qualname: str) -> str:
     return out.strip("_") or "function"
 
 
-def write_replay_tests(trace: str, tests_root: str, base: str, trust: bool = False) -> Optional[str]:
-    """Write test_<base>__replay_test_<n>.py into tests_root; returns its path, or
-    None when the trace has no captured calls."""
-    rep = Replayer(trace, trust=trust)
-    if not rep.cases:
-        return None
-    by_fn: Dict[Tuple[str, str, int], List[Case]] = {}
-    for c in rep.cases:
-        by_fn.setdefault((c.qualname, c.filename, c.lineno), []).append(c)
-    os.makedirs(tests_root, exist_ok=True)
+def _param_id(case: Case) -> str:
+    return re.sub(r"[^\w.<>-]", "_", f"{case.qualname}-call{case.index}")
+
+
+def replay_test_path(trace: str, tests_root: str, base: str) -> str:
+    """Where the replay tests of ``trace`` go: the file already generated for this
+    trace if there is one (it is rewritten), else the next free number."""
     stem = _identifier(base)
+    want = os.path.abspath(trace)
     n = 0
-    while os.path.exists(os.path.join(tests_root, f"test_{stem}__replay_test_{n}.py")):
+    free = None
+    pattern = re.compile(rf"^test_{re.escape(stem)}__replay_test_(\d+)\.py$")
+    if os.path.isdir(tests_root):
+        for name in sorted(os.listdir(tests_root)):
+            if not pattern.match(name):
+                continue
+            path = os.path.join(tests_root, name)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    head = f.read(4096)
+            except OSError:
+                continue
+            m = re.search(r"^TRACE = (['\"])(.*?)\1$", head, re.M)
+            if m and m.group(2) == want:
+                return path
+    while True:
+        path = os.path.join(tests_root, f"test_{stem}__replay_test_{n}.py")
+        if not os.path.exists(path):
+            free = path
+            break
         n += 1
-    path = os.path.join(tests_root, f"test_{stem}__replay_test_{n}.py")
+    return free
+
+
+def write_replay_tests(trace: str, tests_root: str, base: str, trust: bool = False,
+                       cases: Optional[Iterable[Case]] = None, options: Optional[Dict[str, Any]] = None,
+                       path: Optional[str] = None, file_trust: bool = False) -> Optional[str]:
+    """Write test_<base>__replay_test_<n>.py into tests_root (the same file again
+    when this trace already has one there); returns its path, or None when the
+    trace has no captured calls. ``cases``: only these calls; ``options``:
+    :class:`.session.Options` fields for the file's ReplayTests; ``path``: write
+    exactly there; ``file_trust``: the file reads the trace without checking its
+    signature (``trust`` only says how to read it now)."""
+    if cases is None:
+        rep = Replayer(trace, trust=trust)
+        rep.close()
+        cases = rep.cases
+    cases = list(cases)
+    if not cases:
+        return None
+    os.makedirs(tests_root, exist_ok=True)
+    if path is None:
+        path = replay_test_path(trace, tests_root, base)
+    args = "TRACE" + (", trust=True" if file_trust else "")
+    for k, v in sorted((options or {}).items()):
+        args += f", {k}={v!r}"
     lines = [
         f'"""Replay tests generated by retracer from {os.path.basename(trace)}.',
         "",
-        "Each test calls a traced function again with the arguments it really received",
-        "and checks that it still returns (or raises) what was recorded and leaves its",
-        "arguments in the recorded state. Generated: not meant for git (add",
-        "'*__replay_test_*' to .gitignore); regenerate it by tracing again.",
+        "Each test calls a traced function again with the arguments it really received -- twice, in",
+        "child processes set up like the traced program, with side effects stopped -- and checks that",
+        "it still returns (or raises) what was recorded and leaves its arguments in the recorded state.",
+        "Unstable calls, stopped side effects and calls whose environment changed are skipped with the",
+        "reason. Generated: not meant for git (add '*__replay_test_*' to .gitignore); tracing again to",
+        "the same trace rewrites it. Parallel: pytest -n auto --dist loadgroup (pytest-xdist).",
         '"""',
         "import pytest",
         "",
         "from retracer.replay import ReplayTests",
         "",
         f"TRACE = {os.path.abspath(trace)!r}",
-        "_replay = ReplayTests(TRACE)",
+        f"_replay = ReplayTests({args})",
+        "",
+        "CALLS = [",
+    ]
+    for c in cases:
+        group = f"{c.qualname} ({c.where})"
+        lines.append(f"    pytest.param({c.call_id}, id={_param_id(c)!r}, "
+                     f"marks=pytest.mark.xdist_group({group!r})),")
+    lines += [
+        "]",
+        "",
+        "",
+        '@pytest.mark.parametrize("call_id", CALLS)',
+        "def test_replay(call_id, record_property):",
+        "    _replay.check(call_id, record_property)",
         "",
     ]
-    used = set()
-    for (qualname, filename, lineno), cases in by_fn.items():
-        name = "test_" + _identifier(qualname)
-        while name in used:
-            name += "_"
-        used.add(name)
-        ids = [f"call{c.index}" for c in cases]
-        lines += [
-            "",
-            f"# {qualname} ({os.path.basename(filename)}:{lineno})",
-            f"@pytest.mark.parametrize('call_id', {[c.call_id for c in cases]!r}, ids={ids!r})",
-            f"def {name}(call_id):",
-            "    _replay.check(call_id)",
-            "",
-        ]
     write_text(path, "\n".join(lines))
     return path

@@ -360,16 +360,21 @@ class TraceReader:
             raise self._corrupt(f"{what}: {_reason(exc)}") from None
         return out
 
-    def iter_captured(self) -> Iterator[CapturedCall]:
+    def iter_captured(self, values: bool = True) -> Iterator[CapturedCall]:
         """Yield the captured calls (:class:`CapturedCall`) in call_id order, their
-        values as stored bytes (pickles); ``info`` is NULL or the text of a JSON object."""
+        values as stored bytes (pickles); with ``values=False``, as stored in the
+        row (keys of :meth:`blob`, which also accepts a version 1 row's bytes).
+        ``info`` is NULL or the text of a JSON object."""
         cols = ", ".join(CapturedCall._fields)
+        if self.version == 1 or not values:
+            for row in self._rows(f"SELECT {cols} FROM captured_calls ORDER BY call_id"):
+                c = CapturedCall(*row)
+                self._check_info(c)
+                yield c
+            return
         for row in self._rows(f"SELECT {cols} FROM captured_calls ORDER BY call_id"):
             c = CapturedCall(*row)
             self._check_info(c)
-            if self.version == 1:
-                yield c
-                continue
             yield c._replace(args=self.blob(c.args), result=self.blob(c.result),
                              exception=self.blob(c.exception), args_after=self.blob(c.args_after))
 
