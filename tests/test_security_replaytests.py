@@ -4,10 +4,7 @@ end up in a Python file that pytest imports, so each must stay data (a string
 literal or an escaped comment), never code.
 
 The fix belongs to the replay-isolation work (src/retracer/replay/testgen.py);
-these are its attack tests. Until that work is merged here the ones the
-generator still fails are marked ``until_merged`` (strict xfail: once the fix
-is in, an unexpected pass fails the run, so the mark is removed when the
-branches meet).
+these are its attack tests.
 """
 from __future__ import annotations
 
@@ -20,10 +17,6 @@ import textwrap
 import pytest
 
 TIMEOUT = 180
-
-#: on the tests the generator still fails
-until_merged = pytest.mark.xfail(strict=True, reason="generated files become data-safe with the replay-isolation "
-                                                     "branch (replay/testgen.py); remove this mark when it is merged")
 
 
 @pytest.fixture(autouse=True)
@@ -54,8 +47,20 @@ def assert_inert(path, marker):
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             assert all(a.name in ("pytest", "ReplayTests") or a.name.startswith("retracer") for a in node.names)
         elif isinstance(node, ast.Assign):
-            assert [t.id for t in node.targets if isinstance(t, ast.Name)] in (["TRACE"], ["_replay"]), \
-                ast.dump(node)
+            names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            assert names in (["TRACE"], ["_replay"], ["CALLS"]), ast.dump(node)
+            if names == ["CALLS"]:  # a list of pytest.param(<call id>, id=<str>, marks=xdist_group(<str>))
+                assert isinstance(node.value, ast.List), ast.dump(node)
+                for el in node.value.elts:
+                    assert isinstance(el, ast.Call) and ast.unparse(el.func) == "pytest.param", ast.dump(el)
+                    assert all(isinstance(a, ast.Constant) for a in el.args), ast.dump(el)
+                    for kw in el.keywords:
+                        v = kw.value
+                        if kw.arg == "marks":
+                            assert isinstance(v, ast.Call) and ast.unparse(v.func) == "pytest.mark.xdist_group"
+                            assert all(isinstance(a, ast.Constant) for a in v.args), ast.dump(v)
+                        else:
+                            assert kw.arg == "id" and isinstance(v, ast.Constant), ast.dump(kw)
         else:
             assert isinstance(node, ast.FunctionDef) and node.name.startswith("test_"), ast.dump(node)
             assert not any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.walk(node))
@@ -65,7 +70,6 @@ def assert_inert(path, marker):
     assert not (path.parent / marker).exists()
 
 
-@until_merged
 def test_hostile_trace_path_stays_data(tmp_path):
     marker = "X"  # created in the directory the generated file is run from
     prog = tmp_path / "prog.py"
@@ -75,7 +79,6 @@ def test_hostile_trace_path_stays_data(tmp_path):
     assert_inert(gen, marker)
 
 
-@until_merged
 def test_hostile_qualname_stays_data(tmp_path):
     marker = "Y"
     prog = tmp_path / "prog.py"
@@ -97,7 +100,6 @@ def test_hostile_qualname_stays_data(tmp_path):
     assert_inert(gen, marker)
 
 
-@until_merged
 def test_hostile_file_name_stays_data(tmp_path):
     marker = "Z"
     prog = tmp_path / f"p\nimport os; os.system('touch {marker}')\n#.py"
