@@ -90,7 +90,7 @@ def mutate(path: str, rng: random.Random) -> str:
                         (" AND rowid = (SELECT min(rowid) FROM meta)" if where else "")
             try:
                 conn.execute(f"UPDATE OR IGNORE {table} SET {col} = ?{where}", (v,))
-            except sqlite3.Error as e:
+            except (sqlite3.Error, UnicodeDecodeError) as e:
                 return f"value {table}.{col} (refused by sqlite: {e})"
             return f"value {table}.{col} = {v!r:.40}{' (all rows)' if not where else ''}"
         if kind == "delete":
@@ -174,13 +174,15 @@ def mutate(path: str, rng: random.Random) -> str:
         conn.execute("UPDATE captured_calls SET info = ? WHERE rowid = (SELECT rowid FROM captured_calls ORDER BY "
                      "random() LIMIT 1)", (v,))
         return f"info = {v[:40]}"
-    except sqlite3.Error as e:
+    except (sqlite3.Error, UnicodeDecodeError) as e:
+        # (a damaged file's error message may hold bytes that are not UTF-8: the
+        # sqlite3 module then raises UnicodeDecodeError instead)
         return f"{kind}: sqlite refused ({e})"
     finally:
         try:
             conn.commit()
             conn.close()
-        except sqlite3.Error:
+        except (sqlite3.Error, UnicodeDecodeError):
             pass
 
 

@@ -310,7 +310,9 @@ class TraceReader:
                 if row is None:
                     break
                 yield row
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
+            # (sqlite3 raises UnicodeDecodeError for an error message of a damaged
+            # file that is not UTF-8)
             raise self._corrupt(_reason(exc)) from None
 
     def func_stats(self) -> List[FuncStat]:
