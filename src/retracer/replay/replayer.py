@@ -194,6 +194,7 @@ class Replayer:
                                    _key(row.args), _key(row.result), _key(row.exception),
                                    _key(row.args_after)))
         self.by_id: Dict[int, Case] = {c.call_id: c for c in self.cases}
+        self._verified = False
         self._modules: Dict[str, Any] = {}
         self._import_errors: Dict[str, Exception] = {}
         self._main: Any = None
@@ -310,6 +311,21 @@ class Replayer:
     def loads(self, data: Optional[bytes]) -> Any:
         """A pickle made by retracer (the trace's, or another replay's), loaded here."""
         return self._loads(data)
+
+    def verify_values(self) -> None:
+        """Check every stored value the calls refer to against its key, once:
+        a trace whose values were tampered with or damaged is refused as a
+        whole (TraceError, one line) before anything is replayed, rather than
+        reported as errors of single calls."""
+        if self._verified:
+            return
+        seen = set()
+        for c in self.cases:
+            for key in (c.args, c.result, c.exception, c.args_after):
+                if key is not None and key not in seen:
+                    seen.add(key)
+                    self._reader.blob(key)
+        self._verified = True
 
     def _value(self, key: Optional[bytes]) -> Any:
         """The recorded value stored under ``key`` (None for None)."""

@@ -243,6 +243,7 @@ class ReplaySession:
         # the signature is checked here, once; the children check that the file
         # is still the one checked (same inode, size and time)
         self.replayer = Replayer(self.trace, trust=trust)
+        self.replayer.verify_values()
         self.replayer.close()
         st = os.stat(self.trace)
         self.identity = [st.st_ino, st.st_size, st.st_mtime_ns]
