@@ -269,6 +269,26 @@ def _by_reference_candidate(obj: Any) -> bool:
     return True
 
 
+def _refused_or_referenced(obj: Any, index: Optional[ModuleIndex]) -> Any:
+    """The rules both picklers apply first: a kind of value that cannot be kept
+    raises Unpicklable; a module, an object reachable from a module's globals
+    and a class its module is still defining are stored by reference (the
+    reduction is returned); None for everything else."""
+    if isinstance(obj, _never()):
+        raise Unpicklable(f"a {type(obj).__module__}.{type(obj).__qualname__} cannot be kept")
+    if isinstance(obj, types.ModuleType):
+        return refs.module, (obj.__name__,)
+    if index is not None and _by_reference_candidate(obj):
+        where = index.lookup(obj)
+        if where is not None:
+            return refs.ref, where
+    if isinstance(obj, type):
+        where = _class_being_defined(obj)
+        if where is not None:
+            return refs.ref, where
+    return None
+
+
 class _Pickler(pickle.Pickler):
     def __init__(self, file: Any, index: Optional[ModuleIndex], secret: Any = None) -> None:
         super().__init__(file, protocol=5)
@@ -276,18 +296,9 @@ class _Pickler(pickle.Pickler):
         self._secret = secret
 
     def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, _never()):
-            raise Unpicklable(f"a {type(obj).__module__}.{type(obj).__qualname__} cannot be kept")
-        if isinstance(obj, types.ModuleType):
-            return refs.module, (obj.__name__,)
-        if self._index is not None and _by_reference_candidate(obj):
-            where = self._index.lookup(obj)
-            if where is not None:
-                return refs.ref, where
-        if isinstance(obj, type):
-            where = _class_being_defined(obj)
-            if where is not None:
-                return refs.ref, where
+        r = _refused_or_referenced(obj, self._index)
+        if r is not None:
+            return r
         if _instance_state is not None:
             tp = type(obj)
             plain = _PLAIN.get(tp)
@@ -321,18 +332,9 @@ def _cloud_pickler(file: Any, index: Optional[ModuleIndex],
 
     class Cloud(cloudpickle.Pickler):
         def reducer_override(self, obj: Any) -> Any:
-            if isinstance(obj, _never()):
-                raise Unpicklable(f"a {type(obj).__module__}.{type(obj).__qualname__} cannot be kept")
-            if isinstance(obj, types.ModuleType):
-                return refs.module, (obj.__name__,)
-            if index is not None and _by_reference_candidate(obj):
-                where = index.lookup(obj)
-                if where is not None:
-                    return refs.ref, where
-            if isinstance(obj, type):
-                where = _class_being_defined(obj)
-                if where is not None:
-                    return refs.ref, where
+            r = _refused_or_referenced(obj, index)
+            if r is not None:
+                return r
             if secret is not None:
                 secret.check_object(obj)
             return super().reducer_override(obj)
