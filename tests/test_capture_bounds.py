@@ -12,19 +12,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 
 from retracer.tracefile import FLAG_IN_SCOPE, TraceReader
 
 TIMEOUT = 300
-
-
-@pytest.fixture(autouse=True)
-def _config_dir(tmp_path_factory, monkeypatch):
-    cfg = tmp_path_factory.mktemp("retracer-config")
-    monkeypatch.setenv("RETRACER_CONFIG_DIR", str(cfg))
-    monkeypatch.delenv("RETRACER_DEBUG", raising=False)
-    monkeypatch.delenv("PYTHONWARNINGS", raising=False)
 
 
 def run(args, cwd, **kw):

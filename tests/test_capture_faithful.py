@@ -18,14 +18,6 @@ PROGRAMS = Path(__file__).resolve().parent / "programs"
 TIMEOUT = 300
 
 
-@pytest.fixture(autouse=True)
-def _config_dir(tmp_path_factory, monkeypatch):
-    cfg = tmp_path_factory.mktemp("retracer-config")
-    monkeypatch.setenv("RETRACER_CONFIG_DIR", str(cfg))
-    monkeypatch.delenv("RETRACER_DEBUG", raising=False)
-    monkeypatch.delenv("PYTHONWARNINGS", raising=False)
-
-
 def run(args, cwd):
     return subprocess.run([sys.executable, *args], cwd=str(cwd), stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, errors="replace", timeout=TIMEOUT)

@@ -15,7 +15,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 
 from retracer.tracefile import TraceReader
 from streamdecode import ENTER, EXIT, EXIT_EXC, RESUME, SUSPEND, iter_events
@@ -48,13 +47,6 @@ SLOW = """
         t.start()
         t.join()
 """
-
-
-@pytest.fixture(autouse=True)
-def _config_dir(tmp_path_factory, monkeypatch):
-    cfg = tmp_path_factory.mktemp("retracer-config")
-    monkeypatch.setenv("RETRACER_CONFIG_DIR", str(cfg))
-    monkeypatch.delenv("RETRACER_DEBUG", raising=False)
 
 
 def trace(tmp_path: Path, src: str, *opts: str) -> Path:
