@@ -22,6 +22,7 @@ import secrets
 import shutil
 import stat
 import tempfile
+import time
 from typing import Optional
 
 try:
@@ -80,6 +81,16 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+_STALE_AFTER_S = 3600.0
+
+
+def _age(path: str) -> float:
+    try:
+        return time.time() - os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
 def clean_stale(root: Optional[str] = None) -> int:
     """Remove the run directories of processes that are gone; returns how many."""
     try:
@@ -94,10 +105,13 @@ def clean_stale(root: Optional[str] = None) -> int:
             continue
         d = os.path.join(root, name)
         lock = os.path.join(d, "lock")
-        if os.path.exists(lock):
-            stale = _lock_free(lock)
+        if not _pid_alive(int(m.group(1))):
+            stale = True
         else:
-            stale = not _pid_alive(int(m.group(1)))
+            # its process lives (or the pid was reused): stale only when nobody holds
+            # its lock and it is old -- a directory just created has its lock file
+            # before the lock is taken, and must not be removed in that moment
+            stale = _lock_free(lock) and _age(d) > _STALE_AFTER_S
         if stale:
             shutil.rmtree(d, ignore_errors=True)
             n += 1
