@@ -512,3 +512,17 @@ def test_serve_answers_only_its_own_host(traced, tmp_path):
     finally:
         p.terminate()
         finish(p)
+
+
+@pytest.mark.parametrize("column", ["filename", "qualname", "name"])
+def test_a_python_function_without_its_names_is_one_line_in_a_signed_trace(traced, tmp_path, column):
+    """The fuzzer's find: a signed trace whose captured function had no file made
+    replay's report fail to sort (an internal error). A Python function always has
+    its names and its file: a row without them is a corrupt trace, for every command."""
+    conn = sqlite3.connect(str(traced))
+    conn.execute(f"UPDATE functions SET {column} = NULL WHERE fid IN (SELECT fid FROM captured_calls)")
+    conn.commit()
+    conn.close()
+    resign(traced)
+    for cmd in commands(traced, tmp_path):
+        one_line_error(retracer(*cmd, cwd=tmp_path), str(traced), "corrupt")

@@ -74,7 +74,7 @@ def write_text(report: Report, out: IO[str], max_diffs: int = 3, quiet: bool = F
 def _function_order(fr: FunctionReport):
     failing = sum(fr.counts[v] for v in FAILING)
     return (-failing, -sum(fr.counts[v] for v in ("unstable", "environment", "side_effect")),
-            fr.filename, fr.lineno)
+            fr.filename or "", fr.lineno or 0)
 
 
 def write_table(report: Report, out: IO[str]) -> None:

@@ -187,6 +187,8 @@ _RULES_ALL = (
     _rule("functions", fid=_ID, kind="({c} IS NOT 'py' AND {c} IS NOT 'c')", name=_TEXT_OR_NULL,
           qualname=_TEXT_OR_NULL, module=_TEXT_OR_NULL, filename=_TEXT_OR_NULL, firstlineno=_INT_OR_NULL,
           flags="(typeof({c}) <> 'integer' OR {c} < 0 OR {c} > 4294967295)"),
+    # a Python function always has its names and its file (the C engine reads them from the code object)
+    _rule("functions", kind="({c} = 'py' AND (name IS NULL OR qualname IS NULL OR filename IS NULL))"),
     _rule("threads", thread_idx=_ID, ident=_INT_OR_NULL, native_id=_INT_OR_NULL, name=_TEXT_OR_NULL,
           n_events=_COUNT_OR_NULL),
     _rule("chunks", thread_idx=_ID, seq=_ID, codec="({c} IS NOT 'raw' AND {c} IS NOT 'zlib')",
