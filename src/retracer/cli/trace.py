@@ -112,13 +112,12 @@ def run(ns: argparse.Namespace) -> int:
 
 def _after_trace(tracer, ns, command, quiet: bool) -> None:
     """Check the captured calls for nondeterminism and write the replay tests."""
-    from ..replay import stability
-    from ..replay.testgen import write_replay_tests
-    from ..tracefile.amend import update_captured_status
-
     s = tracer.summary
     if s is None or not s.path or tracer.no_capture or not s.captured_calls:
         return
+    from ..replay import stability
+    from ..replay.testgen import write_replay_tests
+    from ..tracefile.amend import update_captured_status
     try:
         if not ns.no_stability_check:
             if not quiet:
