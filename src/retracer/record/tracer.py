@@ -210,6 +210,8 @@ class Tracer:
         except OSError as e:
             raise RetracerError(f"retracer: cannot write the trace {self.output}: {e.strerror}; pass another -o")
         if not self.no_capture and self.max_function_count > 0:
+            import ast  # noqa: F401 -- capture's first call reads the script with it: not in capture's time
+
             from .capture import Capturer
 
             cap_spool = self._spool.replace(".spool-", ".capture-")
