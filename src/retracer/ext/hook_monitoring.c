@@ -6,12 +6,12 @@
  * (hook_pep523.c). Arguments: (code, offset, callable, arg0).
  *
  * CALL fires at every call site, Python calls included. A site whose callee
- * is not a C function (a Python function, which the PEP 523 hook sees; a
- * class; any other callable) gets DISABLE: its CALL, C_RETURN and C_RAISE
- * events stop, so such calls pay the event once per call site rather than
- * once per call; so does a site in retracer's own code. A site that calls
- * something else first and a C function later (a callable passed in) then
- * misses that C function, whose time stays in its caller's own time.
+ * is a Python function (which the PEP 523 hook sees) gets DISABLE: its CALL,
+ * C_RETURN and C_RAISE events stop, so Python calls pay the event once per
+ * call site rather than once per call; so does a site in retracer's own
+ * code. A site that calls a Python function first and a C function later (a
+ * callable passed in) then misses that C function, whose time stays in its
+ * caller's own time. Sites calling classes keep their events (see mon_call).
  */
 #include "binding.h"
 
@@ -24,8 +24,14 @@ static PyObject *mon_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
     if (RT_UNLIKELY(!G.active) || nargs < 3)
         Py_RETURN_NONE;
     PyMethodDef *ml = rt_py_c_method_def(args[2]);
-    if (!ml)
-        return MON_DISABLE; /* a Python function (the PEP 523 hook sees it), a class, ... */
+    if (!ml) {
+        /* Only for a plain Python function: a de-instrumented site may be
+         * specialised, and 3.13's class-call specialisation (which runs
+         * __init__ inline) does not respect the PEP 523 hook */
+        if (PyFunction_Check(args[2]))
+            return MON_DISABLE;
+        Py_RETURN_NONE;
+    }
     if (RT_UNLIKELY(rt_py_code_fid((PyCodeObject *)args[0]) == RT_IGNORE))
         return MON_DISABLE; /* retracer's own code */
     uint32_t fid = rt_py_cfunc_fid(args[2], ml);
