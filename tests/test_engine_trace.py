@@ -579,3 +579,22 @@ def test_deep_recursion_traced_as_deep_as_untraced(tmp_path):
     cp = trace(out, script, cwd=tmp_path)
     assert cp.stdout.split() == ["950", "45150", "3500", "[900]"], cp.stderr
     assert _profile_names(out)["down"] == 951 + 3501 + 901
+
+
+@pytest.mark.parametrize("opts", [[], ["--no-c-calls"]], ids=["c-calls", "no-c-calls"])
+def test_every_init_of_a_class_call_is_recorded(tmp_path, opts):
+    """3.13 specialises a class call site that sys.monitoring no longer instruments and
+    then runs __init__ past the frame-evaluation hook: every call must still count."""
+    script = write(tmp_path, "cls.py", """
+        class P:
+            def __init__(self, x):
+                self.x = x
+
+        def make(n):
+            return [P(i) for i in range(n)]
+
+        make(100)
+    """)
+    out = str(tmp_path / "out.trace")
+    trace(out, script, cwd=tmp_path, opts=opts)
+    assert _profile_names(out)["P.__init__"] == 100

@@ -47,6 +47,16 @@
 #define RT_INLINE_VALUES 1
 #endif
 
+/* 3.13: once a call site of a class is no longer instrumented by
+ * sys.monitoring, the interpreter may specialise it (CALL_ALLOC_AND_ENTER_INIT)
+ * and run __init__ without going through the PEP 523 hook. retracer keeps the
+ * CALL event on such sites (hook_monitoring.c), with C calls recorded or not. */
+#if PY_VERSION_HEX >= 0x030D0000
+#define RT_PY_CLASS_CALLS_NEED_CALL_EVENTS 1
+#else
+#define RT_PY_CLASS_CALLS_NEED_CALL_EVENTS 0
+#endif
+
 #if defined(RT_MECH_PEP523) && defined(RT_PY_FRAME_INTERNALS)
 #define Py_BUILD_CORE 1
 #include "internal/pycore_frame.h"

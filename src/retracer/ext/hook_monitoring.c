@@ -11,7 +11,9 @@
  * call site rather than once per call; so does a site in retracer's own
  * code. A site that calls a Python function first and a C function later (a
  * callable passed in) then misses that C function, whose time stays in its
- * caller's own time. Sites calling classes keep their events (see mon_call).
+ * caller's own time. Sites calling classes keep their events (see mon_call);
+ * on 3.13 the CALL event is registered for them even when C calls are not
+ * recorded (compat.h: RT_PY_CLASS_CALLS_NEED_CALL_EVENTS).
  */
 #include "binding.h"
 
@@ -25,13 +27,16 @@ static PyObject *mon_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE;
     PyMethodDef *ml = rt_py_c_method_def(args[2]);
     if (!ml) {
-        /* Only for a plain Python function: a de-instrumented site may be
-         * specialised, and 3.13's class-call specialisation (which runs
-         * __init__ inline) does not respect the PEP 523 hook */
-        if (PyFunction_Check(args[2]))
+        if (RT_PY_CLASS_CALLS_NEED_CALL_EVENTS && PyType_Check(args[2]))
+            Py_RETURN_NONE; /* keep the site instrumented (compat.h) */
+        /* a Python function: the PEP 523 hook sees it. Sites of classes keep
+         * their events otherwise too: a de-instrumented site may be specialised */
+        if (PyFunction_Check(args[2]) || !G.c_calls)
             return MON_DISABLE;
         Py_RETURN_NONE;
     }
+    if (!G.c_calls)
+        return MON_DISABLE; /* registered only for the class sites (3.13) */
     if (RT_UNLIKELY(rt_py_code_fid((PyCodeObject *)args[0]) == RT_IGNORE))
         return MON_DISABLE; /* retracer's own code */
     uint32_t fid = rt_py_cfunc_fid(args[2], ml);

@@ -250,7 +250,7 @@ class Tracer:
                 no_imports=self.no_imports, c_calls=self.c_calls, chunk_size=_CHUNK_SIZE,
                 capture=self._capturer, max_count=self.max_function_count, shape_diverse=True,
             )
-            if _C_CALLS_BY_MONITORING and self.c_calls:
+            if _C_CALLS_BY_MONITORING and (self.c_calls or _engine.CLASS_CALLS_NEED_CALL_EVENTS):
                 self._register_monitoring()
         except BaseException:
             _engine.stop()
@@ -295,6 +295,8 @@ class Tracer:
         _engine.set_disable(mon.DISABLE)
         # C functions only: Python frames are seen by the PEP 523 hook
         cbs = {ev.CALL: _engine.mon_call, ev.C_RETURN: _engine.mon_c_return, ev.C_RAISE: _engine.mon_c_raise}
+        if not self.c_calls:  # 3.13: CALL only, to keep class call sites from skipping the hook
+            cbs = {ev.CALL: _engine.mon_call}
         mask = 0
         for event, cb in cbs.items():
             mon.register_callback(self._tool_id, event, cb)
