@@ -8,6 +8,17 @@ Modes, interleaved (each round runs every mode once, in a shuffled order):
   cprofile            cProfile.Profile().enable() / .disable() around fib(n)
   retracer            `with retracer.Tracer(output=tmp):` around fib(n) (capture on)
   retracer-nocapture  the same with no_capture=True (profile and call stream only)
+  retracer-no-c-calls no_capture=True, c_calls=False (builtins not recorded)
+  floor-setprofile    a C profile function (PyEval_SetProfile) that returns at once
+  floor-pep523        a PEP 523 frame-evaluation function that only calls the default one (3.11+)
+  floor-mon-py        sys.monitoring, a C callback returning None for the PY_* events (3.12+)
+  floor-mon-call      the same plus CALL, C_RETURN and C_RAISE (3.12+)
+
+The floor modes are the limits: no tracer built on that mechanism can be faster. Their
+C helpers (benchmarks/floors.c) are compiled on first use into benchmarks/.floors/.
+`--one MODE` runs one mode once, with callgrind's instrumentation on around fib(n) only:
+    valgrind --tool=callgrind --instr-atstart=no python benchmarks/hook_micro.py --one floor-pep523
+(benchmarks/hook_instr.py does that for every mode and prints instructions per call).
 
 "hook" time is fib(n) alone, timed inside the enable/disable or with block: it is what
 the hook costs per call. "total" adds starting the profiler and, for retracer, writing
@@ -29,7 +40,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ALL_MODES = ["plain", "cprofile", "retracer", "retracer-nocapture"]
+ALL_MODES = ["plain", "cprofile", "retracer", "retracer-nocapture", "retracer-no-c-calls",
+             "floor-setprofile", "floor-pep523", "floor-mon-py", "floor-mon-call"]
+FLOORS = [m for m in ALL_MODES if m.startswith("floor-")]
 HERE = Path(__file__).resolve().parent
 
 
@@ -47,11 +60,74 @@ def fib_calls(n: int) -> int:
     return 2 * a - 1
 
 
-def make_tracer(Tracer, output: str, no_capture: bool):
+def load_floors():
+    """The rt_floors module (benchmarks/floors.c), compiled on first use."""
+    import importlib.util
+    import subprocess
+    import sysconfig
+
+    out = HERE / ".floors" / sys.implementation.cache_tag
+    so = out / ("rt_floors" + sysconfig.get_config_var("EXT_SUFFIX"))
+    src = HERE / "floors.c"
+    if not so.exists() or so.stat().st_mtime < src.stat().st_mtime:
+        out.mkdir(parents=True, exist_ok=True)
+        cc = (sysconfig.get_config_var("CC") or "cc").split()
+        subprocess.check_call([*cc, "-O2", "-shared", "-fPIC", "-I", sysconfig.get_paths()["include"],
+                               str(src), "-o", str(so)])
+    spec = importlib.util.spec_from_file_location("rt_floors", so)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class Floor:
+    """Attach / detach one no-op hook."""
+
+    def __init__(self, mode: str, fl) -> None:
+        self.mode, self.fl = mode, fl
+        if mode == "floor-pep523" and not hasattr(fl, "eval_on"):
+            raise RuntimeError("PEP 523 needs 3.11+")
+        if mode.startswith("floor-mon") and not hasattr(sys, "monitoring"):
+            raise RuntimeError("sys.monitoring needs 3.12+")
+
+    def __enter__(self):
+        m, fl = self.mode, self.fl
+        if m == "floor-setprofile":
+            fl.profile_on()
+        elif m == "floor-pep523":
+            fl.eval_on()
+        else:
+            mon = sys.monitoring
+            ev = mon.events
+            events = [ev.PY_START, ev.PY_RESUME, ev.PY_RETURN, ev.PY_YIELD, ev.PY_UNWIND, ev.PY_THROW]
+            if m == "floor-mon-call":
+                events += [ev.CALL, ev.C_RETURN, ev.C_RAISE]
+            mon.use_tool_id(4, "floor")
+            mask = 0
+            for e in events:
+                mon.register_callback(4, e, fl.noop)
+                mask |= e
+            mon.set_events(4, mask)
+        return self
+
+    def __exit__(self, *exc):
+        m, fl = self.mode, self.fl
+        if m == "floor-setprofile":
+            fl.profile_off()
+        elif m == "floor-pep523":
+            fl.eval_off()
+        else:
+            sys.monitoring.set_events(4, 0)
+            sys.monitoring.free_tool_id(4)
+
+
+def make_tracer(Tracer, output: str, no_capture: bool, c_calls=None):
     """A Tracer with the options this benchmark wants, dropping those it doesn't know."""
     kwargs = {"scope": str(HERE)}
     if no_capture:
         kwargs["no_capture"] = True
+    if c_calls is not None:
+        kwargs["c_calls"] = c_calls
     try:
         return Tracer(output=output, **kwargs)
     except TypeError:
@@ -60,32 +136,46 @@ def make_tracer(Tracer, output: str, no_capture: bool):
         return Tracer(output=output)
 
 
-def run_mode(mode: str, n: int, Tracer, tmpdir: str) -> tuple[float, float]:
+_REGION = (lambda: None, lambda: None)  # what marks the timed region (--one: callgrind's toggles)
+
+
+def timed_fib(n: int) -> tuple[float, float]:
+    on, off = _REGION
+    on()
+    t0 = time.perf_counter()
+    fib(n)
+    t1 = time.perf_counter()
+    off()
+    return t0, t1
+
+
+def run_mode(mode: str, n: int, Tracer, tmpdir: str, floors=None) -> tuple[float, float]:
     """(hook seconds, total seconds) of one run of `mode`."""
     perf = time.perf_counter
+    if mode.startswith("floor-"):
+        ta = perf()
+        with Floor(mode, floors):
+            t0, t1 = timed_fib(n)
+        tb = perf()
+        return t1 - t0, tb - ta
     if mode == "plain":
-        t0 = perf()
-        fib(n)
-        t1 = perf()
+        t0, t1 = timed_fib(n)
         return t1 - t0, t1 - t0
     if mode == "cprofile":
         ta = perf()
         p = cProfile.Profile()
         p.enable()
-        t0 = perf()
-        fib(n)
-        t1 = perf()
+        t0, t1 = timed_fib(n)
         p.disable()
         tb = perf()
         return t1 - t0, tb - ta
-    if mode in ("retracer", "retracer-nocapture"):
+    if mode in ("retracer", "retracer-nocapture", "retracer-no-c-calls"):
         out = os.path.join(tmpdir, f"{mode}.trace")
         ta = perf()
-        tracer = make_tracer(Tracer, out, no_capture=(mode == "retracer-nocapture"))
+        tracer = make_tracer(Tracer, out, no_capture=(mode != "retracer"),
+                             c_calls=False if mode == "retracer-no-c-calls" else None)
         with tracer:
-            t0 = perf()
-            fib(n)
-            t1 = perf()
+            t0, t1 = timed_fib(n)
         tb = perf()
         if not os.path.exists(out):
             raise RuntimeError(f"no trace file written at {out}")
@@ -107,7 +197,21 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=20, help="interleaved rounds (default 20)")
     ap.add_argument("--modes", default=",".join(ALL_MODES), help="comma-separated modes")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--one", metavar="MODE", help="run MODE once, untimed (for an instruction counter)")
     args = ap.parse_args(argv)
+    if args.one:
+        global _REGION
+        T = None
+        if args.one.startswith("retracer"):
+            from retracer import Tracer as T  # noqa: F811
+        fl = load_floors()
+        _REGION = (fl.cg_on, fl.cg_off)
+        tmp = tempfile.mkdtemp(prefix="retracer-hook-micro-")
+        try:
+            run_mode(args.one, args.n, T, tmp, fl)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return 0
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     for m in modes:
@@ -125,6 +229,14 @@ def main(argv=None) -> int:
             if m.startswith("retracer"):
                 na[m] = f"n/a (retracer does not import: {type(e).__name__}: {e})"
 
+    floors = None
+    if any(m in FLOORS for m in modes):
+        try:
+            floors = load_floors()
+        except Exception as e:
+            for m in FLOORS:
+                na[m] = f"n/a (benchmarks/floors.c does not build: {type(e).__name__}: {e})"
+
     calls = fib_calls(args.n)
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
@@ -138,7 +250,7 @@ def main(argv=None) -> int:
             if m in na:
                 continue
             try:
-                run_mode(m, args.n, Tracer, tmpdir)
+                run_mode(m, args.n, Tracer, tmpdir, floors)
             except Exception as e:
                 na[m] = f"error ({type(e).__name__}: {e})"
         for _ in range(args.rounds):
@@ -147,7 +259,7 @@ def main(argv=None) -> int:
             for m in order:
                 gc.collect()
                 try:
-                    h, t = run_mode(m, args.n, Tracer, tmpdir)
+                    h, t = run_mode(m, args.n, Tracer, tmpdir, floors)
                 except Exception as e:
                     na[m] = f"error ({type(e).__name__}: {e})"
                     continue

@@ -109,10 +109,16 @@ def loadavg() -> str:
         return "?"
 
 
+# Every mode runs with bytecode caching on, as a user's interpreter does: an environment
+# that turns it off (PYTHONDONTWRITEBYTECODE) would make each run compile every tool
+# (retracer, viztracer, ...) from source again and count that as its overhead.
+RUN_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run_quiet(cmd: list[str], timeout: float = 60, cwd: Optional[Path] = None
               ) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=timeout, cwd=cwd)
+                          timeout=timeout, cwd=cwd, env=RUN_ENV)
 
 
 def probe_module(py: str, module: str) -> Optional[str]:
@@ -234,7 +240,7 @@ def run_one(ctx: Context, rnd: int, mode: str, workload: str, args: list[str]
         # Own session, so a timeout can kill the whole tree (codeflash runs a child).
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, text=True, errors="replace",
-                                start_new_session=True)
+                                start_new_session=True, env=RUN_ENV)
         stdout, stderr = proc.communicate(timeout=ctx.timeout)
         elapsed = time.perf_counter() - t0
     except subprocess.TimeoutExpired:

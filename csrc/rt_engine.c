@@ -28,9 +28,6 @@ typedef struct rt_frame {
     uint32_t fid;          /* function */
     uint32_t flags;        /* RT_FR_* */
     uint32_t edge;         /* index of (caller -> fid) in the thread's edges */
-    uint32_t last_callee;  /* cache: last callee fid called from this frame */
-    uint32_t last_edge;    /* cache: its edge index */
-    uint32_t _pad;
     int64_t t0;            /* start of the current slice (ns) */
     int64_t child;         /* time spent in callees during the current slice (ns) */
     uint64_t call_no;      /* stream call number, when RT_FR_REC */
@@ -269,6 +266,8 @@ static int rt__grow_fs(rt_thread *t, uint32_t fid)
     if (rt_grow(t->e->alloc, (void **)&t->fs, &t->fcap, (size_t)fid + 1, sizeof *t->fs, 256) != RT_OK)
         return RT_ERR_NOMEM;
     memset(t->fs + old, 0, (t->fcap - old) * sizeof *t->fs);
+    for (size_t i = old; i < t->fcap; i++)
+        t->fs[i].last_callee = RT_ROOT; /* no callee cached yet */
     return RT_OK;
 }
 
@@ -340,8 +339,11 @@ RT_INLINE rt_frame *rt__push(rt_thread *t, uint32_t fid, uint32_t caller_overrid
     if (caller_override != UINT32_MAX - 1) {
         edge = rt__edge_lookup(t, caller_override, fid);
     } else {
-        uint32_t *cc = parent ? &parent->last_callee : &t->root_last_callee;
-        uint32_t *ce = parent ? &parent->last_edge : &t->root_last_edge;
+        /* the edge cache is per calling function: a recursive function's
+         * activations share it */
+        rt_fstat *pf = parent ? &t->fs[parent->fid] : NULL;
+        uint32_t *cc = pf ? &pf->last_callee : &t->root_last_callee;
+        uint32_t *ce = pf ? &pf->last_edge : &t->root_last_edge;
         if (*cc == fid) {
             edge = *ce;
         } else {
@@ -357,7 +359,6 @@ RT_INLINE rt_frame *rt__push(rt_thread *t, uint32_t fid, uint32_t caller_overrid
     rt_frame *f = &t->stack[t->head.depth++];
     f->fid = fid;
     f->edge = edge;
-    f->last_callee = RT_ROOT;
     f->t0 = now;
     f->child = 0;
     f->call_no = 0;

@@ -57,6 +57,8 @@ typedef struct rt_fstat {
     int64_t own_ns;       /* time in the function itself, callees excluded */
     int64_t cum_ns;       /* time including callees, counted for outermost calls only */
     uint32_t level;       /* runtime: open activations of the function on this thread */
+    uint32_t last_callee; /* runtime: the callee this function called last (RT_ROOT: none) */
+    uint32_t last_edge;   /* runtime: the edge index of that call */
 } rt_fstat;
 
 /* Profile counters of one caller -> callee edge. */

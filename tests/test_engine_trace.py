@@ -549,3 +549,52 @@ def test_runner_own_c_calls_are_not_recorded(tmp_path):
         names = {fns[s.fid].qualname for s in r.func_stats()}
     assert fns[first].qualname == "<module>", fns[first]
     assert "exec" not in names and "_getframe" not in names, names
+
+
+def test_deep_recursion_traced_as_deep_as_untraced(tmp_path):
+    """The frame-evaluation hook runs each Python frame in a C call of its own, which
+    3.12+ count against the C recursion limit (3.12 stops at ~750): a traced program
+    still recurses as deep as it would untraced, to just below the default recursion
+    limit (1000), also with the limit raised and in a thread."""
+    script = write(tmp_path, "deep.py", """
+        import sys, threading
+
+        def down(n):
+            return 0 if n == 0 else 1 + down(n - 1)
+
+        def gen_down(n):
+            if n:
+                yield from gen_down(n - 1)
+            yield n
+
+        print(down(950), sum(gen_down(300)))
+        sys.setrecursionlimit(4000)
+        print(down(3500))
+        out = []
+        t = threading.Thread(target=lambda: out.append(down(900)))
+        t.start(); t.join()
+        print(out)
+    """)
+    out = str(tmp_path / "out.trace")
+    cp = trace(out, script, cwd=tmp_path)
+    assert cp.stdout.split() == ["950", "45150", "3500", "[900]"], cp.stderr
+    assert _profile_names(out)["down"] == 951 + 3501 + 901
+
+
+@pytest.mark.parametrize("opts", [[], ["--no-c-calls"]], ids=["c-calls", "no-c-calls"])
+def test_every_init_of_a_class_call_is_recorded(tmp_path, opts):
+    """3.13 specialises a class call site that sys.monitoring no longer instruments and
+    then runs __init__ past the frame-evaluation hook: every call must still count."""
+    script = write(tmp_path, "cls.py", """
+        class P:
+            def __init__(self, x):
+                self.x = x
+
+        def make(n):
+            return [P(i) for i in range(n)]
+
+        make(100)
+    """)
+    out = str(tmp_path / "out.trace")
+    trace(out, script, cwd=tmp_path, opts=opts)
+    assert _profile_names(out)["P.__init__"] == 100

@@ -14,8 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from .errors import RetracerError
 
@@ -34,9 +33,9 @@ def _names_list(value: Any) -> List[str]:
     return [str(v) for v in value]
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One trace option."""
+class Setting(NamedTuple):
+    """One trace option (a NamedTuple, not a dataclass: dataclasses imports inspect,
+    before the traced program would)."""
 
     name: str                        # keyword of Tracer and key of the recorded options
     default: Any

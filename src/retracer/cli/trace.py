@@ -116,11 +116,11 @@ def run(ns: argparse.Namespace) -> int:
 def _after_trace(tracer, ns, command, quiet: bool) -> None:
     """Write (or rewrite) the replay tests; with --check-stable, first mark the
     unstable calls (replaying them isolated, side effects stopped)."""
-    from ..replay.testgen import write_replay_tests
-
     s = tracer.summary
     if s is None or not s.path or tracer.no_capture or not s.captured_calls:
         return
+    from ..replay.testgen import write_replay_tests  # not imported at all with --no-capture
+
     try:
         if getattr(ns, "check_stable", False):
             _check_stable(s, quiet)

@@ -16,8 +16,8 @@
  *   registry.c          code object / C function -> function id, flags, names
  *   capture.c           capture glue: argument shapes, the policy, the Python callbacks
  *   objstate.c          instance attributes read without materialising __dict__
- *   hook_monitoring.c   3.12+: sys.monitoring callbacks
- *   hook_pep523.c       3.11: the frame-evaluation hook
+ *   hook_monitoring.c   3.12+: sys.monitoring callbacks for C functions
+ *   hook_pep523.c       3.11+: the frame-evaluation hook (Python frames)
  *   hook_profile.c      3.9/3.10: the C profile hook
  *
  * (export.c and view.c, in the same directory, are the two other extension
@@ -98,6 +98,7 @@ typedef struct rt_binding {
     /* --- module (module.c, hooks) */
     PyObject *self_module;  /* Borrowed: this module, whose functions are never traced */
     PyObject *disable_obj;  /* Owned: sys.monitoring.DISABLE (3.12+; set by set_disable), or NULL */
+    PyObject *starting_gen; /* Borrowed: the generator whose first call is being captured (PEP 523 hook), or NULL */
 #ifdef RT_MECH_PEP523
     _PyFrameEvalFunction prev_eval; /* the evaluator rt_py_eval_frame replaced */
 #endif
@@ -119,7 +120,16 @@ typedef struct rt_py_tls_state {
 } rt_py_tls_state;
 
 extern RT_PY_HIDDEN rt_binding G;
-extern RT_PY_HIDDEN _Thread_local rt_py_tls_state rt_py_tls;
+/* initial-exec: a hook reaches it with one %fs-relative load, not a call to
+ * __tls_get_addr (the extension is loaded with dlopen; its few bytes fit in
+ * the static TLS glibc keeps for that) */
+#if defined(__GNUC__)
+#define RT_PY_TLS_MODEL __attribute__((tls_model("initial-exec")))
+#else
+#define RT_PY_TLS_MODEL
+#endif
+
+extern RT_PY_HIDDEN _Thread_local rt_py_tls_state rt_py_tls RT_PY_TLS_MODEL;
 
 /* The allocator of the binding, the engine and the policy: PyMem_Raw*, so
  * tracemalloc sees the engine's memory too. */
@@ -242,7 +252,7 @@ RT_PY_HIDDEN PyObject *rt_py_has_inline_values(PyObject *m, PyObject *obj);
 /* ---------------------------------------------------------------- hooks */
 
 #ifdef RT_MECH_MONITORING
-RT_PY_HIDDEN extern PyMethodDef rt_py_monitoring_methods[]; /* mon_* callbacks and set_disable */
+RT_PY_HIDDEN extern PyMethodDef rt_py_monitoring_methods[]; /* mon_* callbacks (C calls) and set_disable */
 #endif
 #ifdef RT_MECH_PEP523
 RT_PY_HIDDEN PyObject *rt_py_eval_frame(PyThreadState *ts, struct _PyInterpreterFrame *f, int throwflag);

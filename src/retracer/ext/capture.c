@@ -153,10 +153,8 @@ static long cap_begin(rt_thread *t, uint32_t fid, PyObject *values, int64_t tl, 
 #ifdef RT_MECH_MONITORING
     /* 3.13 closes a generator suspended outside try/with without running it
      * (no event): capture.py watches the generator object itself. */
-    if (G.fflags[fid] & RT_F_GEN) {
-        PyFrameObject *frame = PyEval_GetFrame(); /* Borrowed */
-        genobj = frame ? PyFrame_GetGenerator(frame) : NULL;
-    }
+    if (G.fflags[fid] & RT_F_GEN)
+        genobj = G.starting_gen ? Py_NewRef(G.starting_gen) : NULL;
 #endif
     PyObject *items[] = {
         PyLong_FromUnsignedLong(fid),

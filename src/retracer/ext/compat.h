@@ -5,8 +5,9 @@
  *
  * What it selects:
  *
- *   RT_MECH_MONITORING  3.12+   sys.monitoring with C callbacks (hook_monitoring.c)
- *   RT_MECH_PEP523      3.11    a PEP 523 frame-evaluation hook (hook_pep523.c)
+ *   RT_MECH_PEP523      3.11+   a PEP 523 frame-evaluation hook for Python frames (hook_pep523.c)
+ *   RT_MECH_MONITORING  3.12+   sys.monitoring CALL/C_RETURN/C_RAISE with C callbacks, for C
+ *                               functions only (hook_monitoring.c)
  *   RT_MECH_PROFILE     <=3.10  the C profile hook, PyEval_SetProfile (hook_profile.c)
  *   RT_INLINE_VALUES    3.11, 3.12: plain instances keep their attributes inline
  *                       until their __dict__ is asked for (objstate.c)
@@ -16,7 +17,7 @@
  * versions that need them and only in the file that asks for them by
  * defining, before including this header:
  *
- *   RT_PY_FRAME_INTERNALS  _PyInterpreterFrame (hook_pep523.c, 3.11)
+ *   RT_PY_FRAME_INTERNALS  _PyInterpreterFrame (hook_pep523.c, 3.11+)
  *   RT_PY_DICT_INTERNALS   the inline attribute values (objstate.c, 3.11/3.12)
  */
 #ifndef RT_PY_COMPAT_H
@@ -31,8 +32,9 @@
 #endif
 
 #if PY_VERSION_HEX >= 0x030C0000
+#define RT_MECH_PEP523 1
 #define RT_MECH_MONITORING 1
-#define RT_MECHANISM "sys.monitoring"
+#define RT_MECHANISM "pep523+sys.monitoring"
 #elif PY_VERSION_HEX >= 0x030B0000
 #define RT_MECH_PEP523 1
 #define RT_MECHANISM "pep523"
@@ -45,11 +47,64 @@
 #define RT_INLINE_VALUES 1
 #endif
 
+/* 3.13: once a call site of a class is no longer instrumented by
+ * sys.monitoring, the interpreter may specialise it (CALL_ALLOC_AND_ENTER_INIT)
+ * and run __init__ without going through the PEP 523 hook. retracer keeps the
+ * CALL event on such sites (hook_monitoring.c), with C calls recorded or not. */
+#if PY_VERSION_HEX >= 0x030D0000
+#define RT_PY_CLASS_CALLS_NEED_CALL_EVENTS 1
+#else
+#define RT_PY_CLASS_CALLS_NEED_CALL_EVENTS 0
+#endif
+
 #if defined(RT_MECH_PEP523) && defined(RT_PY_FRAME_INTERNALS)
 #define Py_BUILD_CORE 1
 #include "internal/pycore_frame.h"
 #include "opcode.h"
 #undef Py_BUILD_CORE
+
+/* The code object of an interpreter frame (borrowed). */
+static inline PyCodeObject *rt_py_iframe_code(struct _PyInterpreterFrame *f)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return (PyCodeObject *)f->f_executable;
+#else
+    return f->f_code;
+#endif
+}
+
+/* Does a generator's frame start now (its last instruction was
+ * RETURN_GENERATOR), rather than resume after a yield? */
+static inline int rt_py_iframe_gen_fresh(struct _PyInterpreterFrame *f)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return _Py_OPCODE(f->instr_ptr[-1]) == RETURN_GENERATOR; /* instr_ptr: the next one */
+#else
+    return _Py_OPCODE(*f->prev_instr) == RETURN_GENERATOR;
+#endif
+}
+
+/* Is a generator suspended (it yielded, rather than returned or raised)? */
+static inline int rt_py_gen_suspended(PyGenObject *g)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return FRAME_STATE_SUSPENDED(g->gi_frame_state);
+#else
+    return g->gi_frame_state == FRAME_SUSPENDED;
+#endif
+}
+
+/* C recursion units the default evaluator charges each frame it runs (3.12+:
+ * PY_EVAL_C_STACK_UNITS). Without a frame-evaluation hook, Python-to-Python
+ * calls are inlined and charge none; the hook gives them back while a frame
+ * runs, so a traced program gets as deep as an untraced one (the C stack
+ * itself is guarded separately, see hook_pep523.c). */
+#if PY_VERSION_HEX >= 0x030C0000
+#define RT_PY_EVAL_C_UNITS 2
+#define rt_py_c_recursion(ts) ((ts)->c_recursion_remaining)
+#else
+#define RT_PY_EVAL_C_UNITS 0
+#endif
 #endif
 
 #if defined(RT_INLINE_VALUES) && defined(RT_PY_DICT_INTERNALS)
@@ -143,20 +198,6 @@ static inline PyObject *rt_py_code_qualname(PyCodeObject *co)
     return NULL;
 #endif
 }
-
-#ifdef RT_MECH_MONITORING
-/* An identity of the frame running now, stable while it is suspended: the
- * address of its interpreter frame. */
-static inline uint64_t rt_py_current_frame_key(void)
-{
-    PyThreadState *ts = PyThreadState_GET();
-#if PY_VERSION_HEX >= 0x030D0000
-    return (uint64_t)(uintptr_t)ts->current_frame;
-#else
-    return (uint64_t)(uintptr_t)ts->cframe->current_frame;
-#endif
-}
-#endif
 
 #ifdef RT_MECH_PROFILE
 /* Is this generator frame suspended (the event is a yield, not a return)? */

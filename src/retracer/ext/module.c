@@ -114,6 +114,7 @@ PyMODINIT_FUNC PyInit__engine(void)
         PyModule_AddIntConstant(m, "FLAG_ONLY_FUNCTIONS", RT_F_ONLY) < 0 ||
         PyModule_AddIntConstant(m, "FLAG_GENERATOR", RT_F_GEN) < 0 ||
         PyModule_AddIntConstant(m, "FLAG_C_FUNCTION", RT_F_C) < 0 ||
+        PyModule_AddIntConstant(m, "CLASS_CALLS_NEED_CALL_EVENTS", RT_PY_CLASS_CALLS_NEED_CALL_EVENTS) < 0 ||
         rt_py_results_init(m) < 0)
         goto error;
     G.self_module = m;

@@ -7,7 +7,7 @@
 
 rt_binding G = {.spool_fd = -1};
 
-_Thread_local rt_py_tls_state rt_py_tls;
+_Thread_local rt_py_tls_state rt_py_tls RT_PY_TLS_MODEL;
 
 static void *rt__raw_malloc(void *ctx, size_t n)
 {

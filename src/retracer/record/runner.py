@@ -15,7 +15,6 @@ import signal
 import sys
 import threading
 import types
-import zipfile
 from typing import Callable, List, Optional
 
 from .. import _engine
@@ -31,6 +30,25 @@ _MAIN_HAS_ANNOTATIONS = "__annotations__" in vars(sys.modules.get("__main__") or
 _C_ENTRY_COSTS = sys.version_info < (3, 12)
 
 
+def _maybe_zip(path: str) -> bool:
+    """Could `path` be a zip file (its last 64 KiB hold an end-of-central-directory
+    record)? A cheap test before importing zipfile, which imports pathlib and more."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - (1 << 16) - 22))
+            return b"PK\x05\x06" in f.read()
+    except OSError:
+        return True  # let zipfile say
+
+
+def _is_zipfile(path: str) -> bool:
+    import zipfile
+
+    return zipfile.is_zipfile(path)
+
+
 def prepare_script(path: str, args: List[str]) -> Callable[[], None]:
     """Check the script and return a function that runs it as __main__."""
     abspath = os.path.abspath(path)
@@ -41,7 +59,7 @@ def prepare_script(path: str, args: List[str]) -> Callable[[], None]:
         if not os.path.isfile(main_py):
             raise RetracerError(f"retracer: can't find '__main__' module in '{abspath}'; pass a .py file", exit_code=2)
         return _prepare_dir(abspath, path, args)
-    if zipfile.is_zipfile(abspath):  # a zip application, like python app.pyz
+    if _maybe_zip(abspath) and _is_zipfile(abspath):  # a zip application, like python app.pyz
         return _prepare_dir(abspath, path, args)
     try:
         with open(abspath, "rb") as f:

@@ -16,43 +16,59 @@ import json
 import os
 import re
 import signal
-import sqlite3
 import sys
 import sysconfig
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .. import _engine, settings
 from .._version import VERSION
 from ..errors import RetracerError
 from ..tracefile.schema import FLAG_IN_SCOPE, Function, Thread
-from ..tracefile.spool import write_trace
 from . import sources
-from .capture import Capturer
+
+# sqlite3 (the trace writer) and pickle (capture) are imported when first needed:
+# Capturer in start() when capture is on, write_trace in _write()
 
 __all__ = ["Tracer", "TraceSummary", "MECHANISM"]
 
 MECHANISM: str = _engine.MECHANISM
+# 3.12+: Python frames go through the PEP 523 hook, C functions through sys.monitoring
+_C_CALLS_BY_MONITORING = "sys.monitoring" in MECHANISM
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _CHUNK_SIZE = 256 * 1024
 
 
-@dataclass
 class TraceSummary:
-    """What a finished session recorded (printed by the CLI)."""
+    """What a finished session recorded (printed by the CLI). A plain class: the
+    dataclasses module imports inspect, which the traced program may import itself."""
 
-    path: Optional[str]
-    calls_total: int = 0
-    stream_calls: int = 0
-    threads: int = 0
-    duration_ns: int = 0
-    top: List[Tuple[str, str, int, int]] = field(default_factory=list)  # name, where, own_ns, calls
-    error: str = ""
-    stopped_by: str = "end"
-    captured_calls: int = 0
-    lost: bool = False  # the trace could not be written (one line said what was lost)
+    _FIELDS = ("path", "calls_total", "stream_calls", "threads", "duration_ns", "top", "error", "stopped_by",
+               "captured_calls", "lost")
+
+    def __init__(self, path: Optional[str], calls_total: int = 0, stream_calls: int = 0, threads: int = 0,
+                 duration_ns: int = 0, top: Optional[List[Tuple[str, str, int, int]]] = None, error: str = "",
+                 stopped_by: str = "end", captured_calls: int = 0, lost: bool = False) -> None:
+        self.path = path
+        self.calls_total = calls_total
+        self.stream_calls = stream_calls
+        self.threads = threads
+        self.duration_ns = duration_ns
+        self.top: List[Tuple[str, str, int, int]] = top if top is not None else []  # name, where, own_ns, calls
+        self.error = error
+        self.stopped_by = stopped_by
+        self.captured_calls = captured_calls
+        self.lost = lost  # the trace could not be written (one line said what was lost)
+
+    def __repr__(self) -> str:
+        return "TraceSummary(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self._FIELDS) + ")"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self._FIELDS)
+
 
 
 def _dirprefix(path: str) -> str:
@@ -161,7 +177,7 @@ class Tracer:
         self._running = False
         self._spool: Optional[str] = None
         self._rundir: Any = None
-        self._capturer: Optional[Capturer] = None
+        self._capturer: Any = None  # a capture.Capturer while capturing
         self._tool_id: Optional[int] = None
         self._timer: Optional[threading.Timer] = None
         self._names: Dict[int, str] = {}
@@ -182,8 +198,11 @@ class Tracer:
             self.disable = True
             return self
         self._preflight()
-        capture = None
         if not self.no_capture and self.max_function_count > 0:
+            import ast  # noqa: F401 -- capture's first call reads the script with it: not in capture's time
+
+            from .capture import Capturer
+
             cap_spool = os.path.join(self._rundir.path, "capture.spool")
             self._capturer = Capturer(cap_spool, max_value_bytes=self.max_value_bytes, redact=self.redact,
                                       scope=tuple(_dirprefix(p) for p in self.scopes) + self.extra_scope,
@@ -220,7 +239,7 @@ class Tracer:
                 no_imports=self.no_imports, c_calls=self.c_calls, chunk_size=_CHUNK_SIZE,
                 capture=self._capturer, max_count=self.max_function_count, shape_diverse=True,
             )
-            if MECHANISM == "sys.monitoring":
+            if _C_CALLS_BY_MONITORING and (self.c_calls or _engine.CLASS_CALLS_NEED_CALL_EVENTS):
                 self._register_monitoring()
         except BaseException:
             _engine.stop()
@@ -289,17 +308,10 @@ class Tracer:
             raise RetracerError("retracer: no free sys.monitoring tool id (another profiler is running); stop it first")
         ev = mon.events
         _engine.set_disable(mon.DISABLE)
-        cbs = {
-            ev.PY_START: _engine.mon_py_start,
-            ev.PY_RESUME: _engine.mon_py_resume,
-            ev.PY_THROW: _engine.mon_py_throw,
-            ev.PY_RETURN: _engine.mon_py_return,
-            ev.PY_YIELD: _engine.mon_py_yield,
-            ev.PY_UNWIND: _engine.mon_py_unwind,
-        }
-        if self.c_calls:
-            cbs.update({ev.CALL: _engine.mon_call, ev.C_RETURN: _engine.mon_c_return,
-                        ev.C_RAISE: _engine.mon_c_raise})
+        # C functions only: Python frames are seen by the PEP 523 hook
+        cbs = {ev.CALL: _engine.mon_call, ev.C_RETURN: _engine.mon_c_return, ev.C_RAISE: _engine.mon_c_raise}
+        if not self.c_calls:  # 3.13: CALL only, to keep class call sites from skipping the hook
+            cbs = {ev.CALL: _engine.mon_call}
         mask = 0
         for event, cb in cbs.items():
             mon.register_callback(self._tool_id, event, cb)
@@ -309,7 +321,7 @@ class Tracer:
         self._mon_events = list(cbs)
 
     def _unregister(self) -> None:
-        if MECHANISM == "sys.monitoring" and self._tool_id is not None:
+        if _C_CALLS_BY_MONITORING and self._tool_id is not None:
             mon = sys.monitoring  # type: ignore[attr-defined]
             try:
                 mon.set_events(self._tool_id, 0)
@@ -355,6 +367,8 @@ class Tracer:
                 atexit.unregister(self._atexit)
             except Exception:
                 pass
+            import sqlite3  # the writer's errors (it is imported by the writer anyway)
+
             try:
                 self.summary = self._write(results, stopped_by, exit_status)
             except (RetracerError, OSError, sqlite3.Error, MemoryError) as e:
@@ -395,6 +409,8 @@ class Tracer:
 
     def _write(self, results: Any, stopped_by: str, exit_status: Optional[int]) -> TraceSummary:
         """Write the trace from `results`, the engine's Results (read by field name)."""
+        from ..tracefile.spool import write_trace
+
         funcs = results.functions  # FunctionInfo per fid
         modules = _module_names()
         qualnames = (_qualnames_by_code(f.code for f in funcs if f.kind == "py")

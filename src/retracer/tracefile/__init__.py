@@ -10,12 +10,9 @@ are integer nanoseconds; the file is signed with the user's key
 signature), :mod:`.amend` re-signs a trace after the stability check.
 """
 from ..errors import TraceError
-from .digest import compute_digest
-from .reader import TraceReader
 from .schema import (FLAG_C_FUNCTION, FLAG_GENERATOR, FLAG_IMPORT_MACHINERY, FLAG_IN_SCOPE,
                      FLAG_MODULE_BODY, FLAG_ONLY_FUNCTIONS, FORMAT_NAME, NO_CALLER, SCHEMA_VERSION,
                      CapturedCall, CaptureStat, EdgeStat, FuncStat, Function, Thread)
-from .writer import TraceWriter
 
 __all__ = [
     "SCHEMA_VERSION", "FORMAT_NAME", "TraceError", "TraceWriter", "TraceReader", "Function",
@@ -23,3 +20,17 @@ __all__ = [
     "FLAG_IMPORT_MACHINERY", "FLAG_MODULE_BODY", "FLAG_ONLY_FUNCTIONS", "FLAG_GENERATOR",
     "FLAG_C_FUNCTION", "NO_CALLER",
 ]
+
+# imported on first use: sqlite3 and hashlib are not needed to start tracing
+_LAZY = {"TraceReader": ".reader", "TraceWriter": ".writer", "compute_digest": ".digest"}
+
+
+def __getattr__(name: str):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(mod, __name__), name)
+    globals()[name] = value
+    return value
