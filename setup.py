@@ -2,6 +2,7 @@
 library (retracer_core), and the three CPython extension modules that link it.
 
     retracer._engine   src/retracer/ext/ (all but export.c, view.c): hooks, capture glue, session
+                       (zlib and a thread for the spool writer, csrc/rt_spool.c)
     retracer._export   src/retracer/ext/export.c: the exporters (zlib for pprof's gzip)
     retracer._view     src/retracer/ext/view.c: pattern folding
 
@@ -55,7 +56,7 @@ class BuildExt(build_ext):
 setup(
     libraries=[core],
     ext_modules=[
-        extension("retracer._engine", ENGINE_SOURCES),
+        extension("retracer._engine", ENGINE_SOURCES, libraries=["z", "pthread"]),
         extension("retracer._export", [EXT_DIR + "/export.c"], libraries=["z"]),
         extension("retracer._view", [EXT_DIR + "/view.c"]),
     ],

@@ -10,6 +10,7 @@ void suite_walk(void);
 void suite_export(void);
 void suite_fold(void);
 void suite_capture(void);
+void suite_spool(void);
 
 int main(int argc, char **argv)
 {
@@ -22,5 +23,6 @@ int main(int argc, char **argv)
     suite_export();
     suite_fold();
     suite_capture();
+    suite_spool();
     return rt_test_end();
 }

@@ -43,6 +43,7 @@
 #include "rt_clock.h"
 #include "rt_engine.h"
 #include "rt_map.h"
+#include "rt_spool.h"
 
 /* Function id of code that is not traced (retracer's own). */
 #define RT_IGNORE UINT32_MAX
@@ -67,6 +68,8 @@ typedef struct rt_binding {
     uint64_t gen;           /* session generation; bumps at every start */
     int c_calls;            /* 1: record C functions (where the mechanism allows) */
     int spool_fd;           /* owned; the spool file receiving chunks, -1 if none */
+    rt_spool *spool;        /* owned; writes (and compresses) the chunks into spool_fd in its thread */
+    int spool_err;          /* the spool writer failed (found when it closed) */
     int64_t t_start;        /* clock value at start (ns) */
     int64_t t_stop;         /* clock value at stop (ns) */
     int fail_start_at;      /* test hook: the n-th fallible step of the next start() fails (0: none) */

@@ -15,37 +15,29 @@
 
 /* ------------------------------------------------------------ spool sink */
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Each record: u32 thread_idx, u32 seq, u64 len, u64 n_events (little endian
- * as the machine), then len bytes (tracefile/spool.py SPOOL_HEADER). */
+/* The engine's sink: the chunk goes to the spool writer (csrc/rt_spool.c),
+ * which compresses and writes it in its own thread; tracefile/spool.py reads
+ * the records back. */
 static int spool_sink(void *ctx, uint32_t thread_idx, uint32_t seq, const uint8_t *data,
                       size_t len, uint64_t n_events)
 {
-    int fd = *(int *)ctx;
-    unsigned char hdr[24];
-    uint64_t l = len;
-    memcpy(hdr, &thread_idx, 4);
-    memcpy(hdr + 4, &seq, 4);
-    memcpy(hdr + 8, &l, 8);
-    memcpy(hdr + 16, &n_events, 8);
-    if (write_all(fd, hdr, sizeof hdr) != 0 || write_all(fd, data, len) != 0)
-        return -1;
-    return 0;
+    return rt_spool_put((rt_spool *)ctx, thread_idx, seq, data, len, n_events) == RT_OK ? 0 : -1;
+}
+
+/* zlib level of the spool's chunks. Measured on the more-itertools test suite
+ * (generator-heavy: 11 events per call): level 1 makes the stream 3.4x smaller
+ * at ~8 ns per byte, level 2 ~6% smaller again at ~9 ns per byte (the stream
+ * is ~2.4 bytes per event); in the writer's thread either way. */
+#define SPOOL_ZLIB_LEVEL 2
+
+/* Close the spool writer (waits for what it still has to write). */
+static void spool_close(void)
+{
+    if (G.spool) {
+        if (rt_spool_close(G.spool) != RT_OK)
+            G.spool_err = 1;
+        G.spool = NULL;
+    }
 }
 
 /* ------------------------------------------------------------- threads */
@@ -86,6 +78,7 @@ static void session_teardown(void)
     Py_CLEAR(G.ignore);
     Py_CLEAR(G.only);
     Py_CLEAR(G.cwd);
+    spool_close();
     if (G.spool_fd >= 0)
         close(G.spool_fd);
     G.spool_fd = -1;
@@ -169,11 +162,16 @@ PyObject *rt_py_start(PyObject *m, PyObject *args, PyObject *kw)
         PyErr_SetFromErrnoWithFilename(PyExc_OSError, spool);
         goto error;
     }
+    G.spool_err = 0;
+    if (!(G.spool = rt_spool_open(G.spool_fd, SPOOL_ZLIB_LEVEL, rt_py_allocator()))) {
+        PyErr_SetString(PyExc_MemoryError, "cannot start the spool writer (memory or threads)");
+        goto error;
+    }
     rt_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.chunk_size = (size_t)chunk_size;
     cfg.sink = spool_sink;
-    cfg.sink_ctx = &G.spool_fd;
+    cfg.sink_ctx = G.spool;
     cfg.alloc = rt_py_allocator();
     cfg.no_external = no_external;
     cfg.no_imports = no_imports;
@@ -368,8 +366,11 @@ PyObject *rt_py_stop(PyObject *m, PyObject *unused)
     PyEval_SetProfile(NULL, NULL);
 #endif
     rt_engine_finish(G.engine, G.t_stop);
+    spool_close();  /* every chunk is in the file before the results say so */
     const char *errstr = "";
     rt_engine_error(G.engine, &errstr);
+    if (G.spool_err && !*errstr)
+        errstr = "writing the call stream failed";
     PyObject *res = build_results(errstr); /* Owned */
     session_teardown();
     return res;

@@ -1,8 +1,9 @@
 """From an engine's spool to a trace file.
 
 The engine appends each full chunk of a thread's call stream to a spool file
-(header ``=IIQQ``: thread index, sequence number, length, events; then the
-bytes). At the end of a session :func:`write_trace` turns the spool, the profile
+(header ``=IIQQII``: thread index, sequence number, stored length, events, raw
+length, codec 0 raw / 1 zlib; then the stored bytes; csrc/rt_spool.c writes it,
+compressing in a background thread). At the end of a session :func:`write_trace` turns the spool, the profile
 and the captured calls -- plain rows, no interpreter objects -- into one signed
 trace. Nothing here depends on CPython, so any binding of the engine can use it.
 """
@@ -14,7 +15,8 @@ from typing import Any, Dict, Iterable, Iterator, NamedTuple, Optional, Sequence
 
 from .writer import TraceWriter
 
-SPOOL_HEADER = struct.Struct("=IIQQ")
+SPOOL_HEADER = struct.Struct("=IIQQII")
+CODECS = {0: "raw", 1: "zlib"}
 
 
 class SpoolChunk(NamedTuple):
@@ -22,8 +24,10 @@ class SpoolChunk(NamedTuple):
 
     thread_idx: int
     seq: int        # the chunk's number in its thread's stream
-    data: bytes
+    data: bytes     # as stored (see codec)
     n_events: int
+    raw_size: int   # the chunk's length decoded
+    codec: str      # 'raw' or 'zlib', as in the chunks table
 
 
 def read_spool(path: Optional[str]) -> Iterator[SpoolChunk]:
@@ -36,11 +40,13 @@ def read_spool(path: Optional[str]) -> Iterator[SpoolChunk]:
             hdr = f.read(SPOOL_HEADER.size)
             if len(hdr) < SPOOL_HEADER.size:
                 return
-            tidx, seq, length, n_events = SPOOL_HEADER.unpack(hdr)
+            tidx, seq, length, n_events, raw_size, codec = SPOOL_HEADER.unpack(hdr)
+            if codec not in CODECS:
+                return  # not a record: the spool ends here
             data = f.read(length)
             if len(data) < length:
                 return
-            yield SpoolChunk(tidx, seq, data, n_events)
+            yield SpoolChunk(tidx, seq, data, n_events, raw_size, CODECS[codec])
 
 
 def write_trace(output: str, meta: Dict[str, Any], functions: Sequence[tuple],
@@ -64,7 +70,7 @@ def write_trace(output: str, meta: Dict[str, Any], functions: Sequence[tuple],
         w.add_functions(functions)
         w.add_threads(threads)
         for c in read_spool(spool):
-            w.add_chunk(c.thread_idx, c.seq, c.data, c.n_events)
+            w.add_stored_chunk(c.thread_idx, c.seq, c.data, c.n_events, c.raw_size, c.codec)
         w.add_func_stats(func_stats)
         w.add_edge_stats(edge_stats)
         w.add_blobs(blobs)

@@ -174,6 +174,15 @@ class TraceWriter:
             )
         self._run(do)
 
+    def add_stored_chunk(self, thread_idx: int, seq: int, data: bytes, n_events: int, raw_size: int,
+                         codec: str) -> None:
+        """Add a chunk already in its stored form (the spool's: compressed by the
+        engine's spool writer, or raw)."""
+        if codec not in ("raw", "zlib"):
+            raise ValueError(f"unknown chunk codec {codec!r}")
+        self._run(lambda c: c.execute("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
+                                      (thread_idx, seq, codec, n_events, raw_size, bytes(data))))
+
     def add_func_stats(self, rows: Iterable[tuple]) -> None:
         """Add rows ``(fid, calls, prim_calls, own_ns, cum_ns)``."""
         self._run(lambda c: c.executemany(
