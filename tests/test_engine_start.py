@@ -111,7 +111,8 @@ def test_failed_start_leaves_nothing_behind_and_the_next_start_works(tmp_path):
             assert _engine.stop() is None, n  # no session was left behind
             assert _open_files_in(tmp_path) == [], n  # the spool file is closed
             kept = _traced_here() - before
-            assert kept == 0, f"step {n}: {kept} bytes allocated by start() are still held"
+            # (less than before happens: something the first session cached, freed by the collection)
+            assert kept <= 0, f"step {n}: {kept} bytes allocated by start() are still held"
             assert [sys.getrefcount(o) for o in tracked] == refs, f"step {n}: a reference is kept"
             # and a normal session starts and stops after the failure
             _engine.start(**_settings(tmp_path / f"ok{n}.spool"))
