@@ -450,6 +450,34 @@ def test_trace_keeps_the_sources_it_ran(tmp_path):
     assert "tzname" in env and "TZ" in env["variables"]
 
 
+def test_trace_names_the_commit_and_whether_the_tree_was_dirty(tmp_path):
+    """meta git: the commit the run's code came from and whether tracked files
+    differed from it (asked of git while the program runs); None outside a repository."""
+    import sqlite3
+
+    def git_meta():
+        con = sqlite3.connect(f"file:{tmp_path / 't.trace'}?mode=ro", uri=True)
+        try:
+            return json.loads(con.execute("SELECT value FROM meta WHERE key = 'git'").fetchone()[0])
+        finally:
+            con.close()
+
+    trace(tmp_path, TZ)
+    assert git_meta() is None  # pytest's temporary directory is not a repository
+    genv = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+                GIT_COMMITTER_EMAIL="t@t")
+    for cmd in (["init", "-q"], ["add", "prog.py"], ["commit", "-q", "-m", "one"]):
+        subprocess.run(["git", *cmd], cwd=tmp_path, check=True, env=genv, capture_output=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, check=True, capture_output=True,
+                          text=True).stdout.strip()
+    trace(tmp_path, None)
+    assert git_meta() == {"commit": head, "root": str(tmp_path), "dirty": False}
+    with open(tmp_path / "prog.py", "a") as f:
+        f.write("# changed\n")
+    trace(tmp_path, None)
+    assert git_meta() == {"commit": head, "root": str(tmp_path), "dirty": True}
+
+
 # ------------------------------------------------------ 4. the comparator's holes
 
 

@@ -252,6 +252,9 @@ static inline long rt_py_capstack_take(rt_thread *t)
 RT_PY_HIDDEN PyObject *rt_py_instance_state(PyObject *m, PyObject *obj);
 RT_PY_HIDDEN PyObject *rt_py_has_inline_values(PyObject *m, PyObject *obj);
 
+/* digest.c */
+RT_PY_HIDDEN PyObject *rt_py_encode_rows(PyObject *m, PyObject *rows);
+
 /* ---------------------------------------------------------------- hooks */
 
 #ifdef RT_MECH_MONITORING

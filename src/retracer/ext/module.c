@@ -83,6 +83,8 @@ static PyMethodDef engine_methods[] = {
     {"instance_state", rt_py_instance_state, METH_O,
      "A copy of an object's instance attributes, read without materialising its __dict__ (3.11/3.12); None if not applicable."},
     {"has_inline_values", rt_py_has_inline_values, METH_O, "For tests: are obj's attributes still inline?"},
+    {"encode_rows", rt_py_encode_rows, METH_O,
+     "encode_rows(rows) -> bytes: what a trace's content digest hashes for these rows (tracefile/digest.py)."},
     {"decode", decode_chunk, METH_VARARGS, "decode(chunk, t0=0) -> list of Event: one call-stream chunk (for tests and tools)."},
     {"_fail_start_at", rt_py_fail_start_at, METH_O,
      "For tests: _fail_start_at(n) makes the n-th fallible step of the next start() fail with MemoryError (0: none)."},

@@ -57,32 +57,66 @@ def collect(filenames: Iterable[str], scopes: Sequence[str]) -> Tuple[Dict[str, 
     return index, blobs
 
 
-def git_commit(directory: str) -> Optional[Dict[str, Any]]:
-    """{"commit", "root", "dirty"} of the git repository ``directory`` is in, or None."""
+def _repository_of(directory: str) -> Optional[str]:
     d = os.path.abspath(directory)
     while True:
         if os.path.exists(os.path.join(d, ".git")):
-            break
+            return d
         parent = os.path.dirname(d)
         if parent == d:
             return None
         d = parent
-    try:
-        head = subprocess.run(["git", "-C", d, "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=5, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if head.returncode != 0:
-        return None
-    out: Dict[str, Any] = {"commit": head.stdout.strip(), "root": d}
-    try:
-        st = subprocess.run(["git", "-C", d, "status", "--porcelain", "--untracked-files=no"],
-                            capture_output=True, text=True, timeout=5, stdin=subprocess.DEVNULL)
-        if st.returncode == 0:
-            out["dirty"] = bool(st.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return out
+
+
+class GitProbe:
+    """The commit and the dirty state of the git repository ``directory`` is in,
+    asked of git when the run starts (one ``git status`` that also names the
+    commit, running while the program does: a big repository's status can take
+    longer than a short program) and read when it ends. :meth:`result` gives
+    {"commit", "root", "dirty"}, or None (no repository, no git, git failed)."""
+
+    def __init__(self, directory: str) -> None:
+        self.root = _repository_of(directory)
+        self._proc: Optional[subprocess.Popen] = None
+        if self.root is None:
+            return
+        try:
+            self._proc = subprocess.Popen(
+                ["git", "-C", self.root, "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                start_new_session=True)  # the terminal's Ctrl-C is the program's, not git's
+        except (OSError, subprocess.SubprocessError, ValueError):
+            self._proc = None
+
+    def result(self, timeout: float = 5.0) -> Optional[Dict[str, Any]]:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except (OSError, subprocess.SubprocessError, ValueError):
+            try:
+                proc.kill()
+                proc.wait(1)
+            except (OSError, subprocess.SubprocessError):
+                pass
+            return None
+        if proc.returncode != 0:
+            return None
+        commit, dirty = None, False
+        for line in out.decode("utf-8", "replace").splitlines():
+            if line.startswith("# branch.oid "):
+                commit = line.split()[2]
+            elif line and not line.startswith("#"):
+                dirty = True
+        if not commit or commit == "(initial)":
+            return None
+        return {"commit": commit, "root": self.root, "dirty": dirty}
+
+
+def git_commit(directory: str) -> Optional[Dict[str, Any]]:
+    """{"commit", "root", "dirty"} of the git repository ``directory`` is in, or None."""
+    return GitProbe(directory).result()
 
 
 def environment() -> Dict[str, Any]:

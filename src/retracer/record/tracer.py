@@ -177,6 +177,7 @@ class Tracer:
         self._running = False
         self._spool: Optional[str] = None
         self._rundir: Any = None
+        self._git_probe: Any = None  # a sources.GitProbe from start() to the trace's writing
         self._capturer: Any = None  # a capture.Capturer while capturing
         self._tool_id: Optional[int] = None
         self._timer: Optional[threading.Timer] = None
@@ -198,6 +199,9 @@ class Tracer:
             self.disable = True
             return self
         self._preflight()
+        self._git_probe = None
+        if not self.no_capture and self.max_function_count > 0:
+            self._git_probe = sources.GitProbe(self.scope)  # runs while the program does (not traced)
         if not self.no_capture and self.max_function_count > 0:
             import ast  # noqa: F401 -- capture's first call reads the script with it: not in capture's time
 
@@ -466,7 +470,9 @@ class Tracer:
             # the code and environment the calls ran in, for replay (record/sources.py)
             meta["sources"], source_blobs = sources.collect(
                 (r.filename for r in rows if r.kind == "py" and r.flags & FLAG_IN_SCOPE), self.scopes)
-            meta["git"] = sources.git_commit(self.scope)
+            probe = self._git_probe or sources.GitProbe(self.scope)
+            self._git_probe = None
+            meta["git"] = probe.result()
             meta["environment"] = sources.environment()
         path, n_captured = write_trace(
             self.output, meta, rows, thread_rows, self._spool, results.func_stats, results.edge_stats,

@@ -6,7 +6,11 @@ import sqlite3
 import struct
 from typing import Any
 
+from .._engine import encode_rows
 from .schema import SCHEMA_VERSION, tables_of
+
+#: tables whose rows hold values up to megabytes
+_BIG_ROWS = frozenset({"chunks", "blobs"})
 
 _DIGEST_DOMAIN = b"retracer-trace-digest\x00v1\x00"     # schema versions 1 and 2
 _DIGEST_DOMAIN_V2 = b"retracer-trace-digest\x00v2\x00"  # from schema version 3: the schema too
@@ -18,7 +22,9 @@ _d = struct.Struct(">d")
 
 
 def _encode_value(v: Any) -> bytes:
-    """Unambiguous encoding of one SQLite value: type tag + fixed size or length."""
+    """Unambiguous encoding of one SQLite value: type tag + fixed size or length.
+    The reference for the C encoder (``_engine.encode_rows``, ext/digest.c) that
+    compute_digest uses: b"R" + these, per row."""
     if v is None:
         return b"N"
     if isinstance(v, int):
@@ -59,16 +65,15 @@ def compute_digest(conn: sqlite3.Connection, version: int = SCHEMA_VERSION) -> b
         sql = f"SELECT {', '.join(cols)} FROM {table}{where} ORDER BY {order}"
         n = 0
         cur = conn.execute(sql)
+        # rows of big values (chunks, blobs) a few at a time, others in hundreds
+        batch = 8 if table in _BIG_ROWS else 512
         try:
-            for row in cur:
-                h.update(b"R")
-                for v in row:
-                    if isinstance(v, bytes) and len(v) > 65536:
-                        h.update(b"B" + _Q.pack(len(v)))
-                        h.update(v)
-                    else:
-                        h.update(_encode_value(v))
-                n += 1
+            while True:
+                rows = cur.fetchmany(batch)
+                if not rows:
+                    break
+                h.update(encode_rows(rows))
+                n += len(rows)
         finally:
             cur.close()
         h.update(b"E" + _Q.pack(n))
