@@ -335,17 +335,21 @@ def test_sigterm_to_looping_program_leaves_a_complete_trace(prog_dir, out_dir):
 
 
 @pytest.mark.skipif(not POSIX, reason="signals")
-def test_program_with_its_own_sigterm_handler_keeps_it(prog_dir, out_dir):
+@pytest.mark.parametrize("opts", [(), ("--no-capture",)], ids=["capture", "no-capture"])
+def test_program_with_its_own_sigterm_handler_keeps_it(prog_dir, out_dir, opts):
     name = copy_program("behaviour_term_handler.py", prog_dir)
     out = out_dir / "out.trace"
     plain = signal_after_ready([name], prog_dir, signal.SIGTERM)
-    traced = signal_after_ready(["-m", "retracer", "trace", *trace_options(out), name],
+    traced = signal_after_ready(["-m", "retracer", "trace", *trace_options(out, opts), name],
                                 prog_dir, signal.SIGTERM)
     assert plain.returncode == 4, show(plain)
     assert_same(traced, plain)
     with TraceReader(out) as r:
         assert r.meta["exit_status"] == 4
-        assert function_calls(r, "handler") == 1
+        # with capture, Python may run the handler while retracer captures a call of
+        # spin() (README: not in the profile then); without capture it always is
+        handled = function_calls(r, "handler")
+        assert handled == 1 if opts else handled in (0, 1), handled
     assert leftovers(out_dir) == []
 
 
