@@ -14,7 +14,13 @@ import json
 import os
 import textwrap
 
+import pytest
+
 from helpers import run_python, trace
+
+# the reader, the exporters and the view are the same code on every Python: the fuzzer
+# (the longest test, about 3 minutes) runs once per test command
+pytestmark = pytest.mark.once
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEED = 20240612
