@@ -139,7 +139,8 @@ class RetracerMagics(Magics):
             from IPython.display import display
             from .render.notebook import RankingTable
 
-            display(RankingTable(ranked, text, top=args.top))
+            table = RankingTable(ranked, text, top=args.top)
+            display({"text/html": table._repr_html_(), "text/plain": text}, raw=True)
         else:
             print(text)
 
