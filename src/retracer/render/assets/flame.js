@@ -162,7 +162,7 @@
         legend.appendChild(el('span', 'rtf-lk', 'own time / total:'));
         for (const r of [0, 0.25, 0.5, 0.75, 1]) {
           const it = legend.appendChild(el('span', 'rtf-li'));
-          const sw = it.appendChild(el('i', 'rtf-sw')); sw.style.background = ownColor(r, false);
+          const sw = it.appendChild(el('span', 'rtf-sw')); sw.style.background = ownColor(r, false);
           it.appendChild(document.createTextNode(Math.round(r * 100) + '%'));
         }
       } else {
@@ -173,14 +173,14 @@
         for (const [m, v] of top) {
           const it = legend.appendChild(el('span', 'rtf-li'));
           it.dataset.module = m;
-          const sw = it.appendChild(el('i', 'rtf-sw')); sw.style.background = moduleColor(m, false);
+          const sw = it.appendChild(el('span', 'rtf-sw')); sw.style.background = moduleColor(m, false);
           it.appendChild(document.createTextNode(m + '\u00a0' + (100 * v / TOTAL).toFixed(1) + '%'));
         }
         if (by.size > top.length) legend.appendChild(el('span', 'rtf-li', '+' + (by.size - top.length) + ' more'));
       }
       if (S.hits) {
         const it = legend.appendChild(el('span', 'rtf-li'));
-        const sw = it.appendChild(el('i', 'rtf-sw')); sw.style.background = MATCH;
+        const sw = it.appendChild(el('span', 'rtf-sw')); sw.style.background = MATCH;
         it.appendChild(document.createTextNode('search match'));
       }
     }
