@@ -57,14 +57,14 @@ def trace(workdir: Path, name: str, script, *args, trace_name: str = "out.trace"
     return out
 
 
-def flamegraph(trace_path: Path, suffix: str = ".html") -> Path:
+def flamegraph(trace_path: Path, suffix: str = ".svg") -> Path:
     """`retracer profile TRACE --format flamegraph -o flame.html` (or .svg)."""
     out = trace_path.with_name(trace_path.stem + "-flame" + suffix)
     retracer("profile", trace_path, "--format", "flamegraph", "-o", out, cwd=trace_path.parent, check=True)
     return out
 
 
-def workload(workdir: Path, workloads: Path, script: str, suffix: str = ".html"):
+def workload(workdir: Path, workloads: Path, script: str, suffix: str = ".svg"):
     """(trace, flame graph) of one of the shared workloads at its small size."""
     t = trace(workdir, script.replace(".py", ""), workloads / script, *WORKLOAD_ARGS[script])
     return t, flamegraph(t, suffix)
@@ -96,7 +96,7 @@ def open_page(browser, path: Path):
     page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
     page.goto(path.resolve().as_uri(), wait_until="load", timeout=TIMEOUT)
-    page.wait_for_selector("#f0", state="attached")
+    page.wait_for_selector("#f0, body[data-ready='1']", state="attached")
     page.requests, page.errors = requests, errors
     return page
 
@@ -111,8 +111,9 @@ STATE_JS = """() => [...document.querySelectorAll('g.rt-f')].map(g => {
     const r = g.querySelector('rect'), t = g.querySelector('text'), tt = g.querySelector('title');
     return {id: g.id, label: g.getAttribute('data-label'), title: tt ? tt.textContent : null,
             text: t ? t.textContent : null, shown: getComputedStyle(g).display !== 'none',
-            parent: g.classList.contains('rt-parent'), x: +r.getAttribute('x'), y: +r.getAttribute('y'),
-            w: +r.getAttribute('width'), textw: t && t.textContent ? t.getComputedTextLength() : 0};
+            parent: g.classList.contains('rt-parent'), x: parseFloat(r.getAttribute('x')) * 12, y: +r.getAttribute('y'),
+            w: parseFloat(r.getAttribute('width')) * 12, textw: t && t.textContent ? t.getComputedTextLength() : 0,
+            k: document.querySelector('svg').getBoundingClientRect().width / 1200};
 })"""
 
 
@@ -175,7 +176,7 @@ def check_layout(st: list, F: list):
             assert par[i] is not None, s
             assert p["x"] - 0.01 <= s["x"] and s["x"] + s["w"] <= p["x"] + p["w"] + 0.11, (s, p)
             assert s["y"] > p["y"]
-        assert not s["text"] or s["textw"] + 3 <= s["w"] + 0.5, f"label {s['text']!r} overflows its frame ({s})"
+        assert not s["text"] or s["textw"] + 3 <= s["w"] * s["k"] + 0.5, f"label {s['text']!r} overflows its frame ({s})"
         if s["text"]:
             assert s["text"] == s["label"] or (s["text"].endswith("..") and s["label"].startswith(s["text"][:-2]))
 
@@ -298,8 +299,8 @@ def test_click_zooms_and_reset_restores(browser, workdir, workloads):
     siblings = [i for i in range(len(F)) if par[i] == par[k] and i != k]
     assert siblings and any(par[i] == k for i in range(len(F)))
     page.locator(f"#{step['id']} rect").click()
-    page.wait_for_function(f"() => Math.abs(+document.querySelector('#{step['id']} rect')"
-                           f".getAttribute('width') - {FULL}) < 0.01", timeout=TIMEOUT)
+    page.wait_for_function(f"() => Math.abs(parseFloat(document.querySelector('#{step['id']} rect')"
+                           f".getAttribute('width')) * 12 - {FULL}) < 0.01", timeout=TIMEOUT)
     zoomed = state(page)
     check_zoomed(zoomed, F, k, before)
     assert all(not zoomed[i]["shown"] for i in siblings)
@@ -336,8 +337,8 @@ def test_click_zooms_into_a_fib_level(browser, workdir, workloads):
     assert fibs.index(target) < len(fibs) - 2
     page.locator(f"#{target['id']} rect").click()
     k = int(target["id"][1:])
-    page.wait_for_function(f"() => Math.abs(+document.querySelector('#{target['id']} rect')"
-                           f".getAttribute('width') - {FULL}) < 0.01", timeout=TIMEOUT)
+    page.wait_for_function(f"() => Math.abs(parseFloat(document.querySelector('#{target['id']} rect')"
+                           f".getAttribute('width')) * 12 - {FULL}) < 0.01", timeout=TIMEOUT)
     check_zoomed(state(page), F, k, before)
     page.locator("#rt-unzoom").click()
     page.wait_for_function("() => getComputedStyle(document.getElementById('rt-unzoom')).display === 'none'",
@@ -405,7 +406,7 @@ def check_escaped(page, trace_path: Path, html: bool):
         assert fn.qualname.startswith(text.rstrip("."))
         assert hover(page, fid) == title
         page.locator(f"#{fid} rect").click()
-        assert abs(float(page.locator(f"#{fid} rect").get_attribute("width")) - FULL) < 0.01
+        assert abs(float(page.locator(f"#{fid} rect").get_attribute("width").rstrip("%")) * 12 - FULL) < 0.01
         page.keyboard.press("Escape")
     title = f"Flame graph of {EVIL_TRACE}"
     if html:
@@ -417,9 +418,29 @@ def check_escaped(page, trace_path: Path, html: bool):
 
 
 def test_names_with_html_special_characters_are_escaped(browser, evil_trace):
-    html = flamegraph(evil_trace)
+    """The HTML page (flame.js on a canvas): names stay text, in the legend, the
+    details line, the sandwich's titles and the search."""
+    html = flamegraph(evil_trace, ".html")
     page = open_page(browser, html)
-    check_escaped(page, evil_trace, html=True)
+    functions, stats, cwd = stats_by_qualname(evil_trace)
+    assert page.evaluate("() => document.querySelectorAll('img, b, i, image, foreignObject').length") == 0
+    api = "window.__rtFlame"
+    frames = page.evaluate(f"{api}.debug.frames()")
+    names = {f["name"] for f in frames}
+    assert EVIL_FUNC in names and EVIL_CLASS + ".run" in names
+    box = page.locator("#rtf-root canvas.rtf-canvas").first.bounding_box()
+    f = next(f for f in frames if f["name"] == EVIL_FUNC)
+    page.mouse.click(box["x"] + f["x"] + f["w"] / 2, box["y"] + f["y"] + 8)
+    assert page.evaluate(f"{api}.debug.details()").startswith(EVIL_FUNC + " (")
+    page.keyboard.press("s")
+    assert page.evaluate(f"{api}.debug.sandwich()")["name"] == EVIL_FUNC
+    page.fill(".rtf-search", "<img")
+    page.wait_for_function(f"() => {api}.debug.info().includes('match')", timeout=TIMEOUT)
+    assert page.evaluate("() => document.querySelectorAll('img, b, i').length") == 0
+    assert page.evaluate("() => window.__pwned") is None
+    assert page.title() == f"Flame graph of {EVIL_TRACE}"
+    assert page.locator(".rtf-title").text_content() == f"Flame graph of {EVIL_TRACE}"
+    assert page.locator("h1").count() == 0
     assert_clean(page, html)  # an <img src=x> that got through would have asked for x
 
 
@@ -457,11 +478,14 @@ def test_names_like_template_placeholders_are_left_alone(browser, workdir):
     (d / "prog.py").write_text(PLACEHOLDER_SRC)
     name = "__SCRIPT__ __SVG__ __TITLE__.trace"
     t = trace(workdir, "placeholders", d / "prog.py", trace_name=name)
+    page = open_page(browser, flamegraph(t, ".html"))
+    assert page.evaluate("() => document.querySelectorAll('script').length") == 2  # the data and the code
+    assert page.title() == f"Flame graph of {name}"
+    assert page.locator(".rtf-title").text_content() == f"Flame graph of {name}"
+    assert {"__SCRIPT__", "__SVG__", "__TITLE__"} <= {f["name"] for f in page.evaluate("window.__rtFlame.debug.frames()")}
+    page.close()
     html = flamegraph(t)
     page = open_page(browser, html)
-    assert page.evaluate("() => document.querySelectorAll('script').length") == 1
-    assert page.title() == f"Flame graph of {name}"
-    assert page.locator("h1").text_content() == f"Flame graph of {name}"
     F = frames_of(html)
     st = state(page)
     check_layout(st, F)

@@ -21,11 +21,11 @@ def fib(n):
 @pytest.fixture(scope="module")
 def shell(tmp_path_factory):
     pytest.importorskip("IPython", reason="IPython is not installed for this Python (pip install ipython)")
-    from IPython.testing.globalipapp import start_ipython
+    from IPython.testing.globalipapp import get_ipython, start_ipython
 
     os.environ["IPYTHONDIR"] = str(tmp_path_factory.mktemp("ipython"))  # not the real home's profile
 
-    ip = start_ipython()
+    ip = start_ipython() or get_ipython()  # once per process: another test module may have started it
     ip.run_line_magic("load_ext", "retracer")
     return ip
 
@@ -50,6 +50,15 @@ def run(ip, magic, line, cell=None):
         else:
             result = ip.run_cell_magic(magic, line, cell)
     return cap, result
+
+
+def srcdoc(output: str) -> str:
+    """The page inside the one sandboxed iframe the flame graph's output is."""
+    import html
+    import re
+    m = re.fullmatch(r'<iframe [^>]*sandbox="allow-scripts"[^>]*srcdoc="([^"]*)"></iframe>', output)
+    assert m, output[:300]
+    return html.unescape(m.group(1))
 
 
 def stats_by_name(path):
@@ -157,7 +166,7 @@ def test_retrace_bad_options_are_usage_errors(ip, line, needle):
 
 
 def test_rprofile_shows_the_ranking_and_leaves_no_file(ip, monkeypatch, tmp_path):
-    monkeypatch.setattr(retracer.render, "flamegraph_html", lambda path: "<div>flame</div>")
+    monkeypatch.setattr(retracer.render, "flamegraph_html", lambda path, **kw: "<div>flame</div>")
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     monkeypatch.setenv("TMPDIR", str(tmp))
@@ -167,7 +176,7 @@ def test_rprofile_shows_the_ranking_and_leaves_no_file(ip, monkeypatch, tmp_path
     words = row(cap.stdout, "fib")
     assert words[7] == "67/1" and words[-3] == "-"  # no capture
     assert "ranked by calls" in cap.stdout
-    assert [o.data.get("text/html") for o in cap.outputs] == ["<div>flame</div>"]  # and no error
+    assert [srcdoc(o.data.get("text/html")) for o in cap.outputs] == ["<div>flame</div>"]  # and no error
     assert cap.stderr == ""
     assert os.listdir(tmp) == [] and os.listdir(".") == []
 
@@ -175,19 +184,20 @@ def test_rprofile_shows_the_ranking_and_leaves_no_file(ip, monkeypatch, tmp_path
 def test_rprofile_shows_the_flame_graph_when_retracer_has_one(ip, monkeypatch):
     seen = []
 
-    def flamegraph_html(path):
+    def flamegraph_html(path, embed=False, keep=None):
+        assert embed and keep is not None  # the notebook's variant, the cell's threads only
         seen.append(st_calls(path, "fib"))
         return "<div class='flame'>fib</div>"
 
     monkeypatch.setattr(retracer.render, "flamegraph_html", flamegraph_html)
     cap, _ = run(ip, "rprofile", "", "fib(6)\n")
     assert seen == [25]  # it was given the cell's trace
-    assert [o.data.get("text/html") for o in cap.outputs] == ["<div class='flame'>fib</div>"]
+    assert [srcdoc(o.data.get("text/html")) for o in cap.outputs] == ["<div class='flame'>fib</div>"]
     assert row(cap.stdout, "fib")[7] == "25/1"
 
 
 def test_rprofile_survives_a_broken_flame_graph(ip, monkeypatch):
-    def broken(path):
+    def broken(path, **kw):
         raise RuntimeError("cannot draw")
 
     monkeypatch.setattr(retracer.render, "flamegraph_html", broken)
@@ -280,6 +290,50 @@ def test_rprofile_shows_the_real_flame_graph(ip):
     names the cell's function."""
     cap, _ = run(ip, "rprofile", "", "fib(6)\n")
     (out,) = cap.outputs
-    html = out.data["text/html"]
+    html = srcdoc(out.data["text/html"])
     assert "fib" in html and "<script" in html
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
+    assert "<h1" not in html and 'class="embed"' in html  # no page title in a cell's output
+
+
+THREAD_CELL = """
+import threading
+def spin(n):
+    return sum(range(n))
+ev = threading.Event()
+waiter = threading.Thread(target=ev.wait, name="kernel-like-waiter")
+waiter.start()
+fib(12)
+ev.set()
+waiter.join()
+"""
+
+
+def test_rprofile_flame_graph_has_only_the_cells_threads(ip):
+    """A thread that ran none of the cell's code (as ipykernel's own) is not drawn;
+    with no filter (retracer profile --format flamegraph) every thread is."""
+    import json
+    import re
+    from retracer.render.flamegraph import flamegraph_html
+    cap, _ = run(ip, "rprofile", "-o cell.trace", THREAD_CELL)
+    page = srcdoc(cap.outputs[0].data["text/html"])
+    data = json.loads(re.search(r'id="rtf-data">(.*?)</script>', page, re.S).group(1))
+    names = {f[0] for f in data["functions"]}
+    assert "fib" in names and "Thread._bootstrap" not in names
+    everything = json.loads(re.search(r'id="rtf-data">(.*?)</script>', flamegraph_html("cell.trace"), re.S).group(1))
+    assert "Thread._bootstrap" in {f[0] for f in everything["functions"]}
+    assert data["total"] < everything["total"]
+
+
+def test_rprofile_table_is_html_in_a_notebook(ip, monkeypatch):
+    """In a kernel the table is an HTML table (and text for other front ends)."""
+    from retracer.magics import RetracerMagics
+    monkeypatch.setattr(RetracerMagics, "_html_front_end", lambda self: True)
+    monkeypatch.setattr(retracer.render, "flamegraph_html", lambda path, **kw: "<div>flame</div>")
+    cap, _ = run(ip, "rprofile", "", "fib(6)\n")
+    table, flame = cap.outputs
+    html = table.data["text/html"]
+    assert html.startswith('<div class="retracer-table">') and "<table>" in html and "<b>fib</b>" in html
+    assert "<h1" not in html and "<style" not in html
+    assert row(table.data["text/plain"], "fib")[7] == "25/1"
+    assert "saving" not in cap.stdout  # not printed as well

@@ -134,7 +134,19 @@ class RetracerMagics(Magics):
                     if r.functions[s.fid].filename == cell_file and r.functions[s.fid].name == "<module>"]
             if cell and cell[0].cum_ns > 0:
                 ranked.total_ns = cell[0].cum_ns
-        print(ranking.render_table(ranked, top=args.top))
+        text = ranking.render_table(ranked, top=args.top)
+        if self._html_front_end():
+            from IPython.display import display
+            from .render.notebook import RankingTable
+
+            table = RankingTable(ranked, text, top=args.top)
+            display({"text/html": table._repr_html_(), "text/plain": text}, raw=True)
+        else:
+            print(text)
+
+    def _html_front_end(self) -> bool:
+        """True in a notebook (a kernel's shell): the table is shown as HTML there."""
+        return getattr(self.shell, "kernel", None) is not None
 
     # ------------------------------------------------------------- magics
 
@@ -179,7 +191,7 @@ class RetracerMagics(Magics):
             if summary is not None and summary.path:
                 if not args.quiet:
                     self._show_ranking(summary.path, name, args)
-                self._show_flamegraph(summary.path)
+                self._show_flamegraph(summary.path, name)
                 if args.output:
                     print(f"retracer: trace written to {summary.path}")
             self._show_error(error)
@@ -187,10 +199,13 @@ class RetracerMagics(Magics):
             if tmpdir is not None:
                 shutil.rmtree(tmpdir, ignore_errors=True)
 
-    def _show_flamegraph(self, path: str) -> None:
+    def _show_flamegraph(self, path: str, cell_file: str) -> None:
         from . import render
+        from .render.notebook import cell_threads, flame_frame
         try:
-            html = render.flamegraph_html(path)
+            # only the threads that ran the cell (not the kernel's own), drawn without
+            # a page title, inside an iframe: nothing of it reaches the notebook's page
+            html = flame_frame(render.flamegraph_html(path, embed=True, keep=cell_threads(cell_file)))
         except Exception as e:  # never lose the table for the picture
             print(f"retracer: no flame graph: {type(e).__name__}: {e}", file=sys.stderr)
             return

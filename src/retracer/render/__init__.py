@@ -93,11 +93,12 @@ def get(name: str) -> Renderer:
         raise RetracerError(f"retracer: unknown format '{name}'; choose one of {', '.join(RENDERERS)}") from None
 
 
-def flamegraph_html(trace, *, trust: bool = False) -> str:
+def flamegraph_html(trace, *, trust: bool = False, embed: bool = False, keep=None) -> str:
     """The flame graph of a trace (a path or an open TraceReader) as one
-    self-contained HTML page: no network access, opens in any browser."""
+    self-contained HTML page: no network access, opens in any browser
+    (``embed``: without a title, for a notebook's frame; ``keep``: which threads)."""
     from .flamegraph import flamegraph_html as page
-    return page(trace, trust=trust)
+    return page(trace, trust=trust, embed=embed, keep=keep)
 
 
 def flamegraph_svg(trace, *, trust: bool = False) -> str:

@@ -39,10 +39,10 @@
     return e;
   }
   function fmtNs(ns) {
-    if (ns >= 1e9) return (ns / 1e9).toFixed(3) + ' s';
-    if (ns >= 1e6) return (ns / 1e6).toFixed(3) + ' ms';
-    if (ns >= 1e3) return (ns / 1e3).toFixed(1) + ' µs';
-    return Math.round(ns) + ' ns';
+    if (ns >= 1e9) return (ns / 1e9).toFixed(3) + '\u00a0s';
+    if (ns >= 1e6) return (ns / 1e6).toFixed(3) + '\u00a0ms';
+    if (ns >= 1e3) return (ns / 1e3).toFixed(1) + '\u00a0µs';
+    return Math.round(ns) + '\u00a0ns';
   }
   function fmtInt(n) { return Number(n).toLocaleString('en-US'); }
   function plural(n, w) { return fmtInt(n) + ' ' + w + (n === 1 ? '' : 's'); }
@@ -459,18 +459,43 @@
     if (state.selected) state.selected.firstChild.classList.remove('selected');
     state.selected = node;
     node.firstChild.classList.add('selected');
-    showDetails(node._r);
+    setDetail('tree', node._r);
   }
 
-  function kv(table, k, v) {
+  function kv(table, k, v, cls) {
     const tr = el('tr');
     tr.appendChild(el('td', null, k));
-    const td = el('td');
+    const td = el('td', cls || (typeof v === 'string' && NUMERIC.test(v) ? 'num' : null));
     if (v instanceof Node) td.appendChild(v); else td.textContent = v;
     tr.appendChild(td);
     table.appendChild(tr);
   }
   function pre(text) { return el('pre', null, text); }
+  /* a value that is a number or a time (kept on one line) */
+  const NUMERIC = /^[+#]?[\d.,]+(\u00a0| )?(ns|µs|ms|s|%)?( \([\d.]+%\))?$/;
+
+  /* The side panel shows the selection of the tab in view: each tab keeps its own. */
+  const DETAIL = { tree: null, flame: null, timeline: null, stats: null };
+  function setDetail(tab, item) {
+    DETAIL[tab] = item;
+    if (state.tab === tab) renderDetail();
+  }
+  function renderDetail() {
+    const d = $('details'), item = DETAIL[state.tab];
+    d.dataset.tab = state.tab;
+    d.textContent = '';
+    if (!item) {
+      const hint = { tree: 'Select a call to see its details and, when they were captured, its arguments.',
+        flame: 'Click a frame to see its function, times and stack (arrow keys move, Enter zooms, s: sandwich).',
+        timeline: 'Click a block to see its call; drag on the ruler (or shift-drag) to measure a stretch of time.',
+        stats: 'Click a function of the table to see its numbers.' }[state.tab];
+      d.appendChild(el('div', 'muted', hint));
+      return;
+    }
+    if (state.tab === 'flame') flameDetails(d, item);
+    else if (state.tab === 'stats') statDetails(d, item);
+    else showDetails(item);
+  }
 
   function showDetails(r) {
     const d = $('details');
@@ -559,10 +584,12 @@
 
   /* ------------------------------------------------------------ flame graph */
 
-  const FLAME = { nodes: null, focus: 0, rects: [], rowH: 17 };
+  /* The flame graph is flame.js (RtFlame, the renderer of the standalone flame graph
+   * page too), given every thread's merged call paths under one root. */
+  const FLAME = { nodes: null, api: null };
 
   function buildFlame() {
-    const nodes = [{ name: 'all threads', fid: -1, total: 0, self: 0, calls: 0, kids: [], parent: -1, depth: 0 }];
+    const nodes = [{ name: 'all threads', total: 0, self: 0, calls: 0, kids: [], parent: -1, depth: 0, synthetic: true, fid: -1 }];
     for (const T of THREADS) {
       RD.b = T.pathsBuf; RD.p = 0;
       const n = rv();
@@ -571,32 +598,44 @@
         const fid1 = rv(), par1 = rv(), calls = rv(), total = rv(), self = rv();
         if (k === 0) {
           const id = nodes.length;
-          nodes.push({ name: 'Thread ' + T.name, fid: -2, total: total, self: 0, calls: 0, kids: [], parent: 0, depth: 1, thread: T });
+          nodes.push({ name: 'Thread ' + T.name, label: 'Thread ' + T.name, fid: -2, total: total, self: 0, calls: 0, kids: [],
+                       parent: 0, depth: 1, thread: T, synthetic: true, key: 'thread:' + T.idx });
           nodes[0].kids.push(id);
           nodes[0].total += total;
           map[0] = id;
           continue;
         }
         const parent = map[par1 - 1];
-        const id = nodes.length;
-        nodes.push({ name: fnLabel(fid1 - 1), fid: fid1 - 1, total: total, self: self, calls: calls, kids: [], parent: parent, depth: nodes[parent].depth + 1 });
+        const id = nodes.length, f = fn(fid1 - 1);
+        nodes.push({ name: f[0], label: f[0] + ' (' + f[3] + ')', module: f[2] || (f[6] === 'c' ? 'builtins' : ''), where: f[3],
+                     key: fid1 - 1, fid: fid1 - 1, total: total, self: self, calls: calls, kids: [], parent: parent, depth: nodes[parent].depth + 1 });
         nodes[parent].kids.push(id);
         map[k] = id;
       }
     }
     FLAME.nodes = nodes;
-    FLAME.focus = 0;
+    FLAME.api = RtFlame.mount($('flame-root'), {
+      nodes: nodes, fmt: fmtNs, search: false,
+      hidden: flameHidden,
+      dimmed: (nd) => state.hideExternal && nd.fid >= 0 && !(fnFlags(nd.fid) & FLAG_IN_SCOPE),
+      onSelect: (nd) => { setDetail('flame', nd); },
+    });
+    /* the names the tests and the rest of the page know */
+    const root = $('flame-root');
+    root.querySelector('.rtf-wrap canvas').id = 'flame';
+    root.querySelector('.rtf-reset').id = 'flame-reset';
+    root.querySelector('.rtf-path').id = 'flame-path';
+    FLAME.api.setSearch(state.search);
   }
 
+  /* a colour per module (the timeline's blocks; flame.js has the same rule) */
   function flameColor(node, dim) {
     if (node.fid < 0) return '#c9ced6';
-    const f = fnFlags(node.fid);
-    let h = 0;
-    const key = fn(node.fid)[2] || node.name;
+    const key = fn(node.fid)[2] || '?', name = fnLabel(node.fid);
+    let h = 0, v = 0;
     for (let i = 0; i < key.length; i++) h = (h * 31 + key.charCodeAt(i)) | 0;
-    const hue = f & FLAG_IN_SCOPE ? 20 + Math.abs(h) % 40 : 200 + Math.abs(h) % 40;
-    const light = dim ? 88 : (f & FLAG_IN_SCOPE ? 62 : 74);
-    return 'hsl(' + hue + ',70%,' + light + '%)';
+    for (let i = 0; i < name.length; i++) v = (v * 31 + name.charCodeAt(i)) | 0;
+    return 'hsl(' + (Math.abs(h) % 360) + ',' + (dim ? 30 : 58) + '%,' + (dim ? 88 : 70 + Math.abs(v) % 12 - 6) + '%)';
   }
 
   function flameHidden(node) {
@@ -607,85 +646,41 @@
   }
 
   function drawFlame() {
-    const cv = $('flame');
-    if (!FLAME.nodes) buildFlame();
-    const nodes = FLAME.nodes, rowH = FLAME.rowH;
-    const focus = nodes[FLAME.focus];
-    const W = cv.parentElement.clientWidth - 24 || 800;
-    /* depth of what is drawn, capped for the canvas size */
-    let maxDepth = focus.depth;
-    const stack = [FLAME.focus];
-    while (stack.length) {
-      const i = stack.pop();
-      const nd = nodes[i];
-      if (nd.depth > maxDepth) maxDepth = nd.depth;
-      if (nd.depth - focus.depth > 900) continue;
-      for (const c of nd.kids) if (nodes[c].total * W / Math.max(1, focus.total) >= 0.5) stack.push(c);
+    if (!FLAME.api) { buildFlame(); return; }
+    FLAME.api.setSearch(state.search);
+  }
+
+  function flameDetails(d, nd) {
+    const all = FLAME.nodes[0].total || 1;
+    d.appendChild(el('h3', null, nd.name));
+    const t = el('table');
+    if (nd.fid >= 0) {
+      const f = fn(nd.fid);
+      if (f[1] && f[1] !== f[0]) kv(t, 'qualname', f[1]);
+      kv(t, 'module', f[2] || '?');
+      kv(t, 'where', f[4] ? f[4] + ':' + (f[3].split(':').pop()) : f[3]);
     }
-    const rows = Math.min(maxDepth + 1, focus.depth + 901);
-    const dpr = window.devicePixelRatio || 1;
-    cv.width = W * dpr; cv.height = rows * rowH * dpr;
-    cv.style.height = rows * rowH + 'px';
-    const ctx = cv.getContext('2d');
-    ctx.scale(dpr, dpr);
-    ctx.font = '11px system-ui, sans-serif';
-    ctx.textBaseline = 'middle';
-    FLAME.rects = [];
-    const searching = !!state.fidHits;
-    /* ancestors of the focus: full width */
-    let a = focus.parent;
-    while (a >= 0) {
-      drawFrame(ctx, nodes[a], 0, W, nodes[a].depth, searching);
-      a = nodes[a].parent;
-    }
-    const scale = W / Math.max(1, focus.total);
-    const st = [[FLAME.focus, 0]];
-    while (st.length) {
-      const [i, x] = st.pop();
-      const nd = nodes[i];
-      const w = nd.total * scale;
-      if (w < 0.5 || nd.depth >= rows || flameHidden(nd)) continue;
-      drawFrame(ctx, nd, x, w, nd.depth, searching);
-      FLAME.rects.push([x, nd.depth * rowH, w, rowH, i]);
-      let cx = x;
-      for (const c of nd.kids) {
-        st.push([c, cx]);
-        cx += nodes[c].total * scale;
-      }
+    kv(t, 'total', fmtNs(nd.total) + ' (' + (100 * nd.total / all).toFixed(1) + '%)', 'num');
+    if (nd.fid >= 0) {
+      kv(t, 'own', fmtNs(nd.self), 'num');
+      kv(t, 'calls', fmtInt(nd.calls), 'num');
+      if (nd.calls) kv(t, 'per call', fmtNs(nd.total / nd.calls), 'num');
     }
     const path = [];
-    for (let k = FLAME.focus; k >= 0; k = nodes[k].parent) path.unshift(nodes[k].name);
-    $('flame-path').textContent = path.join(' › ');
-  }
-
-  function drawFrame(ctx, nd, x, w, depth, searching) {
-    const rowH = FLAME.rowH, y = depth * rowH;
-    const hit = searching && nd.fid >= 0 && state.fidHits.has(nd.fid);
-    const outside = state.hideExternal && nd.fid >= 0 && !(fnFlags(nd.fid) & FLAG_IN_SCOPE);
-    ctx.fillStyle = hit ? '#e0409a' : flameColor(nd, (searching && !hit) || outside);
-    ctx.fillRect(x, y, Math.max(w - 0.5, 0.5), rowH - 1);
-    if (w > 28) {
-      ctx.fillStyle = '#1d1f21';
-      const text = nd.name;
-      const max = Math.floor((w - 6) / 6.2);
-      ctx.fillText(text.length > max ? text.slice(0, Math.max(0, max - 1)) + '…' : text, x + 3, y + rowH / 2);
-    }
-  }
-
-  function flameAt(ev) {
-    const cv = $('flame');
-    const b = cv.getBoundingClientRect();
-    const x = ev.clientX - b.left, y = ev.clientY - b.top;
-    for (let k = FLAME.rects.length - 1; k >= 0; k--) {
-      const [rx, ry, rw, rh, i] = FLAME.rects[k];
-      if (x >= rx && x < rx + rw && y >= ry && y < ry + rh) return i;
-    }
-    return -1;
+    for (let k = FLAME.nodes.indexOf(nd); k > 0; k = FLAME.nodes[k].parent) path.unshift(FLAME.nodes[k].name);
+    kv(t, 'stack', path.join(' › '));
+    d.appendChild(t);
   }
 
   /* ------------------------------------------------------------ timeline */
 
-  const TL = { v0: 0, v1: 1, rows: 30, rowH: 16, laneGap: 22, hits: [] };
+  /* Lanes: one per thread, keyed by an id, with a label; a lane may name a group
+   * (a process, later) whose header is drawn once above its lanes. */
+  const TL = { v0: 0, v1: 1, rows: 30, rowH: 16, laneGap: 22, axisH: 26, hits: [], lanes: [], sel: null, axis: [] };
+
+  function tlLanes() {
+    return THREADS.map((T) => ({ id: 't' + T.idx, label: 'Thread ' + T.name, group: T.meta.process || null, T: T }));
+  }
 
   function tlBounds() {
     let a = Infinity, b = -Infinity;
@@ -701,8 +696,14 @@
   function drawTimeline() {
     const cv = $('timeline');
     const W = cv.parentElement.clientWidth - 24 || 800;
-    const lanes = THREADS.map((T) => Math.min(TL.rows, T.meta.maxDepth || TL.rows));
-    const H = lanes.reduce((s, n) => s + n * TL.rowH + TL.laneGap, 0) + 4;
+    if (!TL.lanes.length) TL.lanes = tlLanes();
+    const rowsOf = (L) => Math.min(TL.rows, L.T.meta.maxDepth || TL.rows);
+    let H = TL.axisH + 4, lastGroup = null;
+    for (const L of TL.lanes) {
+      if (L.group && L.group !== lastGroup) H += TL.laneGap;
+      lastGroup = L.group;
+      H += rowsOf(L) * TL.rowH + TL.laneGap;
+    }
     const dpr = window.devicePixelRatio || 1;
     cv.width = W * dpr; cv.height = H * dpr; cv.style.height = H + 'px';
     const ctx = cv.getContext('2d');
@@ -710,15 +711,58 @@
     ctx.font = '11px system-ui, sans-serif';
     ctx.textBaseline = 'middle';
     TL.hits = [];
+    TL.W = W;
     const v0 = TL.v0, v1 = TL.v1, k = W / (v1 - v0);
-    let y0 = 0;
-    THREADS.forEach((T, ti) => {
+    const base = tlBounds()[0];
+    /* the ruler: ticks relative to the start of the trace, following zoom and pan */
+    const tk = RtFlame.ticks(v0 - base, v1 - v0, W);
+    ctx.fillStyle = '#f4f5f7'; ctx.fillRect(0, 0, W, TL.axisH - 6);
+    TL.axis = [];
+    for (const [t, lab] of tk) {
+      const x = Math.round((t - (v0 - base)) * k) + 0.5;
+      ctx.strokeStyle = '#b9bec6';
+      ctx.beginPath(); ctx.moveTo(x, TL.axisH - 12); ctx.lineTo(x, TL.axisH - 6); ctx.stroke();
+      ctx.strokeStyle = 'rgba(0,0,0,0.06)';
+      ctx.beginPath(); ctx.moveTo(x, TL.axisH - 6); ctx.lineTo(x, H); ctx.stroke();
+      ctx.fillStyle = '#4b5057';
+      ctx.fillText(lab, Math.min(x + 3, W - ctx.measureText(lab).width - 2), 8);
+      TL.axis.push(lab);
+    }
+    let y0 = TL.axisH;
+    lastGroup = null;
+    for (const L of TL.lanes) {
+      if (L.group && L.group !== lastGroup) {
+        ctx.fillStyle = '#1d1f21';
+        ctx.fillText(String(L.group), 4, y0 + 9);
+        y0 += TL.laneGap;
+      }
+      lastGroup = L.group;
+      ctx.fillStyle = '#eef2f7'; ctx.fillRect(0, y0 + 1, W, TL.laneGap - 6);
       ctx.fillStyle = '#2d5b8c';
-      ctx.fillText('Thread ' + T.name, 4, y0 + 9);
-      const top = y0 + TL.laneGap - 4;
-      drawLane(ctx, T, top, lanes[ti], k, v0, v1, W);
-      y0 = top + lanes[ti] * TL.rowH + 4;
-    });
+      ctx.fillText(L.label + '  ·  ' + fmtNs(L.T.root.dur), (L.group ? 16 : 4), y0 + 9);
+      L.top = y0 + TL.laneGap - 4;
+      drawLane(ctx, L.T, L.top, rowsOf(L), k, v0, v1, W);
+      y0 = L.top + rowsOf(L) * TL.rowH + 4;
+    }
+    /* the selection (drag on the ruler, or shift-drag): a band and its duration */
+    const selInfo = $('tl-sel');
+    if (TL.sel) {
+      const a = Math.min(TL.sel[0], TL.sel[1]), b = Math.max(TL.sel[0], TL.sel[1]);
+      const xa = (a - v0) * k, xb = (b - v0) * k;
+      ctx.fillStyle = 'rgba(45, 91, 140, 0.14)'; ctx.fillRect(xa, 0, Math.max(1, xb - xa), H);
+      ctx.strokeStyle = '#2d5b8c';
+      ctx.beginPath(); ctx.moveTo(xa + 0.5, 0); ctx.lineTo(xa + 0.5, H); ctx.moveTo(xb + 0.5, 0); ctx.lineTo(xb + 0.5, H); ctx.stroke();
+      const lab = fmtNs(b - a);
+      const tw = ctx.measureText(lab).width + 8;
+      const lx = Math.min(Math.max(0, (xa + xb) / 2 - tw / 2), W - tw);
+      ctx.fillStyle = '#2d5b8c'; ctx.fillRect(lx, TL.axisH - 6, tw, 15);
+      ctx.fillStyle = '#fff'; ctx.fillText(lab, lx + 4, TL.axisH + 1.5);
+      selInfo.textContent = 'selection: ' + lab + ' (from +' + fmtNs(a - base) + ' to +' + fmtNs(b - base) + ')';
+      $('tl-zoomsel').hidden = false;
+    } else {
+      selInfo.textContent = '';
+      $('tl-zoomsel').hidden = true;
+    }
     $('tl-range').textContent = fmtNs(v1 - v0) + ' shown';
   }
 
@@ -802,6 +846,11 @@
     for (const [fid, calls, own, cum] of s.top) {
       const tr = el('tr');
       tr.dataset.fid = fid;
+      tr.addEventListener('click', () => {
+        for (const o of t.querySelectorAll('tr.selected')) o.classList.remove('selected');
+        tr.classList.add('selected');
+        setDetail('stats', { fid: fid, calls: calls, own: own, cum: cum, total: total });
+      });
       tr.appendChild(el('td', null, fnLabel(fid)));
       tr.appendChild(el('td', null, fn(fid)[3]));
       tr.appendChild(el('td', null, fmtInt(calls)));
@@ -812,6 +861,19 @@
       t.appendChild(tr);
     }
     box.appendChild(t);
+  }
+
+  function statDetails(d, s) {
+    const f = fn(s.fid);
+    d.appendChild(el('h3', null, f[0]));
+    const t = el('table');
+    kv(t, 'module', f[2] || '?');
+    kv(t, 'where', f[4] ? f[4] + ':' + (f[3].split(':').pop()) : f[3]);
+    kv(t, 'calls', fmtInt(s.calls), 'num');
+    kv(t, 'own', fmtNs(s.own), 'num');
+    kv(t, 'cumulative', fmtNs(s.cum), 'num');
+    kv(t, 'own / call', fmtNs(s.calls ? s.own / s.calls : 0), 'num');
+    d.appendChild(t);
   }
 
   /* ------------------------------------------------------------ wiring */
@@ -827,6 +889,7 @@
     state.tab = name;
     for (const b of document.querySelectorAll('.tab')) b.classList.toggle('active', b.dataset.tab === name);
     for (const p of document.querySelectorAll('.panel')) p.classList.toggle('active', p.id === 'panel-' + name);
+    renderDetail();
     if (name === 'stats') renderStats(); else rerender();
   }
 
@@ -858,17 +921,6 @@
       clearTimeout(timer);
       timer = setTimeout(() => { state.search = q.value; computeSearch(); rerender(); }, 200);
     });
-    const fl = $('flame');
-    fl.addEventListener('click', (ev) => { const i = flameAt(ev); if (i >= 0) { FLAME.focus = i; drawFlame(); } });
-    fl.addEventListener('mousemove', (ev) => {
-      const i = flameAt(ev);
-      if (i < 0) return tooltip(ev, null);
-      const nd = FLAME.nodes[i], all = FLAME.nodes[0].total || 1;
-      tooltip(ev, nd.name + (nd.fid >= 0 ? '  ' + fn(nd.fid)[3] : '') + '\n' + fmtNs(nd.total) + ' (' + (100 * nd.total / all).toFixed(1) + '%)' +
-        (nd.fid >= 0 ? ' · own ' + fmtNs(nd.self) + ' · ' + plural(nd.calls, 'call') : ''));
-    });
-    fl.addEventListener('mouseleave', () => tooltip(null, null));
-    $('flame-reset').addEventListener('click', () => { FLAME.focus = 0; drawFlame(); });
     const tl = $('timeline');
     let drag = null;
     tl.addEventListener('wheel', (ev) => {
@@ -880,12 +932,25 @@
       TL.v0 = at - fx * ns; TL.v1 = TL.v0 + ns;
       drawTimeline();
     }, { passive: false });
-    tl.addEventListener('mousedown', (ev) => { drag = { x: ev.clientX, v0: TL.v0, v1: TL.v1, moved: false }; });
+    const tAt = (ev) => { const b = tl.getBoundingClientRect(); return TL.v0 + (ev.clientX - b.left) / b.width * (TL.v1 - TL.v0); };
+    tl.addEventListener('mousedown', (ev) => {
+      const b = tl.getBoundingClientRect();
+      const onRuler = ev.clientY - b.top < TL.axisH;
+      if (onRuler || ev.shiftKey) { drag = { select: true, t: tAt(ev), moved: false }; ev.preventDefault(); return; }
+      drag = { x: ev.clientX, v0: TL.v0, v1: TL.v1, moved: false };
+    });
     window.addEventListener('mouseup', (ev) => {
-      if (drag && !drag.moved) { const r = tlAt(ev); if (r) showDetails(r); }
+      if (drag && drag.select && !drag.moved) { TL.sel = null; drawTimeline(); }
+      else if (drag && !drag.moved) { const r = tlAt(ev); if (r) setDetail('timeline', r); }
       drag = null;
     });
     tl.addEventListener('mousemove', (ev) => {
+      if (drag && drag.select) {
+        const t = tAt(ev);
+        if (Math.abs(t - drag.t) * tl.getBoundingClientRect().width / (TL.v1 - TL.v0) > 2) drag.moved = true;
+        if (drag.moved) { TL.sel = [drag.t, t]; drawTimeline(); }
+        return;
+      }
       if (drag) {
         const dx = ev.clientX - drag.x;
         if (Math.abs(dx) > 2) drag.moved = true;
@@ -898,8 +963,13 @@
       tooltip(ev, r ? recText(r) : null);
     });
     tl.addEventListener('mouseleave', () => tooltip(null, null));
-    $('tl-reset').addEventListener('click', () => { [TL.v0, TL.v1] = tlBounds(); drawTimeline(); });
-    window.addEventListener('resize', () => { if (state.tab === 'flame') drawFlame(); if (state.tab === 'timeline') drawTimeline(); });
+    $('tl-reset').addEventListener('click', () => { [TL.v0, TL.v1] = tlBounds(); TL.sel = null; drawTimeline(); });
+    $('tl-zoomsel').addEventListener('click', () => {
+      if (!TL.sel) return;
+      const a = Math.min(TL.sel[0], TL.sel[1]), b = Math.max(TL.sel[0], TL.sel[1]);
+      TL.v0 = a; TL.v1 = Math.max(b, a + 1000); TL.sel = null; drawTimeline();
+    });
+    window.addEventListener('resize', () => { if (state.tab === 'timeline') drawTimeline(); });
   }
 
   function summary() {
@@ -934,13 +1004,17 @@
       window.__rtReadyAt = performance.now();
       /* read-only hooks for tests: what the canvases drew */
       window.__rtDebug = {
-        flameFrames: () => FLAME.rects.map((r) => FLAME.nodes[r[4]].name),
-        flamePath: () => $('flame-path').textContent,
+        flameFrames: () => FLAME.api.debug.frames().map((f) => f.name),
+        flamePath: () => FLAME.api.debug.path(),
         flameRect: (name) => {
-          const r = FLAME.rects.find((x) => FLAME.nodes[x[4]].name === name);
-          return r ? r.slice(0, 4) : null;
+          const r = FLAME.api.debug.frames().find((f) => f.name === name);
+          return r ? [r.x, r.y, r.w, 17] : null;
         },
+        flame: () => FLAME.api,
         timelineBlocks: () => TL.hits.map((h) => h[4].group ? h[4].count + '×' : fnLabel(h[4].fid)),
+        timelineAxis: () => TL.axis.slice(),
+        timelineLanes: () => TL.lanes.map((L) => ({ id: L.id, label: L.label, group: L.group, top: L.top })),
+        timelineSelection: () => $('tl-sel').textContent,
       };
       document.body.dataset.ready = '1';
     } catch (e) {

@@ -65,8 +65,8 @@ def render_html(model: ViewModel, patterns: bool = True, hide_imports: bool = Fa
     data = page_data(model, patterns, hide_imports)
     title = "retracer view — " + (data["command"] or os.path.basename(model.path))
     # the templates are ours; the data never contains '<' (see _json_for_script)
-    return templates.render("view.html", TITLE=_html_escape(title), CSS=templates.asset("view.css"),
-                            JS=templates.asset("view.js").replace("</", "<\\/"),
+    return templates.render("view.html", TITLE=_html_escape(title), CSS=templates.asset("view.css") + templates.asset("flame.css"),
+                            JS=(templates.asset("flame.js") + templates.asset("view.js")).replace("</", "<\\/"),
                             DATA=_json_for_script(data))
 
 
