@@ -188,9 +188,7 @@ def mutate(path: str, rng: random.Random) -> str:
 
 def resign(path: str) -> bool:
     """Sign the (changed) trace again with this user's key, as retracer would."""
-    from retracer import tracefile
-    compute_digest = tracefile.compute_digest
-    signing = getattr(tracefile, "signing", None) or __import__("retracer.signing", fromlist=["sign"])
+    from retracer.tracefile import compute_digest, signing
     try:
         conn = sqlite3.connect(path)
         try:

@@ -86,6 +86,9 @@ def test_malformed_traces_get_one_line(tmp_path, run_tmpdir):
     assert child.returncode == 0 and len(done) == VARIANTS, (
         f"the fuzzer ended with status {child.returncode} after {len(done)} variants; last started: "
         f"{started[-1] if started else None}\n{child.stderr[-3000:]}")
+    # about half the variants are signed again (the user's own trace, changed): if signing
+    # them stopped working, the fuzzer would quietly test only unsigned files
+    assert sum(1 for d in done if d["signed"]) > VARIANTS // 4, "the fuzzer could not sign its variants"
     bad = [d for d in done if d["problems"]]
     report = "\n".join(f"variant {d['done']} {d['what']} signed={d['signed']}: {d['problems'][:3]}" for d in bad[:10])
     assert not bad, f"{len(bad)} of {VARIANTS} variants went wrong:\n{report}"
