@@ -245,7 +245,7 @@ def run(ns: argparse.Namespace) -> int:
                            no_pr=ns.no_pr, noise_floor=ns.noise_floor, noise_floor_fast=ns.noise_floor_fast,
                            rounds=ns.rounds, max_rounds=ns.max_rounds, round_time=ns.round_time,
                            candidate_timeout=ns.candidate_timeout, end_to_end=not ns.no_end_to_end,
-                           progress=progress, log=log)
+                           program_output_to_stderr=ns.json, progress=progress, log=log)
     try:
         rep = run_optimize(opts)
     finally:

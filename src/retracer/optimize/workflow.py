@@ -88,6 +88,7 @@ class OptimizeOptions:
     round_time: float = 0.05
     candidate_timeout: float = 120.0
     end_to_end: bool = True
+    program_output_to_stderr: bool = False                 # --json: stdout is the report's
     cwd: str = field(default_factory=os.getcwd)
     progress: Callable[[str], None] = lambda s: None
     log: Callable[[str], None] = lambda s: None
@@ -130,7 +131,8 @@ def _trace_command(opts: OptimizeOptions) -> List[str]:
 def _run_trace(opts: OptimizeOptions) -> None:
     opts.progress("")
     opts.log(f"retracer optimize: tracing {shlex.join(opts.program)}")
-    p = subprocess.run(_trace_command(opts), cwd=opts.cwd)
+    p = subprocess.run(_trace_command(opts), cwd=opts.cwd,
+                       stdout=sys.stderr.fileno() if opts.program_output_to_stderr else None)
     if not os.path.isfile(opts.trace or ""):
         raise RetracerError(f"retracer: optimize: tracing wrote no trace (the program exited with status "
                             f"{p.returncode}); run it with 'retracer trace' to see why")
