@@ -527,7 +527,8 @@ def _time(project: Project, trace: str, info: Dict[str, Any], t: Target, opts: O
     bench = ReplayBench(trace, [{"key": t.qualname, "module": f.module or "", "trace_qualname": f.qualname,
                                  "qualname": {"base": f.qualname, "head": f.qualname}, "filename": f.filename,
                                  "calls": len(t.gate)}], project.root)
-    ropts = RoundsOptions(min_rounds=opts.rounds, max_rounds=max(opts.rounds, opts.max_rounds), warmup=1,
+    # no warm-up rounds: the calibration run of each side is their warm-up
+    ropts = RoundsOptions(min_rounds=opts.rounds, max_rounds=max(opts.rounds, opts.max_rounds), warmup=0,
                           trace_rounds=0, round_time=opts.round_time, min_effect=floor,
                           decided=lambda c: ("decided" if c.ci[0] > 1.0 + floor or c.ci[1] < 1.0 + floor else None))
     sides = {"base": project.original, "head": project.candidate}
