@@ -746,6 +746,9 @@ def _loop(project: Project, info: Dict[str, Any], targets: List[Target], opts: O
             fn_row.update(before_per_call_ns=tm["before_per_call_ns"], after_per_call_ns=tm["after_per_call_ns"],
                           speedup=best["speedup"], ci=best["ci"])
             winners.append((t, best, original_text, next(c for c in cands if c.name == best["file"]).source))
+        timed = [r for r in fn_row["candidates"] if r.get("timing")]
+        if timed and fn_row["before_per_call_ns"] is None:   # the original's time, from its first timing
+            fn_row["before_per_call_ns"] = timed[0]["timing"]["before_per_call_ns"]
         rep["functions"].append(fn_row)
     for r in rep["functions"]:
         for c in r["candidates"]:
