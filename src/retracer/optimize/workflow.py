@@ -789,6 +789,11 @@ def _loop(project: Project, info: Dict[str, Any], targets: List[Target], opts: O
         return
     if opts.end_to_end and command:
         rep["end_to_end"] = _end_to_end(project, command, opts)
+        e = rep["end_to_end"]
+        if e and e.get("verdict") == "slower":
+            rep["warnings"].append(f"end to end the optimized program was slower ({e['speedup']:.2f}x, 95% CI "
+                                   f"[{e['ci'][0]:.2f}, {e['ci'][1]:.2f}]): the functions' gains do not show in "
+                                   f"this run (start-up or another cost dominates); review before merging")
     rep["applied"] = _apply(project, kept, opts, rep)
 
 
