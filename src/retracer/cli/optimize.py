@@ -17,7 +17,7 @@ DESCRIPTION = (
     "--generator CMD and the built-in mechanical rewrites -- each in an isolated copy of the project: it is "
     "accepted only when it is identical to the recording on every replayable recorded call of the function and "
     "of its callers (and the unit tests that name it pass), and faster on the recorded inputs in compare's "
-    "interleaved rounds with the 95%% interval's lower bound above the noise floor. The accepted changes are "
+    "interleaved rounds with the 95% interval's lower bound above the noise floor. The accepted changes are "
     "re-verified together, measured end to end, and committed to a new local branch retracer/optimize-... "
     "(one commit per function; a pull request with gh when it is installed and logged in), or with --no-pr "
     "written into the working tree. Rejected candidates never touch your files.")
