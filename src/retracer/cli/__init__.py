@@ -29,6 +29,9 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
              "the folded call tree, flame graph and timeline"),
     "compare": ("compare", "compare BASE [HEAD] [opts] [-- BENCHMARK...]",
                 "benchmark two git revisions in interleaved rounds: speedup with 95% CI, end to end and per function"),
+    "optimize": ("optimize", "optimize [opts] script.py [args...]",
+                 "trace, rank, verify candidate implementations by replay, measure; keep what is identical and "
+                 "faster (also: --replay-test FILE, -m pytest tests/)"),
 }
 
 
@@ -36,6 +39,8 @@ def usage() -> str:
     width = max(len(u) for _, u, _ in COMMANDS.values()) + 2
     lines = ["retracer <command> [options]", "", "commands:"]
     lines += [f"  {u:<{width}}{summary}" for _, u, summary in COMMANDS.values()]
+    lines += ["  --replay-test FILE [opts]".ljust(width + 2) + "optimize, starting from a replay test and its trace "
+              "(= optimize --replay-test FILE)"]
     lines += ["", "Run 'retracer <command> --help' for the options of a command."]
     return "\n".join(lines)
 
@@ -67,6 +72,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .._version import VERSION
         print(f"retracer {VERSION}")
         return 0
+    if argv[0] == "--replay-test" or argv[0].startswith("--replay-test="):
+        argv = ["optimize"] + argv  # the form the documents use: retracer --replay-test FILE
     if argv[0] not in COMMANDS:
         print(f"retracer: unknown command '{argv[0]}'; run 'retracer --help' for the list", file=sys.stderr)
         return 2

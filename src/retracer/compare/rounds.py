@@ -43,6 +43,9 @@ class RoundsOptions:
     trace_rounds: int = 8
     round_time: float = 0.1
     min_effect: float = 0.02
+    #: an extra stopping rule for stage 5 (optimize's gate): given the comparison so far,
+    #: a reason to stop ('decided') or None
+    decided: Optional[Callable[[Any], Optional[str]]] = None
 
 
 @dataclass
@@ -165,6 +168,11 @@ def run_rounds(bench: Any, sides: Dict[str, Side], opts: RoundsOptions, deadline
             if comp.clear:
                 res.stopped_by = "clear"
                 break
+            if opts.decided is not None:
+                why = opts.decided(comp)
+                if why:
+                    res.stopped_by = why
+                    break
             if comp.narrow:
                 res.stopped_by = "narrow"
                 break
