@@ -374,3 +374,30 @@ PyObject *rt_py_stop(PyObject *m, PyObject *unused)
     session_teardown();
     return res;
 }
+
+const char rt_py_discard_doc[] =
+    "discard()\n"
+    "In a forked child: drop the session inherited from the parent without writing any\n"
+    "of it (its buffers and open calls belong to the parent's trace); the hooks are\n"
+    "removed, so a new session can start. No-op when no session runs.";
+
+PyObject *rt_py_discard(PyObject *m, PyObject *unused)
+{
+    if (!G.engine)
+        Py_RETURN_NONE;
+    G.active = 0;
+#ifdef RT_MECH_PEP523
+    PyInterpreterState *interp = PyThreadState_GET()->interp;
+    if (_PyInterpreterState_GetEvalFrameFunc(interp) == rt_py_eval_frame)
+        _PyInterpreterState_SetEvalFrameFunc(interp, G.prev_eval);
+#endif
+#ifdef RT_MECH_PROFILE
+    PyEval_SetProfile(NULL, NULL);
+#endif
+    if (G.spool_fd >= 0)
+        close(G.spool_fd); /* the parent's spool: never written from here */
+    G.spool_fd = -1;
+    session_teardown();
+    G.gen++; /* this thread's state of the old session is stale */
+    Py_RETURN_NONE;
+}
