@@ -351,7 +351,16 @@ class TraceReader:
             # file that is not UTF-8)
             raise self._corrupt(_reason(exc)) from None
 
+    def select_processes(self, procs: Optional[Iterable[int]]) -> None:
+        """From now on the profile (func_stats, edge_stats) and the threads are those
+        of the processes (proc_idx) ``procs`` only (None: all)."""
+        self._selected = None if procs is None else sorted({int(p) for p in procs})
+        if self._selected is not None:
+            self.threads = [t for t in self.threads if t.proc_idx in self._selected]
+
     def _procs_sql(self, procs: Optional[Iterable[int]]) -> Optional[str]:
+        if procs is None:
+            procs = getattr(self, "_selected", None)
         if procs is None:
             return None
         ids = sorted({int(p) for p in procs})
@@ -361,6 +370,7 @@ class TraceReader:
         """Per-function profile rows (:class:`FuncStat`), in fid order: of every
         process, or summed over the processes (proc_idx) ``procs``."""
         where = self._procs_sql(procs)
+        procs = procs if procs is not None else getattr(self, "_selected", None)
         if where is None:
             return [FuncStat(*r) for r in self._rows(
                 f"SELECT {', '.join(FuncStat._fields)} FROM func_stats ORDER BY fid")]
@@ -374,6 +384,7 @@ class TraceReader:
         """Per caller->callee profile rows (:class:`EdgeStat`), in key order (of
         the processes ``procs`` only, summed, when given)."""
         where = self._procs_sql(procs)
+        procs = procs if procs is not None else getattr(self, "_selected", None)
         if where is None:
             return [EdgeStat(*r) for r in self._rows(
                 f"SELECT {', '.join(EdgeStat._fields)} FROM edge_stats "
