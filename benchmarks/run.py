@@ -30,7 +30,7 @@ from typing import Optional
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-WORKLOADS_DIR = REPO.parent / "shared" / "workloads"
+WORKLOADS_DIR = Path(os.environ.get("RETRACER_WORKLOADS", REPO.parent / "shared" / "workloads"))
 VENV_PY = HERE / ".venv" / "bin" / "python"
 CODEFLASH_PY = HERE / ".venv-codeflash" / "bin" / "python"
 RESULTS_DIR = HERE / "results"
@@ -46,6 +46,7 @@ DEFAULT_SIZES = {
     "async_jobs": "200000",
     "threads_work": "25000",
     "exceptions_deep": "100000",
+    "mp_fanout": "20000",  # benchmarks/workloads/: pools of each start method, an executor, a subprocess
 }
 
 ALL_MODES = ["python", "cprofile", "viztracer", "pyinstrument", "yappi", "codeflash",
@@ -179,7 +180,8 @@ class Context:
 
 
 def workload_path(name: str) -> Path:
-    return WORKLOADS_DIR / f"{name}.py"
+    own = HERE / "workloads" / f"{name}.py"  # the project's own workloads first (mp_fanout)
+    return own if own.exists() else WORKLOADS_DIR / f"{name}.py"
 
 
 def build_command(ctx: Context, mode: str, workload: str, args: list[str], out: Path

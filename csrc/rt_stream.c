@@ -1,4 +1,6 @@
-/* rt_stream.c -- call-stream decoder. */
+/* rt_stream.c -- call-stream decoder, and the rewrite of a chunk for a merged trace. */
+#include <string.h>
+
 #include "rt_stream.h"
 
 void rt_stream_reader_init(rt_stream_reader *r, const uint8_t *data, size_t len, int64_t t0)
@@ -76,4 +78,61 @@ int rt_stream_next(rt_stream_reader *r, rt_event *ev)
     }
     ev->t = r->t;
     return 1;
+}
+
+/* Copy `v` as a varint to out (if it fits under cap) and count its bytes. */
+static void rt__put(uint8_t *out, size_t cap, size_t *n, uint64_t v)
+{
+    uint8_t tmp[10];
+    size_t k = (size_t)(rt_varint_put(tmp, v) - tmp);
+    if (out && *n + k <= cap)
+        memcpy(out + *n, tmp, k);
+    *n += k;
+}
+
+int rt_stream_remap(const uint8_t *in, size_t len, const uint32_t *map, uint32_t nmap,
+                    uint64_t shift, uint8_t *out, size_t cap, size_t *out_len)
+{
+    rt_stream_reader r;
+    size_t n = 0;
+    uint64_t v, dt;
+    rt_stream_reader_init(&r, in, len, 0);
+    while (r.p < r.end) {
+        if (rt__varint_get(&r, &v) != RT_OK)
+            return RT_ERR_DATA;
+        int tag = (int)(v & 7);
+        switch (tag) {
+        case RT_EV_ENTER:
+        case RT_EV_ENTER_CONT:
+            if ((v >> 3) >= nmap)
+                return RT_ERR_DATA;
+            rt__put(out, cap, &n, ((uint64_t)map[v >> 3] << 3) | (uint64_t)tag);
+            if (rt__varint_get(&r, &dt) != RT_OK)
+                return RT_ERR_DATA;
+            rt__put(out, cap, &n, dt);
+            break;
+        case RT_EV_RESUME:
+            rt__put(out, cap, &n, v);
+            if (rt__varint_get(&r, &dt) != RT_OK)
+                return RT_ERR_DATA;
+            rt__put(out, cap, &n, dt);
+            break;
+        case RT_EV_EXIT:
+        case RT_EV_EXIT_EXC:
+        case RT_EV_SUSPEND:
+            rt__put(out, cap, &n, v);
+            break;
+        case RT_EV_TIME: {
+            uint64_t t = v >> 3;
+            if (shift > (UINT64_MAX >> 4) || t > (UINT64_MAX >> 4) - shift) /* stays a valid int64 time after << 3 */
+                return RT_ERR_DATA;
+            rt__put(out, cap, &n, ((t + shift) << 3) | RT_EV_TIME);
+            break;
+        }
+        default:
+            return RT_ERR_DATA;
+        }
+    }
+    *out_len = n;
+    return (out && n > cap) ? RT_ERR_STATE : RT_OK;
 }

@@ -83,4 +83,14 @@ void rt_stream_reader_init(rt_stream_reader *r, const uint8_t *data, size_t len,
  * the chunk, RT_ERR_DATA for a malformed or truncated chunk. */
 int rt_stream_next(rt_stream_reader *r, rt_event *ev);
 
+/* Rewrite the chunk `in` (`len` bytes) for another trace: every function id f
+ * of an ENTER/ENTER_CONT event becomes map[f] (f must be < nmap) and every
+ * absolute TIME event moves `shift` ns later; all other bytes are kept.
+ * Writes at most `cap` bytes at `out` and sets *out_len to the size of the
+ * rewritten chunk (pass out = NULL, cap = 0 to learn the size first).
+ * Returns RT_OK, RT_ERR_DATA (malformed chunk, an id outside map, a time that
+ * overflows) or RT_ERR_STATE (cap too small; *out_len says how much is needed). */
+int rt_stream_remap(const uint8_t *in, size_t len, const uint32_t *map, uint32_t nmap,
+                    uint64_t shift, uint8_t *out, size_t cap, size_t *out_len);
+
 #endif

@@ -136,7 +136,7 @@ def test_round_trip(out_dir):
     with open_trace(path) as r:
         assert r.verified is True
         assert r.meta["format"] == "retracer-trace"
-        assert r.meta["schema_version"] == tracefile.SCHEMA_VERSION == 3
+        assert r.meta["schema_version"] == tracefile.SCHEMA_VERSION == 4
         assert "signature" not in r.meta
         assert r.meta["command"] == ["app.py", "--x"]
         assert r.meta["start_time"] == 1700000000.25
@@ -191,7 +191,7 @@ def test_meta_values_are_json_in_sqlite(out_dir):
     meta = dict(conn.execute("SELECT key, value FROM meta"))
     conn.close()
     assert json.loads(meta["format"]) == "retracer-trace"
-    assert json.loads(meta["schema_version"]) == 3
+    assert json.loads(meta["schema_version"]) == 4
     assert len(json.loads(meta["signature"])) == 64
     assert json.loads(meta["command"]) == ["app.py", "--x"]
 
@@ -665,7 +665,7 @@ def test_digest_matches_documented_algorithm(out_dir):
         ("meta", "key, value", "key"),
         ("functions", "fid, kind, name, qualname, module, filename, firstlineno, "
                       "flags", "fid"),
-        ("threads", "thread_idx, ident, native_id, name, n_events", "thread_idx"),
+        ("threads", "thread_idx, ident, native_id, name, n_events, proc_idx", "thread_idx"),
         ("chunks", "thread_idx, seq, codec, n_events, raw_size, data",
          "thread_idx, seq"),
         ("func_stats", "fid, calls, prim_calls, own_ns, cum_ns", "fid"),
@@ -676,6 +676,12 @@ def test_digest_matches_documented_algorithm(out_dir):
          "call_id"),
         ("blobs", "key, codec, size, data", "key"),
         ("capture_stats", "fid, kept, capture_ns, bytes, stopped", "fid"),
+        # version 4: the processes and the profile per process
+        ("processes", "proc_idx, pid, ppid, command, start_time, end_time, exit_status, ended, t0_ns, info",
+         "proc_idx"),
+        ("proc_stats", "proc_idx, fid, calls, prim_calls, own_ns, cum_ns", "proc_idx, fid"),
+        ("proc_edge_stats", "proc_idx, caller_fid, callee_fid, calls, prim_calls, own_ns, cum_ns",
+         "proc_idx, caller_fid, callee_fid"),
     ]
     # from schema version 3 the schema comes first: every row of sqlite_master
     order.insert(0, ("sqlite_master", "type, name, tbl_name, rootpage, sql", "type, name"))

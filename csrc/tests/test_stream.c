@@ -347,6 +347,52 @@ static void test_decoder_random_bytes(void)
     CHECK(events > 0);
 }
 
+/* remap: ids mapped, TIME shifted, everything else byte for byte; bad ids refused. */
+static void test_remap(void)
+{
+    uint8_t in[64], *p = in;
+    p = rt_varint_put(p, (100ULL << 3) | RT_EV_TIME);
+    p = rt_varint_put(p, (2ULL << 3) | RT_EV_ENTER);
+    p = rt_varint_put(p, 5);
+    p = rt_varint_put(p, (1ULL << 3) | RT_EV_ENTER_CONT);
+    p = rt_varint_put(p, 7);
+    p = rt_varint_put(p, (3ULL << 3) | RT_EV_SUSPEND);
+    p = rt_varint_put(p, (1ULL << 3) | RT_EV_RESUME);
+    p = rt_varint_put(p, 2);
+    p = rt_varint_put(p, (4ULL << 3) | RT_EV_EXIT);
+    p = rt_varint_put(p, (6ULL << 3) | RT_EV_EXIT_EXC);
+    size_t len = (size_t)(p - in), need = 0, got = 0;
+    uint32_t map[3] = {0, 1000, 70000};
+    CHECK_EQ_I(rt_stream_remap(in, len, map, 3, 50, NULL, 0, &need), RT_OK);
+    uint8_t out[64];
+    CHECK_EQ_I(rt_stream_remap(in, len, map, 3, 50, out, 2, &got), RT_ERR_STATE);
+    CHECK_EQ_I(rt_stream_remap(in, len, map, 3, 50, out, sizeof out, &got), RT_OK);
+    CHECK_EQ_I((int)got, (int)need);
+    rt_stream_reader r;
+    rt_event ev;
+    rt_stream_reader_init(&r, out, got, 0);
+    int tags[8], n = 0;
+    uint32_t fids[8];
+    int64_t times[8];
+    while (n < 8 && rt_stream_next(&r, &ev) == 1) {
+        tags[n] = ev.tag;
+        fids[n] = ev.fid;
+        times[n++] = ev.t;
+    }
+    CHECK_EQ_I(n, 7);
+    CHECK_EQ_I(tags[0], RT_EV_TIME);
+    CHECK_EQ_I((int)times[0], 150);
+    CHECK_EQ_I((int)fids[1], 70000);
+    CHECK_EQ_I((int)times[1], 155);
+    CHECK_EQ_I(tags[2], RT_EV_ENTER_CONT);
+    CHECK_EQ_I((int)fids[2], 1000);
+    CHECK_EQ_I((int)times[6], 155 + 7 + 3 + 2 + 4 + 6);
+    uint32_t small[2] = {0, 1};
+    CHECK_EQ_I(rt_stream_remap(in, len, small, 2, 0, out, sizeof out, &got), RT_ERR_DATA);
+    CHECK_EQ_I(rt_stream_remap(in, 3, map, 3, 0, out, sizeof out, &got), RT_ERR_DATA);
+    CHECK_EQ_I(rt_stream_remap(in, len, map, 3, UINT64_MAX, out, sizeof out, &got), RT_ERR_DATA);
+}
+
 void suite_stream(void)
 {
     RT_RUN(test_varint_encode_boundaries);
@@ -356,4 +402,5 @@ void suite_stream(void)
     RT_RUN(test_decoder_overlong_and_invalid);
     RT_RUN(test_decoder_time_overflow);
     RT_RUN(test_decoder_random_bytes);
+    RT_RUN(test_remap);
 }

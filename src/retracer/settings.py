@@ -92,6 +92,9 @@ SETTINGS: Tuple[Setting, ...] = (
             type=bool, flag="--no-capture"),
     Setting("c_calls", True, "do not record calls of C functions (builtins)",
             type=bool, flag="--no-c-calls", negate=True),
+    Setting("follow", True,
+            "do not trace the processes the program starts (multiprocessing, concurrent.futures, subprocess, "
+            "os.fork, os.exec*): only this one", type=bool, flag="--no-follow", negate=True),
     Setting("capture_share", 0.2,
             "capture stops when it has taken this share of the run's time (default 0.2: 20%%); "
             "the trace says so", type=float, flag="--capture-share", metavar="F",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import Callable, Optional
@@ -30,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true",
                    help="print the ranking as JSON (structure documented in README) instead of a table")
     p.add_argument("--trust", action="store_true", help="read a trace that is not signed by you")
+    p.add_argument("--pid", type=int, action="append", metavar="PID",
+                   help="only the calls of this process (may be given several times); the table lists the "
+                        "processes of a multi-process trace")
 
 
 def tty_progress(what: str) -> Optional[Callable[[float], None]]:
@@ -61,9 +65,20 @@ def run(ns: argparse.Namespace) -> int:
     if ns.json and ns.format != "table":
         raise RetracerError(f"retracer: --json prints the ranking; it does not go with --format {ns.format}")
     with TraceReader(ns.trace, trust=ns.trust) as r:
+        procs = None
+        if ns.pid:
+            procs = [p.proc_idx for pid in ns.pid for p in r.find_processes(pid)]
+            missing = [pid for pid in ns.pid if not r.find_processes(pid)]
+            if missing:
+                known = ", ".join(str(p.pid) for p in r.processes)
+                raise RetracerError(f"retracer: {ns.trace} has no process with pid {missing[0]}; its processes: "
+                                    f"{known}")
+            r.select_processes(procs)
         if ns.format == "table":
             ranked = ranking.rank(r, sort=sort, include_all=ns.all)
             print(ranking.dumps(ranked, ns.top) if ns.json else ranking.render_table(ranked, top=ns.top))
+            if not ns.json and len(r.processes) > 1:
+                print(_process_lines(r))
             return 0
         renderer = render.get(ns.format)
         out = ns.output or render.default_output(ns.trace, ns.format)
@@ -74,3 +89,20 @@ def run(ns: argparse.Namespace) -> int:
         hint = renderer.how_to_open.format(out=out)
         print(f"retracer: {ns.format} export written to {out}: {what} ({hint})", file=sys.stderr)
     return 0
+
+
+def _process_lines(r) -> str:
+    """Per-process totals of a multi-process trace: one line each."""
+    from ..units import fmt_ns
+
+    totals = r.process_totals()
+    lines = [f"{len(r.processes)} processes:"]
+    for p in r.processes:
+        t = totals.get(p.proc_idx, {})
+        status = "" if p.exit_status is None else f", exit {p.exit_status}"
+        info = json.loads(p.info) if p.info else {}
+        note = f" -- {info['note']}" if info.get("note") else ""
+        cmd = " ".join(json.loads(p.command))[:60] if p.command else "?"
+        lines.append(f"  pid {p.pid} (parent {p.ppid}): {t.get('calls', 0):,} calls, own {fmt_ns(t.get('own_ns', 0))}"
+                     f", {p.ended}{status}  {cmd}{note}")
+    return "\n".join(lines)

@@ -169,8 +169,10 @@ def print_summary(s) -> None:
         pass
     secs = s.duration_ns / 1e9
     extra = "" if s.stopped_by in ("end", "exit") else f", stopped by {s.stopped_by}"
+    n_procs = getattr(s, "processes", 1)
+    procs = f" in {n_procs} processes" if n_procs > 1 else ""
     print(f"retracer: {s.calls_total:,} calls traced ({s.stream_calls:,} in the call stream) "
-          f"on {s.threads} thread(s) in {secs:.2f} s{extra}", file=err)
+          f"on {s.threads} thread(s){procs} in {secs:.2f} s{extra}", file=err)
     if s.top:
         print("retracer: top functions by own time:", file=err)
         for name, where, own, calls in s.top[:5]:

@@ -70,6 +70,7 @@ typedef struct rt_binding {
     int spool_fd;           /* owned; the spool file receiving chunks, -1 if none */
     rt_spool *spool;        /* owned; writes (and compresses) the chunks into spool_fd in its thread */
     int spool_err;          /* the spool writer failed (found when it closed) */
+    long pid;               /* the process that started the session (a forked child is another) */
     int64_t t_start;        /* clock value at start (ns) */
     int64_t t_stop;         /* clock value at stop (ns) */
     int fail_start_at;      /* test hook: the n-th fallible step of the next start() fails (0: none) */
@@ -143,6 +144,8 @@ RT_PY_HIDDEN const rt_allocator *rt_py_allocator(void);
 RT_PY_HIDDEN PyObject *rt_py_start(PyObject *m, PyObject *args, PyObject *kw);
 RT_PY_HIDDEN PyObject *rt_py_pause(PyObject *m, PyObject *unused);
 RT_PY_HIDDEN PyObject *rt_py_stop(PyObject *m, PyObject *unused);
+RT_PY_HIDDEN PyObject *rt_py_discard(PyObject *m, PyObject *unused);
+RT_PY_HIDDEN extern const char rt_py_discard_doc[];
 RT_PY_HIDDEN PyObject *rt_py_fail_start_at(PyObject *m, PyObject *arg);
 RT_PY_HIDDEN extern const char rt_py_start_doc[];
 RT_PY_HIDDEN extern const char rt_py_stop_doc[];

@@ -73,6 +73,42 @@ error:
     return NULL;
 }
 
+/* remap(chunk: bytes, fidmap: bytes of native uint32, shift_ns: int) -> bytes:
+ * the chunk with function ids mapped and times shifted (merging processes' traces). */
+static PyObject *remap_chunk(PyObject *m, PyObject *args)
+{
+    Py_buffer buf = {0}, map = {0}; /* released at the end (no-ops while not acquired) */
+    unsigned long long shift = 0;
+    PyObject *out = NULL; /* Owned */
+    size_t need = 0, got = 0;
+    if (!PyArg_ParseTuple(args, "y*y*K:remap", &buf, &map, &shift))
+        goto error;
+    if (map.len % 4) {
+        PyErr_SetString(PyExc_ValueError, "fidmap must hold uint32 values");
+        goto error;
+    }
+    uint32_t nmap = (uint32_t)(map.len / 4);
+    if (rt_stream_remap(buf.buf, (size_t)buf.len, map.buf, nmap, shift, NULL, 0, &need) != RT_OK) {
+        PyErr_SetString(PyExc_ValueError, "malformed call-stream chunk");
+        goto error;
+    }
+    if (!(out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)need)))
+        goto error;
+    if (rt_stream_remap(buf.buf, (size_t)buf.len, map.buf, nmap, shift, (uint8_t *)PyBytes_AS_STRING(out), need,
+                        &got) != RT_OK || got != need) {
+        PyErr_SetString(PyExc_ValueError, "malformed call-stream chunk");
+        goto error;
+    }
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&map);
+    return out;
+error:
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&map);
+    Py_XDECREF(out);
+    return NULL;
+}
+
 static PyMethodDef engine_methods[] = {
     {"start", (PyCFunction)(void (*)(void))rt_py_start, METH_VARARGS | METH_KEYWORDS, rt_py_start_doc},
     {"stop", rt_py_stop, METH_NOARGS, rt_py_stop_doc},
@@ -86,6 +122,10 @@ static PyMethodDef engine_methods[] = {
     {"encode_rows", rt_py_encode_rows, METH_O,
      "encode_rows(rows) -> bytes: what a trace's content digest hashes for these rows (tracefile/digest.py)."},
     {"decode", decode_chunk, METH_VARARGS, "decode(chunk, t0=0) -> list of Event: one call-stream chunk (for tests and tools)."},
+    {"remap", remap_chunk, METH_VARARGS,
+     "remap(chunk, fidmap, shift_ns) -> bytes: the chunk with function ids mapped (fidmap: native uint32 array) "
+     "and times moved shift_ns later."},
+    {"discard", rt_py_discard, METH_NOARGS, rt_py_discard_doc},
     {"_fail_start_at", rt_py_fail_start_at, METH_O,
      "For tests: _fail_start_at(n) makes the n-th fallible step of the next start() fail with MemoryError (0: none)."},
 #ifdef RT_MECH_PROFILE

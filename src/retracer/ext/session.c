@@ -33,6 +33,11 @@ static int spool_sink(void *ctx, uint32_t thread_idx, uint32_t seq, const uint8_
 /* Close the spool writer (waits for what it still has to write). */
 static void spool_close(void)
 {
+    if (G.spool && getpid() != G.pid) {
+        /* a forked child: the writer's thread is the parent's and does not exist here */
+        rt_spool_abandon(G.spool);
+        G.spool = NULL;
+    }
     if (G.spool) {
         if (rt_spool_close(G.spool) != RT_OK)
             G.spool_err = 1;
@@ -163,6 +168,7 @@ PyObject *rt_py_start(PyObject *m, PyObject *args, PyObject *kw)
         goto error;
     }
     G.spool_err = 0;
+    G.pid = getpid();
     if (!(G.spool = rt_spool_open(G.spool_fd, SPOOL_ZLIB_LEVEL, rt_py_allocator()))) {
         PyErr_SetString(PyExc_MemoryError, "cannot start the spool writer (memory or threads)");
         goto error;
@@ -374,4 +380,35 @@ PyObject *rt_py_stop(PyObject *m, PyObject *unused)
     PyObject *res = build_results(errstr); /* Owned */
     session_teardown();
     return res;
+}
+
+const char rt_py_discard_doc[] =
+    "discard()\n"
+    "In a forked child: drop the session inherited from the parent without writing any\n"
+    "of it (its buffers and open calls belong to the parent's trace); the hooks are\n"
+    "removed, so a new session can start. No-op when no session runs.";
+
+PyObject *rt_py_discard(PyObject *m, PyObject *unused)
+{
+    if (!G.engine)
+        Py_RETURN_NONE;
+    G.active = 0;
+#ifdef RT_MECH_PEP523
+    PyInterpreterState *interp = PyThreadState_GET()->interp;
+    if (_PyInterpreterState_GetEvalFrameFunc(interp) == rt_py_eval_frame)
+        _PyInterpreterState_SetEvalFrameFunc(interp, G.prev_eval);
+#endif
+#ifdef RT_MECH_PROFILE
+    PyEval_SetProfile(NULL, NULL);
+#endif
+    /* the parent's spool writer: its thread does not exist here (never joined, its
+     * lock never taken: the parent may have held it at the fork) */
+    rt_spool_abandon(G.spool);
+    G.spool = NULL;
+    if (G.spool_fd >= 0)
+        close(G.spool_fd); /* the parent's spool: never written from here */
+    G.spool_fd = -1;
+    session_teardown();
+    G.gen++; /* this thread's state of the old session is stale */
+    Py_RETURN_NONE;
 }

@@ -60,6 +60,7 @@ class TraceSummary:
         self.stopped_by = stopped_by
         self.captured_calls = captured_calls
         self.lost = lost  # the trace could not be written (one line said what was lost)
+        self.processes = 1  # processes in the trace (the root and the children it followed)
 
     def __repr__(self) -> str:
         return "TraceSummary(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self._FIELDS) + ")"
@@ -137,6 +138,7 @@ class Tracer:
         redact: Optional[Sequence[str]] = None,
         capture_share: Optional[float] = None,
         max_capture_bytes: Optional[int] = None,
+        follow: Optional[bool] = None,
         extra_scope: Sequence[str] = (),
         command: Optional[List[str]] = None,
         default_scope: Optional[str] = None,
@@ -150,7 +152,7 @@ class Tracer:
                     "scope": scope, "only_functions": only_functions, "no_external_calls": no_external_calls,
                     "no_imports": no_imports, "no_capture": no_capture, "c_calls": c_calls,
                     "max_value_bytes": max_value_bytes, "redact": redact, "capture_share": capture_share,
-                    "max_capture_bytes": max_capture_bytes}
+                    "max_capture_bytes": max_capture_bytes, "follow": follow}
         self.settings = values = settings.resolve(explicit, cfg)
         self.output = os.path.abspath(values["output"])
         self.max_function_count: int = values["max_function_count"]
@@ -167,6 +169,12 @@ class Tracer:
         self.capture_share: float = values["capture_share"]
         self.max_capture_bytes: int = values["max_capture_bytes"]
         self.redact: List[str] = values["redact"]
+        #: trace the processes the program starts too (record/follow.py)
+        self.follow: bool = values["follow"]
+        self._family: Optional[str] = None  # the root's family directory while following
+        self._child_base: Optional[str] = None  # a followed child: its files' base name
+        self._forked = False
+        self._pid = os.getpid()  # the process this tracer records (set again by start())
         # more of your code: file name prefixes matched as they are (not directories),
         # e.g. "<ipython-input-" for the cells of an IPython session
         self.extra_scope = tuple(str(p) for p in extra_scope)
@@ -198,10 +206,21 @@ class Tracer:
             print("retracer: a tracer is already running; this one is disabled", file=sys.stderr)
             self.disable = True
             return self
+        self._pid = os.getpid()
         self._preflight()
         self._git_probe = None
-        if not self.no_capture and self.max_function_count > 0:
+        if not self.no_capture and self.max_function_count > 0 and self._child_base is None:
             self._git_probe = sources.GitProbe(self.scope)  # runs while the program does (not traced)
+        if self.follow and self._child_base is None:
+            from . import follow
+
+            if follow._config is None:  # not inside a followed process already
+                try:
+                    self._family = follow.root_begin(self)
+                except OSError as e:
+                    self._remove_spools()
+                    raise RetracerError(f"retracer: cannot create temporary files ({e.strerror or e}); "
+                                        f"set RETRACER_TMPDIR to a writable directory")
         if not self.no_capture and self.max_function_count > 0:
             import ast  # noqa: F401 -- capture's first call reads the script with it: not in capture's time
 
@@ -277,6 +296,7 @@ class Tracer:
                                 f"set RETRACER_TMPDIR to a writable directory")
 
     def _cleanup_start(self) -> None:
+        self._end_family()
         self._unregister()
         if self._timer is not None:
             self._timer.cancel()
@@ -285,6 +305,12 @@ class Tracer:
         except Exception:
             pass
         self._remove_spools()
+
+    def _end_family(self) -> None:
+        if self._family is not None:
+            from . import follow
+
+            follow.root_end()
 
     def _remove_spools(self) -> None:
         paths = [self._spool]
@@ -352,6 +378,12 @@ class Tracer:
         writes.
         """
         _engine.pause()  # first: nothing retracer does from here on is recorded
+        if os.getpid() != self._pid:
+            # a forked child before (or without) the fork handler's work: the session and
+            # the trace are the parent's, never stopped or written from here
+            return None
+        if threading.current_thread() is threading.main_thread():
+            self._stopping = True  # a SIGTERM from now on waits for the trace (see _on_sigterm)
         with self._stop_lock:
             if not self._running:
                 return self.summary
@@ -361,16 +393,15 @@ class Tracer:
             self._unregister()
             if self._timer is not None and threading.current_thread() is not self._timer:
                 self._timer.cancel()
-            if self._old_sigterm is not None and threading.current_thread() is threading.main_thread():
-                try:
-                    if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
-                        signal.signal(signal.SIGTERM, self._old_sigterm)
-                except (ValueError, OSError):
-                    pass
             try:
                 atexit.unregister(self._atexit)
             except Exception:
                 pass
+            if self._child_base is not None:
+                from . import follow
+
+                follow.mark_ending(self)
+            self._end_family()  # processes started from now on are not followed
             import sqlite3  # the writer's errors (it is imported by the writer anyway)
 
             try:
@@ -380,9 +411,20 @@ class Tracer:
                 self.summary = self._lost(results, stopped_by, e)
             finally:
                 self._remove_spools()
+                # only now: a SIGTERM while the trace was written waited for it (_on_sigterm)
+                if self._old_sigterm is not None and threading.current_thread() is threading.main_thread():
+                    try:
+                        if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+                            signal.signal(signal.SIGTERM, self._old_sigterm)
+                    except (ValueError, OSError):
+                        pass
             if self.on_finish is not None:
                 self.on_finish(self.summary)
-            return self.summary
+        if getattr(self, "_sigterm_pending", False):
+            self._sigterm_pending = False
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return self.summary
 
     def _lost(self, results: Any, stopped_by: str, e: BaseException) -> TraceSummary:
         why = str(e) if isinstance(e, RetracerError) else (getattr(e, "strerror", None) or str(e)
@@ -402,6 +444,15 @@ class Tracer:
         self.stop(stopped_by="timeout")
 
     def _on_sigterm(self, signum, frame) -> None:
+        if os.getpid() != self._pid:  # a forked child that got the signal before its fork handler ran
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        if getattr(self, "_stopping", False):
+            # the trace is being written by this very thread (the handler interrupted
+            # it): it is finished first, then the signal does what it would have done
+            self._sigterm_pending = True
+            return
         self.stop(stopped_by="signal", exit_status=-signum)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -427,7 +478,10 @@ class Tracer:
                 if not filename.startswith("<") and not os.path.isabs(filename):
                     filename = os.path.abspath(filename)
                 qualname = getattr(co, "co_qualname", None) or qualnames.get(id(co), co.co_name)
-                rows.append(Function(f.fid, "py", co.co_name, qualname, modules.get(filename, ""), filename,
+                module = modules.get(filename, "")
+                if module == "__mp_main__":  # the main script in a spawned child: the same function
+                    module = "__main__"
+                rows.append(Function(f.fid, "py", co.co_name, qualname, module, filename,
                                      co.co_firstlineno, f.flags))
             else:
                 rows.append(Function(f.fid, "c", f.name, f.name, "", "~", 0, f.flags))
@@ -474,18 +528,32 @@ class Tracer:
             self._git_probe = None
             meta["git"] = probe.result()
             meta["environment"] = sources.environment()
+        meta["pid"] = os.getpid()
+        process = (0, os.getpid(), os.getppid(), json.dumps(self.command), self._start_wall, meta["end_time"],
+                   exit_status, stopped_by, 0, json.dumps({"forked": True} if self._forked else {}))
+        tmp_dir = self._rundir.path if self._rundir is not None else None
+        part = os.path.join(self._family, "root.part") if self._family is not None else self.output
         path, n_captured = write_trace(
-            self.output, meta, rows, thread_rows, self._spool, results.func_stats, results.edge_stats,
+            part, meta, rows, thread_rows, self._spool, results.func_stats, results.edge_stats,
             captured, blobs=itertools.chain(self._stored_blobs(), source_blobs) if cap is not None else (),
             capture_stats=cap.function_stats() if cap is not None else (),
-            tmp_dir=self._rundir.path if self._rundir is not None else None)
+            tmp_dir=tmp_dir, process=process)
+        n_threads, n_procs = len(thread_rows), 1
+        if self._family is not None:
+            from ..tracefile.merge import merge_family
+
+            path, totals = merge_family(self.output, part, self._family, tmp_dir, _engine.remap)
+            calls_total, stream_calls = totals["calls_total"], totals["stream_calls"]
+            n_threads, n_procs, n_captured = totals["threads"], totals["processes"], totals["captured_calls"]
         top = sorted(results.func_stats, key=lambda r: -r.own_ns)[:5]
-        return TraceSummary(
+        summary = TraceSummary(
             path=path, calls_total=calls_total, stream_calls=stream_calls,
-            threads=len(thread_rows), duration_ns=results.duration_ns,
+            threads=n_threads, duration_ns=results.duration_ns,
             top=[(rows[r.fid].qualname, _where(rows[r.fid]), r.own_ns, r.calls) for r in top],
             error=results.error, stopped_by=stopped_by, captured_calls=n_captured,
         )
+        summary.processes = n_procs
+        return summary
 
     def _stored_blobs(self) -> Iterator[Tuple[bytes, bytes]]:
         """The capture spool's values, remembering their keys (written before the calls)."""
@@ -562,13 +630,19 @@ def _forget(tracer: Tracer) -> None:
 
 
 def _after_fork_in_child() -> None:
-    """A forked child (multiprocessing's default on Linux) runs on untraced: its
-    events must not reach the parent's spool, and it must neither write nor
-    remove the parent's trace (not at exit, nor on SIGTERM)."""
+    """A forked child (multiprocessing's default on Linux): its events must not
+    reach the parent's spool, and it must neither write nor remove the parent's
+    trace (not at exit, nor on SIGTERM). Without following it runs on untraced;
+    when following (record/follow.py) it drops the inherited session and traces
+    itself on its own."""
+    follow = _follow_module  # imported with this module: nothing is imported in the child here
+
     tracer = _current
     if tracer is None or not tracer._running:
+        follow.after_fork()
         return
     _engine.pause()
+    _silence_capture_files(tracer)
     tracer._running = False
     _forget(tracer)
     tracer._stop_lock = threading.Lock()  # another parent thread may have held it
@@ -579,9 +653,41 @@ def _after_fork_in_child() -> None:
                 signal.signal(signal.SIGTERM, tracer._old_sigterm)
         except (ValueError, OSError):
             pass
+    if follow._config is not None:
+        try:
+            atexit.unregister(tracer._atexit)
+        except Exception:
+            pass
+        tracer._unregister()  # the monitoring tool id, threading's table
+        _engine.discard()
+        follow.after_fork()
+
+
+def _silence_capture_files(tracer: Tracer) -> None:
+    """The capture spools' buffered files are the parent's: whatever they still
+    buffer must never be written from this child (they append to the parent's
+    files), so their descriptors now point at the null device."""
+    cap = tracer._capturer
+    if cap is None:
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        for f in (getattr(cap, "_file", None), getattr(cap, "_blobs", None)):
+            try:
+                if f is not None and not f.closed:
+                    os.dup2(null, f.fileno())
+            except (OSError, ValueError):
+                pass
+    finally:
+        os.close(null)
 
 
 if hasattr(os, "register_at_fork"):
+    from . import follow as _follow_module
+
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 

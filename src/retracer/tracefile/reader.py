@@ -15,13 +15,14 @@ import stat as _stat
 import sys
 import zlib
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 from ..errors import TraceError
 from . import signing
 from .digest import compute_digest
 from .schema import (FORMAT_NAME, MAX_BLOB_BYTES, MAX_CHUNK_BYTES, READABLE_VERSIONS, SCHEMA_VERSION,
-                     CapturedCall, CaptureStat, EdgeStat, FuncStat, Function, Thread, row_rules, schema_objects)
+                     CapturedCall, CaptureStat, EdgeStat, FuncStat, Function, Process, Thread, row_rules,
+                     schema_objects)
 from .writer import _reason
 
 #: the largest meta value read (JSON text)
@@ -92,6 +93,8 @@ class TraceReader:
         self.meta: Dict[str, Any] = {}
         self.functions: Dict[int, Function] = {}
         self.threads: List[Thread] = []
+        #: the traced processes (:class:`Process`), root first (proc_idx 0)
+        self.processes: List[Process] = []
         self.version = SCHEMA_VERSION
         self._conn: Optional[sqlite3.Connection] = None
         try:
@@ -263,10 +266,43 @@ class TraceReader:
             row[0]: Function(*row) for row in conn.execute(
                 f"SELECT {', '.join(Function._fields)} FROM functions ORDER BY fid")
         }
+        cols = Thread._fields if version >= 4 else Thread._fields[:5] + ("0",)
         self.threads = [
             Thread(*row) for row in conn.execute(
-                f"SELECT {', '.join(Thread._fields)} FROM threads ORDER BY thread_idx")
+                f"SELECT {', '.join(cols)} FROM threads ORDER BY thread_idx")
         ]
+        if version >= 4:
+            self.processes = [Process(*row) for row in conn.execute(
+                f"SELECT {', '.join(Process._fields)} FROM processes ORDER BY proc_idx")]
+            for p in self.processes:
+                for text, what in ((p.command, "command"), (p.info, "info")):
+                    if text is not None and not self._json_ok(text, list if what == "command" else dict):
+                        raise self._corrupt(f"process {p.proc_idx} has a {what} that is not valid")
+        else:  # one process: what meta says of it
+            m = self.meta
+            self.processes = [Process(0, m.get("pid") if _is_int(m.get("pid")) else None, None,
+                                      json.dumps(m.get("command") or []), m.get("start_time"), m.get("end_time"),
+                                      m.get("exit_status"), m.get("stopped_by"), 0, None)]
+
+    @staticmethod
+    def _json_ok(text: str, kind: type) -> bool:
+        try:
+            v = json.loads(text)
+        except (ValueError, RecursionError):
+            return False
+        return isinstance(v, kind) and (kind is not list or all(isinstance(x, str) for x in v))
+
+    def process_of(self, thread_idx: int) -> Process:
+        """The process a thread ran in."""
+        procs = {p.proc_idx: p for p in self.processes}
+        for t in self.threads:
+            if t.thread_idx == thread_idx:
+                return procs.get(t.proc_idx, self.processes[0])
+        return self.processes[0]
+
+    def find_processes(self, pid: int) -> List[Process]:
+        """The processes with this pid (a pid may be reused during a long run)."""
+        return [p for p in self.processes if p.pid == pid]
 
     def _signature_ok(self, conn: sqlite3.Connection, version: int, sig_raw: Any) -> bool:
         digest = compute_digest(conn, version)
@@ -315,16 +351,62 @@ class TraceReader:
             # file that is not UTF-8)
             raise self._corrupt(_reason(exc)) from None
 
-    def func_stats(self) -> List[FuncStat]:
-        """Per-function profile rows (:class:`FuncStat`), in fid order."""
-        return [FuncStat(*r) for r in self._rows(
-            f"SELECT {', '.join(FuncStat._fields)} FROM func_stats ORDER BY fid")]
+    def select_processes(self, procs: Optional[Iterable[int]]) -> None:
+        """From now on the profile (func_stats, edge_stats) and the threads are those
+        of the processes (proc_idx) ``procs`` only (None: all)."""
+        self._selected = None if procs is None else sorted({int(p) for p in procs})
+        if self._selected is not None:
+            self.threads = [t for t in self.threads if t.proc_idx in self._selected]
 
-    def edge_stats(self) -> List[EdgeStat]:
-        """Per caller->callee profile rows (:class:`EdgeStat`), in key order."""
+    def _procs_sql(self, procs: Optional[Iterable[int]]) -> Optional[str]:
+        if procs is None:
+            procs = getattr(self, "_selected", None)
+        if procs is None:
+            return None
+        ids = sorted({int(p) for p in procs})
+        return "(" + ", ".join(str(i) for i in ids) + ")" if ids else "(-1)"
+
+    def func_stats(self, procs: Optional[Iterable[int]] = None) -> List[FuncStat]:
+        """Per-function profile rows (:class:`FuncStat`), in fid order: of every
+        process, or summed over the processes (proc_idx) ``procs``."""
+        where = self._procs_sql(procs)
+        procs = procs if procs is not None else getattr(self, "_selected", None)
+        if where is None:
+            return [FuncStat(*r) for r in self._rows(
+                f"SELECT {', '.join(FuncStat._fields)} FROM func_stats ORDER BY fid")]
+        if self.version < 4:
+            return self.func_stats() if 0 in {int(p) for p in procs or ()} else []
+        return [FuncStat(*r) for r in self._rows(
+            "SELECT fid, SUM(calls), SUM(prim_calls), SUM(own_ns), SUM(cum_ns) FROM proc_stats "
+            f"WHERE proc_idx IN {where} GROUP BY fid ORDER BY fid")]
+
+    def edge_stats(self, procs: Optional[Iterable[int]] = None) -> List[EdgeStat]:
+        """Per caller->callee profile rows (:class:`EdgeStat`), in key order (of
+        the processes ``procs`` only, summed, when given)."""
+        where = self._procs_sql(procs)
+        procs = procs if procs is not None else getattr(self, "_selected", None)
+        if where is None:
+            return [EdgeStat(*r) for r in self._rows(
+                f"SELECT {', '.join(EdgeStat._fields)} FROM edge_stats "
+                f"ORDER BY caller_fid, callee_fid")]
+        if self.version < 4:
+            return self.edge_stats() if 0 in {int(p) for p in procs or ()} else []
         return [EdgeStat(*r) for r in self._rows(
-            f"SELECT {', '.join(EdgeStat._fields)} FROM edge_stats "
-            f"ORDER BY caller_fid, callee_fid")]
+            "SELECT caller_fid, callee_fid, SUM(calls), SUM(prim_calls), SUM(own_ns), SUM(cum_ns) "
+            f"FROM proc_edge_stats WHERE proc_idx IN {where} GROUP BY caller_fid, callee_fid "
+            "ORDER BY caller_fid, callee_fid")]
+
+    def process_totals(self) -> Dict[int, Dict[str, int]]:
+        """Per process (proc_idx): {calls, own_ns} summed over its functions."""
+        out: Dict[int, Dict[str, int]] = {p.proc_idx: {"calls": 0, "own_ns": 0} for p in self.processes}
+        if self.version < 4:
+            out[0] = {"calls": sum(f.calls for f in self.func_stats()),
+                      "own_ns": sum(f.own_ns for f in self.func_stats())}
+            return out
+        for proc, calls, own in self._rows(
+                "SELECT proc_idx, SUM(calls), SUM(own_ns) FROM proc_stats GROUP BY proc_idx"):
+            out[proc] = {"calls": calls or 0, "own_ns": own or 0}
+        return out
 
     def iter_chunks(self, thread_idx: int) -> Iterator[bytes]:
         """Yield the decompressed call-stream chunks of ``thread_idx`` in seq order."""
@@ -346,6 +428,23 @@ class TraceReader:
                     f"chunk {seq} of thread {thread_idx} has {len(raw)} bytes, "
                     f"expected {raw_size}")
             yield raw
+
+    def iter_chunk_rows(self, thread_idx: int) -> Iterator[tuple]:
+        """(seq, decompressed bytes, n_events) of ``thread_idx``'s chunks, in seq order."""
+        rows = self._rows("SELECT seq, n_events FROM chunks WHERE thread_idx = ? ORDER BY seq", (thread_idx,))
+        for (seq, n_events), raw in zip(list(rows), self.iter_chunks(thread_idx)):
+            yield seq, raw, n_events
+
+    def iter_stored_chunk_rows(self, thread_idx: int) -> Iterator[tuple]:
+        """(seq, codec, n_events, raw_size, data) of ``thread_idx``'s chunks as stored, in seq order."""
+        return self._rows("SELECT seq, codec, n_events, raw_size, data FROM chunks WHERE thread_idx = ? "
+                          "ORDER BY seq", (thread_idx,))
+
+    def iter_blob_rows(self) -> Iterator[tuple]:
+        """The stored values as stored: (key, codec, size, data) (none before version 2)."""
+        if self.version == 1:
+            return iter(())
+        return self._rows("SELECT key, codec, size, data FROM blobs ORDER BY key")
 
     def _inflate(self, data: bytes, size: Any, cap: int, what: str) -> bytes:
         """zlib-decompress ``data``, never to more than the ``size`` it claims (at most ``cap``)."""

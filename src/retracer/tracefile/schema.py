@@ -1,4 +1,4 @@
-"""The trace file's schema (SQLite, version 3; docs/trace-format.md): table
+"""The trace file's schema (SQLite, version 4; docs/trace-format.md): table
 definitions, row types, function flag bits, the fixed table order the
 digest (and so the signature) covers, the exact set of database objects a
 trace may hold, and the type rules every row must follow."""
@@ -7,10 +7,11 @@ from __future__ import annotations
 import sqlite3
 from typing import Dict, FrozenSet, NamedTuple, Optional, Tuple
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: versions this retracer reads (1: values stored inline in captured_calls;
-#: 2: the tables of 3, with a digest that does not cover the schema)
-READABLE_VERSIONS = (1, 2, 3)
+#: 2: the tables of 3, with a digest that does not cover the schema;
+#: 3: one process, no processes table)
+READABLE_VERSIONS = (1, 2, 3, 4)
 FORMAT_NAME = "retracer-trace"
 
 # functions.flags bits
@@ -44,6 +45,41 @@ class Thread(NamedTuple):
     native_id: Optional[int]
     name: Optional[str]
     n_events: Optional[int]
+    proc_idx: int = 0  # the process it ran in (processes.proc_idx); 0 before version 4
+
+
+class Process(NamedTuple):
+    """One process of the traced program (version 4; older traces: one, made from meta)."""
+    proc_idx: int               # 0: the root process, then in order of start
+    pid: Optional[int]
+    ppid: Optional[int]         # the parent's pid (None: unknown)
+    command: Optional[str]      # JSON list: its command line
+    start_time: Optional[float]  # Unix time tracing began in it
+    end_time: Optional[float]    # Unix time tracing ended (None: it never said)
+    exit_status: Optional[int]   # as its parent saw it when known: n, or -signal
+    ended: Optional[str]         # end, exit, exception, signal, timeout; running (outlived the root),
+                                 # lost (died before its part was written: crashed or killed)
+    t0_ns: int                  # its call stream's times are ns since the root's origin (shifted by this)
+    info: Optional[str]         # JSON object: calls_total, note, ...
+
+
+class ProcFuncStat(NamedTuple):
+    proc_idx: int
+    fid: int
+    calls: int
+    prim_calls: int
+    own_ns: int
+    cum_ns: int
+
+
+class ProcEdgeStat(NamedTuple):
+    proc_idx: int
+    caller_fid: int
+    callee_fid: int
+    calls: int
+    prim_calls: int
+    own_ns: int
+    cum_ns: int
 
 
 class FuncStat(NamedTuple):
@@ -107,12 +143,23 @@ CREATE TABLE blobs (key BLOB PRIMARY KEY, codec TEXT, size INTEGER, data BLOB);
 CREATE TABLE capture_stats (fid INTEGER PRIMARY KEY, kept INTEGER, capture_ns INTEGER,
     bytes INTEGER, stopped TEXT);
 """
+# version 4: threads belong to processes; the profile per process too
+_THREADS_V4 = """CREATE TABLE threads (thread_idx INTEGER PRIMARY KEY, ident INTEGER,
+    native_id INTEGER, name TEXT, n_events INTEGER, proc_idx INTEGER NOT NULL)"""
+_SCHEMA_V4_EXTRA = """
+CREATE TABLE processes (proc_idx INTEGER PRIMARY KEY, pid INTEGER, ppid INTEGER, command TEXT,
+    start_time REAL, end_time REAL, exit_status INTEGER, ended TEXT, t0_ns INTEGER, info TEXT);
+CREATE TABLE proc_stats (proc_idx INTEGER, fid INTEGER, calls INTEGER, prim_calls INTEGER,
+    own_ns INTEGER, cum_ns INTEGER, PRIMARY KEY (proc_idx, fid));
+CREATE TABLE proc_edge_stats (proc_idx INTEGER, caller_fid INTEGER, callee_fid INTEGER, calls INTEGER,
+    prim_calls INTEGER, own_ns INTEGER, cum_ns INTEGER, PRIMARY KEY (proc_idx, caller_fid, callee_fid));
+"""
 
 # (table, columns, ORDER BY) in the fixed digest order; ORDER BY is the primary key.
 _TABLES: Tuple[Tuple[str, Tuple[str, ...], str], ...] = (
     ("meta", ("key", "value"), "key"),
     ("functions", Function._fields, "fid"),
-    ("threads", Thread._fields, "thread_idx"),
+    ("threads", Thread._fields[:5], "thread_idx"),
     ("chunks", ("thread_idx", "seq", "codec", "n_events", "raw_size", "data"),
      "thread_idx, seq"),
     ("func_stats", FuncStat._fields, "fid"),
@@ -121,20 +168,31 @@ _TABLES: Tuple[Tuple[str, Tuple[str, ...], str], ...] = (
     ("blobs", ("key", "codec", "size", "data"), "key"),
     ("capture_stats", CaptureStat._fields, "fid"),
 )
-_TABLE_NAMES = tuple(t[0] for t in _TABLES)
 #: the tables of version 1
 _TABLES_V1 = _TABLES[:7]
+#: version 4: threads with their process, then the process tables
+_TABLES_V4 = (_TABLES[:2] + (("threads", Thread._fields, "thread_idx"),) + _TABLES[3:] + (
+    ("processes", Process._fields, "proc_idx"),
+    ("proc_stats", ProcFuncStat._fields, "proc_idx, fid"),
+    ("proc_edge_stats", ProcEdgeStat._fields, "proc_idx, caller_fid, callee_fid"),
+))
+_TABLE_NAMES = tuple(t[0] for t in _TABLES_V4)
 
 
 def tables_of(version: int) -> Tuple[Tuple[str, Tuple[str, ...], str], ...]:
     """The tables (digest order) of a trace of schema ``version``."""
-    return _TABLES_V1 if version == 1 else _TABLES
+    return _TABLES_V1 if version == 1 else _TABLES_V4 if version >= 4 else _TABLES
 
 
 def schema_sql(version: int) -> str:
     """The CREATE statements of a trace of schema ``version``."""
     stmts = [st.strip() for st in _SCHEMA.split(";") if st.strip()]
-    return ";\n".join(stmts[:7] if version == 1 else stmts) + ";\n"
+    if version == 1:
+        stmts = stmts[:7]
+    elif version >= 4:
+        stmts[2] = _THREADS_V4
+        stmts += [st.strip() for st in _SCHEMA_V4_EXTRA.split(";") if st.strip()]
+    return ";\n".join(stmts) + ";\n"
 
 
 #: one database object as sqlite_master describes it: (type, name, tbl_name, sql)
@@ -217,7 +275,29 @@ _RULES_V2 = (
 )
 
 
+_REAL_OR_NULL = "({c} IS NOT NULL AND typeof({c}) NOT IN ('real', 'integer'))"
+_PROC_KNOWN = "{c} NOT IN (SELECT proc_idx FROM processes)"
+_RULES_V4 = (
+    _rule("processes", proc_idx=_ID, pid=_INT_OR_NULL, ppid=_INT_OR_NULL, command=_TEXT_OR_NULL,
+          start_time=_REAL_OR_NULL, end_time=_REAL_OR_NULL, exit_status=_INT_OR_NULL,
+          ended="({c} IS NOT NULL AND {c} NOT IN ('end', 'exit', 'exception', 'signal', 'timeout', 'running', "
+                "'lost'))",
+          t0_ns=_COUNT, info=_TEXT_OR_NULL),
+    _rule("threads", proc_idx=_ID),
+    _rule("threads", proc_idx=_PROC_KNOWN),
+    _rule("proc_stats", proc_idx=_ID, fid=_ID, calls=_COUNT, prim_calls=_COUNT, own_ns=_INT, cum_ns=_INT),
+    _rule("proc_stats", proc_idx=_PROC_KNOWN, fid=_FID_KNOWN),
+    _rule("proc_edge_stats", proc_idx=_ID,
+          caller_fid="(typeof({c}) <> 'integer' OR {c} < -1 OR {c} > %d)" % _ID_MAX,
+          callee_fid=_ID, calls=_COUNT, prim_calls=_COUNT, own_ns=_INT, cum_ns=_INT),
+    _rule("proc_edge_stats", proc_idx=_PROC_KNOWN, callee_fid=_FID_KNOWN,
+          caller_fid="({c} <> -1 AND {c} NOT IN (SELECT fid FROM functions))"),
+)
+
+
 def row_rules(version: int) -> Tuple[Tuple[str, str], ...]:
     """(table, SQL condition true for a row that breaks the rules) for ``version``."""
-    return _RULES_ALL if version == 1 else _RULES_ALL + _RULES_V2
+    if version == 1:
+        return _RULES_ALL
+    return _RULES_ALL + _RULES_V2 + (_RULES_V4 if version >= 4 else ())
 

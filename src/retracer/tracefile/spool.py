@@ -53,7 +53,7 @@ def write_trace(output: str, meta: Dict[str, Any], functions: Sequence[tuple],
                 threads: Sequence[tuple], spool: Optional[str], func_stats: Iterable[tuple],
                 edge_stats: Iterable[tuple], captured: Iterable[Sequence[tuple]] = (),
                 blobs: Iterable[Tuple[bytes, bytes]] = (), capture_stats: Iterable[tuple] = (),
-                tmp_dir: Optional[str] = None) -> Tuple[str, int]:
+                tmp_dir: Optional[str] = None, process: Optional[tuple] = None) -> Tuple[str, int]:
     """Write the trace ``output`` atomically and sign it.
 
     ``functions`` and ``threads`` are rows of those tables, ``spool`` the call
@@ -61,6 +61,8 @@ def write_trace(output: str, meta: Dict[str, Any], functions: Sequence[tuple],
     batches of ``captured_calls`` rows whose values are keys of ``blobs``
     ((key, data) pairs) and ``capture_stats`` what capture did per function;
     the file is assembled in ``tmp_dir`` (default: a run directory of its own).
+    ``process`` is the one row of the processes table (proc_idx 0; every thread
+    and the whole profile belong to it).
     Returns (path, captured calls written).
     Raises TraceError (one line) when the trace cannot be written.
     """
@@ -69,10 +71,17 @@ def write_trace(output: str, meta: Dict[str, Any], functions: Sequence[tuple],
             w.set_meta(k, v)
         w.add_functions(functions)
         w.add_threads(threads)
+        if process is None:
+            process = (0, os.getpid(), None, None, None, None, None, None, 0, None)
+        w.add_processes([process])
         for c in read_spool(spool):
             w.add_stored_chunk(c.thread_idx, c.seq, c.data, c.n_events, c.raw_size, c.codec)
+        func_stats = list(func_stats)
+        edge_stats = list(edge_stats)
         w.add_func_stats(func_stats)
         w.add_edge_stats(edge_stats)
+        w.add_proc_stats((0,) + tuple(r) for r in func_stats)
+        w.add_proc_edge_stats((0,) + tuple(r) for r in edge_stats)
         w.add_blobs(blobs)
         w.add_capture_stats(capture_stats)
         n = 0

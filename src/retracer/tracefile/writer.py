@@ -151,9 +151,26 @@ class TraceWriter:
             "INSERT INTO functions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows))
 
     def add_threads(self, rows: Iterable[tuple]) -> None:
-        """Add rows ``(thread_idx, ident, native_id, name, n_events)``."""
+        """Add rows ``(thread_idx, ident, native_id, name, n_events[, proc_idx])``
+        (proc_idx 0, the root process, when left out)."""
         self._run(lambda c: c.executemany(
-            "INSERT INTO threads VALUES (?, ?, ?, ?, ?)", rows))
+            "INSERT INTO threads VALUES (?, ?, ?, ?, ?, ?)",
+            (tuple(r) if len(r) >= 6 else tuple(r) + (0,) for r in rows)))
+
+    def add_processes(self, rows: Iterable[tuple]) -> None:
+        """Add rows in ``processes`` column order (see :class:`~.schema.Process`)."""
+        self._run(lambda c: c.executemany(
+            "INSERT INTO processes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows))
+
+    def add_proc_stats(self, rows: Iterable[tuple]) -> None:
+        """Add rows ``(proc_idx, fid, calls, prim_calls, own_ns, cum_ns)``."""
+        self._run(lambda c: c.executemany(
+            "INSERT INTO proc_stats VALUES (?, ?, ?, ?, ?, ?)", rows))
+
+    def add_proc_edge_stats(self, rows: Iterable[tuple]) -> None:
+        """Add rows ``(proc_idx, caller_fid, callee_fid, calls, prim_calls, own_ns, cum_ns)``."""
+        self._run(lambda c: c.executemany(
+            "INSERT INTO proc_edge_stats VALUES (?, ?, ?, ?, ?, ?, ?)", rows))
 
     def add_chunk(self, thread_idx: int, seq: int, raw: bytes, n_events: int,
                   codec: str = "raw") -> None:
@@ -219,6 +236,19 @@ class TraceWriter:
                 c.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?)", out)
         self._run(do)
 
+    def add_blob_rows(self, rows: Iterable[tuple]) -> None:
+        """Add stored values as another trace stored them: (key, codec, size, data)."""
+        def do(c: sqlite3.Connection) -> None:
+            batch = []
+            for r in rows:
+                batch.append(tuple(r))
+                if len(batch) >= 256:
+                    c.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?)", batch)
+                    batch = []
+            if batch:
+                c.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?, ?)", batch)
+        self._run(do)
+
     def add_capture_stats(self, rows: Iterable[tuple]) -> None:
         """Add rows ``(fid, kept, capture_ns, bytes, stopped)``."""
         self._run(lambda c: c.executemany(
@@ -242,6 +272,11 @@ class TraceWriter:
         tmp = self._tmp
         assert tmp is not None
         try:
+            # a trace written without a processes table is one process's: the root's
+            if conn.execute("SELECT COUNT(*) FROM processes").fetchone()[0] == 0:
+                conn.execute("INSERT INTO processes VALUES (0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL)")
+                conn.execute("INSERT INTO proc_stats SELECT 0, * FROM func_stats")
+                conn.execute("INSERT INTO proc_edge_stats SELECT 0, * FROM edge_stats")
             conn.execute("COMMIT")
             objects = set(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
             if objects != schema_objects(SCHEMA_VERSION):

@@ -79,8 +79,11 @@ def load(path: str, trust: bool = False, max_period: int = DEFAULT_PERIOD,
                 call_no = d if d is not None else next(found)
                 if call_no is not None:
                     located.append((th.thread_idx, int(call_no), c))
-            model.threads.append(ThreadView(th.thread_idx, th.name or f"thread {th.thread_idx}",
-                                            tree, paths, info))
+            name = th.name or f"thread {th.thread_idx}"
+            if len(r.processes) > 1:  # a lane per process and thread: the process level of the tree
+                proc = r.process_of(th.thread_idx)
+                name = f"process pid {proc.pid} · {name}"
+            model.threads.append(ThreadView(th.thread_idx, name, tree, paths, info))
         if located:
             _progress(f"rendering {len(located):,} captured calls")
         resolve = r.blob if r.version >= 2 else None

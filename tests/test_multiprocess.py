@@ -1,0 +1,364 @@
+"""Multi-process programs: every process the traced program starts is traced,
+and one trace holds them all (issue 16). Through the CLI, in subprocesses."""
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from helpers import retracer, run_python, show, trace
+from retracer.tracefile.reader import TraceReader
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fork and signals: POSIX")
+
+
+def write(d: Path, name: str, src: str) -> Path:
+    p = d / name
+    p.write_text(textwrap.dedent(src))
+    return p
+
+
+def calls_of(r: TraceReader, name: str, procs=None) -> int:
+    fids = {f.fid for f in r.functions.values() if f.name == name}
+    return sum(s.calls for s in r.func_stats(procs) if s.fid in fids)
+
+
+def captured_of(r: TraceReader, name: str) -> int:
+    fids = {f.fid for f in r.functions.values() if f.name == name}
+    return sum(n for fid, d in r.captured_counts().items() if fid in fids for n in d.values())
+
+
+POOL = """
+    import multiprocessing as mp, sys
+
+    def sq(x):
+        return x * x
+
+    if __name__ == "__main__":
+        for method in sys.argv[1:]:
+            with mp.get_context(method).Pool(2) as pool:
+                print(method, sum(pool.map(sq, range(21))))
+"""
+
+
+@pytest.mark.parametrize("methods", [["fork"], ["spawn"], ["forkserver"], ["fork", "spawn", "forkserver"]])
+def test_pool_of_each_start_method_records_every_call(tmp_path, methods):
+    write(tmp_path, "pool.py", POOL)
+    cp = trace("t.trace", "pool.py", *methods, cwd=tmp_path)
+    # the program's own output is unchanged
+    assert cp.stdout.split("\n")[:-1] == [f"{m} 2870" for m in methods], show(cp)
+    with TraceReader(tmp_path / "t.trace") as r:
+        assert calls_of(r, "sq") == 21 * len(methods)
+        assert r.meta["schema_version"] == 4
+        workers = [p for p in r.processes if p.proc_idx != 0]
+        assert len(workers) >= 2 * len(methods)
+        root = r.processes[0]
+        # a forkserver's children are the server's (which is not traced: it lives as long as the root)
+        assert all(p.ppid == root.pid for p in workers if "forkserver" not in p.command)
+        # every worker that ran sq is one process of the trace, with its own threads
+        ran = [p for p in workers if calls_of(r, "sq", [p.proc_idx])]
+        assert ran and sum(calls_of(r, "sq", [p.proc_idx]) for p in ran) == 21 * len(methods)
+        assert calls_of(r, "sq", [0]) == 0
+        for p in ran:
+            assert any(t.proc_idx == p.proc_idx for t in r.threads)
+        # calls captured in workers are in the trace
+        assert captured_of(r, "sq") > 0
+
+
+def test_process_pool_executor(tmp_path):
+    write(tmp_path, "ex.py", """
+        from concurrent.futures import ProcessPoolExecutor
+
+        def cube(x):
+            return x ** 3
+
+        if __name__ == "__main__":
+            with ProcessPoolExecutor(2) as ex:
+                print(sum(ex.map(cube, range(21))))
+    """)
+    cp = trace("t.trace", "ex.py", cwd=tmp_path)
+    assert cp.stdout == f"{sum(x ** 3 for x in range(21))}\n"
+    with TraceReader(tmp_path / "t.trace") as r:
+        assert calls_of(r, "cube") == 21
+        assert len(r.processes) >= 2
+
+
+def test_subprocess_python_child_is_traced(tmp_path):
+    write(tmp_path, "child.py", """
+        import sys
+
+        def hello(n):
+            return "hi " * n
+
+        print(hello(3).strip())
+        sys.exit(3)
+    """)
+    write(tmp_path, "parent.py", """
+        import subprocess, sys
+
+        cp = subprocess.run([sys.executable, "child.py"], capture_output=True, text=True)
+        print(cp.stdout.strip(), cp.returncode)
+    """)
+    cp = trace("t.trace", "parent.py", cwd=tmp_path)
+    assert cp.stdout == "hi hi hi 3\n"
+    with TraceReader(tmp_path / "t.trace") as r:
+        assert calls_of(r, "hello") == 1
+        child = [p for p in r.processes if p.proc_idx][0]
+        assert json.loads(child.command)[-1] == "child.py"
+        assert child.exit_status == 3 and child.ppid == r.processes[0].pid
+        assert child.end_time is not None and child.start_time >= r.processes[0].start_time
+        assert calls_of(r, "hello", [child.proc_idx]) == 1
+
+
+def test_os_fork_children(tmp_path):
+    write(tmp_path, "forker.py", """
+        import os
+
+        def work(i):
+            return sum(range(i * 100))
+
+        pids = []
+        for i in range(3):
+            pid = os.fork()
+            if pid == 0:
+                work(i)
+                os._exit(10 + i)
+            pids.append(pid)
+        print(sorted(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids))
+    """)
+    cp = trace("t.trace", "forker.py", cwd=tmp_path)
+    assert cp.stdout == "[10, 11, 12]\n"
+    with TraceReader(tmp_path / "t.trace") as r:
+        kids = [p for p in r.processes if p.proc_idx]
+        assert sorted(p.exit_status for p in kids) == [10, 11, 12]
+        assert calls_of(r, "work") == 3
+        assert all(json.loads(p.info).get("forked") for p in kids)
+
+
+def test_a_crashing_worker_and_a_killed_child_are_recorded(tmp_path):
+    write(tmp_path, "crash.py", """
+        import multiprocessing as mp, os, signal, time
+
+        def boom():
+            raise ValueError("boom")
+
+        def steady():
+            time.sleep(30)
+
+        def hard():
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        if __name__ == "__main__":
+            ctx = mp.get_context("fork")
+            a = ctx.Process(target=boom); a.start(); a.join()
+            b = ctx.Process(target=steady); b.start(); time.sleep(1.0); b.terminate(); b.join()
+            c = ctx.Process(target=hard); c.start(); c.join()
+            print(a.exitcode, b.exitcode, c.exitcode)
+    """)
+    cp = trace("t.trace", "crash.py", cwd=tmp_path)
+    assert cp.stdout == "1 -15 -9\n", show(cp)
+    with TraceReader(tmp_path / "t.trace") as r:
+        kids = sorted((p for p in r.processes if p.proc_idx), key=lambda p: p.start_time)
+        assert [p.exit_status for p in kids] == [1, -15, -9]
+        assert calls_of(r, "boom") == 1 and calls_of(r, "steady") == 1
+        # killed by SIGTERM: written up to where it got; by SIGKILL: the trace says what is missing
+        assert kids[1].ended == "signal"
+        assert kids[2].ended == "lost" and "signal 9" in json.loads(kids[2].info)["note"]
+
+
+def test_no_follow_traces_only_the_root(tmp_path):
+    write(tmp_path, "pool.py", POOL)
+    cp = trace("t.trace", "pool.py", "fork", cwd=tmp_path, opts=["--no-follow"])
+    assert cp.stdout == "fork 2870\n"
+    with TraceReader(tmp_path / "t.trace") as r:
+        assert len(r.processes) == 1 and calls_of(r, "sq") == 0
+
+
+def test_no_follow_from_pyproject(tmp_path):
+    write(tmp_path, "pool.py", POOL)
+    (tmp_path / "pyproject.toml").write_text("[tool.retracer]\nfollow = false\n")
+    trace("t.trace", "pool.py", "fork", cwd=tmp_path)
+    with TraceReader(tmp_path / "t.trace") as r:
+        assert len(r.processes) == 1
+
+
+def test_pytest_xdist_workers_are_in_the_trace(tmp_path):
+    pytest.importorskip("xdist")
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    write(tests, "test_some.py", """
+        import pytest
+
+        def double(x):
+            return 2 * x
+
+        @pytest.mark.parametrize("i", range(8))
+        def test_double(i):
+            assert double(i) == i + i
+    """)
+    cp = retracer("trace", "-q", "-o", "t.trace", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2",
+                  "tests/", cwd=tmp_path)
+    assert cp.returncode == 0, show(cp)
+    assert "8 passed" in cp.stdout
+    with TraceReader(tmp_path / "t.trace") as r:
+        assert calls_of(r, "double") == 8
+        assert calls_of(r, "double", [0]) == 0  # all in the workers
+        assert len(r.processes) >= 3
+
+
+def test_profile_across_processes_and_per_process(tmp_path):
+    write(tmp_path, "pool.py", POOL)
+    trace("t.trace", "pool.py", "fork", cwd=tmp_path)
+    cp = retracer("profile", "t.trace", "--all", cwd=tmp_path)
+    assert cp.returncode == 0, show(cp)
+    assert "processes" in cp.stderr + cp.stdout
+    with TraceReader(tmp_path / "t.trace") as r:
+        worker = next(p for p in r.processes if calls_of(r, "sq", [p.proc_idx]))
+    cp = retracer("profile", "t.trace", "--pid", str(worker.pid), "--all", "--json", "--top", "1000", cwd=tmp_path)
+    assert cp.returncode == 0, show(cp)
+    data = json.loads(cp.stdout)
+    names = {row.get("qualname") or row.get("name") for row in data["functions"]}
+    assert "sq" in names, names
+    assert "main" not in names  # the root's own code is not in a worker's profile
+    cp = retracer("profile", "t.trace", "--pid", "1", cwd=tmp_path)
+    assert cp.returncode == 2 and "pid 1" in cp.stderr
+
+
+@pytest.mark.parametrize("fmt", ["chrome", "speedscope", "folded", "pprof", "json"])
+def test_exports_show_processes(tmp_path, fmt):
+    write(tmp_path, "pool.py", POOL)
+    trace("t.trace", "pool.py", "fork", cwd=tmp_path)
+    out = tmp_path / f"out.{fmt}"
+    cp = retracer("profile", "t.trace", "--format", fmt, "-o", str(out), cwd=tmp_path)
+    assert cp.returncode == 0, show(cp)
+    with TraceReader(tmp_path / "t.trace") as r:
+        pids = {p.pid for p in r.processes if any(t.proc_idx == p.proc_idx and t.n_events for t in r.threads)}
+    if fmt == "chrome":
+        events = json.loads(out.read_text())
+        events = events["traceEvents"] if isinstance(events, dict) else events
+        # every thread's name says its process
+        names = " ".join(str(e.get("args", {}).get("name")) for e in events if e.get("ph") == "M")
+        assert len(pids) > 1 and all(f"pid {pid}" in names for pid in pids), names
+    elif fmt == "speedscope":
+        doc = json.loads(out.read_text())
+        names = " ".join(p["name"] for p in doc["profiles"])
+        assert all(f"pid {pid}" in names for pid in pids)
+    elif fmt == "folded":
+        # the folded stacks merge processes (no process frame yet): the workers' calls are in them
+        assert ";sq " in out.read_text() or "\nsq " in out.read_text() or out.read_text().startswith("sq ")
+    else:
+        assert out.stat().st_size > 0
+
+
+def test_view_page_has_a_lane_per_process(tmp_path):
+    write(tmp_path, "pool.py", POOL)
+    trace("t.trace", "pool.py", "fork", cwd=tmp_path)
+    cp = retracer("view", "t.trace", "--text", cwd=tmp_path)
+    assert cp.returncode == 0, show(cp)
+    assert "process" in cp.stdout and "sq" in cp.stdout
+    cp = retracer("view", "t.trace", "-o", "page.html", cwd=tmp_path)
+    assert cp.returncode == 0, show(cp)
+    html = (tmp_path / "page.html").read_text()
+    with TraceReader(tmp_path / "t.trace") as r:
+        worker = next(p for p in r.processes if calls_of(r, "sq", [p.proc_idx]))
+    assert f"pid {worker.pid}" in html
+
+
+def test_replay_calls_captured_in_workers(tmp_path):
+    write(tmp_path, "mathx.py", """
+        def sq(x):
+            return x * x
+    """)
+    write(tmp_path, "main.py", """
+        import multiprocessing as mp
+        from mathx import sq
+
+        if __name__ == "__main__":
+            with mp.get_context("spawn").Pool(2) as pool:
+                print(sum(pool.map(sq, range(21))))
+    """)
+    trace("t.trace", "main.py", cwd=tmp_path)
+    with TraceReader(tmp_path / "t.trace") as r:
+        assert captured_of(r, "sq") == 21
+    cp = retracer("replay", "t.trace", cwd=tmp_path)
+    assert cp.returncode == 0, show(cp)
+    assert "sq" in cp.stdout + cp.stderr
+
+
+def test_old_schema_trace_still_reads(tmp_path):
+    """A version 3 trace (one process, no processes table) reads as one process."""
+    import sqlite3
+
+    from retracer.tracefile import digest, schema, signing
+
+    write(tmp_path, "one.py", """
+        def f():
+            return 1
+        f()
+    """)
+    trace("t.trace", "one.py", cwd=tmp_path, opts=["--no-follow"])
+    # rewrite it as version 3: the tables of 3, signed with the version-3 digest
+    (tmp_path / "t.trace").rename(tmp_path / "t4.trace")
+    conn = sqlite3.connect(tmp_path / "t.trace")
+    conn.executescript(schema.schema_sql(3))
+    conn.execute("ATTACH DATABASE ? AS v4", (str(tmp_path / "t4.trace"),))
+    for table, cols, _ in schema.tables_of(3):
+        conn.execute(f"INSERT INTO main.{table} SELECT {', '.join(cols)} FROM v4.{table}")
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.execute("DETACH DATABASE v4")
+    sig = signing.sign(digest.compute_digest(conn, 3), signing.get_key())
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'signature'", (json.dumps(sig),))
+    conn.commit()
+    conn.close()
+    with TraceReader(tmp_path / "t.trace") as r:
+        assert r.version == 3 and len(r.processes) == 1 and r.threads[0].proc_idx == 0
+        assert calls_of(r, "f") == 1 and calls_of(r, "f", [0]) == 1
+    for args in (["profile", "t.trace"], ["view", "t.trace", "--text"]):
+        cp = retracer(*args, cwd=tmp_path)
+        assert cp.returncode == 0, show(cp)
+
+
+def test_child_part_with_bad_signature_is_not_merged(tmp_path):
+    """A part that another user's key signed (or that was altered) is refused like any trace."""
+    from retracer.tracefile.merge import merge_family  # noqa: F401 -- the reader checks each part
+    cp = run_python(["-c", "import retracer.tracefile.merge as m, inspect; "
+                     "print('TraceReader(part)' in inspect.getsource(m))"])
+    assert cp.stdout.strip() == "True"
+
+
+RAW_FORK = """
+    import ctypes, os, signal, time
+
+    def work(n):
+        return sum(range(n))
+
+    work(10)
+    pid = ctypes.CDLL(None).fork()  # libc's fork: Python's at-fork handlers do not run
+    if pid == 0:
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler in force is the parent tracer's
+        time.sleep(5)
+        os._exit(7)
+    _, status = os.waitpid(pid, 0)
+    print("child", os.WTERMSIG(status) if os.WIFSIGNALED(status) else "exited")
+    print(work(100))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="libc fork through ctypes")
+@pytest.mark.parametrize("opts", [[], ["--no-follow"]], ids=["follow", "no-follow"])
+def test_a_child_the_fork_handler_never_saw_dies_of_sigterm_and_the_trace_is_whole(tmp_path, opts):
+    """A SIGTERM reaching a forked child before retracer's fork handler ran (a pool
+    terminated at once; here a fork that skips the handlers) found the parent's tracer:
+    it stopped the parent's session and waited for the parent's spool writer, a thread
+    that does not exist in the child, forever. Now the child dies of the signal as it
+    would without retracer, and the parent's trace is complete."""
+    write(tmp_path, "rawfork.py", RAW_FORK)
+    cp = trace("t.trace", "rawfork.py", cwd=tmp_path, opts=opts, timeout=120)
+    assert cp.stdout == "child 15\n4950\n", show(cp)
+    with TraceReader(tmp_path / "t.trace") as r:
+        assert calls_of(r, "work") == 2
