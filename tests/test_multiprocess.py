@@ -323,12 +323,43 @@ def test_old_schema_trace_still_reads(tmp_path):
         assert cp.returncode == 0, show(cp)
 
 
-def test_child_part_with_bad_signature_is_not_merged(tmp_path):
-    """A part that another user's key signed (or that was altered) is refused like any trace."""
-    from retracer.tracefile.merge import merge_family  # noqa: F401 -- the reader checks each part
-    cp = run_python(["-c", "import retracer.tracefile.merge as m, inspect; "
-                     "print('TraceReader(part)' in inspect.getsource(m))"])
-    assert cp.stdout.strip() == "True"
+INJECTOR = """
+    import json, os, shutil, subprocess, sys
+
+    def work():
+        return 42
+
+    family = json.loads(os.environ["RETRACER_FOLLOW"])["dir"]
+    gone = subprocess.Popen(["true"])  # not Python: not followed; its pid is the fake child's
+    gone.wait()
+    pid = gone.pid
+    with open(os.path.join(family, "fake.start"), "w") as f:
+        json.dump({"pid": pid, "ppid": os.getpid(), "start_time": 0}, f)
+    shutil.copyfile(sys.argv[1], os.path.join(family, "fake.part"))
+    print(work())
+"""
+
+
+def test_a_child_part_that_fails_its_signature_is_not_merged(tmp_path):
+    """The parts children leave are read like any trace: one whose rows were changed after
+    it was signed (here put into the run's directory by the program itself, as if a child
+    had written it) is refused, named in the processes table, and none of it is merged."""
+    import sqlite3
+
+    write(tmp_path, "small.py", "def evil_injected():\n    return 1\nevil_injected()\n")
+    trace("small.trace", "small.py", cwd=tmp_path)
+    conn = sqlite3.connect(str(tmp_path / "small.trace"))
+    conn.execute("UPDATE functions SET name = 'evil_injected2' WHERE name = 'evil_injected'")
+    conn.commit()
+    conn.close()
+    write(tmp_path, "inject.py", INJECTOR)
+    cp = trace("t.trace", "inject.py", str(tmp_path / "small.trace"), cwd=tmp_path)
+    assert cp.stdout == "42\n", show(cp)
+    with TraceReader(tmp_path / "t.trace") as r:
+        names = {f.name for f in r.functions.values()}
+        assert "work" in names and not {"evil_injected", "evil_injected2"} & names, names
+        notes = [p.info for p in r.processes if p.pid != r.processes[0].pid]
+        assert any("could not be read" in (n or "") and "signature" in (n or "") for n in notes), notes
 
 
 RAW_FORK = """
