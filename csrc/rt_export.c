@@ -475,6 +475,7 @@ int rt_export_new(rt_export **ep, const rt_export_opts *opts, rt_export_out_fn o
         return RT_ERR_NOMEM;
     memset(e, 0, sizeof *e);
     e->o = *opts;
+    e->pid = opts->pid;
     e->ops = ops;
     e->a = alloc;
     e->out = out;
@@ -560,6 +561,8 @@ static void rt__header(rt_export *e)
         e->ops->header(e);
     e->stage = RT_EX_READY;
 }
+
+void rt_export_set_pid(rt_export *e, int64_t pid) { e->pid = pid; }
 
 int rt_export_thread_begin(rt_export *e, uint32_t thread_idx, int64_t tid, const char *name)
 {

@@ -124,6 +124,10 @@ int rt_export_add_function(rt_export *e, uint32_t fid, const rt_export_func *f);
  * (CHROME tid), `name` its name (may be NULL). */
 int rt_export_thread_begin(rt_export *e, uint32_t thread_idx, int64_t tid, const char *name);
 
+/* The process of the threads begun from now on (CHROME "pid"; default opts.pid):
+ * a multi-process trace calls it before each process's threads. */
+void rt_export_set_pid(rt_export *e, int64_t pid);
+
 /* Decode one chunk of the current thread's stream (borrowed bytes). */
 int rt_export_feed(rt_export *e, const uint8_t *data, size_t len);
 

@@ -10,6 +10,7 @@
 typedef struct rt__chrome_state {
     char *tpre;          /* owned: "pid":P,"tid":T,"ts": of the current thread */
     size_t tpre_len;
+    int64_t last_pid;    /* the process named last ("process_name" metadata) */
 } rt__chrome_state;
 
 /* Nanoseconds as microseconds with up to three decimals ("12.345", "7", "0.05"). */
@@ -67,6 +68,7 @@ static void rt__chrome_header(rt_export *e)
     rt_ex_str(e, ",\"tid\":0,\"args\":{\"name\":");
     rt_ex_jstr(e, e->name ? e->name : "python");
     rt_ex_str(e, "}}");
+    ((rt__chrome_state *)e->state)->last_pid = e->o.pid;
     e->first_item = 0;
 }
 
@@ -74,7 +76,17 @@ static int rt__chrome_thread_begin(rt_export *e, const char *name)
 {
     rt__chrome_state *cs = e->state;
     char tmp[80];
-    int n = snprintf(tmp, sizeof tmp, "\"pid\":%lld,\"tid\":%lld,\"ts\":", (long long)e->o.pid,
+    if (e->pid != cs->last_pid) {
+        /* a process of a multi-process trace: named once, before its first thread */
+        rt_ex_sep(e);
+        rt_ex_str(e, "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":");
+        rt_ex_i64(e, e->pid);
+        rt_ex_str(e, ",\"tid\":0,\"args\":{\"name\":\"pid ");
+        rt_ex_i64(e, e->pid);
+        rt_ex_str(e, "\"}}");
+        cs->last_pid = e->pid;
+    }
+    int n = snprintf(tmp, sizeof tmp, "\"pid\":%lld,\"tid\":%lld,\"ts\":", (long long)e->pid,
                      (long long)e->tid);
     rt_free(e->a, cs->tpre);
     if (!(cs->tpre = rt_ex_strdup(e->a, tmp)))

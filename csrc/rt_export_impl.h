@@ -125,6 +125,7 @@ struct rt_export {
     rt_walker w;
     int walker_live;
     int64_t tid;
+    int64_t pid;                       /* the current thread's process (CHROME pid) */
     uint32_t thread_idx;
     int64_t t_first, t_last;           /* first span start and last event of the thread (ns) */
     int have_t;

@@ -243,6 +243,13 @@ def test_exports_show_processes(tmp_path, fmt):
         # every thread's name says its process
         names = " ".join(str(e.get("args", {}).get("name")) for e in events if e.get("ph") == "M")
         assert len(pids) > 1 and all(f"pid {pid}" in names for pid in pids), names
+        # and every event carries its own process's pid (Perfetto: one process track each)
+        calls = [e for e in events if e.get("ph") == "X"]
+        assert {e["pid"] for e in calls} == pids
+        named = {e["pid"] for e in events if e.get("ph") == "M" and e.get("name") == "process_name"}
+        assert pids <= named
+        sq_pids = {e["pid"] for e in calls if e.get("name", "").startswith("sq")}
+        assert sq_pids and r.processes[0].pid not in sq_pids  # the workers' calls are theirs
     elif fmt == "speedscope":
         doc = json.loads(out.read_text())
         names = " ".join(p["name"] for p in doc["profiles"])

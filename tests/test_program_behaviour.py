@@ -515,13 +515,16 @@ def test_dash_m_pytest_failing_session(tmp_path, out_dir):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.parametrize("follow", [False, True], ids=["no-follow", "follow"])
 @pytest.mark.parametrize("mode", ["pool", "fork"])
-def test_forked_children_do_not_touch_the_parents_trace(prog_dir, out_dir, mode):
-    """Children made by fork (multiprocessing's default on Linux) run on, untraced;
-    the parent's trace, exit status and output are those of the parent alone."""
+def test_forked_children_do_not_touch_the_parents_trace(prog_dir, out_dir, mode, follow):
+    """Children made by fork (multiprocessing's default on Linux) never write into the
+    parent's part of the trace: with --no-follow they run on untraced, and the trace is
+    the parent's alone; followed, their calls are theirs (their own processes). The
+    exit status and output are python's either way."""
     name = copy_program("behaviour_fork.py", prog_dir)
     out = out_dir / "out.trace"
-    traced = trace(out, name, mode, cwd=prog_dir)
+    traced = trace(out, name, mode, cwd=prog_dir, opts=[] if follow else ["--no-follow"])
     plain = run_python([name, mode], cwd=prog_dir)
     assert plain.returncode == 0, show(plain)
     assert_same(traced, plain)
@@ -532,8 +535,11 @@ def test_forked_children_do_not_touch_the_parents_trace(prog_dir, out_dir, mode)
         assert r.meta["stopped_by"] in ("end", "exit")
         assert r.meta["exit_status"] == 0
         assert r.meta["complete"] is True
+        assert len(r.processes) == (1 + (2 if mode == "pool" else 1) if follow else 1)
         assert function_calls(r, "parent_side") == 2
-        assert function_calls(r, "work") == 0  # the children's calls are not the parent's
+        assert function_calls(r, "work") == (4 if mode == "pool" else 1) * follow
+        r.select_processes([0])  # the parent: none of the children's calls
+        assert function_calls(r, "work") == 0
         from streamdecode import ENTER, iter_events
         fids = {f.fid for f in r.functions.values() if f.name == "parent_side"}
         entered = sum(1 for t in r.threads for tag, fid, _ in iter_events(r, t.thread_idx)

@@ -216,11 +216,19 @@ static PyObject *Exporter_thread_begin(ExporterObject *self, PyObject *args)
     unsigned long idx;
     long long tid;
     PyObject *name;     /* Borrowed */
+    PyObject *pid = Py_None; /* Borrowed: the thread's process, or None for the exporter's pid */
     PyObject *nb = NULL; /* Owned: its UTF-8 bytes */
     PyObject *ret = NULL;
     const char *s;
-    if (!exp_ready(self) || !PyArg_ParseTuple(args, "kLO", &idx, &tid, &name) || exp_utf8(name, &nb, &s) < 0)
+    if (!exp_ready(self) || !PyArg_ParseTuple(args, "kLO|O", &idx, &tid, &name, &pid) ||
+        exp_utf8(name, &nb, &s) < 0)
         goto error;
+    if (pid != Py_None) {
+        long long p = PyLong_AsLongLong(pid);
+        if (p == -1 && PyErr_Occurred())
+            goto error;
+        rt_export_set_pid(self->ex, p);
+    }
     int rc = rt_export_thread_begin(self->ex, (uint32_t)idx, tid, s);
     if (rc != RT_OK) {
         exp_raise(self, rc);
@@ -303,7 +311,7 @@ static PyMethodDef Exporter_methods[] = {
     {"add_function", (PyCFunction)Exporter_add_function, METH_VARARGS,
      "add_function(fid, name, system_name, file, line, label, kind): describe a function ('py' or 'c')"},
     {"thread_begin", (PyCFunction)Exporter_thread_begin, METH_VARARGS,
-     "thread_begin(thread_idx, tid, name): start a thread's stream"},
+     "thread_begin(thread_idx, tid, name, pid=None): start a thread's stream (pid: its process, chrome)"},
     {"feed", (PyCFunction)Exporter_feed, METH_O, "feed(chunk): decode one chunk of the current thread"},
     {"thread_end", (PyCFunction)Exporter_thread_end, METH_NOARGS, "end the current thread"},
     {"finish", (PyCFunction)Exporter_finish, METH_NOARGS, "write the rest and flush; returns the counters"},

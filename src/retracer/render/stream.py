@@ -84,10 +84,11 @@ def _run(reader: TraceReader, fmt: str, out, merge_threads: bool,
     done = 0
     for t in reader.threads:
         tid = t.native_id if t.native_id is not None else t.thread_idx
-        name = t.name
+        name, pid = t.name, None
         if len(reader.processes) > 1:  # each thread says its process (speedscope: a profile per both)
-            name = f"pid {reader.process_of(t.thread_idx).pid} {t.name or t.thread_idx}"
-        ex.thread_begin(t.thread_idx, tid, name)
+            pid = reader.process_of(t.thread_idx).pid
+            name = f"pid {pid} {t.name or t.thread_idx}"
+        ex.thread_begin(t.thread_idx, tid, name, pid if isinstance(pid, int) else None)
         try:
             for chunk in reader.iter_chunks(t.thread_idx):
                 ex.feed(chunk)
