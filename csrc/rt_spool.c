@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -147,7 +148,16 @@ rt_spool *rt_spool_open(int fd, int level, const rt_allocator *alloc)
             rt_free(alloc, sp);
             return NULL;
         }
-        if (pthread_create(&sp->thread, NULL, rt__spool_main, sp) != 0) {
+        /* the writer thread takes no signals: a process-directed signal delivered to it
+         * would not interrupt the main thread's blocking call (Python runs its handlers
+         * there), and a SIGTERM could wait for ever behind a sem_wait */
+        sigset_t all, old;
+        sigfillset(&all);
+        int masked = pthread_sigmask(SIG_SETMASK, &all, &old) == 0;
+        int created = pthread_create(&sp->thread, NULL, rt__spool_main, sp);
+        if (masked)
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (created != 0) {
             pthread_cond_destroy(&sp->free_cv);
             pthread_cond_destroy(&sp->full_cv);
             pthread_mutex_destroy(&sp->mu);
