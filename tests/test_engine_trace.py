@@ -637,3 +637,25 @@ def test_the_call_stream_is_compressed_and_decodes_to_every_event(tmp_path):
     assert events == sum(r[3] for r in rows)
     calls = {reader.functions[s.fid].name: s.calls for s in reader.func_stats()}
     assert calls.get("numbers") == 1 and calls.get("evens") == 1, calls
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads the threads' signal masks in /proc")
+def test_the_spool_writer_thread_takes_no_signals(tmp_path):
+    """The spool writer's thread blocks every signal, so a process-directed SIGTERM
+    always reaches a thread Python runs its handlers in (delivered to the writer, it
+    left a pool worker blocked in a semaphore wait for ever)."""
+    from helpers import trace as trace_cli
+
+    prog = tmp_path / "masks.py"
+    prog.write_text(
+        "import os, threading\n"
+        "me = threading.get_native_id()\n"
+        "for t in sorted(os.listdir('/proc/self/task')):\n"
+        "    status = open(f'/proc/self/task/{t}/status').read()\n"
+        "    blk = [ln.split()[1] for ln in status.splitlines() if ln.startswith('SigBlk:')][0]\n"
+        "    print('main' if int(t) == me else 'other', int(blk, 16) & (1 << 14) != 0)\n")  # bit 14: SIGTERM
+    cp = trace_cli(tmp_path / "m.trace", str(prog), cwd=tmp_path)
+    lines = cp.stdout.split("\n")
+    assert "main False" in lines, cp.stdout
+    others = [ln for ln in lines if ln.startswith("other")]
+    assert others and all(ln == "other True" for ln in others), cp.stdout
