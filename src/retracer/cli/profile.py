@@ -33,18 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def tty_progress(what: str) -> Optional[Callable[[float], None]]:
-    """A progress callback printing "retracer: <what> N%" on a terminal's stderr, else None."""
-    if not sys.stderr.isatty():
-        return None
-    last = [-1]
-
-    def show(frac: float) -> None:
-        pct = int(frac * 100)
-        if pct != last[0]:
-            last[0] = pct
-            end = "\n" if pct >= 100 else "\r"
-            print(f"retracer: {what} {pct}%", end=end, file=sys.stderr, flush=True)
-    return show
+    """A progress bar ("retracer: <what>", percentage, elapsed, ETA) on a terminal's stderr, else None."""
+    from .. import term
+    return term.fraction_bar(what)
 
 
 def run(ns: argparse.Namespace) -> int:
@@ -63,14 +54,20 @@ def run(ns: argparse.Namespace) -> int:
     with TraceReader(ns.trace, trust=ns.trust) as r:
         if ns.format == "table":
             ranked = ranking.rank(r, sort=sort, include_all=ns.all)
-            print(ranking.dumps(ranked, ns.top) if ns.json else ranking.render_table(ranked, top=ns.top))
+            if ns.json:
+                print(ranking.dumps(ranked, ns.top))
+            else:
+                from .. import term
+                term.print_styled(ranking.table_lines(ranked, top=ns.top, width=term.width()))
             return 0
         renderer = render.get(ns.format)
         out = ns.output or render.default_output(ns.trace, ns.format)
         progress = tty_progress(f"exporting to {ns.format}")
-        what = renderer.render(r, out, progress)
-        if progress is not None:
-            progress(1.0)
+        try:
+            what = renderer.render(r, out, progress)
+        finally:
+            if progress is not None:
+                progress.finish()
         hint = renderer.how_to_open.format(out=out)
         print(f"retracer: {ns.format} export written to {out}: {what} ({hint})", file=sys.stderr)
     return 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from typing import Any, Dict, IO, List, Optional
 
 from .replayer import Result
@@ -85,13 +84,18 @@ def write_table(report: Report, out: IO[str]) -> None:
         keep = [fr for fr in rows if fr.counts["match"] != fr.calls]
         hidden = len(rows) - len(keep)
         rows = keep
+    from ..term import UNLIMITED, fit_name, width as term_width
+
     names = [f"{fr.qualname} ({fr.where})" for fr in rows]
-    width = min(60, max([len(n) for n in names] + [len("total"), len("replayed function")]))
+    numbers = sum(1 + max(len(name), 5) for name, _ in cols)
+    avail = term_width(out)
+    limit = 60 if avail >= UNLIMITED else max(16, avail - numbers)
+    width = min(limit, max([len(n) for n in names] + [len("total"), len("replayed function")]))
     head = f"{'replayed function':<{width}}" + "".join(f" {name:>{max(len(name), 5)}}" for name, _ in cols)
     print(head, file=out)
     for fr, name in zip(rows, names):
         if len(name) > width:
-            name = name[:width - 3] + "..."
+            name = fit_name(fr.qualname, fr.where, width).replace("  (", " (")
         cells = [fr.calls] + [fr.counts[v] for v in VERDICTS]
         print(f"{name:<{width}}" + "".join(f" {c:>{max(len(n), 5)}}" for c, (n, _) in zip(cells, cols)),
               file=out)
@@ -155,42 +159,29 @@ def to_json(report: Report, trace: str, meta: Dict[str, Any], changed: List[str]
 
 
 class Progress:
-    """A progress bar on stderr, only when stderr is a terminal."""
+    """A progress bar on stderr (done/total, percentage, elapsed, ETA and the failing
+    counts so far), only when stderr is a terminal (see :mod:`retracer.term`)."""
 
     def __init__(self, total: int, stream: Optional[IO[str]] = None, what: str = "replaying") -> None:
-        self.stream = stream or sys.stderr
-        try:
-            self.on = self.stream.isatty() and total > 0
-        except Exception:  # noqa: BLE001
-            self.on = False
+        from ..term import Bar
+
         self.total = total
         self.what = what
         self.counts = {v: 0 for v in VERDICTS}
-        self._last = 0.0
-        self._t0 = time.monotonic()
+        self._bar = Bar(what, total=total, stream=stream)
+        self.on = self._bar.on
 
     def update(self, done: int, res: Optional[Result] = None) -> None:
         if res is not None:
             self.counts[res.verdict if res.verdict in self.counts else "error"] += 1
         if not self.on:
             return
-        now = time.monotonic()
-        if done < self.total and now - self._last < 0.1:
-            return
-        self._last = now
-        width = 30
-        filled = int(width * done / self.total) if self.total else width
         bad = ", ".join(f"{self.counts[v]} {WORDS[v]}" for v in ("mismatch", "error", "unstable")
                         if self.counts[v])
-        line = (f"\rretracer: {self.what} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total}"
-                f"{' (' + bad + ')' if bad else ''} {now - self._t0:.0f} s")
-        self.stream.write(line[:200])
-        self.stream.flush()
+        self._bar.update(done, note=f"({bad})" if bad else "")
 
     def finish(self) -> None:
-        if self.on:
-            self.stream.write("\r" + " " * 110 + "\r")
-            self.stream.flush()
+        self._bar.finish()
 
 
 def dumps(doc: Dict[str, Any]) -> str:
