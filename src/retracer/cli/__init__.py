@@ -27,6 +27,8 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
                "time a statement: warm-up, auto-ranging, min/median/IQR"),
     "view": ("view", "view TRACE [-o page.html | --serve [PORT] | --text]",
              "the folded call tree, flame graph and timeline"),
+    "diff": ("diff", "diff A.trace B.trace [-o diff.html | --json]",
+             "what changed between two traces, per function, and a differential flame graph"),
     "compare": ("compare", "compare BASE [HEAD] [opts] [-- BENCHMARK...]",
                 "benchmark two git revisions in interleaved rounds: speedup with 95% CI, end to end and per function"),
 }
