@@ -324,10 +324,12 @@ def table_lines(ranking: Ranking, top: int = 20, width: Optional[int] = None) ->
     room = max(12, width - fixed())
     shown = {h for h, _ in cols}
     lines: List[Any] = []
-    lines += _wrap(f"{meta.get('calls_total', 0):,} calls, {ranking.threads} thread(s), "
+    sampled = meta.get("sampled") if isinstance(meta.get("sampled"), dict) else None
+    counted = f"{sampled.get('samples', 0):,} samples" if sampled else f"{meta.get('calls_total', 0):,} calls"
+    lines += _wrap(f"{counted}, {ranking.threads} thread(s), "
                    f"{fmt_ns(meta.get('duration_ns', 0) or 0)} traced [{meta.get('hook', '?')}]; "
                    f"ranked by {ranking.sort}", width)
-    if meta.get("sampled"):
+    if sampled:
         lines += _wrap(sampled_note(meta), width)
     head = " ".join(f"{h:>{w}}" for h, w in cols) + "  function"
     lines.append([(head, "bold")])
@@ -362,7 +364,7 @@ def table_lines(ranking: Ranking, top: int = 20, width: Optional[int] = None) ->
         lines += _wrap(f"note: no function is in the trace's scope ({meta.get('scope', '?')}); "
                        f"every Python function is counted as your code", width)
     legend = "saving: own time + time of code outside your code (builtins, stdlib, libraries) it calls"
-    if "replay" in shown:
+    if "replay" in shown and not sampled:
         legend += "; replay: captured calls retracer replay can run again"
     lines += [[(t, "dim")] for t in _wrap(legend, width)]
     return lines

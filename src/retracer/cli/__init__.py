@@ -27,6 +27,8 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
                "time a statement: warm-up, auto-ranging, min/median/IQR"),
     "view": ("view", "view TRACE [-o page.html | --serve [PORT] | --text]",
              "the folded call tree, flame graph and timeline"),
+    "sample": ("sample", "sample [--native] [--rate HZ] [-o FILE] script.py [args...] | -m module | --pid PID",
+               "sample a program or a running process with py-spy (native frames with --native)"),
     "diff": ("diff", "diff A.trace B.trace [-o diff.html | --json]",
              "what changed between two traces, per function, and a differential flame graph"),
     "compare": ("compare", "compare BASE [HEAD] [opts] [-- BENCHMARK...]",
