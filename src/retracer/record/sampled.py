@@ -43,6 +43,7 @@ PTRACE_HELP = ("sampling reads the target process's memory with ptrace: run as r
                "kernel.yama.ptrace_scope = 0; in a container add CAP_SYS_PTRACE (docker run --cap-add SYS_PTRACE)")
 
 _FRAME = re.compile(r"^(.*) \(([^()]*)\)$")
+_THREAD = re.compile(r"^thread \((\d+|0x[0-9a-fA-F]+)\)(?:: (.*))?$")
 _ADDR = re.compile(r"^0x[0-9a-fA-F]+$")
 _EVENTS_PER_CHUNK = 1 << 16
 
@@ -164,7 +165,7 @@ class _Funcs:
     def __init__(self, scopes: Sequence[str]) -> None:
         self.rows: List[tuple] = []
         self.by_key: Dict[Tuple, int] = {}
-        self.scopes = [os.path.abspath(s).rstrip(os.sep) + os.sep for s in scopes]
+        self.scopes = list(scopes)  # prefixes of your code's file names
         self.modules = _module_names()
 
     def fid(self, frame: str) -> int:
@@ -239,7 +240,7 @@ def parse_raw(text: str) -> Dict[str, Dict[Tuple[str, ...], int]]:
             continue
         frames = stack.split(";")
         thread = "sampled"
-        if frames and frames[0].startswith("thread (") and frames[0].endswith(")"):
+        if frames and _THREAD.match(frames[0]):
             thread = frames.pop(0)
         if frames and frames[0].startswith("process ") and ":" in frames[0]:
             frames.pop(0)
@@ -306,10 +307,16 @@ class _Stream:
         return self.chunks
 
 
+def _prefixes(scopes: Sequence[str]) -> List[str]:
+    """Directories as file name prefixes (``/a/b`` -> ``/a/b/``); ``<...`` prefixes kept."""
+    return [s if s.startswith("<") or s.endswith(os.sep) else os.path.abspath(s).rstrip(os.sep) + os.sep
+            for s in scopes]
+
+
 def convert(threads: Dict[str, Dict[Tuple[str, ...], int]], rate: int, scopes: Sequence[str]):
     """(functions, thread rows, {thread_idx: chunks}, func_stats, edge_stats, samples)."""
     interval = int(round(1e9 / rate))
-    funcs = _Funcs(scopes)
+    funcs = _Funcs(_prefixes(scopes))
     own: Dict[int, int] = {}
     cum: Dict[int, int] = {}
     edges: Dict[Tuple[int, int], List[int]] = {}   # (caller, callee) -> [samples, own samples]
@@ -360,9 +367,10 @@ def convert(threads: Dict[str, Dict[Tuple[str, ...], int]], rate: int, scopes: S
         chunks = st.finish()
         streams[idx] = chunks
         calls += st.calls
-        m = re.match(r"thread \((\d+)\)", label)
-        native_id = int(m.group(1)) if m else None
-        name = "MainThread" if idx == 0 else f"thread {native_id if native_id is not None else idx}"
+        m = _THREAD.match(label)
+        native_id = int(m.group(1), 0) if m else None
+        name = (m.group(2) if m and m.group(2) else
+                "MainThread" if idx == 0 else f"thread {native_id if native_id is not None else idx}")
         thread_rows.append((idx, native_id or idx, native_id, name, st.events))
     fstats = [(fid, cum.get(fid, 0), cum.get(fid, 0), own.get(fid, 0) * interval, cum.get(fid, 0) * interval)
               for fid in range(len(funcs.rows)) if cum.get(fid)]
@@ -391,11 +399,16 @@ def emit_iter(tree: Dict, st: _Stream, interval: int) -> None:
 
 def write_sampled_trace(out: str, raw_text: str, rate: int, native: bool, command: List[str],
                         scopes: Sequence[str], started: float, ended: float, exit_status: Optional[int],
-                        pid: Optional[int] = None) -> Tuple[str, int]:
-    """Write the trace ``out`` from py-spy's raw output; returns (path, samples)."""
+                        pid: Optional[int] = None, only_thread: Optional[int] = None) -> Tuple[str, int]:
+    """Write the trace ``out`` from py-spy's raw output; returns (path, samples).
+    ``only_thread``: keep only that native thread's samples (when py-spy saw it)."""
     from ..tracefile.writer import TraceWriter
 
     threads = parse_raw(raw_text)
+    if only_thread is not None:
+        mine = {k: v for k, v in threads.items()
+                if (_THREAD.match(k) or [None, None])[1] == str(only_thread)}
+        threads = mine or threads
     funcs, thread_rows, streams, fstats, estats, samples, stream_calls = convert(threads, rate, scopes)
     interval = int(round(1e9 / rate))
     events = sum(n for chunks in streams.values() for _, n in chunks)
@@ -455,7 +468,7 @@ def sample(out: str, program: Sequence[str] = (), module: Optional[str] = None, 
     else:
         command, shown, default_scope = [], [f"--pid {pid}"], os.getcwd()
         check_pid(pid)
-    scopes = [os.path.abspath(s) for s in scopes] or [default_scope]
+    scopes = [os.path.abspath(s) for s in scopes] or [default_scope]  # directories
     rd = RunDir()
     try:
         spy_fmt = "speedscope" if fmt == "speedscope" else "raw"
@@ -486,6 +499,74 @@ def sample(out: str, program: Sequence[str] = (), module: Optional[str] = None, 
                 "seconds": ended - started}
     finally:
         rd.close()
+
+
+class SelfSampler:
+    """py-spy attached to this very process (``%%rsample``): ``start()``, run the
+    code, ``stop(out)``. A child attaching to its parent needs ptrace permission
+    (root, or kernel.yama.ptrace_scope 0: scope 1 only lets a parent trace its children)."""
+
+    def __init__(self, rate: int = DEFAULT_RATE, native: bool = False) -> None:
+        from ..tracefile.tempdir import RunDir
+
+        self.rate, self.native = rate, native
+        self.rd = RunDir()
+        self.raw = os.path.join(self.rd.path, "pyspy.out")
+        self.proc: Optional[subprocess.Popen] = None
+        self.lines: List[str] = []
+        self.started = 0.0
+        self.thread = threading.get_native_id()
+
+    def start(self, timeout: float = 20.0) -> None:
+        cmd = py_spy_command(self.raw, "raw", self.rate, self.native, os.getpid(), ())
+        try:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                         errors="replace", start_new_session=True)
+        except OSError as e:
+            self.rd.close()
+            raise RetracerError(f"retracer: cannot run py-spy ({cmd[0]}): {e.strerror or e}") from None
+        ready = threading.Event()
+
+        def pump() -> None:
+            assert self.proc is not None and self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.lines.append(line.rstrip("\n"))
+                if "Sampling process" in line:
+                    ready.set()
+            ready.set()
+        self._pump = threading.Thread(target=pump, daemon=True)
+        self._pump.start()
+        ready.wait(timeout)
+        if self.proc.poll() is not None:
+            text = "\n".join(self.lines)
+            self.rd.close()
+            if _permission_problem(text):
+                raise RetracerError(f"retracer: py-spy was not allowed to read this process's memory "
+                                    f"(permission denied): {PTRACE_HELP}")
+            raise RetracerError(f"retracer: py-spy could not sample this process: {_first_error(text)}")
+        self.started = time.time()
+
+    def stop(self, out: str, command: List[str], scopes: Sequence[str]) -> Tuple[str, int]:
+        import signal
+
+        assert self.proc is not None
+        ended = time.time()
+        try:
+            self.proc.send_signal(signal.SIGINT)  # py-spy writes what it sampled and ends
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self._pump.join(timeout=5)
+            if not os.path.exists(self.raw):
+                raise RetracerError(f"retracer: py-spy wrote no samples ({_first_error(chr(10).join(self.lines))})")
+            with open(self.raw, encoding="utf-8", errors="replace") as f:
+                raw = f.read()
+            return write_sampled_trace(out, raw, self.rate, self.native, command, scopes, self.started, ended,
+                                       None, os.getpid(), only_thread=self.thread)
+        finally:
+            self.rd.close()
 
 
 def check_pid(pid: int) -> None:
