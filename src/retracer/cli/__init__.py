@@ -27,10 +27,11 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
                "time a statement: warm-up, auto-ranging, min/median/IQR"),
     "view": ("view", "view TRACE [-o page.html | --serve [PORT] | --text]",
              "the folded call tree, flame graph and timeline"),
-    "sample": ("sample", "sample [--native] [--rate HZ] [-o FILE] script.py [args...] | -m module | --pid PID",
+    "sample": ("sample", "sample [--native] script.py [args...] | --pid PID",
                "sample a program or a running process with py-spy (native frames with --native)"),
     "diff": ("diff", "diff A.trace B.trace [-o diff.html | --json]",
              "what changed between two traces, per function, and a differential flame graph"),
+    "help": ("help", "help [TOPIC]", "documentation topics, offline (also: python -m retracer help TOPIC)"),
     "compare": ("compare", "compare BASE [HEAD] [opts] [-- BENCHMARK...]",
                 "benchmark two git revisions in interleaved rounds: speedup with 95% CI, end to end and per function"),
 }
@@ -40,7 +41,8 @@ def usage() -> str:
     width = max(len(u) for _, u, _ in COMMANDS.values()) + 2
     lines = ["retracer <command> [options]", "", "commands:"]
     lines += [f"  {u:<{width}}{summary}" for _, u, summary in COMMANDS.values()]
-    lines += ["", "Run 'retracer <command> --help' for the options of a command."]
+    lines += ["", "Run 'retracer <command> --help' for the options of a command; the documentation: "
+              "python -m retracer help [TOPIC]."]
     return "\n".join(lines)
 
 

@@ -80,7 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="install each side into its own environment: auto (when the project builds a C "
                         "extension), yes, no (run from the worktree)")
     p.add_argument("-o", "--output", metavar="FILE", help="also write the report as Markdown to FILE")
-    p.add_argument("--json", action="store_true", help="print the report as JSON (see the README) instead of the table")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (structure: python -m retracer help compare) instead of the table")
 
 
 def parse(p: argparse.ArgumentParser, argv: List[str]) -> argparse.Namespace:

@@ -9,7 +9,7 @@ from typing import Callable, Optional
 from ..errors import RetracerError
 
 DESCRIPTION = ("Rank the functions of a trace by the time optimizing them could save (saving = own time + "
-               "time of the code outside your code that they call; see README), or export its profile.")
+               "time of the code outside your code that they call), or export its profile. See: python -m retracer help profile")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default="table", choices=["table"] + list(RENDERERS),
                    help="table (default): ranked terminal table; pstats: for pstats/snakeviz; chrome: Perfetto, "
                         "chrome://tracing; speedscope; pprof: gzipped profile.proto; folded: flamegraph.pl, inferno; "
-                        "json: docs/export-json.md; flamegraph: self-contained HTML page (SVG if -o ends in .svg)")
+                        "json: python -m retracer help export-json; flamegraph: self-contained HTML page (SVG if -o ends in .svg)")
     p.add_argument("-o", "--output", help="output file of an export (required except for table and pstats)")
     p.add_argument("--top", type=int, default=20, metavar="N", help="rows in the table (default 20)")
     p.add_argument("--sort", default="saving", metavar="KEY",
@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true",
                    help="also list functions outside your code (builtins, stdlib, libraries)")
     p.add_argument("--json", action="store_true",
-                   help="print the ranking as JSON (structure documented in README) instead of a table")
+                   help="print the ranking as JSON (structure: python -m retracer help profile) instead of a table")
     p.add_argument("--trust", action="store_true", help="read a trace that is not signed by you")
 
 
