@@ -173,21 +173,20 @@ def test_no_process_and_no_permission_are_one_line(tmp_path):
 def test_rsample_magic(tmp_path):
     pytest.importorskip("IPython", reason="IPython is not installed for this Python (pip install ipython)")
     script = tmp_path / "cell.py"
-    script.write_text(textwrap.dedent(f"""
-        import os
-        os.environ["IPYTHONDIR"] = {str(tmp_path / 'ipython')!r}
-        from IPython.testing.globalipapp import start_ipython
-        ip = start_ipython()
-        ip.run_line_magic("load_ext", "retracer")
-        ip.run_cell_magic("rsample", "--native --rate 250 -o {tmp_path / 'cell.trace'}", '''
-import zlib, os
-def squeeze():
-    d = os.urandom(1 << 14) * 16
-    for _ in range(25):
-        zlib.compress(d, 9)
-squeeze()
-''')
-    """))
+    cell = ("import zlib, os\n"
+            "def squeeze():\n"
+            "    d = os.urandom(1 << 14) * 16\n"
+            "    for _ in range(25):\n"
+            "        zlib.compress(d, 9)\n"
+            "squeeze()\n")
+    script.write_text("\n".join([
+        "import os",
+        f"os.environ['IPYTHONDIR'] = {str(tmp_path / 'ipython')!r}",
+        "from IPython.testing.globalipapp import start_ipython",
+        "ip = start_ipython()",
+        "ip.run_line_magic('load_ext', 'retracer')",
+        f"ip.run_cell_magic('rsample', {'--native --rate 250 -o ' + str(tmp_path / 'cell.trace')!r}, {cell!r})",
+        ""]))
     cp = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert cp.returncode == 0, show(cp)
     assert "squeeze" in cp.stdout and "sampled trace" in cp.stdout, show(cp)

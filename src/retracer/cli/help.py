@@ -6,8 +6,8 @@ import sys
 
 from ..errors import RetracerError
 
-DESCRIPTION = ("Print a documentation topic (the README's sections and the reference documents, shipped with "
-               "the package); without TOPIC, list the topics.")
+DESCRIPTION = ("Print a documentation topic (the user guide's sections and the reference documents, shipped "
+               "with the package); without TOPIC, list the topics.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

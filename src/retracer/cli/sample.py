@@ -85,11 +85,12 @@ def run(ns: argparse.Namespace) -> int:
     if ns.pid is not None:
         from ..record.sampled import check_pid
         check_pid(ns.pid)
-    if not ns.quiet and ns.pid is not None:
-        print(f"retracer: sampling process {ns.pid} at {ns.rate} Hz{' with native frames' if ns.native else ''}"
-              f" (until it ends{'' if ns.duration else ' or Ctrl-C'})", file=sys.stderr)
+    def started() -> None:
+        if not ns.quiet and ns.pid is not None:
+            print(f"retracer: sampling process {ns.pid} at {ns.rate} Hz{' with native frames' if ns.native else ''}"
+                  f" (until {'--duration ends' if ns.duration else 'it ends or Ctrl-C'})", file=sys.stderr, flush=True)
     res = sample(out, program=ns.program, module=ns.module, pid=ns.pid, rate=ns.rate, native=ns.native,
-                 fmt=ns.format, scopes=ns.scope or (), duration=ns.duration, quiet=ns.quiet)
+                 fmt=ns.format, scopes=ns.scope or (), duration=ns.duration, quiet=ns.quiet, on_start=started)
     if not ns.quiet:
         samples = res.get("samples")
         what = f"{samples:,} samples" if samples is not None else "samples"

@@ -52,6 +52,9 @@ def find_py_spy() -> str:
     """The py-spy binary: beside this Python (a venv's bin), else on PATH."""
     env = os.environ.get("RETRACER_PY_SPY")
     if env:  # another py-spy binary (a system install, a wrapper)
+        if not (os.path.isfile(env) and os.access(env, os.X_OK)):
+            raise RetracerError(f"retracer: RETRACER_PY_SPY={env} is not an executable file; point it to py-spy "
+                                f"or unset it")
         return env
     exe = "py-spy.exe" if os.name == "nt" else "py-spy"
     here = os.path.join(os.path.dirname(sys.executable), exe)
@@ -82,7 +85,8 @@ def py_spy_command(out: str, fmt: str, rate: int, native: bool, pid: Optional[in
     return cmd
 
 
-def run_py_spy(cmd: Sequence[str], pid: Optional[int], err: IO[str] = None) -> Tuple[int, List[str]]:
+def run_py_spy(cmd: Sequence[str], pid: Optional[int], err: IO[str] = None,
+               on_start=None) -> Tuple[int, List[str]]:
     """Run py-spy; the program's own output passes through, py-spy's ``py-spy>``
     lines are kept (not shown). Returns (exit status, py-spy's lines). A refusal to
     attach is one RetracerError line."""
@@ -102,6 +106,8 @@ def run_py_spy(cmd: Sequence[str], pid: Optional[int], err: IO[str] = None) -> T
             if line.startswith("py-spy>"):
                 spy.append(line.rstrip("\n"))
                 quiet_blank[0] = True
+                if on_start is not None and "Sampling process" in line:
+                    on_start()
                 continue
             if quiet_blank[0] and not line.strip():
                 continue
@@ -441,13 +447,14 @@ def write_sampled_trace(out: str, raw_text: str, rate: int, native: bool, comman
 
 def sample(out: str, program: Sequence[str] = (), module: Optional[str] = None, pid: Optional[int] = None,
            rate: int = DEFAULT_RATE, native: bool = False, fmt: str = "trace", scopes: Iterable[str] = (),
-           duration: Optional[float] = None, quiet: bool = False) -> Dict:
+           duration: Optional[float] = None, quiet: bool = False, on_start=None) -> Dict:
     """Sample a program (``program``: script and arguments, or ``module``) or the
     running process ``pid``; write ``out`` as a retracer trace (``fmt`` "trace") or
     py-spy's own ``speedscope`` / retracer's ``pprof`` export. Returns a summary."""
     from ..outputs import check_target
     from ..tracefile.tempdir import RunDir
 
+    find_py_spy()  # first: without py-spy there is nothing to do
     check_target(out)
     parent = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(parent):
@@ -475,7 +482,7 @@ def sample(out: str, program: Sequence[str] = (), module: Optional[str] = None, 
         tmp = os.path.join(rd.path, "pyspy.out")
         cmd = py_spy_command(tmp, spy_fmt, rate, native, pid, command, duration)
         started = time.time()
-        status, spy_lines = run_py_spy(cmd, pid)
+        status, spy_lines = run_py_spy(cmd, pid, on_start=on_start)
         ended = time.time()
         if not os.path.exists(tmp):
             raise RetracerError(f"retracer: py-spy wrote no samples (exit status {status}: "

@@ -76,7 +76,14 @@ def _function_order(fr: FunctionReport):
             fr.filename or "", fr.lineno or 0)
 
 
+#: the count columns' short names, for a narrow terminal
+_SHORT = {"match": "ok", "mismatch": "mism", "unstable": "unst", "side effect": "side", "environment": "env",
+          "error": "err", "skipped": "skip"}
+
+
 def write_table(report: Report, out: IO[str]) -> None:
+    from ..term import UNLIMITED, fit_name, width as term_width
+
     cols = [("calls", None)] + [(WORDS[v], v) for v in VERDICTS]
     rows = sorted(report.by_function.values(), key=_function_order)
     hidden = 0
@@ -84,13 +91,15 @@ def write_table(report: Report, out: IO[str]) -> None:
         keep = [fr for fr in rows if fr.counts["match"] != fr.calls]
         hidden = len(rows) - len(keep)
         rows = keep
-    from ..term import UNLIMITED, fit_name, width as term_width
-
     names = [f"{fr.qualname} ({fr.where})" for fr in rows]
-    numbers = sum(1 + max(len(name), 5) for name, _ in cols)
     avail = term_width(out)
+    longest = max([len(n) for n in names] + [len("total"), len("replayed function")])
+    numbers = sum(1 + max(len(name), 5) for name, _ in cols)
+    if avail < UNLIMITED and numbers + longest > avail and avail - numbers < 30:
+        cols = [(_SHORT.get(name, name), v) for name, v in cols]  # a narrow terminal: short headers
+        numbers = sum(1 + max(len(name), 5) for name, _ in cols)
     limit = 60 if avail >= UNLIMITED else max(16, avail - numbers)
-    width = min(limit, max([len(n) for n in names] + [len("total"), len("replayed function")]))
+    width = min(limit, longest)
     head = f"{'replayed function':<{width}}" + "".join(f" {name:>{max(len(name), 5)}}" for name, _ in cols)
     print(head, file=out)
     for fr, name in zip(rows, names):
