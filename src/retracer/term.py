@@ -126,7 +126,7 @@ class Bar:
     when stderr is not a terminal. ``update(done, note)``; ``finish()``."""
 
     def __init__(self, what: str, total: Optional[int] = None, stream: Optional[IO[str]] = None,
-                 unit: str = "") -> None:
+                 unit: str = "", auto_refresh: bool = True) -> None:
         self.stream = sys.stderr if stream is None else stream
         self.on = _isatty(self.stream) and (total is None or total > 0)
         self.total = total
@@ -134,6 +134,7 @@ class Bar:
         self._progress = None
         self._task = None
         self._last = 0.0
+        self._manual = not auto_refresh  # no refresh thread: redrawn on update only (timing code)
         if not self.on:
             return
         from rich.console import Console
@@ -143,7 +144,8 @@ class Bar:
         con = Console(file=self.stream, no_color=bool(os.environ.get("NO_COLOR")), highlight=False,
                       width=None if width(self.stream) >= UNLIMITED else width(self.stream))
         if total is None:
-            cols = [SpinnerColumn(), TextColumn("retracer: {task.description}"), TimeElapsedColumn()]
+            cols = ([] if self._manual else [SpinnerColumn()]) + [TextColumn("retracer: {task.description}"),
+                                                                  TimeElapsedColumn()]
         else:
             cols = [TextColumn("retracer: {task.description}"), BarColumn(bar_width=None)]
             if unit != "%":
@@ -151,7 +153,7 @@ class Bar:
             cols += [TaskProgressColumn(), TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("eta"),
                      TimeRemainingColumn(), TextColumn("{task.fields[note]}")]
         self._progress = Progress(*cols, console=con, transient=True, redirect_stdout=False,
-                                  redirect_stderr=False, refresh_per_second=8)
+                                  redirect_stderr=False, refresh_per_second=8, auto_refresh=auto_refresh)
         self._progress.start()
         self._task = self._progress.add_task(what, total=total, note="")
 
@@ -167,6 +169,8 @@ class Bar:
         if description is not None:
             kw["description"] = description
         self._progress.update(self._task, **kw)
+        if self._manual:
+            self._progress.refresh()
 
     def finish(self) -> None:
         if self._progress is not None:
