@@ -63,12 +63,11 @@ def load(path: str, trust: bool = False, max_period: int = DEFAULT_PERIOD,
         located: List[Tuple[int, int, Any]] = []
         n_threads = len(r.threads)
         events = sum(th.n_events or 0 for th in r.threads)
-        bar = _bar("folding the call tree", events) if events > 1_000_000 else None
-        done = 0
+        # one bar step per thread (a thread is folded by one C call)
+        bar = _bar(f"folding {events / 1e6:.1f}M events", n_threads) if events > 1_000_000 else None
         for i, th in enumerate(r.threads):
             if bar is not None:
-                bar.update(done, note=f"thread {i + 1}/{n_threads}")
-            done += th.n_events or 0
+                bar.update(i)
             mine = by_thread.get(th.thread_idx, [])
             direct = [stream_call_of(c) for c in mine]
             ask = [(c.fid, c.t_start_ns) for c, d in zip(mine, direct) if d is None]
