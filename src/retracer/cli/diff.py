@@ -44,7 +44,7 @@ def _pct(r) -> str:
     if r.b is None:
         return "gone"
     if a == 0:
-        return "-" if b == 0 else "new"
+        return "-" if b == 0 else "from 0"
     return f"{100.0 * (b - a) / a:+.0f}%"
 
 
@@ -67,9 +67,14 @@ def table_lines(d, rows, width: int) -> List[Any]:
         if isinstance(cwd, str) and path.startswith(cwd.rstrip(os.sep) + os.sep):
             return path[len(cwd.rstrip(os.sep)) + 1:]
         return path
+    def counted(meta) -> str:
+        s = meta.get("sampled")
+        if isinstance(s, dict):
+            return f"{s.get('samples', 0):,} samples"
+        return f"{meta.get('calls_total', 0):,} calls"
     lines: List[Any] = []
-    lines.append(f"A: {d.a.path}: {fmt_ns(d.a.total_ns)} traced, {d.a.meta.get('calls_total', 0):,} calls")
-    lines.append(f"B: {d.b.path}: {fmt_ns(d.b.total_ns)} traced, {d.b.meta.get('calls_total', 0):,} calls "
+    lines.append(f"A: {d.a.path}: {fmt_ns(d.a.total_ns)} traced, {counted(d.a.meta)}")
+    lines.append(f"B: {d.b.path}: {fmt_ns(d.b.total_ns)} traced, {counted(d.b.meta)} "
                  f"({_fmt_delta(d.b.total_ns - d.a.total_ns).strip()})")
     cols = [("own A", 9), ("own B", 9), ("own +/-", 10), ("own %", 6), ("cum A", 9), ("cum B", 9), ("calls", 7),
             ("change", 8)]
