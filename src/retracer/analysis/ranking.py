@@ -309,10 +309,12 @@ def table_lines(ranking: Ranking, top: int = 20, width: Optional[int] = None) ->
     total = ranking.total_ns or 1
     rows = ranking.functions[:top]
     names = [f"{r.name}  ({_short(r.where, cwd)})" for r in rows]
+    sampled = meta.get("sampled") if isinstance(meta.get("sampled"), dict) else None
+    label = {"calls": "samples", "saving/call": "per sample"} if sampled else {}
     cols = list(_COLUMNS)
     if width < UNLIMITED:  # a terminal: columns as wide as their contents, not 11 each
         cells0 = [_cells(r, total) for r in rows]
-        cols = [(h, max([len(h)] + [len(c[h]) for c in cells0])) for h, _ in cols]
+        cols = [(h, max([len(label.get(h, h))] + [len(c[h]) for c in cells0])) for h, _ in cols]
     longest = max([len(n) for n in names] + [len("function")])
 
     def fixed() -> int:
@@ -324,14 +326,13 @@ def table_lines(ranking: Ranking, top: int = 20, width: Optional[int] = None) ->
     room = max(12, width - fixed())
     shown = {h for h, _ in cols}
     lines: List[Any] = []
-    sampled = meta.get("sampled") if isinstance(meta.get("sampled"), dict) else None
     counted = f"{sampled.get('samples', 0):,} samples" if sampled else f"{meta.get('calls_total', 0):,} calls"
     lines += _wrap(f"{counted}, {ranking.threads} thread(s), "
                    f"{fmt_ns(meta.get('duration_ns', 0) or 0)} traced [{meta.get('hook', '?')}]; "
                    f"ranked by {ranking.sort}", width)
     if sampled:
         lines += _wrap(sampled_note(meta), width)
-    head = " ".join(f"{h:>{w}}" for h, w in cols) + "  function"
+    head = " ".join(f"{label.get(h, h):>{w}}" for h, w in cols) + "  function"
     lines.append([(head, "bold")])
     for r, name in zip(rows, names):
         share = r.saving_ns / total
