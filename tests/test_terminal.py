@@ -132,3 +132,20 @@ def test_compare_table_cuts_names_from_the_left():
     assert "pkg/module.py:120" in lines[1] and "some_method_name" in lines[1]
     assert lines[1].lstrip().startswith(("…", "..."))
     assert report._table(["function", "file:line", "time"], rows, (2,))[1].startswith("pkg.module")
+
+
+def test_replay_mismatch_in_colour_on_a_terminal_only(tmp_path):
+    env = _env(os.environ["RETRACER_CONFIG_DIR"])
+    app = tmp_path / "app.py"
+    main = '\nif __name__ == "__main__":\n    for i in range(3):\n        double(i)\n'
+    app.write_text("def double(x):\n    return x * 2\n" + main)
+    trace("app.trace", "app.py", cwd=tmp_path, env=env)
+    app.write_text("def double(x):\n    return x * 3\n" + main)
+    rc, tty, _, _ = run_tty(CMD + ["replay", "app.trace"], cwd=tmp_path, env=env, columns=100)
+    assert rc == 1, tty
+    assert re.search(r"\x1b\[[0-9;]*m\s*MISMATCH", tty), repr(tty[:600])
+    cp = retracer("replay", "app.trace", cwd=tmp_path, env=env)
+    assert cp.returncode == 1 and "MISMATCH double" in cp.stdout and "\x1b[" not in cp.stdout, show(cp)
+    rc, tty, _, _ = run_tty(CMD + ["replay", "app.trace"], cwd=tmp_path, env=_env(env["RETRACER_CONFIG_DIR"],
+                                                                                   NO_COLOR="1"), columns=100)
+    assert "MISMATCH double" in strip_ansi(tty) and not re.search(r"\x1b\[[0-9;]*m\s*MISMATCH", tty)

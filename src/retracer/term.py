@@ -121,6 +121,22 @@ def print_styled(lines, stream: Optional[IO[str]] = None) -> None:
             con.print(t, soft_wrap=True)
 
 
+def paint(text: str, style: str, stream: Optional[IO[str]] = None) -> str:
+    """``text`` with ``style`` (a rich style: "bold red") as terminal codes when
+    ``stream`` gets colour, else ``text`` as it is."""
+    if not style or not colour(stream):
+        return text
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    buf = io.StringIO()
+    Console(file=buf, force_terminal=True, color_system="standard", width=UNLIMITED // 1024, highlight=False,
+            soft_wrap=True).print(Text(text, style=style), end="")
+    return buf.getvalue()
+
+
 class Bar:
     """A progress bar on stderr (counts, percentage, elapsed and ETA), or nothing
     when stderr is not a terminal. ``update(done, note)``; ``finish()``."""

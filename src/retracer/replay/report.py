@@ -21,9 +21,18 @@ _SHOWN = ("mismatch", "error", "unstable", "environment", "side_effect", "skippe
 _TABLE_ROWS = 40
 
 
-def _headline(res: Result) -> str:
+#: the colour of a verdict's headline on a terminal
+_STYLE = {"mismatch": "bold red", "error": "bold red", "unstable": "yellow", "environment": "yellow",
+          "side_effect": "yellow", "skipped": "dim"}
+
+
+def _headline(res: Result, out: Optional[IO[str]] = None) -> str:
     c = res.case
-    return f"{WORDS[res.verdict].upper()} {c.label} ({c.where}, call id {c.call_id})"
+    word = WORDS[res.verdict].upper()
+    if out is not None:
+        from ..term import paint
+        word = paint(word, _STYLE.get(res.verdict, ""), out)
+    return f"{word} {c.label} ({c.where}, call id {c.call_id})"
 
 
 def _counts_text(counts: Dict[str, int]) -> str:
@@ -51,7 +60,7 @@ def write_text(report: Report, out: IO[str], max_diffs: int = 3, quiet: bool = F
                         print(f"    skipped {n} call{'s' if n != 1 else ''}: {why}", file=out)
                 continue
             for res in results[:max_diffs]:
-                print(_headline(res), file=out)
+                print(_headline(res, out), file=out)
                 for line in (res.message or res.reason).splitlines():
                     print(f"    {line}", file=out)
             rest = len(results) - max_diffs
