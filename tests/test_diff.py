@@ -48,6 +48,7 @@ def test_diff_json(before_after):
     assert scale["own_verdict"] == "slower" and scale["significant"] is True
     assert scale["b"]["own_ns"] > scale["a"]["own_ns"] and scale["own_delta_ns"] > 0
     assert scale["a"]["calls"] == scale["b"]["calls"] == 800   # 20 particles x 20 steps x 2 per step
+    assert doc["tree"]["v"] > 0 and doc["tree"]["c"]
     # same trace twice: nothing changed, nothing significant
     cp = retracer("diff", "a.trace", "a.trace", "--json", cwd=d, env=env)
     doc = json.loads(cp.stdout)

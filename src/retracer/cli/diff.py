@@ -135,7 +135,10 @@ def run(ns: argparse.Namespace) -> int:
         print(f"retracer: diff page written to {ns.output} ({size / 1e6:.1f} MB; open it in a browser)",
               file=sys.stderr)
     if ns.json:
-        print(json.dumps(dm.to_json(d, None if ns.all else ns.top), indent=1))
+        from ..render.diffpage import pruned_tree
+        doc = dm.to_json(d, None if ns.all else ns.top)
+        doc["tree"] = pruned_tree(d)
+        print(json.dumps(doc, indent=1))
         return 0
     lines = table_lines(d, shown[:ns.top], term.width())
     sig = sum(1 for r in d.rows if r.significant)

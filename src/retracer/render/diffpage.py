@@ -19,11 +19,16 @@ def _prune(node, min_v: float):
     return node
 
 
+def pruned_tree(d):
+    """The differential tree without frames under 1/20000 of the total."""
+    return _prune(d.tree, max(1.0, d.tree.get("v", 0) / 20000.0))
+
+
 def diff_html(d) -> str:
     from ..analysis.diff import to_json
 
     doc = to_json(d, MAX_ROWS)
-    doc["tree"] = _prune(d.tree, max(1.0, d.tree.get("v", 0) / 20000.0))
+    doc["tree"] = pruned_tree(d)
     data = json.dumps(doc, separators=(",", ":")).replace("<", "\\u003c")
     with open(_TEMPLATE, encoding="utf-8") as f:
         page = f.read()
