@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
 import sys
 
 from helpers import ROOT, WORKLOAD_ARGS, one_line_error, retracer, show, trace
