@@ -191,5 +191,6 @@ def test_rsample_magic(tmp_path):
     assert "squeeze" in cp.stdout and "sampled trace" in cp.stdout, show(cp)
     text = retracer("view", "--text", str(tmp_path / "cell.trace"), check=True).stdout
     assert "squeeze" in text and ("zlib_compress" in text or "deflate" in text or "[libz" in text), text
-    # only the cell's thread: not py-spy's reader thread
+    # only the cell's thread (not py-spy's reader thread), from the cell's own frame down
     assert "pump" not in text and "Thread._bootstrap" not in text, text
+    assert "run_cell_magic" not in text and "RetracerMagics" not in text, text

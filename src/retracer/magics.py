@@ -239,7 +239,8 @@ class RetracerMagics(Magics):
             except BaseException:
                 error = sys.exc_info()
             try:
-                path, samples = sampler.stop(output, ["%%rsample"], [cell_scope_prefix(name)])
+                path, samples = sampler.stop(output, ["%%rsample"], [cell_scope_prefix(name), os.getcwd()],
+                                             trim=cell_scope_prefix(name))
             except RetracerError as e:
                 print(str(e), file=sys.stderr)
                 path = None

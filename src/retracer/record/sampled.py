@@ -319,8 +319,12 @@ def _prefixes(scopes: Sequence[str]) -> List[str]:
             for s in scopes]
 
 
-def convert(threads: Dict[str, Dict[Tuple[str, ...], int]], rate: int, scopes: Sequence[str]):
-    """(functions, thread rows, {thread_idx: chunks}, func_stats, edge_stats, samples)."""
+def convert(threads: Dict[str, Dict[Tuple[str, ...], int]], rate: int, scopes: Sequence[str],
+            trim: Optional[str] = None):
+    """(functions, thread rows, {thread_idx: chunks}, func_stats, edge_stats, samples, stream calls).
+
+    ``trim``: a file name prefix; keep only what is below the first frame of such a
+    file (samples without one are dropped): %%rsample's cell without IPython's frames."""
     interval = int(round(1e9 / rate))
     funcs = _Funcs(_prefixes(scopes))
     own: Dict[int, int] = {}
@@ -339,13 +343,17 @@ def convert(threads: Dict[str, Dict[Tuple[str, ...], int]], rate: int, scopes: S
                 if fids and fids[-1] == fid and funcs.rows[fid][1] == "c" and funcs.rows[fid][2].startswith("["):
                     continue  # anonymous addresses of one library: one frame
                 fids.append(fid)
-            samples += n
             # the interpreter's own entry frames (libc, Py_Main...) above the first Python frame are dropped
             first_py = next((i for i, f in enumerate(fids) if funcs.rows[f][1] == "py"), None)
             if first_py:
                 fids = fids[first_py:]
+            if trim:
+                mine = next((i for i, f in enumerate(fids)
+                             if funcs.rows[f][1] == "py" and str(funcs.rows[f][5]).startswith(trim)), None)
+                fids = [] if mine is None else fids[mine:]
             if not fids:
                 continue
+            samples += n
             own[fids[-1]] = own.get(fids[-1], 0) + n
             for fid in set(fids):
                 cum[fid] = cum.get(fid, 0) + n
@@ -405,7 +413,8 @@ def emit_iter(tree: Dict, st: _Stream, interval: int) -> None:
 
 def write_sampled_trace(out: str, raw_text: str, rate: int, native: bool, command: List[str],
                         scopes: Sequence[str], started: float, ended: float, exit_status: Optional[int],
-                        pid: Optional[int] = None, only_thread: Optional[int] = None) -> Tuple[str, int]:
+                        pid: Optional[int] = None, only_thread: Optional[int] = None,
+                        trim: Optional[str] = None) -> Tuple[str, int]:
     """Write the trace ``out`` from py-spy's raw output; returns (path, samples).
     ``only_thread``: keep only that native thread's samples (when py-spy saw it)."""
     from ..tracefile.writer import TraceWriter
@@ -415,7 +424,7 @@ def write_sampled_trace(out: str, raw_text: str, rate: int, native: bool, comman
         mine = {k: v for k, v in threads.items()
                 if (_THREAD.match(k) or [None, None])[1] == str(only_thread)}
         threads = mine or threads
-    funcs, thread_rows, streams, fstats, estats, samples, stream_calls = convert(threads, rate, scopes)
+    funcs, thread_rows, streams, fstats, estats, samples, stream_calls = convert(threads, rate, scopes, trim)
     interval = int(round(1e9 / rate))
     events = sum(n for chunks in streams.values() for _, n in chunks)
     meta = {
@@ -553,7 +562,8 @@ class SelfSampler:
             raise RetracerError(f"retracer: py-spy could not sample this process: {_first_error(text)}")
         self.started = time.time()
 
-    def stop(self, out: str, command: List[str], scopes: Sequence[str]) -> Tuple[str, int]:
+    def stop(self, out: str, command: List[str], scopes: Sequence[str],
+             trim: Optional[str] = None) -> Tuple[str, int]:
         import signal
 
         assert self.proc is not None
@@ -571,7 +581,7 @@ class SelfSampler:
             with open(self.raw, encoding="utf-8", errors="replace") as f:
                 raw = f.read()
             return write_sampled_trace(out, raw, self.rate, self.native, command, scopes, self.started, ended,
-                                       None, os.getpid(), only_thread=self.thread)
+                                       None, os.getpid(), only_thread=self.thread, trim=trim)
         finally:
             self.rd.close()
 
