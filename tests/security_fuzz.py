@@ -190,7 +190,7 @@ def resign(path: str) -> bool:
     """Sign the (changed) trace again with this user's key, as retracer would."""
     from retracer import tracefile
     compute_digest = tracefile.compute_digest
-    signing = getattr(tracefile, "signing", None) or __import__("retracer.signing", fromlist=["sign"])
+    signing = getattr(tracefile, "signing", None) or __import__("retracer.tracefile.signing", fromlist=["sign"])
     try:
         conn = sqlite3.connect(path)
         try:

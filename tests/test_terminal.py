@@ -59,11 +59,16 @@ def test_profile_fits_the_terminal(oop_trace, module_config_dir, columns):
     assert "\x1b[" in tty  # colour on a terminal
 
 
-def test_columns_env_sets_the_width(oop_trace, module_config_dir):
-    """COLUMNS wins (also for piped output: the user asked for that width)."""
+def test_columns_env_on_a_terminal_only(oop_trace, module_config_dir):
+    """On a terminal COLUMNS wins over its size; piped, COLUMNS is ignored (CI and test
+    runners set it for themselves: pytest-xdist's workers have COLUMNS=80)."""
+    rc, tty, _, err = run_tty(CMD + ["profile", str(oop_trace), "--top", "8"],
+                              env=_env(module_config_dir, COLUMNS="80"), stderr_tty=False, columns=200)
+    assert rc == 0, err
+    assert all(len(ln) <= 80 for ln in strip_ansi(tty).splitlines()), tty
     cp = retracer("profile", str(oop_trace), "--top", "8", env=_env(module_config_dir, COLUMNS="80"))
     assert cp.returncode == 0, show(cp)
-    assert all(len(ln) <= 80 for ln in cp.stdout.splitlines()), cp.stdout
+    assert "saving/call" in cp.stdout and "…" not in cp.stdout
     assert "\x1b[" not in cp.stdout
 
 

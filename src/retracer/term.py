@@ -1,8 +1,8 @@
 """Terminal output: table widths, colour and progress bars (built on rich).
 
-* **Width.** A table fits ``width(stream)`` columns: ``COLUMNS`` when it is set, else
-  the terminal's width when the stream is a terminal, else no limit (piped output is
-  never cut, so scripts that parse it see whole names).
+* **Width.** A table fits ``width(stream)`` columns: on a terminal ``COLUMNS`` when it
+  is set, else the terminal's width; else no limit (piped output is never cut, so
+  scripts that parse it see whole names).
 * **Colour** only when the stream is a terminal and ``NO_COLOR`` is unset (rich
   decides, and also honours ``FORCE_COLOR``); piped output is plain text.
 * **Progress** bars go to stderr, only when stderr is a terminal; they are drawn by
@@ -32,17 +32,20 @@ def _isatty(stream: Optional[IO[str]]) -> bool:
 
 
 def width(stream: Optional[IO[str]] = None) -> int:
-    """Columns a table printed on ``stream`` (default stdout) may use."""
+    """Columns a table printed on ``stream`` (default stdout) may use: on a terminal,
+    ``COLUMNS`` when set, else the terminal's width; not on a terminal, no limit
+    (``COLUMNS`` is ignored there: CI runners and test runners set it for their own
+    output, and piped output is for programs)."""
+    stream = sys.stdout if stream is None else stream
+    if not _isatty(stream):
+        return UNLIMITED
     env = os.environ.get("COLUMNS", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
-    stream = sys.stdout if stream is None else stream
-    if _isatty(stream):
-        try:
-            return os.get_terminal_size(stream.fileno()).columns or 80
-        except (OSError, ValueError, AttributeError):
-            return shutil.get_terminal_size().columns
-    return UNLIMITED
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (OSError, ValueError, AttributeError):
+        return shutil.get_terminal_size().columns
 
 
 def ellipsis(stream: Optional[IO[str]] = None) -> str:

@@ -263,8 +263,8 @@ class Tracer:
             try:
                 os.makedirs(parent, exist_ok=True)
             except OSError as e:
-                raise RetracerError(f"retracer: cannot create the directory {parent} for the trace: "
-                                    f"{e.strerror or e}; pass another -o") from None
+                raise RetracerError(f"retracer: cannot write the trace {self.output}: its directory cannot be "
+                                    f"created ({e.strerror or e}); pass another -o") from None
         problem = check_writable_dir(self.output)
         if problem:
             raise RetracerError(f"retracer: cannot write the trace {self.output}: {problem}; "
