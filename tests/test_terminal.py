@@ -154,3 +154,12 @@ def test_replay_mismatch_in_colour_on_a_terminal_only(tmp_path):
     rc, tty, _, _ = run_tty(CMD + ["replay", "app.trace"], cwd=tmp_path, env=_env(env["RETRACER_CONFIG_DIR"],
                                                                                    NO_COLOR="1"), columns=100)
     assert "MISMATCH double" in strip_ansi(tty) and not re.search(r"\x1b\[[0-9;]*m\s*MISMATCH", tty)
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_usage_fits_the_terminal(columns):
+    rc, tty, _, _ = run_tty(CMD + ["--help"], env=_env(os.environ["RETRACER_CONFIG_DIR"]), columns=columns)
+    assert rc == 0, tty
+    lines = strip_ansi(tty).splitlines()
+    assert all(len(ln) <= columns for ln in lines), "\n".join(ln for ln in lines if len(ln) > columns)
+    assert any(ln.startswith("  diff A.trace B.trace") for ln in lines) and "python -m retracer help" in tty

@@ -38,11 +38,20 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
 
 
 def usage() -> str:
+    from ..term import UNLIMITED, width as term_width
+
     width = max(len(u) for _, u, _ in COMMANDS.values()) + 2
+    cols = term_width()
     lines = ["retracer <command> [options]", "", "commands:"]
-    lines += [f"  {u:<{width}}{summary}" for _, u, summary in COMMANDS.values()]
-    lines += ["", "Run 'retracer <command> --help' for the options of a command; the documentation: "
-              "python -m retracer help [TOPIC]."]
+    if cols >= UNLIMITED or all(2 + width + len(summary) <= cols for _, _, summary in COMMANDS.values()):
+        lines += [f"  {u:<{width}}{summary}" for _, u, summary in COMMANDS.values()]
+    else:  # a narrow terminal: each summary under its command, wrapped
+        import textwrap
+        for _, u, summary in COMMANDS.values():
+            lines.append(f"  {u}")
+            lines += textwrap.wrap(summary, width=max(cols, 40), initial_indent="      ", subsequent_indent="      ")
+    lines += ["", "Run 'retracer <command> --help' for the options of a command;",
+              "the documentation: python -m retracer help [TOPIC]."]
     return "\n".join(lines)
 
 
