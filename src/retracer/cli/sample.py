@@ -28,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"samples per second (default {DEFAULT_RATE})")
     p.add_argument("--native", action="store_true",
                    help="also sample native frames (C/C++ extensions, libraries such as libz, libcrypto)")
+    p.add_argument("--idle", action="store_true",
+                   help="also keep samples of threads that are not running (waiting, sleeping): wall time, not CPU")
     p.add_argument("--pid", type=int, metavar="PID", help="attach to this running Python process")
     p.add_argument("--duration", type=float, metavar="S",
                    help="stop after S seconds (default: until the program ends; with --pid until it ends or Ctrl-C)")
@@ -90,7 +92,7 @@ def run(ns: argparse.Namespace) -> int:
             print(f"retracer: sampling process {ns.pid} at {ns.rate} Hz{' with native frames' if ns.native else ''}"
                   f" (until {'--duration ends' if ns.duration else 'it ends or Ctrl-C'})", file=sys.stderr, flush=True)
     res = sample(out, program=ns.program, module=ns.module, pid=ns.pid, rate=ns.rate, native=ns.native,
-                 fmt=ns.format, scopes=ns.scope or (), duration=ns.duration, quiet=ns.quiet, on_start=started)
+                 fmt=ns.format, scopes=ns.scope or (), duration=ns.duration, idle=ns.idle, quiet=ns.quiet, on_start=started)
     if not ns.quiet:
         samples = res.get("samples")
         what = f"{samples:,} samples" if samples is not None else "samples"

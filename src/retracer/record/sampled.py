@@ -68,12 +68,15 @@ def find_py_spy() -> str:
 
 
 def py_spy_command(out: str, fmt: str, rate: int, native: bool, pid: Optional[int],
-                   program: Sequence[str], duration: Optional[float] = None, subprocesses: bool = False) -> List[str]:
+                   program: Sequence[str], duration: Optional[float] = None, subprocesses: bool = False,
+                   idle: bool = False) -> List[str]:
     cmd = [find_py_spy(), "record", "--format", fmt, "-o", out, "--rate", str(rate)]
     if fmt == "raw":
         cmd += ["--function", "--full-filenames", "--threads"]
     if native:
         cmd.append("--native")
+    if idle:
+        cmd.append("--idle")
     if duration:
         cmd += ["--duration", str(max(1, int(round(duration))))]
     if subprocesses:
@@ -456,7 +459,7 @@ def write_sampled_trace(out: str, raw_text: str, rate: int, native: bool, comman
 
 def sample(out: str, program: Sequence[str] = (), module: Optional[str] = None, pid: Optional[int] = None,
            rate: int = DEFAULT_RATE, native: bool = False, fmt: str = "trace", scopes: Iterable[str] = (),
-           duration: Optional[float] = None, quiet: bool = False, on_start=None) -> Dict:
+           duration: Optional[float] = None, quiet: bool = False, on_start=None, idle: bool = False) -> Dict:
     """Sample a program (``program``: script and arguments, or ``module``) or the
     running process ``pid``; write ``out`` as a retracer trace (``fmt`` "trace") or
     py-spy's own ``speedscope`` / retracer's ``pprof`` export. Returns a summary."""
@@ -489,7 +492,7 @@ def sample(out: str, program: Sequence[str] = (), module: Optional[str] = None, 
     try:
         spy_fmt = "speedscope" if fmt == "speedscope" else "raw"
         tmp = os.path.join(rd.path, "pyspy.out")
-        cmd = py_spy_command(tmp, spy_fmt, rate, native, pid, command, duration)
+        cmd = py_spy_command(tmp, spy_fmt, rate, native, pid, command, duration, idle=idle)
         started = time.time()
         status, spy_lines = run_py_spy(cmd, pid, on_start=on_start)
         ended = time.time()
