@@ -78,9 +78,11 @@ def sampled(tmp_path_factory, module_config_dir):
     d = tmp_path_factory.mktemp("sample")
     (d / "work.py").write_text(WORK)
     env = dict(os.environ, RETRACER_CONFIG_DIR=str(module_config_dir))
-    cp = retracer("sample", "--native", "--rate", "250", "-o", "native.trace", "work.py", "12", cwd=d, env=env)
+    # --idle: every sample kept, also when a loaded machine has the program waiting for a CPU
+    cp = retracer("sample", "--native", "--idle", "--rate", "250", "-o", "native.trace", "work.py", "12", cwd=d,
+                  env=env)
     _py_spy_ran(cp)
-    cp2 = retracer("sample", "--rate", "250", "-o", "python.trace", "work.py", "6", cwd=d, env=env)
+    cp2 = retracer("sample", "--idle", "--rate", "250", "-o", "python.trace", "work.py", "6", cwd=d, env=env)
     _py_spy_ran(cp2)
     return d, env, cp
 
