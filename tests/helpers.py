@@ -138,3 +138,73 @@ def one_line_error(cp: subprocess.CompletedProcess, *needles: str, warned: bool 
     for needle in needles:
         assert needle in lines[0], show(cp)
     return lines[0]
+
+
+def run_tty(cmd: Sequence, cwd=None, env: Optional[Dict[str, str]] = None, timeout: float = TIMEOUT,
+            stdout_tty: bool = True, stderr_tty: bool = True, columns: int = 80):
+    """Run cmd with stdout and/or stderr on a pseudo-terminal of `columns` columns (a
+    terminal as a user has one); the other streams are pipes. Returns (rc, what the
+    terminal received, stdout pipe text, stderr pipe text)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import threading
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    p = subprocess.Popen([str(c) for c in cmd], cwd=None if cwd is None else str(cwd), env=env,
+                         stdin=subprocess.DEVNULL, stdout=slave if stdout_tty else subprocess.PIPE,
+                         stderr=slave if stderr_tty else subprocess.PIPE, start_new_session=True)
+    os.close(slave)
+    pipes = {}
+
+    def drain(name, f) -> None:
+        pipes[name] = f.read().decode("utf-8", "replace")
+    readers = [threading.Thread(target=drain, args=(n, f), daemon=True)
+               for n, f in (("out", p.stdout), ("err", p.stderr)) if f is not None]
+    for t in readers:
+        t.start()
+    chunks = []
+    import time
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                kill_group(p)
+                pytest.fail(f"{cmd} did not finish within {timeout} s; terminal so far:\n"
+                            + b"".join(chunks).decode("utf-8", "replace"))
+            r, _, _ = select.select([master], [], [], 0.2)
+            if r:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the terminal's other side is closed
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif p.poll() is not None:
+                # the child ended: read what is left
+                try:
+                    while select.select([master], [], [], 0.1)[0]:
+                        data = os.read(master, 65536)
+                        if not data:
+                            break
+                        chunks.append(data)
+                except OSError:
+                    pass
+                break
+    finally:
+        os.close(master)
+        p.wait()
+        for t in readers:
+            t.join(timeout=10)
+        kill_group(p)
+    return p.returncode, b"".join(chunks).decode("utf-8", "replace"), pipes.get("out", ""), pipes.get("err", "")
+
+
+def strip_ansi(text: str) -> str:
+    """Text without terminal escape sequences and carriage returns."""
+    import re
+    return re.sub(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\r", "", text)

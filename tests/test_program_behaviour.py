@@ -559,14 +559,22 @@ def test_missing_script_is_one_line_error(tmp_path, out_dir):
     assert os.listdir(out_dir) == []
 
 
-def test_output_in_missing_directory_is_one_line_error(prog_dir, tmp_path):
+def test_output_in_missing_directory_is_created(prog_dir, tmp_path):
+    """The trace's directory is created (README, Configuration: output = "traces/run.trace")."""
     name = copy_program("behaviour_streams.py", prog_dir)
     out = tmp_path / "does" / "not" / "exist" / "out.trace"
+    cp = trace(out, name, cwd=prog_dir)
+    assert cp.returncode == 0 and out.is_file(), cp.stderr
+
+
+def test_output_directory_that_cannot_be_made_is_one_line_error(prog_dir, tmp_path):
+    name = copy_program("behaviour_streams.py", prog_dir)
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "sub" / "out.trace"   # below a regular file: no directory can be made
     cp = trace(out, name, cwd=prog_dir)
     line = assert_one_line_error(cp)
     assert str(out.parent) in line
     assert cp.stdout == ""  # the program did not run
-    assert not (tmp_path / "does").exists()
 
 
 def test_output_that_is_a_directory_is_one_line_error(prog_dir, out_dir):

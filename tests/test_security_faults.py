@@ -150,7 +150,9 @@ def test_unusable_output_directory_is_found_before_the_program_runs(tmp_path):
             if ROOT:
                 pytest.fail("running as root but a read-only tmpfs cannot be mounted")
             ro.chmod(0o500)
-        for out in (ro / "p.trace", tmp_path / "missing" / "p.trace"):
+        (tmp_path / "afile").write_text("x")
+        # a missing directory is created; one below a regular file cannot be
+        for out in (ro / "p.trace", tmp_path / "afile" / "missing" / "p.trace"):
             p = retracer("trace", "-o", str(out), str(prog), cwd=tmp_path)
             assert p.returncode == 2, p.stderr
             lines = [ln for ln in p.stderr.splitlines() if ln.strip()]

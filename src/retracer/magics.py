@@ -5,6 +5,8 @@
   the trace is.
 - ``%%rprofile [opts]``: profile the cell (no capture, a temporary trace unless
   ``-o``), show the ranked profile and, when retracer provides one, a flame graph.
+- ``%%rsample [--native] [opts]``: sample the cell with py-spy attached to the
+  kernel's process (see :mod:`retracer.record.sampled`), show the ranked samples.
 - ``%rtimeit [opts] STATEMENT`` / ``%%rtimeit [opts] [SETUP]``: the engine of
   ``retracer timeit`` in the notebook's namespace.
 
@@ -215,6 +217,59 @@ class RetracerMagics(Magics):
         display({"text/html": html,
                  "text/plain": "(a flame graph, shown by notebook front ends; keep the trace with "
                                "-o FILE to export one)"}, raw=True)
+
+    @magic_arguments()
+    @_profile_args
+    @argument("--native", action="store_true", help="also sample native (C/C++) frames")
+    @argument("--rate", type=int, default=100, metavar="HZ", help="samples per second (default 100)")
+    @cell_magic
+    def rsample(self, line: str, cell: str) -> None:
+        """Sample the cell with py-spy attached to this kernel's process (only the
+        thread running the cell is kept) and show the ranked profile of the samples.
+        Needs ptrace permission on the kernel (see: python -m retracer help sample).
+        Usage: %%rsample [--native] [--rate HZ] [-o FILE] [--top N] [--sort KEY] [--all] [-q]
+        """
+        from .record.sampled import SelfSampler
+
+        args = self._parse(self.rsample, line)
+        if not 1 <= args.rate <= 10000:
+            raise UsageError(f"--rate must be 1..10000 (got {args.rate})")
+        code, name = self._compile_cell(cell)
+        if code is None:
+            return
+        tmpdir = None
+        output = args.output
+        if not output:
+            tmpdir = tempfile.mkdtemp(prefix="retracer-rsample-")
+            output = os.path.join(tmpdir, "cell.trace")
+        try:
+            sampler = SelfSampler(rate=args.rate, native=args.native)
+            try:
+                sampler.start()
+            except RetracerError as e:
+                raise UsageError(str(e)) from None
+            error = None
+            try:
+                exec(code, self.shell.user_ns)
+            except BaseException:
+                error = sys.exc_info()
+            try:
+                path, samples = sampler.stop(output, ["%%rsample"], [cell_scope_prefix(name), os.getcwd()],
+                                             trim=cell_scope_prefix(name))
+            except RetracerError as e:
+                print(str(e), file=sys.stderr)
+                path = None
+            if path and not args.quiet:
+                from .tracefile import TraceReader
+                with TraceReader(path) as r:
+                    print(ranking.render_table(ranking.rank(r, sort=args.sort, include_all=args.all),
+                                               top=args.top))
+            if path and args.output:
+                print(f"retracer: sampled trace written to {path}")
+            self._show_error(error)
+        finally:
+            if tmpdir is not None:
+                shutil.rmtree(tmpdir, ignore_errors=True)
 
     @line_cell_magic
     def rtimeit(self, line: str = "", cell: Optional[str] = None):

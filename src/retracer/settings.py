@@ -71,7 +71,7 @@ SETTINGS: Tuple[Setting, ...] = (
             flag="--output", short="-o", metavar="FILE", path=True, recorded=False),
     Setting("max_function_count", 100,
             "calls captured per function (default 100; 0 captures none): the first 3/4, the rest only "
-            "for calls whose argument shapes are new (see 'Which calls are kept' in the README)",
+            "for calls whose argument shapes are new (see: python -m retracer help replay, 'Which calls are kept')",
             type=int, flag="--max-function-count", metavar="N",
             check=_at_least(0, "must be 0 or more; 0 captures no calls")),
     Setting("timeout", None, "stop tracing after S seconds and write the trace; the program runs on",
@@ -197,7 +197,7 @@ def load_config(config_file_path: Optional[str] = None, start: Optional[str] = N
         want = _TOML_TYPES[s.type]
         if not isinstance(value, want) or (s.type in (int, float) and isinstance(value, bool)):
             raise RetracerError(f"retracer: '{key}' in [tool.retracer] of {path} has the wrong type "
-                                f"({type(value).__name__}); see README, Configuration")
+                                f"({type(value).__name__}); see: python -m retracer help configuration")
         if s.type == "paths":
             value = [value] if isinstance(value, str) else value
             if not all(isinstance(v, str) for v in value):

@@ -281,22 +281,74 @@ _HIDDEN_LABELS = (("test-runner", "test-runner"), ("import", "import-machinery")
                   ("retracer", "retracer"), ("outside-your-code", "outside your code"))
 
 
-def render_table(ranking: Ranking, top: int = 20) -> str:
-    """The ranked table printed by ``retracer profile``."""
+def render_table(ranking: Ranking, top: int = 20, width: Optional[int] = None) -> str:
+    """The ranked table printed by ``retracer profile`` (plain text; ``width``: see
+    :func:`table_lines`)."""
+    return "\n".join(line if isinstance(line, str) else "".join(t for t, _ in line)
+                     for line in table_lines(ranking, top, width))
+
+
+#: the table's number columns: (header, width); dropped right to left in this order when the terminal is narrow
+_COLUMNS = (("saving", 11), ("share", 6), ("own", 11), ("cumulative", 11), ("calls", 11), ("saving/call", 11),
+            ("replay", 6))
+_DROP_ORDER = ("saving/call", "cumulative")
+_MIN_NAME = 40
+
+
+def table_lines(ranking: Ranking, top: int = 20, width: Optional[int] = None) -> List[Any]:
+    """The table as lines, each a str or a list of (text, style) pieces.
+
+    ``width`` (None: no limit) is the terminal's: when the full table does not fit,
+    saving/call then cumulative are left out until the function column has at least
+    40 characters, and names are cut from the left (``...Class.method  (file:line)``)."""
+    from ..term import UNLIMITED, fit_name
+
+    width = UNLIMITED if width is None else width
     meta = ranking.meta
     cwd = meta.get("cwd")
     total = ranking.total_ns or 1
-    lines = [f"{meta.get('calls_total', 0):,} calls, {ranking.threads} thread(s), "
-             f"{fmt_ns(meta.get('duration_ns', 0) or 0)} traced [{meta.get('hook', '?')}]; "
-             f"ranked by {ranking.sort}"]
-    lines.append(f"{'saving':>11} {'share':>6} {'own':>11} {'cumulative':>11} {'calls':>11} "
-                 f"{'saving/call':>11} {'replay':>6}  function")
-    for r in ranking.functions[:top]:
-        replay = str(r.captured_ok) if r.captured_ok else "-"
-        lines.append(
-            f"{fmt_ns(r.saving_ns):>11} {100.0 * r.saving_ns / total:5.1f}% {fmt_ns(r.own_ns):>11} "
-            f"{fmt_ns(r.cum_ns):>11} {_calls(r):>11} {fmt_ns(r.saving_per_call_ns):>11} {replay:>6}  "
-            f"{r.name}  ({_short(r.where, cwd)})")
+    rows = ranking.functions[:top]
+    names = [f"{r.name}  ({_short(r.where, cwd)})" for r in rows]
+    sampled = meta.get("sampled") if isinstance(meta.get("sampled"), dict) else None
+    label = {"calls": "samples", "saving/call": "per sample"} if sampled else {}
+    cols = list(_COLUMNS)
+    if width < UNLIMITED:  # a terminal: columns as wide as their contents, not 11 each
+        cells0 = [_cells(r, total) for r in rows]
+        cols = [(h, max([len(label.get(h, h))] + [len(c[h]) for c in cells0])) for h, _ in cols]
+    longest = max([len(n) for n in names] + [len("function")])
+
+    def fixed() -> int:
+        return sum(w + 1 for _, w in cols) + 1
+    for drop in _DROP_ORDER:
+        if fixed() + longest <= width or width - fixed() >= _MIN_NAME:
+            break
+        cols = [c for c in cols if c[0] != drop]
+    room = max(12, width - fixed())
+    shown = {h for h, _ in cols}
+    lines: List[Any] = []
+    counted = f"{sampled.get('samples', 0):,} samples" if sampled else f"{meta.get('calls_total', 0):,} calls"
+    lines += _wrap(f"{counted}, {ranking.threads} thread(s), "
+                   f"{fmt_ns(meta.get('duration_ns', 0) or 0)} traced [{meta.get('hook', '?')}]; "
+                   f"ranked by {ranking.sort}", width)
+    if sampled:
+        lines += _wrap(sampled_note(meta), width)
+    head = " ".join(f"{label.get(h, h):>{w}}" for h, w in cols) + "  function"
+    lines.append([(head, "bold")])
+    for r, name in zip(rows, names):
+        share = r.saving_ns / total
+        cells = _cells(r, total)
+        hot = "bold red" if share >= 0.10 else ("yellow" if share >= 0.02 else "")
+        pieces = []
+        for h, w in cols:
+            style = hot if h in ("saving", "share") else ("green" if h == "replay" and r.captured_ok else "")
+            pieces.append((f"{cells[h]:>{w}}" + " ", style))
+        text = fit_name(r.name, _short(r.where, cwd), room) if len(name) > room else name
+        cut = text.rfind("  (")
+        if cut > 0:
+            pieces += [(" " + text[:cut], "bold"), (text[cut:], "dim")]
+        else:
+            pieces.append((" " + text, "bold"))
+        lines.append(pieces)
     if not ranking.functions:
         lines.append("(no function to rank: every recorded call belongs to hidden frames)")
     more = len(ranking.functions) - top
@@ -305,16 +357,40 @@ def render_table(ranking: Ranking, top: int = 20) -> str:
     notes = [f"{ranking.hidden[k]} {label}" for k, label in _HIDDEN_LABELS if ranking.hidden.get(k)]
     if notes:
         hint = " (--all lists them)" if ranking.hidden.get("outside-your-code") else ""
-        lines.append(f"not ranked: {', '.join(notes)}{hint}")
-    cut = capture_note(meta)
-    if cut:
-        lines.append(cut)
+        lines += _wrap(f"not ranked: {', '.join(notes)}{hint}", width)
+    cut_note = capture_note(meta)
+    if cut_note:
+        lines += _wrap(cut_note, width)
     if ranking.scope_fallback:
-        lines.append(f"note: no function is in the trace's scope ({meta.get('scope', '?')}); "
-                     f"every Python function is counted as your code")
-    lines.append("saving: own time + time of code outside your code (builtins, stdlib, libraries) it calls; "
-                 "replay: captured calls retracer replay can run again")
-    return "\n".join(lines)
+        lines += _wrap(f"note: no function is in the trace's scope ({meta.get('scope', '?')}); "
+                       f"every Python function is counted as your code", width)
+    legend = "saving: own time + time of code outside your code (builtins, stdlib, libraries) it calls"
+    if "replay" in shown and not sampled:
+        legend += "; replay: captured calls retracer replay can run again"
+    lines += [[(t, "dim")] for t in _wrap(legend, width)]
+    return lines
+
+
+def _cells(r: Ranked, total: float) -> Dict[str, str]:
+    return {"saving": fmt_ns(r.saving_ns), "share": f"{100.0 * r.saving_ns / total:5.1f}%", "own": fmt_ns(r.own_ns),
+            "cumulative": fmt_ns(r.cum_ns), "calls": _calls(r), "saving/call": fmt_ns(r.saving_per_call_ns),
+            "replay": str(r.captured_ok) if r.captured_ok else "-"}
+
+
+def _wrap(text: str, width: int) -> List[str]:
+    if len(text) <= width:
+        return [text]
+    import textwrap
+    return textwrap.wrap(text, width=max(width, 20), break_long_words=False, break_on_hyphens=False) or [text]
+
+
+def sampled_note(meta: Dict[str, Any]) -> str:
+    """What a sampled trace's figures are (see README, "Sampling")."""
+    s = meta.get("sampled") or {}
+    rate = s.get("rate") if isinstance(s, dict) else None
+    native = isinstance(s, dict) and s.get("native")
+    return (f"sampled trace (py-spy, {rate or '?'} Hz{', native frames' if native else ''}): times are "
+            f"samples x sampling interval, calls are samples (not call counts); no captured calls")
 
 
 def capture_note(meta: Dict[str, Any]) -> Optional[str]:

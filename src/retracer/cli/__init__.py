@@ -27,6 +27,11 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
                "time a statement: warm-up, auto-ranging, min/median/IQR"),
     "view": ("view", "view TRACE [-o page.html | --serve [PORT] | --text]",
              "the folded call tree, flame graph and timeline"),
+    "sample": ("sample", "sample [--native] script.py [args...] | --pid PID",
+               "sample a program or a running process with py-spy (native frames with --native)"),
+    "diff": ("diff", "diff A.trace B.trace [-o diff.html | --json]",
+             "what changed between two traces, per function, and a differential flame graph"),
+    "help": ("help", "help [TOPIC]", "documentation topics, offline (also: python -m retracer help TOPIC)"),
     "compare": ("compare", "compare BASE [HEAD] [opts] [-- BENCHMARK...]",
                 "benchmark two git revisions in interleaved rounds: speedup with 95% CI, end to end and per function"),
     "optimize": ("optimize", "optimize [opts] script.py [args...]",
@@ -36,12 +41,23 @@ COMMANDS: Dict[str, Tuple[str, str, str]] = {
 
 
 def usage() -> str:
-    width = max(len(u) for _, u, _ in COMMANDS.values()) + 2
+    from ..term import UNLIMITED, width as term_width
+
+    entries = [(u, summary) for _, u, summary in COMMANDS.values()]
+    entries.append(("--replay-test FILE [opts]",
+                    "optimize, starting from a replay test and its trace (= optimize --replay-test FILE)"))
+    width = max(len(u) for u, _ in entries) + 2
+    cols = term_width()
     lines = ["retracer <command> [options]", "", "commands:"]
-    lines += [f"  {u:<{width}}{summary}" for _, u, summary in COMMANDS.values()]
-    lines += ["  --replay-test FILE [opts]".ljust(width + 2) + "optimize, starting from a replay test and its trace "
-              "(= optimize --replay-test FILE)"]
-    lines += ["", "Run 'retracer <command> --help' for the options of a command."]
+    if cols >= UNLIMITED or all(2 + width + len(summary) <= cols for _, summary in entries):
+        lines += [f"  {u:<{width}}{summary}" for u, summary in entries]
+    else:  # a narrow terminal: each summary under its command, wrapped
+        import textwrap
+        for u, summary in entries:
+            lines.append(f"  {u}")
+            lines += textwrap.wrap(summary, width=max(cols, 40), initial_indent="      ", subsequent_indent="      ")
+    lines += ["", "Run 'retracer <command> --help' for the options of a command;",
+              "the documentation: python -m retracer help [TOPIC]."]
     return "\n".join(lines)
 
 

@@ -80,7 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="install each side into its own environment: auto (when the project builds a C "
                         "extension), yes, no (run from the worktree)")
     p.add_argument("-o", "--output", metavar="FILE", help="also write the report as Markdown to FILE")
-    p.add_argument("--json", action="store_true", help="print the report as JSON (see the README) instead of the table")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (structure: python -m retracer help compare) instead of the table")
 
 
 def parse(p: argparse.ArgumentParser, argv: List[str]) -> argparse.Namespace:
@@ -104,16 +104,13 @@ def run(ns: argparse.Namespace) -> int:
 
     if ns.output:
         check_target(ns.output)
-    tty = sys.stderr.isatty()
-    width = [0]
+    from .. import term
+
+    bar = term.Bar("compare", total=None)
 
     def progress(text: str) -> None:
-        if not tty:
-            return
-        line = f"retracer compare: {text}" if text else ""
-        pad = max(0, width[0] - len(line))
-        print("\r" + line + " " * pad, end="" if text else "\r", file=sys.stderr, flush=True)
-        width[0] = len(line)
+        if text:
+            bar.update(description=f"compare: {text}")
 
     opts = CompareOptions(base=ns.base, head=ns.head, command=ns.command, functions=ns.functions, trace=ns.trace,
                           trust=ns.trust,
@@ -123,10 +120,14 @@ def run(ns: argparse.Namespace) -> int:
     try:
         rep = run_compare(opts)
     finally:
-        progress("")
+        bar.finish()
     if ns.output:
         write_text(ns.output, render_markdown(rep))
-    print(render_json(rep) if ns.json else render_text(rep), end="")
+    if ns.json:
+        print(render_json(rep), end="")
+    else:
+        w = term.width()
+        print(render_text(rep, width=None if w >= term.UNLIMITED else w), end="")
     if ns.output and not ns.json:
         print(f"report written to {ns.output}", file=sys.stderr)
     if ns.fail_on_regression is not None:

@@ -10,7 +10,7 @@ from typing import Callable, Optional
 from ..errors import RetracerError
 
 DESCRIPTION = ("Rank the functions of a trace by the time optimizing them could save (saving = own time + "
-               "time of the code outside your code that they call; see README), or export its profile.")
+               "time of the code outside your code that they call), or export its profile. See: python -m retracer help profile")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", default="table", choices=["table"] + list(RENDERERS),
                    help="table (default): ranked terminal table; pstats: for pstats/snakeviz; chrome: Perfetto, "
                         "chrome://tracing; speedscope; pprof: gzipped profile.proto; folded: flamegraph.pl, inferno; "
-                        "json: docs/export-json.md; flamegraph: self-contained HTML page (SVG if -o ends in .svg)")
+                        "json: python -m retracer help export-json; flamegraph: self-contained HTML page (SVG if -o ends in .svg)")
     p.add_argument("-o", "--output", help="output file of an export (required except for table and pstats)")
     p.add_argument("--top", type=int, default=20, metavar="N", help="rows in the table (default 20)")
     p.add_argument("--sort", default="saving", metavar="KEY",
@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all", action="store_true",
                    help="also list functions outside your code (builtins, stdlib, libraries)")
     p.add_argument("--json", action="store_true",
-                   help="print the ranking as JSON (structure documented in README) instead of a table")
+                   help="print the ranking as JSON (structure: python -m retracer help profile) instead of a table")
     p.add_argument("--trust", action="store_true", help="read a trace that is not signed by you")
     p.add_argument("--pid", type=int, action="append", metavar="PID",
                    help="only the calls of this process (may be given several times); the table lists the "
@@ -37,18 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def tty_progress(what: str) -> Optional[Callable[[float], None]]:
-    """A progress callback printing "retracer: <what> N%" on a terminal's stderr, else None."""
-    if not sys.stderr.isatty():
-        return None
-    last = [-1]
-
-    def show(frac: float) -> None:
-        pct = int(frac * 100)
-        if pct != last[0]:
-            last[0] = pct
-            end = "\n" if pct >= 100 else "\r"
-            print(f"retracer: {what} {pct}%", end=end, file=sys.stderr, flush=True)
-    return show
+    """A progress bar ("retracer: <what>", percentage, elapsed, ETA) on a terminal's stderr, else None."""
+    from .. import term
+    return term.fraction_bar(what)
 
 
 def run(ns: argparse.Namespace) -> int:
@@ -76,16 +67,22 @@ def run(ns: argparse.Namespace) -> int:
             r.select_processes(procs)
         if ns.format == "table":
             ranked = ranking.rank(r, sort=sort, include_all=ns.all)
-            print(ranking.dumps(ranked, ns.top) if ns.json else ranking.render_table(ranked, top=ns.top))
-            if not ns.json and len(r.processes) > 1:
-                print(_process_lines(r))
+            if ns.json:
+                print(ranking.dumps(ranked, ns.top))
+            else:
+                from .. import term
+                term.print_styled(ranking.table_lines(ranked, top=ns.top, width=term.width()))
+                if len(r.processes) > 1:
+                    print(_process_lines(r))
             return 0
         renderer = render.get(ns.format)
         out = ns.output or render.default_output(ns.trace, ns.format)
         progress = tty_progress(f"exporting to {ns.format}")
-        what = renderer.render(r, out, progress)
-        if progress is not None:
-            progress(1.0)
+        try:
+            what = renderer.render(r, out, progress)
+        finally:
+            if progress is not None:
+                progress.finish()
         hint = renderer.how_to_open.format(out=out)
         print(f"retracer: {ns.format} export written to {out}: {what} ({hint})", file=sys.stderr)
     return 0

@@ -39,13 +39,18 @@ def run(ns: argparse.Namespace) -> int:
     if os.curdir not in sys.path and "" not in sys.path:  # like python -m timeit: import from here
         sys.path.insert(0, os.curdir)
 
-    def progress(what: str) -> None:
-        if sys.stderr.isatty():
-            print(f"retracer: timing: {what}", end="\r", file=sys.stderr, flush=True)
+    from ..term import Bar
 
-    res = measure.run("\n".join(ns.statement) or "pass", "\n".join(ns.setup) or "pass", number=ns.number or 0,
-                      repeat=ns.repeat, process_time=ns.process, progress=progress)
-    if sys.stderr.isatty():
-        print(" " * 60, end="\r", file=sys.stderr, flush=True)
+    # redrawn only between timings (no refresh thread running while the statement is timed)
+    bar = Bar("timing", total=None, auto_refresh=False)
+
+    def progress(what: str) -> None:
+        bar.update(description=f"timing: {what}")
+
+    try:
+        res = measure.run("\n".join(ns.statement) or "pass", "\n".join(ns.setup) or "pass",
+                          number=ns.number or 0, repeat=ns.repeat, process_time=ns.process, progress=progress)
+    finally:
+        bar.finish()
     print(json.dumps(res.to_json(), indent=2) if ns.json else measure.format_result(res, ns.unit))
     return 0

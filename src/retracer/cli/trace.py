@@ -98,6 +98,7 @@ def run(ns: argparse.Namespace) -> int:
             print_summary(summary)
 
     tracer.on_finish = report
+    tracer.progress = not quiet  # a spinner on a terminal's stderr while the trace is written
     if not getattr(run_program, "startable", True):
         # a script that does not compile: python prints the SyntaxError and exits 1;
         # so does this, without tracing (an existing trace stays as it is)

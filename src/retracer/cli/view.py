@@ -58,12 +58,15 @@ def run(ns: argparse.Namespace) -> int:
                     max_depth=ns.max_depth)
         return 0
     from ..render.view.page import render_html, write_page
-    html = render_html(model, patterns=not ns.no_patterns, hide_imports=ns.hide_imports)
+    from ..term import status
+    with status("drawing the page"):  # a spinner with elapsed time, on a terminal's stderr only
+        html = render_html(model, patterns=not ns.no_patterns, hide_imports=ns.hide_imports)
     if ns.serve is not None:
         from ..render.view.server import serve
         return serve(html, ns.serve)
     out = ns.output or (os.path.splitext(ns.trace)[0] + ".html")
-    write_page(html, out)
+    with status(f"writing {out}"):
+        write_page(html, out)
     print(f"retracer: page written to {out} ({len(html.encode('utf-8')) / 1e6:.1f} MB; "
           f"open it in a browser)", file=sys.stderr)
     return 0

@@ -50,8 +50,19 @@ def _calls(b: Optional[Dict[str, Any]], h: Optional[Dict[str, Any]]) -> str:
     return cb if cb == ch else f"{cb} -> {ch}"
 
 
+#: the terminal width tables are fitted to (set by render_text; None: no limit)
+_WIDTH: List[Optional[int]] = [None]
+
+
 def _table(header: List[str], rows: List[List[str]], right: Sequence[int]) -> List[str]:
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    limit = _WIDTH[0]
+    total = sum(widths) + 2 * (len(widths) - 1)
+    if limit is not None and total > limit and widths[0] > 16:
+        # names are cut from the left (the end of a qualified name stays); file:line is kept whole
+        from ..term import cut_left
+        widths[0] = max(16, widths[0] - (total - limit))
+        rows = [[cut_left(str(r[0]), widths[0])] + list(r[1:]) for r in rows]
 
     def line(r: List[str]) -> str:
         cells = [str(c).rjust(widths[i]) if i in right else str(c).ljust(widths[i]) for i, c in enumerate(r)]
@@ -173,8 +184,14 @@ def _sections(rep: Dict[str, Any], md: bool) -> List[str]:
     return out
 
 
-def render_text(rep: Dict[str, Any]) -> str:
-    return "\n".join(_sections(rep, md=False)) + "\n"
+def render_text(rep: Dict[str, Any], width: Optional[int] = None) -> str:
+    """The terminal report; ``width``: the terminal's (function names are cut from the
+    left so that tables fit it when they can)."""
+    _WIDTH[0] = width
+    try:
+        return "\n".join(_sections(rep, md=False)) + "\n"
+    finally:
+        _WIDTH[0] = None
 
 
 def render_markdown(rep: Dict[str, Any]) -> str:

@@ -280,6 +280,14 @@ class Tracer:
         from ..tracefile import signing
         from ..tracefile.tempdir import RunDir, check_writable_dir
 
+        parent = os.path.dirname(self.output)
+        if parent and not os.path.exists(parent):
+            # the output's directory is created (README, Configuration: output = "traces/run.trace")
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except OSError as e:
+                raise RetracerError(f"retracer: cannot write the trace {self.output}: its directory cannot be "
+                                    f"created ({e.strerror or e}); pass another -o") from None
         problem = check_writable_dir(self.output)
         if problem:
             raise RetracerError(f"retracer: cannot write the trace {self.output}: {problem}; "
@@ -405,7 +413,12 @@ class Tracer:
             import sqlite3  # the writer's errors (it is imported by the writer anyway)
 
             try:
-                self.summary = self._write(results, stopped_by, exit_status)
+                if getattr(self, "progress", False):
+                    from ..term import status
+                    with status("writing the trace"):
+                        self.summary = self._write(results, stopped_by, exit_status)
+                else:
+                    self.summary = self._write(results, stopped_by, exit_status)
             except (RetracerError, OSError, sqlite3.Error, MemoryError) as e:
                 # the program's own ending is kept: one line says what was lost
                 self.summary = self._lost(results, stopped_by, e)

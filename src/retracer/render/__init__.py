@@ -74,7 +74,7 @@ _OPEN = {
     "speedscope": "open it in https://www.speedscope.app or with: speedscope {out}",
     "pprof": "see it with: pprof -http=: {out}  (or go tool pprof -top {out})",
     "folded": "draw it with: flamegraph.pl {out} > flame.svg  (or inferno-flamegraph)",
-    "json": "its structure is described in docs/export-json.md",
+    "json": "its structure: python -m retracer help export-json",
 }
 
 RENDERERS: Dict[str, Renderer] = {

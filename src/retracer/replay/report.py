@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from typing import Any, Dict, IO, List, Optional
 
 from .replayer import Result
@@ -22,9 +21,18 @@ _SHOWN = ("mismatch", "error", "unstable", "environment", "side_effect", "skippe
 _TABLE_ROWS = 40
 
 
-def _headline(res: Result) -> str:
+#: the colour of a verdict's headline on a terminal
+_STYLE = {"mismatch": "bold red", "error": "bold red", "unstable": "yellow", "environment": "yellow",
+          "side_effect": "yellow", "skipped": "dim"}
+
+
+def _headline(res: Result, out: Optional[IO[str]] = None) -> str:
     c = res.case
-    return f"{WORDS[res.verdict].upper()} {c.label} ({c.where}, call id {c.call_id})"
+    word = WORDS[res.verdict].upper()
+    if out is not None:
+        from ..term import paint
+        word = paint(word, _STYLE.get(res.verdict, ""), out)
+    return f"{word} {c.label} ({c.where}, call id {c.call_id})"
 
 
 def _counts_text(counts: Dict[str, int]) -> str:
@@ -52,7 +60,7 @@ def write_text(report: Report, out: IO[str], max_diffs: int = 3, quiet: bool = F
                         print(f"    skipped {n} call{'s' if n != 1 else ''}: {why}", file=out)
                 continue
             for res in results[:max_diffs]:
-                print(_headline(res), file=out)
+                print(_headline(res, out), file=out)
                 for line in (res.message or res.reason).splitlines():
                     print(f"    {line}", file=out)
             rest = len(results) - max_diffs
@@ -77,7 +85,14 @@ def _function_order(fr: FunctionReport):
             fr.filename or "", fr.lineno or 0)
 
 
+#: the count columns' short names, for a narrow terminal
+_SHORT = {"match": "ok", "mismatch": "mism", "unstable": "unst", "side effect": "side", "environment": "env",
+          "error": "err", "skipped": "skip"}
+
+
 def write_table(report: Report, out: IO[str]) -> None:
+    from ..term import UNLIMITED, fit_name, width as term_width
+
     cols = [("calls", None)] + [(WORDS[v], v) for v in VERDICTS]
     rows = sorted(report.by_function.values(), key=_function_order)
     hidden = 0
@@ -86,12 +101,19 @@ def write_table(report: Report, out: IO[str]) -> None:
         hidden = len(rows) - len(keep)
         rows = keep
     names = [f"{fr.qualname} ({fr.where})" for fr in rows]
-    width = min(60, max([len(n) for n in names] + [len("total"), len("replayed function")]))
+    avail = term_width(out)
+    longest = max([len(n) for n in names] + [len("total"), len("replayed function")])
+    numbers = sum(1 + max(len(name), 5) for name, _ in cols)
+    if avail < UNLIMITED and numbers + longest > avail and avail - numbers < 30:
+        cols = [(_SHORT.get(name, name), v) for name, v in cols]  # a narrow terminal: short headers
+        numbers = sum(1 + max(len(name), 5) for name, _ in cols)
+    limit = 60 if avail >= UNLIMITED else max(16, avail - numbers)
+    width = min(limit, longest)
     head = f"{'replayed function':<{width}}" + "".join(f" {name:>{max(len(name), 5)}}" for name, _ in cols)
     print(head, file=out)
     for fr, name in zip(rows, names):
         if len(name) > width:
-            name = name[:width - 3] + "..."
+            name = fit_name(fr.qualname, fr.where, width).replace("  (", " (")
         cells = [fr.calls] + [fr.counts[v] for v in VERDICTS]
         print(f"{name:<{width}}" + "".join(f" {c:>{max(len(n), 5)}}" for c, (n, _) in zip(cells, cols)),
               file=out)
@@ -155,42 +177,29 @@ def to_json(report: Report, trace: str, meta: Dict[str, Any], changed: List[str]
 
 
 class Progress:
-    """A progress bar on stderr, only when stderr is a terminal."""
+    """A progress bar on stderr (done/total, percentage, elapsed, ETA and the failing
+    counts so far), only when stderr is a terminal (see :mod:`retracer.term`)."""
 
     def __init__(self, total: int, stream: Optional[IO[str]] = None, what: str = "replaying") -> None:
-        self.stream = stream or sys.stderr
-        try:
-            self.on = self.stream.isatty() and total > 0
-        except Exception:  # noqa: BLE001
-            self.on = False
+        from ..term import Bar
+
         self.total = total
         self.what = what
         self.counts = {v: 0 for v in VERDICTS}
-        self._last = 0.0
-        self._t0 = time.monotonic()
+        self._bar = Bar(what, total=total, stream=stream)
+        self.on = self._bar.on
 
     def update(self, done: int, res: Optional[Result] = None) -> None:
         if res is not None:
             self.counts[res.verdict if res.verdict in self.counts else "error"] += 1
         if not self.on:
             return
-        now = time.monotonic()
-        if done < self.total and now - self._last < 0.1:
-            return
-        self._last = now
-        width = 30
-        filled = int(width * done / self.total) if self.total else width
         bad = ", ".join(f"{self.counts[v]} {WORDS[v]}" for v in ("mismatch", "error", "unstable")
                         if self.counts[v])
-        line = (f"\rretracer: {self.what} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total}"
-                f"{' (' + bad + ')' if bad else ''} {now - self._t0:.0f} s")
-        self.stream.write(line[:200])
-        self.stream.flush()
+        self._bar.update(done, note=f"({bad})" if bad else "")
 
     def finish(self) -> None:
-        if self.on:
-            self.stream.write("\r" + " " * 110 + "\r")
-            self.stream.flush()
+        self._bar.finish()
 
 
 def dumps(doc: Dict[str, Any]) -> str:

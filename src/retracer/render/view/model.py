@@ -42,9 +42,10 @@ class ViewModel:
 
 
 
-def _progress(msg: str) -> None:
-    if sys.stderr.isatty():
-        print(f"retracer: {msg}", file=sys.stderr, flush=True)
+def _bar(what: str, total: int):
+    """A progress bar on a terminal's stderr (nothing otherwise)."""
+    from ...term import Bar
+    return Bar(what, total=total)
 
 
 def load(path: str, trust: bool = False, max_period: int = DEFAULT_PERIOD,
@@ -61,10 +62,12 @@ def load(path: str, trust: bool = False, max_period: int = DEFAULT_PERIOD,
         model = ViewModel(path=path, meta=meta, functions=funcs, threads=[])
         located: List[Tuple[int, int, Any]] = []
         n_threads = len(r.threads)
+        events = sum(th.n_events or 0 for th in r.threads)
+        # one bar step per thread (a thread is folded by one C call)
+        bar = _bar(f"folding {events / 1e6:.1f}M events", n_threads) if events > 1_000_000 else None
         for i, th in enumerate(r.threads):
-            if n_threads > 1 or (th.n_events or 0) > 2_000_000:
-                _progress(f"folding thread {i + 1}/{n_threads} ({th.name or th.thread_idx}, "
-                          f"{th.n_events or 0:,} events)")
+            if bar is not None:
+                bar.update(i)
             mine = by_thread.get(th.thread_idx, [])
             direct = [stream_call_of(c) for c in mine]
             ask = [(c.fid, c.t_start_ns) for c, d in zip(mine, direct) if d is None]
@@ -84,11 +87,16 @@ def load(path: str, trust: bool = False, max_period: int = DEFAULT_PERIOD,
                 proc = r.process_of(th.thread_idx)
                 name = f"process pid {proc.pid} · {name}"
             model.threads.append(ThreadView(th.thread_idx, name, tree, paths, info))
-        if located:
-            _progress(f"rendering {len(located):,} captured calls")
+        if bar is not None:
+            bar.finish()
         resolve = r.blob if r.version >= 2 else None
-        for tidx, call_no, row in located:
+        cbar = _bar("reading captured calls", len(located)) if len(located) > 2000 else None
+        for k, (tidx, call_no, row) in enumerate(located):
             model.captured[f"{tidx}:{call_no}"] = describe_capture(row, resolve=resolve)
+            if cbar is not None and k % 256 == 0:
+                cbar.update(k)
+        if cbar is not None:
+            cbar.finish()
         stats = r.func_stats()
     top = sorted(stats, key=lambda s: -s.own_ns)[:25]
     model.stats = {
