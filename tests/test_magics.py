@@ -321,7 +321,10 @@ def test_rprofile_flame_graph_has_only_the_cells_threads(ip):
     names = {f[0] for f in data["functions"]}
     assert "fib" in names and "Thread._bootstrap" not in names
     everything = json.loads(re.search(r'id="rtf-data">(.*?)</script>', flamegraph_html("cell.trace"), re.S).group(1))
-    assert "Thread._bootstrap" in {f[0] for f in everything["functions"]}
+    # the waiter thread's own frames: Thread._bootstrap (3.11+); on 3.9/3.10 the profile hook
+    # starts inside the new thread, whose first frames seen are the calls it waits in
+    only_waiter = {f[0] for f in everything["functions"]} - names
+    assert only_waiter & {"Thread._bootstrap", "Event.wait"}, only_waiter
     assert data["total"] < everything["total"]
 
 
