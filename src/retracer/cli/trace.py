@@ -114,6 +114,12 @@ def run(ns: argparse.Namespace) -> int:
             render_text(load(tracer.summary.path, trust=True, captures=False), sys.stdout)
 
 
+def _shown(path: str) -> str:
+    """A path as the user would type it: relative when that is below the current directory."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith(os.pardir) else rel
+
+
 def _after_trace(tracer, ns, command, quiet: bool) -> None:
     """Write (or rewrite) the replay tests; with --check-stable, first mark the
     unstable calls (replaying them isolated, side effects stopped)."""
@@ -132,8 +138,8 @@ def _after_trace(tracer, ns, command, quiet: bool) -> None:
         # the trace was just written and signed by this process: no need to verify it again
         path = write_replay_tests(s.path, root, base, trust=True)
         if path and not quiet:
-            print(f"retracer: replay tests written to {os.path.relpath(path)} (generated, not meant for git; "
-                  f"run them with pytest or: retracer replay {os.path.relpath(path)})", file=sys.stderr)
+            print(f"retracer: replay tests written to {_shown(path)} (generated, not meant for git; "
+                  f"run them with pytest or: retracer replay {_shown(path)})", file=sys.stderr)
     except RetracerError as e:
         print(f"{e} (replay tests not written)", file=sys.stderr)
     except Exception as e:
@@ -181,5 +187,5 @@ def print_summary(s) -> None:
     if s.error:
         print(f"retracer: warning: {s.error}; the trace may be incomplete", file=err)
     if s.path:
-        print(f"retracer: trace written to {s.path} (see it with: retracer profile {os.path.relpath(s.path)})",
+        print(f"retracer: trace written to {s.path} (see it with: retracer profile {_shown(s.path)})",
               file=err)
