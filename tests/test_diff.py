@@ -15,7 +15,7 @@ def before_after(tmp_path_factory, workloads, module_config_dir):
     d = tmp_path_factory.mktemp("diff")
     src = (workloads / "oop_sim.py").read_text()
     slow = src.replace("    def scale(self, k):\n        return Vec(self.x * k, self.y * k)",
-                       "    def scale(self, k):\n        s = 0\n        for i in range(300):\n            s += i\n"
+                       "    def scale(self, k):\n        s = 0\n        for i in range(3000):\n            s += i\n"
                        "        return Vec(self.x * k, self.y * k)")
     assert slow != src, "oop_sim.py changed: update the test's edit"
     (d / "after").mkdir()

@@ -20,7 +20,7 @@ if not (sys.platform.startswith("linux") or sys.platform == "darwin" or os.name 
     pytest.skip(f"py-spy has no support for {sys.platform} (no ptrace-like API here)", allow_module_level=True)
 
 WORK = textwrap.dedent("""
-    import hashlib, os, sys, zlib
+    import hashlib, os, sys, time, zlib
 
     def pack(data):
         return zlib.compress(data, 9)
@@ -37,14 +37,16 @@ WORK = textwrap.dedent("""
             s += i * i
         return s
 
-    def main(rounds):
+    def main(seconds):
+        # for a time, not a number of rounds: a loaded machine still gets enough samples of each
         data = os.urandom(1 << 15) + b"abc" * 60000
-        for _ in range(rounds):
+        end = time.time() + seconds
+        while time.time() < end:
             pack(data)
             digest(data)
             pure(60000)
 
-    main(int(sys.argv[1]))
+    main(float(sys.argv[1]))
 """)
 
 LOOP = textwrap.dedent("""
@@ -79,10 +81,10 @@ def sampled(tmp_path_factory, module_config_dir):
     (d / "work.py").write_text(WORK)
     env = dict(os.environ, RETRACER_CONFIG_DIR=str(module_config_dir))
     # --idle: every sample kept, also when a loaded machine has the program waiting for a CPU
-    cp = retracer("sample", "--native", "--idle", "--rate", "250", "-o", "native.trace", "work.py", "12", cwd=d,
+    cp = retracer("sample", "--native", "--idle", "--rate", "250", "-o", "native.trace", "work.py", "2.5", cwd=d,
                   env=env)
     _py_spy_ran(cp)
-    cp2 = retracer("sample", "--idle", "--rate", "250", "-o", "python.trace", "work.py", "6", cwd=d, env=env)
+    cp2 = retracer("sample", "--idle", "--rate", "250", "-o", "python.trace", "work.py", "1.5", cwd=d, env=env)
     _py_spy_ran(cp2)
     return d, env, cp
 
@@ -132,11 +134,11 @@ def test_sampled_trace_exports(sampled, fmt, suffix):
 
 def test_sample_formats_passthrough(sampled):
     d, env, _ = sampled
-    cp = retracer("sample", "--format", "speedscope", "-o", "s.speedscope.json", "work.py", "3", cwd=d, env=env)
+    cp = retracer("sample", "--format", "speedscope", "-o", "s.speedscope.json", "work.py", "0.3", cwd=d, env=env)
     _py_spy_ran(cp)
     doc = json.loads((d / "s.speedscope.json").read_text())
     assert "speedscope" in doc["$schema"] and doc["profiles"]
-    cp = retracer("sample", "--format", "pprof", "-o", "s.pb.gz", "work.py", "3", cwd=d, env=env)
+    cp = retracer("sample", "--format", "pprof", "-o", "s.pb.gz", "work.py", "0.3", cwd=d, env=env)
     _py_spy_ran(cp)
     assert (d / "s.pb.gz").read_bytes()[:2] == b"\x1f\x8b"
 
