@@ -55,7 +55,9 @@ def test_pool_of_each_start_method_records_every_call(tmp_path, methods):
         assert calls_of(r, "sq") == 21 * len(methods)
         assert r.meta["schema_version"] == 4
         workers = [p for p in r.processes if p.proc_idx != 0]
-        assert len(workers) >= 2 * len(methods)
+        # Pool(2): two workers each; a spawned worker that Pool.terminate() kills while it is
+        # still starting (before it could trace) is not in the trace, so at least one each
+        assert len(workers) >= len(methods)
         root = r.processes[0]
         # a forkserver's children are the server's (which is not traced: it lives as long as the root)
         assert all(p.ppid == root.pid for p in workers if "forkserver" not in p.command)

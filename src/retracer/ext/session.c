@@ -24,11 +24,13 @@ static int spool_sink(void *ctx, uint32_t thread_idx, uint32_t seq, const uint8_
     return rt_spool_put((rt_spool *)ctx, thread_idx, seq, data, len, n_events) == RT_OK ? 0 : -1;
 }
 
-/* zlib level of the spool's chunks. Measured on the more-itertools test suite
- * (generator-heavy: 11 events per call): level 1 makes the stream 3.4x smaller
- * at ~8 ns per byte, level 2 ~6% smaller again at ~9 ns per byte (the stream
- * is ~2.4 bytes per event); in the writer's thread either way. */
-#define SPOOL_ZLIB_LEVEL 2
+/* zlib level of the spool's chunks; 0: stored raw, written in the calling thread.
+ * 0 for now: the writer's thread (levels 1-9) makes the traced process
+ * multi-threaded, and CPython 3.12+ then warns at every os.fork() of the
+ * program ("This process is multi-threaded, use of fork() may lead to
+ * deadlocks"), a warning the program would not print without retracer. The
+ * thread can come back once it is stopped before a fork and restarted after. */
+#define SPOOL_ZLIB_LEVEL 0
 
 /* Close the spool writer (waits for what it still has to write). */
 static void spool_close(void)
