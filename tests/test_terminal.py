@@ -35,7 +35,8 @@ def _env(cfg, **extra):
 
 def _table_lines(text):
     lines = strip_ansi(text).splitlines()
-    start = next(i for i, ln in enumerate(lines) if ln.strip().startswith("saving"))
+    # the table's head (not the end of a wrapped summary line, "...; ranked by / saving")
+    start = next(i for i, ln in enumerate(lines) if ln.strip().startswith("saving") and "function" in ln)
     return [ln for ln in lines[start:] if ln.strip()]
 
 
