@@ -352,6 +352,19 @@ PyObject *rt_py_pause(PyObject *m, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* Take the hook out of the interpreter (3.12+: the caller unregisters sys.monitoring). */
+static void remove_hooks(void)
+{
+#ifdef RT_MECH_PEP523
+    PyInterpreterState *interp = PyThreadState_GET()->interp;
+    if (_PyInterpreterState_GetEvalFrameFunc(interp) == rt_py_eval_frame)
+        _PyInterpreterState_SetEvalFrameFunc(interp, G.prev_eval);
+#endif
+#ifdef RT_MECH_PROFILE
+    PyEval_SetProfile(NULL, NULL);
+#endif
+}
+
 const char rt_py_stop_doc[] =
     "stop() -> Results or None\n"
     "End the session: close open calls, flush the call stream to the spool and return\n"
@@ -365,14 +378,7 @@ PyObject *rt_py_stop(PyObject *m, PyObject *unused)
         Py_RETURN_NONE;
     G.active = 0;
     G.t_stop = rt_clock_now(&G.clock);
-#ifdef RT_MECH_PEP523
-    PyInterpreterState *interp = PyThreadState_GET()->interp;
-    if (_PyInterpreterState_GetEvalFrameFunc(interp) == rt_py_eval_frame)
-        _PyInterpreterState_SetEvalFrameFunc(interp, G.prev_eval);
-#endif
-#ifdef RT_MECH_PROFILE
-    PyEval_SetProfile(NULL, NULL);
-#endif
+    remove_hooks();
     rt_engine_finish(G.engine, G.t_stop);
     spool_close();  /* every chunk is in the file before the results say so */
     const char *errstr = "";
@@ -395,18 +401,8 @@ PyObject *rt_py_discard(PyObject *m, PyObject *unused)
     if (!G.engine)
         Py_RETURN_NONE;
     G.active = 0;
-#ifdef RT_MECH_PEP523
-    PyInterpreterState *interp = PyThreadState_GET()->interp;
-    if (_PyInterpreterState_GetEvalFrameFunc(interp) == rt_py_eval_frame)
-        _PyInterpreterState_SetEvalFrameFunc(interp, G.prev_eval);
-#endif
-#ifdef RT_MECH_PROFILE
-    PyEval_SetProfile(NULL, NULL);
-#endif
-    /* the parent's spool writer: its thread does not exist here (never joined, its
-     * lock never taken: the parent may have held it at the fork) */
-    rt_spool_abandon(G.spool);
-    G.spool = NULL;
+    remove_hooks();
+    /* the parent's spool writer is abandoned by session_teardown's spool_close (another pid) */
     if (G.spool_fd >= 0)
         close(G.spool_fd); /* the parent's spool: never written from here */
     G.spool_fd = -1;
