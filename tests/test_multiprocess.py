@@ -402,3 +402,43 @@ def test_a_child_the_fork_handler_never_saw_dies_of_sigterm_and_the_trace_is_who
     assert cp.stdout == "child 15\n4950\n", show(cp)
     with TraceReader(tmp_path / "t.trace") as r:
         assert calls_of(r, "work") == 2
+
+
+KILLED_AT_ONCE = """
+    import os, signal, sys, time
+
+    died = hung = 0
+    for i in range(20):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(30)
+            os._exit(0)
+        time.sleep(0.0005 * (i % 5))  # the SIGTERM lands at different moments of the child's start
+        os.kill(pid, signal.SIGTERM)
+        t = time.monotonic()
+        while True:
+            r, status = os.waitpid(pid, os.WNOHANG)
+            if r:
+                died += os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+                break
+            if time.monotonic() - t > 10:  # a hang, not a speed limit: the child sleeps 30 s
+                hung += 1
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                break
+            time.sleep(0.005)
+    print("died", died, "hung", hung)
+"""
+
+
+@pytest.mark.parametrize("opts", [[], ["--no-follow"]], ids=["follow", "no-follow"])
+def test_a_forked_child_terminated_as_soon_as_it_exists_dies_of_the_signal(tmp_path, opts):
+    """A SIGTERM reaching a forked child in the moment between the fork and the end of
+    retracer's fork handler was caught by the parent's Python handler, and Python then
+    dropped it ("ignored due to race condition") once the handler had been set back: a
+    pool worker terminated that early never died (4 to 7 of these 20 children hung before
+    the fix). SIGTERM is now blocked across the fork until the child's handlers are set."""
+    write(tmp_path, "killed.py", KILLED_AT_ONCE)
+    cp = trace("t.trace", "killed.py", cwd=tmp_path, opts=opts, timeout=600)
+    assert cp.stdout == "died 20 hung 0\n", show(cp)
+    assert "race condition" not in cp.stderr, show(cp)

@@ -151,18 +151,17 @@ def _start_child(forked: bool) -> None:
     import signal
 
     # a SIGTERM while the session starts waits for its handler (it writes what was recorded)
-    blocked = False
+    mask = None
     if hasattr(signal, "pthread_sigmask"):
         try:
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-            blocked = True
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         except (OSError, ValueError):
             pass
     try:
         _start_session(cfg, timeout, forked)
     finally:
-        if blocked:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _start_session(cfg: Dict[str, Any], timeout: Optional[float], forked: bool) -> None:

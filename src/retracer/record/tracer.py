@@ -16,6 +16,7 @@ import json
 import os
 import re
 import signal
+import _signal  # pthread_sigmask at fork without signal.py's Python wrappers (they would be in the profile)
 import sys
 import sysconfig
 import threading
@@ -642,12 +643,50 @@ def _forget(tracer: Tracer) -> None:
         _current = None
 
 
+# SIGTERM is blocked around a traced process's fork (os.register_at_fork below): a
+# SIGTERM that reached the child between the fork and its fork handler would be caught
+# by the parent's Python handler, and Python drops a caught signal whose handler has
+# been set back to SIG_DFL by the time it runs ("ignored due to race condition"): a
+# pool worker terminated that early never died. Blocked, the signal waits in the
+# kernel until the child has its own handlers, and is then delivered to them.
+_mask_before_fork: Optional[Any] = None
+
+
+def _before_fork() -> None:
+    global _mask_before_fork
+    _mask_before_fork = None
+    tracer = _current
+    if (tracer is None or not tracer._running) and _follow_module._config is None:
+        return  # nothing of retracer's runs in this process: its forks are left alone
+    try:
+        _mask_before_fork = _signal.pthread_sigmask(_signal.SIG_BLOCK, (_signal.SIGTERM,))
+    except (AttributeError, OSError, ValueError):
+        _mask_before_fork = None
+
+
+def _restore_mask_after_fork() -> None:
+    global _mask_before_fork
+    mask, _mask_before_fork = _mask_before_fork, None
+    if mask is not None:
+        try:
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
+        except (OSError, ValueError):
+            pass
+
+
 def _after_fork_in_child() -> None:
     """A forked child (multiprocessing's default on Linux): its events must not
     reach the parent's spool, and it must neither write nor remove the parent's
     trace (not at exit, nor on SIGTERM). Without following it runs on untraced;
     when following (record/follow.py) it drops the inherited session and traces
-    itself on its own."""
+    itself on its own. SIGTERM stays blocked until then (see _before_fork)."""
+    try:
+        _child_after_fork()
+    finally:
+        _restore_mask_after_fork()
+
+
+def _child_after_fork() -> None:
     follow = _follow_module  # imported with this module: nothing is imported in the child here
 
     tracer = _current
@@ -701,7 +740,8 @@ def _silence_capture_files(tracer: Tracer) -> None:
 if hasattr(os, "register_at_fork"):
     from . import follow as _follow_module
 
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_restore_mask_after_fork,
+                        after_in_child=_after_fork_in_child)
 
 
 def _kind_of(code) -> str:
