@@ -7,14 +7,20 @@
  * free and signals back. The lock is held only to move slots between the
  * two sides, never while compressing or writing.
  */
+#define _GNU_SOURCE 1 /* syscall(SYS_gettid) */
 #include "rt_spool.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
 
 typedef struct {
     uint8_t *data;      /* the chunk as the engine encoded it */
@@ -30,7 +36,9 @@ struct rt_spool {
     const rt_allocator *alloc;
     int fd;
     int level;
-    int threaded;
+    int threaded;               /* the level asks for the background thread */
+    int running;                /* ... and it exists (not paused) */
+    long tid;                   /* its kernel thread id (Linux), 0 when unknown */
     int err;                    /* sticky: RT_OK or the first error */
     uint64_t stored, raw;
     rt_spool_slot slots[RT_SPOOL_SLOTS];
@@ -70,10 +78,10 @@ static void rt__header(uint8_t *h, const rt_spool_slot *s, uint64_t stored, uint
 }
 
 /* Compress (when it helps) and write one slot; returns RT_OK or RT_ERR_IO. */
-static int rt__write_slot(rt_spool *sp, rt_spool_slot *s, uint64_t *stored_out)
+static int rt__write_slot(rt_spool *sp, rt_spool_slot *s, int compress, uint64_t *stored_out)
 {
     uint8_t *h = s->out;
-    if (sp->level > 0) {
+    if (compress && sp->level > 0) {
         uLongf zlen = (uLongf)(s->ocap - RT_SPOOL_HEADER_BYTES);
         if (compress2(s->out + RT_SPOOL_HEADER_BYTES, &zlen, s->data, (uLong)s->len, sp->level) == Z_OK &&
             zlen < s->len) {
@@ -93,6 +101,9 @@ static void *rt__spool_main(void *arg)
 {
     rt_spool *sp = arg;
     pthread_mutex_lock(&sp->mu);
+#ifdef __linux__
+    sp->tid = (long)syscall(SYS_gettid);
+#endif
     for (;;) {
         while (sp->count == 0 && !sp->closing)
             pthread_cond_wait(&sp->full_cv, &sp->mu);
@@ -103,7 +114,7 @@ static void *rt__spool_main(void *arg)
         sp->busy = 1;
         pthread_mutex_unlock(&sp->mu);
         uint64_t stored = 0;
-        int rc = failed ? RT_OK : rt__write_slot(sp, s, &stored);
+        int rc = failed ? RT_OK : rt__write_slot(sp, s, 1, &stored);
         pthread_mutex_lock(&sp->mu);
         sp->busy = 0;
         if (rc != RT_OK && sp->err == RT_OK)
@@ -118,6 +129,36 @@ static void *rt__spool_main(void *arg)
     }
     pthread_mutex_unlock(&sp->mu);
     return NULL;
+}
+
+/* Start the background thread; 0 or pthread_create's error. */
+static int rt__start_thread(rt_spool *sp)
+{
+    /* the writer thread takes no signals: a process-directed signal delivered to it
+     * would not interrupt the main thread's blocking call (Python runs its handlers
+     * there), and a SIGTERM could wait for ever behind a sem_wait */
+    sigset_t all, old;
+    sigfillset(&all);
+    sp->tid = 0;
+    sp->closing = 0;
+    int masked = pthread_sigmask(SIG_SETMASK, &all, &old) == 0;
+    int created = pthread_create(&sp->thread, NULL, rt__spool_main, sp);
+    if (masked)
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    sp->running = created == 0;
+    return created;
+}
+
+/* Stop the thread after it wrote every queued chunk. */
+static void rt__stop_thread(rt_spool *sp)
+{
+    pthread_mutex_lock(&sp->mu);
+    sp->closing = 1;
+    pthread_cond_signal(&sp->full_cv);
+    pthread_mutex_unlock(&sp->mu);
+    pthread_join(sp->thread, NULL);
+    sp->running = 0;
+    sp->closing = 0;
 }
 
 rt_spool *rt_spool_open(int fd, int level, const rt_allocator *alloc)
@@ -148,16 +189,7 @@ rt_spool *rt_spool_open(int fd, int level, const rt_allocator *alloc)
             rt_free(alloc, sp);
             return NULL;
         }
-        /* the writer thread takes no signals: a process-directed signal delivered to it
-         * would not interrupt the main thread's blocking call (Python runs its handlers
-         * there), and a SIGTERM could wait for ever behind a sem_wait */
-        sigset_t all, old;
-        sigfillset(&all);
-        int masked = pthread_sigmask(SIG_SETMASK, &all, &old) == 0;
-        int created = pthread_create(&sp->thread, NULL, rt__spool_main, sp);
-        if (masked)
-            pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (created != 0) {
+        if (rt__start_thread(sp) != 0) {
             pthread_cond_destroy(&sp->free_cv);
             pthread_cond_destroy(&sp->full_cv);
             pthread_mutex_destroy(&sp->mu);
@@ -192,7 +224,7 @@ static int rt__slot_room(rt_spool *sp, rt_spool_slot *s, size_t len)
 int rt_spool_put(rt_spool *sp, uint32_t thread_idx, uint32_t seq, const uint8_t *data, size_t len,
                  uint64_t n_events)
 {
-    if (!sp->threaded) {
+    if (!sp->running) {  /* no thread (level 0, or paused): written here, raw */
         if (sp->err != RT_OK)
             return sp->err;
         rt_spool_slot *s = &sp->slots[0];
@@ -206,7 +238,7 @@ int rt_spool_put(rt_spool *sp, uint32_t thread_idx, uint32_t seq, const uint8_t 
         uint8_t *keep = s->data;
         s->data = (uint8_t *)data;  /* written straight from the caller's buffer */
         uint64_t stored = 0;
-        rc = rt__write_slot(sp, s, &stored);
+        rc = rt__write_slot(sp, s, 0, &stored);
         s->data = keep;
         if (rc != RT_OK)
             return sp->err = rc;
@@ -259,11 +291,8 @@ int rt_spool_close(rt_spool *sp)
     if (!sp)
         return RT_OK;
     if (sp->threaded) {
-        pthread_mutex_lock(&sp->mu);
-        sp->closing = 1;
-        pthread_cond_signal(&sp->full_cv);
-        pthread_mutex_unlock(&sp->mu);
-        pthread_join(sp->thread, NULL);
+        if (sp->running)
+            rt__stop_thread(sp);
         pthread_cond_destroy(&sp->free_cv);
         pthread_cond_destroy(&sp->full_cv);
         pthread_mutex_destroy(&sp->mu);
@@ -285,6 +314,38 @@ void rt_spool_bytes(const rt_spool *sp, uint64_t *stored, uint64_t *raw)
         *raw = m->raw;
     if (m->threaded)
         pthread_mutex_unlock(&m->mu);
+}
+
+int rt_spool_pause(rt_spool *sp)
+{
+    if (!sp || !sp->running)
+        return 0;
+    rt__stop_thread(sp);
+    long tid = sp->tid;  /* set by the thread: read after the join */
+#ifdef __linux__
+    /* pthread_join returns when the thread has stopped running, a moment before the
+     * kernel forgets it; what counts the process's threads (CPython's fork warning
+     * reads /proc/self/stat) still sees it until then */
+    if (tid > 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/task/%ld", tid);
+        struct timespec nap = {0, 100000};
+        for (int i = 0; i < 2000 && access(path, F_OK) == 0; i++)
+            nanosleep(&nap, NULL);
+    }
+#else
+    (void)tid;
+#endif
+    return 1;
+}
+
+int rt_spool_resume(rt_spool *sp)
+{
+    if (!sp || !sp->threaded || sp->running)
+        return RT_OK;
+    if (sp->err != RT_OK)
+        return RT_OK;  /* nothing more is written anyway */
+    return rt__start_thread(sp) == 0 ? RT_OK : RT_ERR_NOMEM;
 }
 
 void rt_spool_abandon(rt_spool *sp)

@@ -52,6 +52,17 @@ int rt_spool_close(rt_spool *sp);
 /* Stored and raw bytes so far (for the session's statistics); either may be NULL. */
 void rt_spool_bytes(const rt_spool *sp, uint64_t *stored, uint64_t *raw);
 
+/* Before a fork: write what is queued and stop the background thread, so that
+ * the process forks with no thread of retracer's (chunks put meanwhile are
+ * written raw by the caller). Returns 1 when a thread was stopped (on Linux,
+ * once the kernel no longer lists it), 0 when there was none. NULL: 0. */
+int rt_spool_pause(rt_spool *sp);
+
+/* After the fork, in the parent: start the thread again (no-op when it was
+ * not paused). RT_OK, or RT_ERR_NOMEM when no thread could be started: the
+ * writer then goes on writing raw chunks in the caller's thread. */
+int rt_spool_resume(rt_spool *sp);
+
 /* In a forked child: forget the parent's writer without touching its
  * thread (which does not exist in the child) or its file; frees the memory. */
 void rt_spool_abandon(rt_spool *sp);

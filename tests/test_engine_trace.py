@@ -601,10 +601,9 @@ def test_every_init_of_a_class_call_is_recorded(tmp_path, opts):
 
 
 def test_the_call_stream_decodes_to_every_event(tmp_path):
-    """The spool writer (csrc/rt_spool.c) stores each finished chunk (raw while it
-    runs without its thread, see ext/session.c): on a generator-heavy run (a RESUME
-    and a SUSPEND per item) every chunk decodes to the events it says it holds,
-    with the whole profile intact."""
+    """The spool writer (csrc/rt_spool.c) stores each finished chunk, compressed in
+    its thread: on a generator-heavy run (a RESUME and a SUSPEND per item) every
+    chunk decodes to the events it says it holds, with the whole profile intact."""
     import sqlite3
 
     from helpers import trace as trace_cli
@@ -628,6 +627,7 @@ def test_the_call_stream_decodes_to_every_event(tmp_path):
     conn.close()
     assert rows and {r[0] for r in rows} <= {"raw", "zlib"}, rows
     assert all(r[1] == r[2] for r in rows if r[0] == "raw"), rows
+    assert any(r[0] == "zlib" and r[1] < r[2] / 1.5 for r in rows), rows  # the stream compresses
     reader = TraceReader(str(out))
     events = 0
     for t in reader.threads:
@@ -642,9 +642,8 @@ def test_the_call_stream_decodes_to_every_event(tmp_path):
 def test_tracing_starts_no_thread_that_takes_signals(tmp_path):
     """A thread of retracer's own blocks every signal, so a process-directed SIGTERM
     always reaches a thread Python runs its handlers in (delivered to the spool
-    writer's thread, it left a pool worker blocked in a semaphore wait for ever); and
-    while the writer has no thread, tracing starts none (3.12+ warns at os.fork() in
-    a multi-threaded process)."""
+    writer's thread, it left a pool worker blocked in a semaphore wait for ever).
+    The writer's thread is the only one tracing starts."""
     from helpers import trace as trace_cli
 
     prog = tmp_path / "masks.py"
@@ -659,5 +658,55 @@ def test_tracing_starts_no_thread_that_takes_signals(tmp_path):
     lines = cp.stdout.split("\n")
     assert "main False" in lines, cp.stdout
     others = [ln for ln in lines if ln.startswith("other")]
-    assert all(ln == "other True" for ln in others), cp.stdout
-    assert not others, cp.stdout  # no thread of retracer's own (see ext/session.c SPOOL_ZLIB_LEVEL)
+    assert others == ["other True"], cp.stdout  # the spool writer's thread
+
+
+FORKS = """
+    import os, sys, warnings
+
+    def threads():
+        with open("/proc/self/status") as f:
+            return [int(ln.split()[1]) for ln in f if ln.startswith("Threads:")][0]
+
+    def work(n):
+        return sum(i * i for i in range(n))
+
+    warnings.simplefilter("always")  # (as "error", CPython would swallow the fork warning)
+    print("before", threads())
+    for i in range(3):
+        work(20000)
+        pid = os.fork()
+        if pid == 0:
+            work(1000)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print("after", threads())
+    print(work(30000))
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts the process's threads in /proc")
+@pytest.mark.parametrize("opts", [[], ["--no-follow"]], ids=["follow", "no-follow"])
+def test_the_spool_writers_thread_is_stopped_across_a_fork(tmp_path, opts):
+    """The program forks as the single-threaded process it is without retracer: the
+    writer's thread is stopped before each os.fork() and started again after it in
+    the parent. On 3.12+ CPython would otherwise warn "This process is multi-threaded,
+    use of fork() may lead to deadlocks" (an error here). Every chunk, before and
+    after the forks, is in the trace."""
+    from helpers import trace as trace_cli
+
+    prog = tmp_path / "forks.py"
+    prog.write_text(textwrap.dedent(FORKS))
+    cp = trace_cli(tmp_path / "f.trace", str(prog), cwd=tmp_path, opts=["--no-capture"] + opts)
+    want = sum(i * i for i in range(30000))
+    # the writer's thread runs before the forks and again after each one
+    assert cp.stdout == "before 2\n" + "after 2\n" * 3 + f"{want}\n", cp.stdout + cp.stderr
+    assert "multi-threaded" not in cp.stderr and "Warning" not in cp.stderr, cp.stderr
+    with TraceReader(str(tmp_path / "f.trace")) as r:
+        procs = {p.pid for p in r.processes}
+        calls = {}
+        for st in r.func_stats([r.processes[0].proc_idx]):
+            name = r.functions[st.fid].name
+            calls[name] = calls.get(name, 0) + st.calls
+        assert calls.get("work") == 4 and calls.get("threads") == 4, calls
+        assert len(procs) == (4 if not opts else 1), procs

@@ -196,8 +196,93 @@ static void test_spool_abandon_frees(void)
     CHECK_EQ_I(ta.live, 0);
 }
 
+/* Threads of this process, as the kernel counts them (what CPython's fork warning reads). */
+static int process_threads(void)
+{
+#ifdef __linux__
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    int n = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return n;
+#else
+    return 1;
+#endif
+}
+
+static void put_one(rt_spool *sp, unsigned i, size_t len)
+{
+    uint8_t *buf = malloc(len);
+    fill(buf, len, 0, NULL);
+    CHECK_EQ_I(rt_spool_put(sp, i % 3, i, buf, len, (uint64_t)i * 10), RT_OK);
+    free(buf);
+}
+
+/* Paused before a fork: everything queued is written, the thread is gone (the kernel
+ * counts one thread), chunks put meanwhile are written raw in order, and resume
+ * brings the thread back. */
+static void test_spool_pause_and_resume(void)
+{
+    test_alloc ta;
+    test_alloc_init(&ta);
+    FILE *f = tmpfile();
+    CHECK_EQ_I(rt_spool_pause(NULL), 0);
+    rt_spool *sp = rt_spool_open(fileno(f), 1, &ta.a);
+    CHECK(sp != NULL);
+    unsigned i = 0;
+    for (; i < 10; i++)
+        put_one(sp, i, 20000);
+    CHECK_EQ_I(process_threads(), 2);
+    CHECK_EQ_I(rt_spool_pause(sp), 1);
+    CHECK_EQ_I(process_threads(), 1);
+    CHECK_EQ_I(rt_spool_pause(sp), 0);  /* already paused */
+    uint64_t raw = 0;
+    rt_spool_bytes(sp, NULL, &raw);
+    CHECK_EQ_U(raw, 10 * 20000);        /* all written before the pause returned */
+    for (; i < 15; i++)
+        put_one(sp, i, 20000);
+    CHECK_EQ_I(rt_spool_resume(sp), RT_OK);
+    CHECK_EQ_I(process_threads(), 2);
+    CHECK_EQ_I(rt_spool_resume(sp), RT_OK);  /* already running */
+    for (; i < 25; i++)
+        put_one(sp, i, 20000);
+    CHECK_EQ_I(rt_spool_close(sp), RT_OK);
+    readback r = read_records(f, 20000, 25, 0);
+    CHECK(r.ok);
+    CHECK_EQ_U(r.raw, 5);
+    CHECK_EQ_U(r.zlib, 20);
+    CHECK_EQ_I(ta.live, 0);
+    fclose(f);
+}
+
+/* A level-0 writer has no thread: pause and resume do nothing. */
+static void test_spool_pause_without_thread(void)
+{
+    test_alloc ta;
+    test_alloc_init(&ta);
+    FILE *f = tmpfile();
+    rt_spool *sp = rt_spool_open(fileno(f), 0, &ta.a);
+    CHECK_EQ_I(rt_spool_pause(sp), 0);
+    put_one(sp, 0, 100);
+    CHECK_EQ_I(rt_spool_resume(sp), RT_OK);
+    CHECK_EQ_I(process_threads(), 1);
+    put_one(sp, 1, 100);
+    CHECK_EQ_I(rt_spool_close(sp), RT_OK);
+    readback r = read_records(f, 100, 2, 0);
+    CHECK(r.ok);
+    CHECK_EQ_U(r.raw, 2);
+    CHECK_EQ_I(ta.live, 0);
+    fclose(f);
+}
+
 void suite_spool(void)
 {
+    RT_RUN(test_spool_pause_and_resume);
+    RT_RUN(test_spool_pause_without_thread);
     RT_RUN(test_spool_compressed_in_order);
     RT_RUN(test_spool_level0_raw_in_caller);
     RT_RUN(test_spool_bytes_counts_what_was_written);

@@ -143,6 +143,8 @@ RT_PY_HIDDEN const rt_allocator *rt_py_allocator(void);
 
 RT_PY_HIDDEN PyObject *rt_py_start(PyObject *m, PyObject *args, PyObject *kw);
 RT_PY_HIDDEN PyObject *rt_py_pause(PyObject *m, PyObject *unused);
+RT_PY_HIDDEN PyObject *rt_py_spool_pause(PyObject *m, PyObject *unused);
+RT_PY_HIDDEN PyObject *rt_py_spool_resume(PyObject *m, PyObject *unused);
 RT_PY_HIDDEN PyObject *rt_py_stop(PyObject *m, PyObject *unused);
 RT_PY_HIDDEN PyObject *rt_py_discard(PyObject *m, PyObject *unused);
 RT_PY_HIDDEN extern const char rt_py_discard_doc[];

@@ -126,6 +126,9 @@ static PyMethodDef engine_methods[] = {
      "remap(chunk, fidmap, shift_ns) -> bytes: the chunk with function ids mapped (fidmap: native uint32 array) "
      "and times moved shift_ns later."},
     {"discard", rt_py_discard, METH_NOARGS, rt_py_discard_doc},
+    {"spool_pause", rt_py_spool_pause, METH_NOARGS,
+     "Before a fork: the spool writer writes what it has queued and stops its thread; True if it had one."},
+    {"spool_resume", rt_py_spool_resume, METH_NOARGS, "After a fork, in the parent: the spool writer's thread again."},
     {"_fail_start_at", rt_py_fail_start_at, METH_O,
      "For tests: _fail_start_at(n) makes the n-th fallible step of the next start() fail with MemoryError (0: none)."},
 #ifdef RT_MECH_PROFILE

@@ -24,13 +24,32 @@ static int spool_sink(void *ctx, uint32_t thread_idx, uint32_t seq, const uint8_
     return rt_spool_put((rt_spool *)ctx, thread_idx, seq, data, len, n_events) == RT_OK ? 0 : -1;
 }
 
-/* zlib level of the spool's chunks; 0: stored raw, written in the calling thread.
- * 0 for now: the writer's thread (levels 1-9) makes the traced process
- * multi-threaded, and CPython 3.12+ then warns at every os.fork() of the
- * program ("This process is multi-threaded, use of fork() may lead to
- * deadlocks"), a warning the program would not print without retracer. The
- * thread can come back once it is stopped before a fork and restarted after. */
-#define SPOOL_ZLIB_LEVEL 0
+/* zlib level of the spool's chunks (0: stored raw, written in the calling thread).
+ * The writer's thread is stopped before each os.fork() of the program and started
+ * again after it (spool_pause/spool_resume, called from record/tracer.py's fork
+ * handlers): a process with a thread of retracer's at its fork would fork as a
+ * multi-threaded process, and CPython 3.12+ then warns ("This process is
+ * multi-threaded, use of fork() may lead to deadlocks"), a warning the program
+ * would not print without retracer. */
+#define SPOOL_ZLIB_LEVEL 1
+
+/* spool_pause() -> bool: before a fork, write what the spool writer has queued and
+ * stop its thread (the GIL is kept: no chunk can be put meanwhile). */
+PyObject *rt_py_spool_pause(PyObject *m, PyObject *unused)
+{
+    int stopped = 0;
+    if (G.spool && getpid() == G.pid)
+        stopped = rt_spool_pause(G.spool);
+    return PyBool_FromLong(stopped);
+}
+
+/* spool_resume(): after the fork, in the parent: the writer's thread again. */
+PyObject *rt_py_spool_resume(PyObject *m, PyObject *unused)
+{
+    if (G.spool && getpid() == G.pid)
+        (void)rt_spool_resume(G.spool);  /* no thread: chunks are written raw, in the caller */
+    Py_RETURN_NONE;
+}
 
 /* Close the spool writer (waits for what it still has to write). */
 static void spool_close(void)

@@ -652,16 +652,31 @@ def _forget(tracer: Tracer) -> None:
 _mask_before_fork: Optional[Any] = None
 
 
+# The spool writer's thread is stopped before the fork too, and started again in the
+# parent after it: the program forks as the single-threaded process it is without
+# retracer (CPython 3.12+ warns at a multi-threaded process's fork). The time both take
+# is retracer's own, out of the forking call's time (mute).
+_spool_paused = False
+
+
 def _before_fork() -> None:
-    global _mask_before_fork
+    global _mask_before_fork, _spool_paused
     _mask_before_fork = None
+    _spool_paused = False
     tracer = _current
-    if (tracer is None or not tracer._running) and _follow_module._config is None:
+    running = tracer is not None and tracer._running
+    if not running and _follow_module._config is None:
         return  # nothing of retracer's runs in this process: its forks are left alone
     try:
         _mask_before_fork = _signal.pthread_sigmask(_signal.SIG_BLOCK, (_signal.SIGTERM,))
     except (AttributeError, OSError, ValueError):
         _mask_before_fork = None
+    if running:
+        was = _engine.mute(True)
+        try:
+            _spool_paused = _engine.spool_pause()
+        finally:
+            _engine.mute(was)
 
 
 def _restore_mask_after_fork() -> None:
@@ -674,12 +689,26 @@ def _restore_mask_after_fork() -> None:
             pass
 
 
+def _after_fork_in_parent() -> None:
+    global _spool_paused
+    if _spool_paused:
+        _spool_paused = False
+        was = _engine.mute(True)
+        try:
+            _engine.spool_resume()
+        finally:
+            _engine.mute(was)
+    _restore_mask_after_fork()
+
+
 def _after_fork_in_child() -> None:
     """A forked child (multiprocessing's default on Linux): its events must not
     reach the parent's spool, and it must neither write nor remove the parent's
     trace (not at exit, nor on SIGTERM). Without following it runs on untraced;
     when following (record/follow.py) it drops the inherited session and traces
     itself on its own. SIGTERM stays blocked until then (see _before_fork)."""
+    global _spool_paused
+    _spool_paused = False  # the parent's writer: abandoned in the child, never resumed
     try:
         _child_after_fork()
     finally:
@@ -740,7 +769,7 @@ def _silence_capture_files(tracer: Tracer) -> None:
 if hasattr(os, "register_at_fork"):
     from . import follow as _follow_module
 
-    os.register_at_fork(before=_before_fork, after_in_parent=_restore_mask_after_fork,
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
                         after_in_child=_after_fork_in_child)
 
 
