@@ -25,6 +25,9 @@ pytestmark = pytest.mark.once
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEED = 20240612
 VARIANTS = int(os.environ.get("RETRACER_FUZZ_VARIANTS", "300"))
+# in shards of their own seed, so that pytest-xdist spreads them over the cores
+# (one shard of 300 was the longest test, and the last to end)
+SHARDS = 4
 
 PROG = """
     import threading
@@ -69,33 +72,36 @@ PROG = """
 """
 
 
-def test_malformed_traces_get_one_line(tmp_path, run_tmpdir):
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_malformed_traces_get_one_line(tmp_path, run_tmpdir, shard):
+    n = VARIANTS // SHARDS + (shard < VARIANTS % SHARDS)
+    seed = SEED + shard
     prog = tmp_path / "prog.py"
     prog.write_text(textwrap.dedent(PROG))
     base = tmp_path / "base.trace"
     trace(base, prog, cwd=tmp_path)
-    for n in os.listdir(tmp_path):
-        if "__replay_test_" in n:
-            os.unlink(tmp_path / n)
+    for name in os.listdir(tmp_path):
+        if "__replay_test_" in name:
+            os.unlink(tmp_path / name)
     results = tmp_path / "results.jsonl"
-    child = run_python([os.path.join(HERE, "security_fuzz.py"), str(base), str(tmp_path / "work"), str(SEED),
-                        str(VARIANTS), str(results)], cwd=tmp_path, timeout=3600)
+    child = run_python([os.path.join(HERE, "security_fuzz.py"), str(base), str(tmp_path / "work"), str(seed),
+                        str(n), str(results)], cwd=tmp_path, timeout=3600)
     lines = [json.loads(ln) for ln in results.read_text().splitlines()] if results.exists() else []
     done = [d for d in lines if "done" in d]
     started = [d for d in lines if "start" in d]
-    assert child.returncode == 0 and len(done) == VARIANTS, (
+    assert child.returncode == 0 and len(done) == n, (
         f"the fuzzer ended with status {child.returncode} after {len(done)} variants; last started: "
         f"{started[-1] if started else None}\n{child.stderr[-3000:]}")
     # about half the variants are signed again (the user's own trace, changed): if signing
     # them stopped working, the fuzzer would quietly test only unsigned files
-    assert sum(1 for d in done if d["signed"]) > VARIANTS // 4, "the fuzzer could not sign its variants"
+    assert sum(1 for d in done if d["signed"]) > n // 4, "the fuzzer could not sign its variants"
     bad = [d for d in done if d["problems"]]
     report = "\n".join(f"variant {d['done']} {d['what']} signed={d['signed']}: {d['problems'][:3]}" for d in bad[:10])
-    assert not bad, f"{len(bad)} of {VARIANTS} variants went wrong:\n{report}"
+    assert not bad, f"{len(bad)} of {n} variants (seed {seed}) went wrong:\n{report}"
     # not vacuous: the commands both succeeded and refused, on signed and unsigned variants
     statuses = {}
     for d in done:
         for k, v in d["rcs"].items():
             statuses[k] = statuses.get(k, 0) + v
-    assert statuses.get("0", 0) > VARIANTS and statuses.get("2", 0) > VARIANTS, statuses
-    assert sum(d["signed"] for d in done) > VARIANTS // 4
+    assert statuses.get("0", 0) > n and statuses.get("2", 0) > n, statuses
+    assert sum(d["signed"] for d in done) > n // 4
