@@ -407,7 +407,7 @@ static int rt__open(void *ud, const rt_span *s, size_t depth)
     e->depth[depth].child = 0;
     if (e->ops->aggregated) {
         uint32_t node = 0;
-        if (rt__trie_child(e, depth ? e->depth[depth - 1].node : RT_EX_ROOT, s->fid, &node) != RT_OK)
+        if (rt__trie_child(e, depth ? e->depth[depth - 1].node : e->thread_root, s->fid, &node) != RT_OK)
             return e->err;
         e->depth[depth].node = node;
         if (s->kind == RT_SPAN_CALL)
@@ -476,6 +476,7 @@ int rt_export_new(rt_export **ep, const rt_export_opts *opts, rt_export_out_fn o
     memset(e, 0, sizeof *e);
     e->o = *opts;
     e->pid = opts->pid;
+    e->cur_proc = -1;
     e->ops = ops;
     e->a = alloc;
     e->out = out;
@@ -533,6 +534,9 @@ void rt_export_free(rt_export *e)
     for (size_t i = 0; i < e->nfns; i++)
         rt__fn_clear(a, &e->fns[i]);
     rt_free(a, e->fns);
+    for (size_t i = 0; i < e->nprocs; i++)
+        rt_free(a, e->procs[i].frame);
+    rt_free(a, e->procs);
     rt_free(a, e->nodes);
     rt_map_free(&e->index);
     rt_free(a, e->depth);
@@ -564,6 +568,37 @@ static void rt__header(rt_export *e)
 
 void rt_export_set_pid(rt_export *e, int64_t pid) { e->pid = pid; }
 
+int rt_export_set_process(rt_export *e, int64_t pid, const char *frame)
+{
+    if (e->err)
+        return e->err;
+    for (size_t i = 0; i < e->nprocs; i++)
+        if (e->procs[i].pid == pid) {
+            e->cur_proc = (int)i;
+            return RT_OK;
+        }
+    if (e->nprocs >= 1u << 20)
+        return rt_ex_fail(e, RT_ERR_DATA, "too many processes");
+    if (rt_grow(e->a, (void **)&e->procs, &e->pcap, e->nprocs + 1, sizeof *e->procs, 8) != RT_OK)
+        return rt_ex_nomem(e);
+    rt_ex_proc *p = &e->procs[e->nprocs];
+    p->pid = pid;
+    p->frame = NULL;
+    p->frame_len = 0;
+    if (frame) {
+        if (!(p->frame = rt_ex_strdup(e->a, frame)))
+            return rt_ex_nomem(e);
+        for (char *c = p->frame; *c; c++)  /* as function labels: one frame, one line */
+            if (*c == ';')
+                *c = ':';
+            else if (*c == '\n' || *c == '\r')
+                *c = ' ';
+        p->frame_len = strlen(p->frame);
+    }
+    e->cur_proc = (int)e->nprocs++;
+    return RT_OK;
+}
+
 int rt_export_thread_begin(rt_export *e, uint32_t thread_idx, int64_t tid, const char *name)
 {
     if (e->err)
@@ -574,6 +609,11 @@ int rt_export_thread_begin(rt_export *e, uint32_t thread_idx, int64_t tid, const
         rt__header(e);
     e->thread_idx = thread_idx;
     e->tid = tid;
+    e->thread_root = RT_EX_ROOT;
+    if (e->ops->by_process && e->cur_proc >= 0 &&
+        (e->ops->by_process == 2 || e->procs[e->cur_proc].frame) &&
+        rt__trie_child(e, RT_EX_ROOT, RT_EX_PROC_FID | (uint32_t)e->cur_proc, &e->thread_root) != RT_OK)
+        return e->err;
     e->have_t = 0;
     e->t_first = e->t_last = 0;
     e->thread_calls = 0;

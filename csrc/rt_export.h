@@ -128,6 +128,15 @@ int rt_export_thread_begin(rt_export *e, uint32_t thread_idx, int64_t tid, const
  * a multi-process trace calls it before each process's threads. */
 void rt_export_set_pid(rt_export *e, int64_t pid);
 
+/* The process of the threads begun from now on, for the formats that merge
+ * threads into one call tree (PPROF, FOLDED). PPROF keeps each process's
+ * samples apart and labels them with "pid". With `frame` (UTF-8, copied, ';'
+ * and line breaks cleaned as for labels) both show the process as the root
+ * frame of its stacks ("process 42: prog.py", as py-spy --subprocesses does);
+ * NULL: no frame (FOLDED then merges the processes as it merges threads).
+ * Other formats ignore it. RT_OK, RT_ERR_NOMEM or RT_ERR_DATA (over 2^20). */
+int rt_export_set_process(rt_export *e, int64_t pid, const char *frame);
+
 /* Decode one chunk of the current thread's stream (borrowed bytes). */
 int rt_export_feed(rt_export *e, const uint8_t *data, size_t len);
 

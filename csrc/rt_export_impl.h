@@ -48,6 +48,18 @@ typedef struct rt_ex_fn {
     uint32_t frame;      /* SPEEDSCOPE: its frame index + 1; 0 before its first span */
 } rt_ex_fn;
 
+/* A process of the trace as the merged call trees keep it (rt_export_set_process). */
+typedef struct rt_ex_proc {
+    int64_t pid;
+    char *frame;         /* owned: the root frame's text, NULL for none */
+    size_t frame_len;
+} rt_ex_proc;
+
+/* A call-tree node's fid at the root of a process's stacks: RT_EX_PROC_FID | index
+ * into e->procs (never a function's fid: those are below 2^31). */
+#define RT_EX_PROC_FID 0x80000000u
+#define RT_EX_IS_PROC(fid) (((fid) & RT_EX_PROC_FID) != 0)
+
 /* A call-tree node: one distinct stack (aggregated formats). */
 typedef struct rt_ex_node {
     uint32_t parent;     /* node index, RT_EX_ROOT for a root */
@@ -71,6 +83,8 @@ typedef struct rt_ex_depth {
 typedef struct rt_export_ops {
     const char *name;    /* the format's name ("chrome", ...) */
     int aggregated;      /* 1: the core builds the call-tree trie from the spans */
+    int by_process;      /* the trie's stacks kept apart per process (rt_export_set_process):
+                            1 for a process with a root frame, 2 for every process */
     int gzip;            /* 1: the writer gzips the output */
     size_t state_size;   /* bytes of the format's own state (e->state, zeroed at creation) */
     /* Release what the format's state owns (not the state itself). */
@@ -135,6 +149,12 @@ struct rt_export {
 
     rt_ex_depth *depth;                /* owned; per open span depth, `dcap` entries */
     size_t dcap;
+
+    /* processes (rt_export_set_process; formats with ops->by_process) */
+    rt_ex_proc *procs;                 /* owned, nprocs of pcap */
+    size_t nprocs, pcap;
+    int cur_proc;                      /* index of the current process, -1 for none */
+    uint32_t thread_root;              /* trie parent of the thread's root spans */
 
     /* call-tree trie (aggregated formats) */
     rt_ex_node *nodes;                 /* owned, `nnodes` of `ncap` */

@@ -2,6 +2,9 @@
  * rt_export_pprof.c -- gzipped profile.proto (pprof, go tool pprof): sample
  * types calls/count and wall/nanoseconds, one Sample per distinct stack
  * (threads merged), one Function and one Location per function used.
+ * A multi-process trace's samples are kept apart per process and carry a
+ * numeric label "pid"; a process with a root frame (rt_export_set_process) has
+ * a Function and Location of its own, at the root of its stacks.
  * Written from the trie at the end; the core's writer gzips it.
  */
 #include "rt_export_impl.h"
@@ -90,6 +93,7 @@ static void rt__pprof_finish(rt_export *e)
     uint64_t s_calls = rt__pb_string(e, "calls", &ns), s_count = rt__pb_string(e, "count", &ns);
     uint64_t s_wall = rt__pb_string(e, "wall", &ns), s_nanos = rt__pb_string(e, "nanoseconds", &ns);
     uint64_t s_python = rt__pb_string(e, "python", &ns);
+    uint64_t s_pid = e->nprocs ? rt__pb_string(e, "pid", &ns) : 0;
     /* sample_type (1): calls/count, wall/nanoseconds */
     rt__pb_field(e, ps, 1, s_calls);
     rt__pb_field(e, ps, 2, s_count);
@@ -133,12 +137,40 @@ static void rt__pprof_finish(rt_export *e)
         }
         rt__pb_emit(e, ps, 4);
     }
+    /* a process's root frame: Function and Location id = nfns + 1 + its index */
+    for (size_t k = 0; k < e->nprocs && !e->err; k++) {
+        const rt_ex_proc *p = &e->procs[k];
+        if (!p->frame)
+            continue;
+        uint64_t id = (uint64_t)e->nfns + 1 + k;
+        rt__pb_field(e, ps, 1, id);
+        rt__pb_field(e, ps, 2, rt__pb_string(e, p->frame, &ns));
+        rt__pb_emit(e, ps, 5);
+        rt__pb_field(e, ps, 1, id);
+        rt__pb_field(e, ps, 2, 1);
+        {
+            uint8_t line[24], *q = line;
+            q = rt_varint_put(q, (1u << 3) | 0);
+            q = rt_varint_put(q, id);
+            rt__pb_bytes(e, ps, 4, line, (size_t)(q - line));
+        }
+        rt__pb_emit(e, ps, 4);
+    }
     /* one Sample (2) per distinct stack: location ids leaf first, values [calls, wall ns] */
     for (size_t i = 0; i < e->nnodes && !e->err; i++) {
         const rt_ex_node *n = &e->nodes[i];
         if (n->self_ns <= 0 && n->calls == 0)
             continue;
         size_t d = rt_ex_node_path(e, (uint32_t)i);
+        const rt_ex_proc *proc = NULL;
+        if (d && RT_EX_IS_PROC(e->path[d - 1])) {
+            uint32_t k = e->path[d - 1] & ~RT_EX_PROC_FID;
+            proc = &e->procs[k];
+            if (proc->frame)
+                e->path[d - 1] = (uint32_t)e->nfns + k;  /* its location id - 1 */
+            else
+                d--;
+        }
         size_t plen = 0;
         for (size_t k = 0; k < d; k++)
             plen += rt_varint_len((uint64_t)e->path[k] + 1);
@@ -152,6 +184,14 @@ static void rt__pprof_finish(rt_export *e)
         p = rt_varint_put(p, n->calls);
         p = rt_varint_put(p, (uint64_t)(n->self_ns > 0 ? n->self_ns : 0));
         rt__pb_bytes(e, ps, 2, vals, (size_t)(p - vals));
+        if (proc) {  /* label (3): key "pid", num */
+            uint8_t lab[32], *q = lab;
+            q = rt_varint_put(q, (1u << 3) | 0);
+            q = rt_varint_put(q, s_pid);
+            q = rt_varint_put(q, (3u << 3) | 0);
+            q = rt_varint_put(q, (uint64_t)proc->pid);
+            rt__pb_bytes(e, ps, 3, lab, (size_t)(q - lab));
+        }
         rt__pb_emit(e, ps, 2);
     }
     if (e->o.time_unix_ns > 0)
@@ -168,6 +208,7 @@ static void rt__pprof_finish(rt_export *e)
 const rt_export_ops rt_export_pprof_ops = {
     .name = "pprof",
     .aggregated = 1,
+    .by_process = 2,
     .gzip = 1,
     .state_size = sizeof(rt__pprof_state),
     .free_state = rt__pprof_free_state,

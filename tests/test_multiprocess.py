@@ -257,10 +257,94 @@ def test_exports_show_processes(tmp_path, fmt):
         names = " ".join(p["name"] for p in doc["profiles"])
         assert all(f"pid {pid}" in names for pid in pids)
     elif fmt == "folded":
-        # the folded stacks merge processes (no process frame yet): the workers' calls are in them
-        assert ";sq " in out.read_text() or "\nsq " in out.read_text() or out.read_text().startswith("sq ")
+        # each process's stacks under its root frame "process PID: COMMAND", as py-spy has them
+        lines = out.read_text().splitlines()
+        roots = {ln.split(";")[0].rsplit(" ", 1)[0] for ln in lines}
+        assert all(root.startswith("process ") for root in roots), roots
+        assert {int(root.split()[1].rstrip(":")) for root in roots} == pids, (roots, pids)
+        # a forked worker runs the parent's program: its command is the program's, not retracer's
+        assert all(":" in root and "pool.py" in root and "retracer" not in root for root in roots), roots
+        worker_sq = [ln for ln in lines if ln.split(";")[-1].startswith("sq ")]
+        assert worker_sq and not any(ln.startswith(f"process {r.processes[0].pid}:") for ln in worker_sq)
+        # --no-process-frames: the processes merged, as threads are
+        cp = retracer("profile", "t.trace", "--format", fmt, "-o", "merged.folded", "--no-process-frames",
+                      cwd=tmp_path)
+        assert cp.returncode == 0, show(cp)
+        merged = (tmp_path / "merged.folded").read_text()
+        assert "process " not in merged and any(ln.split(";")[-1].startswith("sq ") for ln in merged.splitlines())
+    elif fmt == "pprof":
+        # every sample carries its process as the numeric label "pid"; the roots are the processes
+        strings, samples, locations = read_pprof(out.read_bytes())
+        assert {strings[key] for _, _, (key, _) in samples} == {"pid"}
+        samples = [(locs, vals, pid) for locs, vals, (_, pid) in samples]
+        labelled = {pid for _, _, pid in samples}
+        assert labelled == pids, (labelled, pids)
+        root_names = {strings[locations[locs[-1]]] for locs, _, _ in samples}
+        assert all(name.startswith("process ") for name in root_names), root_names
+        sq_pids = {pid for locs, _, pid in samples if strings[locations[locs[0]]] == "sq"}
+        assert sq_pids and r.processes[0].pid not in sq_pids
     else:
         assert out.stat().st_size > 0
+
+
+def read_pprof(data: bytes):
+    """A gzipped profile.proto, read as far as this test needs: the string table, the
+    samples as (location ids leaf first, values, label "pid"), location id -> its
+    function's name index."""
+    import gzip
+
+    def fields(buf):
+        i = 0
+        while i < len(buf):
+            key, i = varint(buf, i)
+            if key & 7 == 0:
+                v, i = varint(buf, i)
+                yield key >> 3, v
+            else:
+                n, i = varint(buf, i)
+                yield key >> 3, buf[i:i + n]
+                i += n
+
+    def varint(buf, i):
+        v = shift = 0
+        while True:
+            b = buf[i]
+            i += 1
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return v, i
+
+    def packed(buf):
+        out, i = [], 0
+        while i < len(buf):
+            v, i = varint(buf, i)
+            out.append(v)
+        return out
+
+    strings, samples, loc_fn, fn_name = [], [], {}, {}
+    for f, v in fields(gzip.decompress(data)):
+        if f == 6:
+            strings.append(v.decode())
+        elif f == 2:
+            locs, vals, pid = [], [], None
+            for sf, sv in fields(v):
+                if sf == 1:
+                    locs += packed(sv)
+                elif sf == 2:
+                    vals += packed(sv)
+                elif sf == 3:
+                    label = dict(fields(sv))
+                    pid = (label[1], label.get(3))
+            samples.append((locs, vals, pid))
+        elif f == 4:
+            loc = dict(fields(v))
+            line = dict(fields(loc[4]))
+            loc_fn[loc[1]] = line[1]
+        elif f == 5:
+            fn = dict(fields(v))
+            fn_name[fn[1]] = fn[2]
+    return strings, samples, {lid: fn_name[fid] for lid, fid in loc_fn.items()}
 
 
 def test_view_page_has_a_lane_per_process(tmp_path):

@@ -259,6 +259,8 @@ typedef struct pprof_summary {
     uint64_t default_type, period;
     char str[16][32];        /* the first strings */
     uint64_t first_sample_locs[4];
+    size_t labels;           /* sample labels, with their numbers summed */
+    uint64_t label_key, label_num_sum;
 } pprof_summary;
 
 static void pprof_read(const uint8_t *gz, size_t gzlen, pprof_summary *s)
@@ -334,6 +336,17 @@ static void pprof_read(const uint8_t *gz, size_t gzlen, pprof_summary *s)
                             s->first_sample_locs[nlocs] = x;
                         nlocs++;
                     }
+                } else if (mf == 3) {
+                    unsigned lf, lwt;
+                    uint64_t lv;
+                    const uint8_t *ld = NULL;
+                    while (q.p < q.end && pb_next(&q, &lf, &lwt, &lv, &ld)) {
+                        if (lf == 1)
+                            s->label_key = lv;
+                        else if (lf == 3)
+                            s->label_num_sum += lv;
+                    }
+                    s->labels++;
                 } else if (mf == 2) {
                     if (pb_varint(&q, &x))
                         s->sum_calls += x;
@@ -747,8 +760,82 @@ static void test_export_threads_and_merge(void)
     xe_free(&b);
 }
 
+/* Threads of two processes: folded puts each process's stacks under its root frame
+ * (or merges them without frames); pprof keeps them apart, with a "pid" label and,
+ * with frames, a process location at the root. */
+static void test_export_processes(void)
+{
+    xenc a, b, c;
+    xe_init(&a, 64, 0);
+    xe_enter(&a, 1, 0);
+    xe_end(&a, RT_EV_EXIT, 10);
+    xe_init(&b, 64, 5);
+    xe_enter(&b, 1, 0);
+    xe_end(&b, RT_EV_EXIT, 30);
+    xe_init(&c, 64, 7);
+    xe_enter(&c, 0, 0);
+    xe_enter(&c, 1, 1);
+    xe_end(&c, RT_EV_EXIT, 100);
+    xe_end(&c, RT_EV_EXIT, 2);
+    for (int fmt = RT_EXPORT_FOLDED; fmt <= RT_EXPORT_PPROF; fmt += RT_EXPORT_PPROF - RT_EXPORT_FOLDED) {
+        for (int frames = 0; frames < 2; frames++) {
+            rt_export *e;
+            out o = {0};
+            rt_export_opts opts = {0};
+            opts.format = fmt;
+            REQUIRE(rt_export_new(&e, &opts, out_fn, &o, rt_default_allocator()) == RT_OK);
+            CHECK_EQ_I(rt_export_add_function(e, 0, &FN_MAIN), RT_OK);
+            CHECK_EQ_I(rt_export_add_function(e, 1, &FN_WORK), RT_OK);
+            const xenc *streams[3] = {&a, &b, &c};
+            const int64_t pids[3] = {10, 20, 10};
+            for (int t = 0; t < 3; t++) {
+                CHECK_EQ_I(rt_export_set_process(e, pids[t], !frames ? NULL : pids[t] == 10 ? "process 10: a;b.py"
+                                                                                           : "process 20: c.py"),
+                           RT_OK);
+                CHECK_EQ_I(rt_export_thread_begin(e, (uint32_t)t, 100 + t, "T"), RT_OK);
+                CHECK_EQ_I(rt_export_feed(e, streams[t]->buf, xe_len(streams[t])), RT_OK);
+                CHECK_EQ_I(rt_export_thread_end(e), RT_OK);
+            }
+            CHECK_EQ_I(rt_export_finish(e), RT_OK);
+            rt_export_stats st;
+            rt_export_get_stats(e, &st);
+            rt_export_free(e);
+            if (fmt == RT_EXPORT_FOLDED) {
+                if (frames)  /* ';' in a frame's text is ':' (one frame) */
+                    CHECK_STR(o.s, "process 10: a:b.py;work (app.py:3) 10\n"
+                                   "process 20: c.py;work (app.py:3) 30\n"
+                                   "process 10: a:b.py;main (app.py:10) 3\n"
+                                   "process 10: a:b.py;main (app.py:10);work (app.py:3) 100\n");
+                else
+                    CHECK_STR(o.s, "work (app.py:3) 40\n"
+                                   "main (app.py:10) 3\n"
+                                   "main (app.py:10);work (app.py:3) 100\n");
+            } else {
+                /* trie: 2 process nodes + work under each + main and work under process 10 */
+                CHECK_EQ_U(st.nodes, 6);
+                pprof_summary s;
+                pprof_read((const uint8_t *)o.s, o.n, &s);
+                CHECK(s.ok);
+                /* work@10, work@20, main@10, main;work@10: each labelled with its pid */
+                CHECK_EQ_U(s.samples, 4);
+                CHECK_EQ_U(s.labels, 4);
+                CHECK_EQ_U(s.label_num_sum, 10 + 20 + 10 + 10);
+                CHECK_STR(s.str[s.label_key], "pid");
+                CHECK_EQ_U(s.sum_wall, 10 + 30 + 3 + 100);
+                CHECK_EQ_U(s.locations, frames ? 4 : 2);  /* the processes' own, with frames */
+                CHECK_EQ_U(s.max_locs, frames ? 3 : 2);
+            }
+            out_free(&o);
+        }
+    }
+    xe_free(&a);
+    xe_free(&b);
+    xe_free(&c);
+}
+
 void suite_export(void)
 {
+    RT_RUN(test_export_processes);
     RT_RUN(test_export_chrome_exact);
     RT_RUN(test_export_speedscope_exact);
     RT_RUN(test_export_folded_exact);

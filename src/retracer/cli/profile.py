@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pid", type=int, action="append", metavar="PID",
                    help="only the calls of this process (may be given several times); the table lists the "
                         "processes of a multi-process trace")
+    p.add_argument("--no-process-frames", dest="process_frames", action="store_false",
+                   help="folded, pprof: merge the processes of a multi-process trace instead of putting each "
+                        "one's stacks under a root frame 'process PID: COMMAND' (pprof samples keep their pid label)")
 
 
 def tty_progress(what: str) -> Optional[Callable[[float], None]]:
@@ -79,7 +82,7 @@ def run(ns: argparse.Namespace) -> int:
         out = ns.output or render.default_output(ns.trace, ns.format)
         progress = tty_progress(f"exporting to {ns.format}")
         try:
-            what = renderer.render(r, out, progress)
+            what = renderer.render(r, out, progress, process_frames=ns.process_frames)
         finally:
             if progress is not None:
                 progress.finish()

@@ -217,19 +217,26 @@ static PyObject *Exporter_thread_begin(ExporterObject *self, PyObject *args)
     long long tid;
     PyObject *name;     /* Borrowed */
     PyObject *pid = Py_None; /* Borrowed: the thread's process, or None for the exporter's pid */
+    PyObject *frame = Py_None; /* Borrowed: its process's root frame (pprof, folded), or None */
     PyObject *nb = NULL; /* Owned: its UTF-8 bytes */
+    PyObject *fb = NULL; /* Owned: the frame's UTF-8 bytes */
     PyObject *ret = NULL;
-    const char *s;
-    if (!exp_ready(self) || !PyArg_ParseTuple(args, "kLO|O", &idx, &tid, &name, &pid) ||
-        exp_utf8(name, &nb, &s) < 0)
+    const char *s, *fs = NULL;
+    int rc;
+    if (!exp_ready(self) || !PyArg_ParseTuple(args, "kLO|OO", &idx, &tid, &name, &pid, &frame) ||
+        exp_utf8(name, &nb, &s) < 0 || exp_utf8(frame, &fb, &fs) < 0)
         goto error;
     if (pid != Py_None) {
         long long p = PyLong_AsLongLong(pid);
         if (p == -1 && PyErr_Occurred())
             goto error;
         rt_export_set_pid(self->ex, p);
+        if ((rc = rt_export_set_process(self->ex, p, fs)) != RT_OK) {
+            exp_raise(self, rc);
+            goto error;
+        }
     }
-    int rc = rt_export_thread_begin(self->ex, (uint32_t)idx, tid, s);
+    rc = rt_export_thread_begin(self->ex, (uint32_t)idx, tid, s);
     if (rc != RT_OK) {
         exp_raise(self, rc);
         goto error;
@@ -237,6 +244,7 @@ static PyObject *Exporter_thread_begin(ExporterObject *self, PyObject *args)
     ret = Py_NewRef(Py_None);
 error:
     Py_XDECREF(nb);
+    Py_XDECREF(fb);
     return ret;
 }
 
@@ -311,7 +319,8 @@ static PyMethodDef Exporter_methods[] = {
     {"add_function", (PyCFunction)Exporter_add_function, METH_VARARGS,
      "add_function(fid, name, system_name, file, line, label, kind): describe a function ('py' or 'c')"},
     {"thread_begin", (PyCFunction)Exporter_thread_begin, METH_VARARGS,
-     "thread_begin(thread_idx, tid, name, pid=None): start a thread's stream (pid: its process, chrome)"},
+     "thread_begin(thread_idx, tid, name, pid=None, frame=None): start a thread's stream (pid: its process; "
+     "frame: that process's root frame in pprof and folded)"},
     {"feed", (PyCFunction)Exporter_feed, METH_O, "feed(chunk): decode one chunk of the current thread"},
     {"thread_end", (PyCFunction)Exporter_thread_end, METH_NOARGS, "end the current thread"},
     {"finish", (PyCFunction)Exporter_finish, METH_NOARGS, "write the rest and flush; returns the counters"},

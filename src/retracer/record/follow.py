@@ -130,15 +130,15 @@ def child_start(raw: str) -> None:
     _start_child(forked=False)
 
 
-def after_fork() -> None:
+def after_fork(command: Optional[List[str]] = None) -> None:
     """In a forked child of a followed process (the inherited session is already
     dropped): trace this child on its own."""
     if _config is None:
         return
-    _start_child(forked=True)
+    _start_child(forked=True, command=command)
 
 
-def _start_child(forked: bool) -> None:
+def _start_child(forked: bool, command: Optional[List[str]] = None) -> None:
     from .tracer import Tracer
 
     cfg = _config
@@ -158,13 +158,14 @@ def _start_child(forked: bool) -> None:
         except (OSError, ValueError):
             pass
     try:
-        _start_session(cfg, timeout, forked)
+        _start_session(cfg, timeout, forked, command)
     finally:
         if mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
-def _start_session(cfg: Dict[str, Any], timeout: Optional[float], forked: bool) -> None:
+def _start_session(cfg: Dict[str, Any], timeout: Optional[float], forked: bool,
+                   command: Optional[List[str]] = None) -> None:
     from .tracer import Tracer
 
     ident = f"{os.getpid()}-{secrets.token_hex(4)}"
@@ -173,7 +174,7 @@ def _start_session(cfg: Dict[str, Any], timeout: Optional[float], forked: bool) 
     try:
         tracer = Tracer(output=base + ".part", timeout=timeout, scope=cfg.get("scopes"),
                         extra_scope=tuple(cfg.get("extra_scope") or ()), config_file_path=os.devnull,
-                        command=command_line(), follow=True, **opts)
+                        command=list(command) if command else command_line(), follow=True, **opts)
         tracer._child_base = base
         tracer._forked = forked
         _write_json(base + ".start", {"pid": os.getpid(), "ppid": os.getppid(), "command": tracer.command,

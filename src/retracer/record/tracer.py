@@ -741,7 +741,9 @@ def _child_after_fork() -> None:
             pass
         tracer._unregister()  # the monitoring tool id, threading's table
         _engine.discard()
-        follow.after_fork()
+        # the child runs the parent's program: its command line is the parent's
+        # (the one in /proc is the parent's too, with retracer's own command before it)
+        follow.after_fork(command=tracer.command)
 
 
 def _silence_capture_files(tracer: Tracer) -> None:

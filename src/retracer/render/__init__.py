@@ -38,28 +38,31 @@ class Renderer:
     suffix: str            # default file suffix, e.g. ".json"
     binary: bool           # bytes (True) or text
     how_to_open: str       # a hint for the user; "{out}" stands for the file
-    _render: Callable[[TraceReader, str, Optional[Progress]], str]
+    _render: Callable[..., str]
 
-    def render(self, reader: TraceReader, out: str, progress: Optional[Progress] = None) -> str:
+    def render(self, reader: TraceReader, out: str, progress: Optional[Progress] = None, *,
+               process_frames: bool = True) -> str:
         """Write ``reader``'s trace as this format to ``out`` (atomically);
-        returns what was written, e.g. '1,234 calls, 56,789 bytes'."""
-        return self._render(reader, out, progress)
+        returns what was written, e.g. '1,234 calls, 56,789 bytes'.
+        ``process_frames``: folded and pprof show each process of a multi-process
+        trace as the root frame of its stacks."""
+        return self._render(reader, out, progress, process_frames=process_frames)
 
 
-def _streamed(fmt: str) -> Callable[[TraceReader, str, Optional[Progress]], str]:
-    def render(reader: TraceReader, out: str, progress: Optional[Progress]) -> str:
-        stats = export(reader, fmt, out, progress=progress)
+def _streamed(fmt: str) -> Callable[..., str]:
+    def render(reader: TraceReader, out: str, progress: Optional[Progress], process_frames: bool = True) -> str:
+        stats = export(reader, fmt, out, progress=progress, process_frames=process_frames)
         return f"{stats['calls']:,} calls, {stats['bytes']:,} bytes"
     return render
 
 
-def _pstats(reader: TraceReader, out: str, progress: Optional[Progress]) -> str:
+def _pstats(reader: TraceReader, out: str, progress: Optional[Progress], **_options) -> str:
     from ..analysis.pstats import write_pstats
     write_pstats(reader, out)
     return f"{len(reader.functions):,} functions"
 
 
-def _flamegraph(reader: TraceReader, out: str, progress: Optional[Progress]) -> str:
+def _flamegraph(reader: TraceReader, out: str, progress: Optional[Progress], **_options) -> str:
     from .flamegraph import write_flamegraph
     write_flamegraph(reader, out)
     return "SVG" if out.lower().endswith(".svg") else "HTML"

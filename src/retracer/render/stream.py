@@ -13,6 +13,7 @@ format (these, pstats, the flame graph) is :mod:`retracer.render`.
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import Callable, Dict, Iterator, Optional, Tuple, Union
 
@@ -75,8 +76,21 @@ def _options(reader: TraceReader) -> dict:
     }
 
 
+def process_frame(p) -> str:
+    """The root frame of a process's stacks in folded and pprof output, as py-spy
+    --subprocesses names it: "process 4242: prog.py 3" (the command line cut at 80)."""
+    try:
+        argv = json.loads(p.command) if p.command else None
+    except ValueError:
+        argv = None
+    cmd = " ".join(str(a) for a in argv) if isinstance(argv, list) else "?"
+    if len(cmd) > 80:
+        cmd = cmd[:79] + "…"
+    return f"process {p.pid}: {cmd}"
+
+
 def _run(reader: TraceReader, fmt: str, out, merge_threads: bool,
-         progress: Optional[Callable[[float], None]]) -> Dict[str, int]:
+         progress: Optional[Callable[[float], None]], process_frames: bool = True) -> Dict[str, int]:
     ex = _export.Exporter(fmt, out, merge_threads=merge_threads, **_options(reader))
     for row in function_rows(reader):
         ex.add_function(*row)
@@ -84,11 +98,15 @@ def _run(reader: TraceReader, fmt: str, out, merge_threads: bool,
     done = 0
     for t in reader.threads:
         tid = t.native_id if t.native_id is not None else t.thread_idx
-        name, pid = t.name, None
-        if len(reader.processes) > 1:  # each thread says its process (speedscope: a profile per both)
-            pid = reader.process_of(t.thread_idx).pid
+        name, pid, frame = t.name, None, None
+        if len(reader.processes) > 1:
+            # each thread says its process: chrome's pid, speedscope's profile per both,
+            # pprof's "pid" label, folded's and pprof's root frame
+            proc = reader.process_of(t.thread_idx)
+            pid = proc.pid
             name = f"pid {pid} {t.name or t.thread_idx}"
-        ex.thread_begin(t.thread_idx, tid, name, pid if isinstance(pid, int) else None)
+            frame = process_frame(proc) if process_frames else None
+        ex.thread_begin(t.thread_idx, tid, name, pid if isinstance(pid, int) else None, frame)
         try:
             for chunk in reader.iter_chunks(t.thread_idx):
                 ex.feed(chunk)
@@ -109,8 +127,13 @@ def _open(trace: TraceArg, trust: bool) -> Tuple[TraceReader, bool]:
 
 
 def export(trace: TraceArg, fmt: str, out_path: "str | os.PathLike[str]", *, trust: bool = False,
-           progress: Optional[Callable[[float], None]] = None) -> Dict[str, int]:
+           progress: Optional[Callable[[float], None]] = None, process_frames: bool = True) -> Dict[str, int]:
     """Write the trace (a path or an open :class:`TraceReader`) as ``fmt`` to ``out_path``.
+
+    A multi-process trace shows its processes as processes in every format: chrome's
+    ``pid``, speedscope's profile per process and thread, pprof's ``pid`` label on
+    each sample; with ``process_frames`` (the default) folded and pprof also put each
+    process's stacks under a root frame ``process PID: COMMAND``.
 
     The file appears complete or not at all (temporary file + rename). Returns the
     exporter's counters (``spans``, ``calls``, ``bytes``, ``max_depth``, ...).
@@ -127,7 +150,7 @@ def export(trace: TraceArg, fmt: str, out_path: "str | os.PathLike[str]", *, tru
             raw = tmp + ".raw" if gz else tmp
             fd = os.open(raw, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             try:
-                stats = _run(reader, fmt, fd, False, progress)
+                stats = _run(reader, fmt, fd, False, progress, process_frames)
             except MemoryError:
                 raise RetracerError(f"retracer: out of memory while exporting {reader.path} to {out}") from None
             finally:
