@@ -134,7 +134,8 @@ void rt_export_set_pid(rt_export *e, int64_t pid);
  * and line breaks cleaned as for labels) both show the process as the root
  * frame of its stacks ("process 42: prog.py", as py-spy --subprocesses does);
  * NULL: no frame (FOLDED then merges the processes as it merges threads).
- * Other formats ignore it. RT_OK, RT_ERR_NOMEM or RT_ERR_DATA (over 2^20). */
+ * CHROME names the process's track with `frame` (else "pid N"); the other
+ * formats ignore it. RT_OK, RT_ERR_NOMEM or RT_ERR_DATA (over 2^20). */
 int rt_export_set_process(rt_export *e, int64_t pid, const char *frame);
 
 /* Decode one chunk of the current thread's stream (borrowed bytes). */

@@ -81,9 +81,16 @@ static int rt__chrome_thread_begin(rt_export *e, const char *name)
         rt_ex_sep(e);
         rt_ex_str(e, "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":");
         rt_ex_i64(e, e->pid);
-        rt_ex_str(e, ",\"tid\":0,\"args\":{\"name\":\"pid ");
-        rt_ex_i64(e, e->pid);
-        rt_ex_str(e, "\"}}");
+        rt_ex_str(e, ",\"tid\":0,\"args\":{\"name\":");
+        const rt_ex_proc *p = e->cur_proc >= 0 ? &e->procs[e->cur_proc] : NULL;
+        if (p && p->pid == e->pid && p->frame) {  /* "process N: COMMAND" (rt_export_set_process) */
+            rt_ex_jstr(e, p->frame);
+        } else {
+            rt_ex_str(e, "\"pid ");
+            rt_ex_i64(e, e->pid);
+            rt_ex_str(e, "\"");
+        }
+        rt_ex_str(e, "}}");
         cs->last_pid = e->pid;
     }
     int n = snprintf(tmp, sizeof tmp, "\"pid\":%lld,\"tid\":%lld,\"ts\":", (long long)e->pid,

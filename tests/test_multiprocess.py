@@ -248,8 +248,10 @@ def test_exports_show_processes(tmp_path, fmt):
         # and every event carries its own process's pid (Perfetto: one process track each)
         calls = [e for e in events if e.get("ph") == "X"]
         assert {e["pid"] for e in calls} == pids
-        named = {e["pid"] for e in events if e.get("ph") == "M" and e.get("name") == "process_name"}
-        assert pids <= named
+        named = {e["pid"]: e["args"]["name"] for e in events if e.get("ph") == "M" and e.get("name") == "process_name"}
+        assert pids <= set(named)
+        # each process's track is named by its command line, the workers' too
+        assert all(named[pid].startswith(f"process {pid}: ") and "pool.py" in named[pid] for pid in pids), named
         sq_pids = {e["pid"] for e in calls if e.get("name", "").startswith("sq")}
         assert sq_pids and r.processes[0].pid not in sq_pids  # the workers' calls are theirs
     elif fmt == "speedscope":
