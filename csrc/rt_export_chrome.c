@@ -66,7 +66,9 @@ static void rt__chrome_header(rt_export *e)
     rt_ex_str(e, "{\"traceEvents\":[\n{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":");
     rt_ex_i64(e, e->o.pid);
     rt_ex_str(e, ",\"tid\":0,\"args\":{\"name\":");
-    rt_ex_jstr(e, e->name ? e->name : "python");
+    /* written before the first thread: a multi-process trace has said that thread's process */
+    const rt_ex_proc *p = e->cur_proc >= 0 ? &e->procs[e->cur_proc] : NULL;
+    rt_ex_jstr(e, p && p->pid == e->o.pid && p->frame ? p->frame : e->name ? e->name : "python");
     rt_ex_str(e, "}}");
     ((rt__chrome_state *)e->state)->last_pid = e->o.pid;
     e->first_item = 0;
