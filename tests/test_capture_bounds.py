@@ -240,7 +240,9 @@ def test_a_function_whose_capture_costs_far_more_stops_being_captured(tmp_path):
         def tiny(tree, i):
             return i
         def fine(i):
-            return i * 2
+            # a call of about a millisecond: its capture (an int) stays far below 10x that
+            # even when a loaded machine stretches it past the rule's 200 us floor
+            return sum(range(30_000)) + i * 2
         if __name__ == "__main__":
             tree = {i: [str(i)] * 10 for i in range(50_000)}
             for i in range(40):
