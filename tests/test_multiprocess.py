@@ -354,13 +354,18 @@ def test_view_page_has_a_lane_per_process(tmp_path):
     trace("t.trace", "pool.py", "fork", cwd=tmp_path)
     cp = retracer("view", "t.trace", "--text", cwd=tmp_path)
     assert cp.returncode == 0, show(cp)
-    assert "process" in cp.stdout and "sq" in cp.stdout
+    with TraceReader(tmp_path / "t.trace") as r:
+        worker = next(p for p in r.processes if calls_of(r, "sq", [p.proc_idx]))
+        pids = [p.pid for p in r.processes if any(t.proc_idx == p.proc_idx for t in r.threads)]
+    # the text tree: each process once, above its threads, the workers' sq under theirs
+    heads = [ln for ln in cp.stdout.splitlines() if ln.startswith("process ")]
+    assert [int(h.split()[1].rstrip(":")) for h in heads] == pids, cp.stdout[:3000]
+    block = cp.stdout.split(f"process {worker.pid}:", 1)[1].split("\nprocess ", 1)[0]
+    assert block.split("\n", 1)[1].startswith("Thread ") and "sq" in block, block
     cp = retracer("view", "t.trace", "-o", "page.html", cwd=tmp_path)
     assert cp.returncode == 0, show(cp)
     html = (tmp_path / "page.html").read_text()
-    with TraceReader(tmp_path / "t.trace") as r:
-        worker = next(p for p in r.processes if calls_of(r, "sq", [p.proc_idx]))
-    assert f"pid {worker.pid}" in html
+    assert f"process {worker.pid}: " in html
 
 
 def test_replay_calls_captured_in_workers(tmp_path):

@@ -284,3 +284,49 @@ def test_statistics_panel(browser, workdir, workloads):
     assert "distinct functions" in text and "calls (profile)" in text
     top = page.eval_on_selector_all("#stats table.top tr td:first-child", "els => els.map(e => e.textContent)")
     assert "Particle.step" in top or "Vec.__init__" in top
+
+
+POOL = """
+    import multiprocessing as mp
+
+    def sq(x):
+        return x * x
+
+    if __name__ == "__main__":
+        with mp.get_context("fork").Pool(2) as pool:
+            print(sum(pool.map(sq, range(21))))
+"""
+
+
+def test_processes_are_a_level_of_the_tree_the_flame_graph_and_the_timeline(browser, workdir):
+    """A multi-process trace: the tree has a row per process above its threads (it folds
+    them away), the flame graph a frame per process between the root and the threads,
+    and the timeline its lanes grouped under each process."""
+    prog = workdir / "pool.py"
+    prog.write_text(textwrap.dedent(POOL))
+    page = open_page(browser, make_page(workdir, "pool", prog, view_args=("--no-patterns",)))
+    procs = rows(page, "[data-kind=process]")
+    n = procs.count()
+    assert n >= 2, page.content()[:2000]
+    labels = [procs.nth(i).locator(".name").inner_text() for i in range(n)]
+    assert all(lb.startswith("process ") and "pool.py" in lb for lb in labels), labels
+    # every thread row sits inside its process's node
+    inside = page.eval_on_selector_all(
+        "#tree .row[data-kind=thread]",
+        "els => els.map(e => !!e.parentElement.parentElement.closest('.node') && "
+        "e.parentElement.parentElement.closest('.node').firstChild.dataset.kind === 'process')")
+    assert inside and all(inside), inside
+    # a worker's calls of sq are under a worker process, and folding a process hides them
+    worker = next(i for i in range(n) if "sq" in page.locator("#tree > .node").nth(i).inner_text())
+    assert worker > 0
+    twisty(procs.nth(worker))
+    assert not page.locator("#tree > .node").nth(worker).locator(".row[data-kind=thread]").is_visible()
+    page.click("button[data-tab=flame]")
+    frames = page.evaluate("window.__rtDebug.flameFrames()")
+    assert sum(1 for f in frames if f.startswith("process ")) == n, frames
+    # nothing of retracer's own is in the workers' profiles (its fork handlers' calls)
+    assert not any("sigmask" in f or "retracer" in f for f in frames), frames
+    page.click("button[data-tab=timeline]")
+    lanes = page.evaluate("window.__rtDebug.timelineLanes()")
+    assert {L["group"] for L in lanes} == set(labels), (lanes, labels)
+    assert not page.errors

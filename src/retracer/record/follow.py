@@ -161,7 +161,13 @@ def _start_child(forked: bool, command: Optional[List[str]] = None) -> None:
         _start_session(cfg, timeout, forked, command)
     finally:
         if mask is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            from .. import _engine
+
+            was = _engine.mute(True)  # the session records from now on: this call is retracer's own
+            try:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            finally:
+                _engine.mute(was)
 
 
 def _start_session(cfg: Dict[str, Any], timeout: Optional[float], forked: bool,

@@ -683,10 +683,13 @@ def _restore_mask_after_fork() -> None:
     global _mask_before_fork
     mask, _mask_before_fork = _mask_before_fork, None
     if mask is not None:
+        was = _engine.mute(True)  # a child traces itself by now: this call is retracer's, not the program's
         try:
             _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
         except (OSError, ValueError):
             pass
+        finally:
+            _engine.mute(was)
 
 
 def _after_fork_in_parent() -> None:

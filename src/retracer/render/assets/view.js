@@ -418,7 +418,31 @@
     tree.textContent = '';
     let budget = AUTO_ROWS;
     const queue = [];
+    /* a multi-process trace: a level per process above its threads */
+    let procKids = null, procName = null;
     for (const T of THREADS) {
+      if (T.meta.process && T.meta.process !== procName) {
+        procName = T.meta.process;
+        const ph = el('div', 'node');
+        const prow = el('div', 'row');
+        prow.dataset.kind = 'process';
+        prow.appendChild(el('span', 'tw', '▾'));
+        prow.appendChild(el('span', 'name', procName));
+        const mine = THREADS.filter((U) => U.meta.process === procName);
+        prow.appendChild(el('span', 'time', fmtNs(Math.max(...mine.map((U) => U.root.dur)))));
+        prow.appendChild(el('span', 'num', plural(mine.reduce((a, U) => a + U.root.calls, 0), 'call') + ' · ' +
+                                           plural(mine.length, 'thread')));
+        ph.appendChild(prow);
+        procKids = el('div', 'kids');
+        ph.appendChild(procKids);
+        tree.appendChild(ph);
+        const kids = procKids;
+        prow.addEventListener('click', () => {
+          const open = kids.style.display !== 'none';
+          kids.style.display = open ? 'none' : '';
+          prow.querySelector('.tw').textContent = open ? '▸' : '▾';
+        });
+      }
       const head = el('div', 'node');
       const row = el('div', 'row');
       row.dataset.kind = 'thread';
@@ -429,7 +453,7 @@
       head.appendChild(row);
       head._r = T.root;
       head._level = -1;
-      tree.appendChild(head);
+      (T.meta.process && procKids ? procKids : tree).appendChild(head);
       row.addEventListener('click', () => toggle(head));
       if (T.marks && !T.marks.some((x) => x)) continue;
       budget -= expand(head);
@@ -590,7 +614,18 @@
 
   function buildFlame() {
     const nodes = [{ name: 'all threads', total: 0, self: 0, calls: 0, kids: [], parent: -1, depth: 0, synthetic: true, fid: -1 }];
+    const procNode = {};  /* a multi-process trace: a level per process between the root and its threads */
     for (const T of THREADS) {
+      let top = 0;
+      if (T.meta.process) {
+        if (procNode[T.meta.process] === undefined) {
+          procNode[T.meta.process] = nodes.length;
+          nodes.push({ name: T.meta.process, label: T.meta.process, fid: -3, total: 0, self: 0, calls: 0, kids: [],
+                       parent: 0, depth: 1, synthetic: true, key: 'process:' + T.meta.process });
+          nodes[0].kids.push(procNode[T.meta.process]);
+        }
+        top = procNode[T.meta.process];
+      }
       RD.b = T.pathsBuf; RD.p = 0;
       const n = rv();
       const map = new Array(n);
@@ -599,8 +634,9 @@
         if (k === 0) {
           const id = nodes.length;
           nodes.push({ name: 'Thread ' + T.name, label: 'Thread ' + T.name, fid: -2, total: total, self: 0, calls: 0, kids: [],
-                       parent: 0, depth: 1, thread: T, synthetic: true, key: 'thread:' + T.idx });
-          nodes[0].kids.push(id);
+                       parent: top, depth: nodes[top].depth + 1, thread: T, synthetic: true, key: 'thread:' + T.idx });
+          nodes[top].kids.push(id);
+          if (top) nodes[top].total += total;
           nodes[0].total += total;
           map[0] = id;
           continue;

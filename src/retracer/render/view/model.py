@@ -25,6 +25,7 @@ class ThreadView:
     tree: bytes            # rt_fold encoding of the folded tree
     paths: bytes           # rt_fold encoding of the merged call paths
     info: Dict[str, Any]
+    process: Optional[str] = None  # a multi-process trace: "process PID: COMMAND", the tree's level above
 
     @property
     def root(self) -> Rec:
@@ -83,12 +84,19 @@ def load(path: str, trust: bool = False, max_period: int = DEFAULT_PERIOD,
                 if call_no is not None:
                     located.append((th.thread_idx, int(call_no), c))
             name = th.name or f"thread {th.thread_idx}"
-            if len(r.processes) > 1:  # a lane per process and thread: the process level of the tree
-                proc = r.process_of(th.thread_idx)
-                name = f"process pid {proc.pid} · {name}"
-            model.threads.append(ThreadView(th.thread_idx, name, tree, paths, info))
+            process = None
+            if len(r.processes) > 1:  # the process level of the tree, the timeline's lane groups
+                from ..stream import process_frame
+
+                process = process_frame(r.process_of(th.thread_idx))
+            model.threads.append(ThreadView(th.thread_idx, name, tree, paths, info, process))
         if bar is not None:
             bar.finish()
+        # each process's threads together (stable: the threads' order within a process stays)
+        first: Dict[Optional[str], int] = {}
+        for t in model.threads:
+            first.setdefault(t.process, len(first))
+        model.threads.sort(key=lambda t: first[t.process])
         resolve = r.blob if r.version >= 2 else None
         cbar = _bar("reading captured calls", len(located)) if len(located) > 2000 else None
         for k, (tidx, call_no, row) in enumerate(located):

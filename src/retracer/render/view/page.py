@@ -31,7 +31,7 @@ def page_data(model: ViewModel, patterns: bool = True, hide_imports: bool = Fals
         threads.append({"idx": th.idx, "name": th.name, "calls": root.calls, "t0": root.t0,
                         "dur": root.dur, "groups": th.info.get("groups", 0),
                         "spans": th.info.get("spans", 0), "anomalies": th.info.get("anomalies", 0),
-                        "max_depth": th.info.get("max_depth", 0),
+                        "max_depth": th.info.get("max_depth", 0), "process": th.process,
                         "tree": _b64z(th.tree), "paths": _b64z(th.paths)})
     command = meta.get("command") or []
     return {

@@ -126,8 +126,14 @@ def render_text(model: ViewModel, out: TextIO, patterns: bool = True,
     over all repetitions, followed by what that first repetition called. A recursive
     call prints as one line (its depth and total calls), not its re-entries."""
     g = _glyphs(out)
+    shown_process = None
     for th in model.threads:
         root = th.root
+        if th.process is not None and th.process != shown_process:
+            # a multi-process trace: each process once, above its threads
+            shown_process = th.process
+            n = sum(t.root.calls for t in model.threads if t.process == th.process)
+            out.write(f"{th.process} ({n:,} calls)\n")
         out.write(f"Thread {th.name} ({root.calls:,} calls, {_fmt_ns(root.dur)})\n")
         # explicit stack of (iterator over (rec, agg, nested) rows, prefix, depth)
         stack: List[Tuple[Iterator[Tuple[Rec, Optional[tuple], bool]], str, int]] = []
