@@ -63,6 +63,7 @@ struct rt_thread {
     int64_t last_t;            /* time of the last event written (ns) */
     uint64_t n_events;         /* events written, all chunks */
     uint64_t chunk_events;     /* events in the current chunk */
+    int64_t chunk_t0;          /* time the current chunk began (cfg.flush_ns) */
     uint64_t stream_calls;     /* ENTER/ENTER_CONT written: the next call number */
     uint32_t seq;              /* chunks handed to the sink */
 };
@@ -173,6 +174,7 @@ uint32_t rt_engine_nfuncs(const rt_engine *e) { return e->nfuncs; }
 
 RT_INLINE void rt__put_time(rt_thread *t)
 {
+    t->chunk_t0 = t->last_t;
     t->pos = rt_varint_put(t->pos, ((uint64_t)t->last_t << 3) | RT_EV_TIME);
     t->chunk_events++;
     t->n_events++;
@@ -195,15 +197,18 @@ static void rt__flush(rt_thread *t)
     rt__put_time(t);
 }
 
-RT_INLINE void rt__room(rt_thread *t)
+/* Room for one more event (at time now): a full chunk, or one older than
+ * cfg.flush_ns, goes to the sink first. */
+RT_INLINE void rt__room(rt_thread *t, int64_t now)
 {
-    if (RT_UNLIKELY(t->end - t->pos < RT_EV_MAX_BYTES))
+    if (RT_UNLIKELY(t->end - t->pos < RT_EV_MAX_BYTES) ||
+        RT_UNLIKELY(t->e->cfg.flush_ns > 0 && now - t->chunk_t0 > t->e->cfg.flush_ns))
         rt__flush(t);
 }
 
 RT_INLINE void rt__emit_fid(rt_thread *t, int tag, uint64_t payload, int64_t now)
 {
-    rt__room(t);
+    rt__room(t, now);
     t->pos = rt_varint_put(t->pos, (payload << 3) | (uint64_t)tag);
     t->pos = rt_varint_put(t->pos, (uint64_t)(now - t->last_t));
     t->last_t = now;
@@ -213,7 +218,7 @@ RT_INLINE void rt__emit_fid(rt_thread *t, int tag, uint64_t payload, int64_t now
 
 RT_INLINE void rt__emit_dt(rt_thread *t, int tag, int64_t now)
 {
-    rt__room(t);
+    rt__room(t, now);
     t->pos = rt_varint_put(t->pos, ((uint64_t)(now - t->last_t) << 3) | (uint64_t)tag);
     t->last_t = now;
     t->chunk_events++;

@@ -48,6 +48,9 @@ typedef struct rt_config {
     int no_external;            /* 1: calls leaving the scope are not in the stream */
     int no_imports;             /* 1: import machinery and module bodies are not in the stream */
     int only_functions;         /* 1: only RT_F_ONLY functions and their callees are in the stream */
+    int64_t flush_ns;           /* > 0: a chunk begun longer ago than this (clock ns) goes to the sink
+                                   at the thread's next event even when not full, so a process that
+                                   dies loses at most that much of its stream; 0: only full chunks */
 } rt_config;
 
 /* Profile counters of one function (cProfile's meaning; times in ns). */

@@ -172,6 +172,61 @@ def test_a_crashing_worker_and_a_killed_child_are_recorded(tmp_path):
         assert kids[2].ended == "lost" and "signal 9" in json.loads(kids[2].info)["note"]
 
 
+KILLED_LATE = """
+    import os, signal, sys, time
+    import multiprocessing as mp
+
+    def work(n):
+        return sum(i * i for i in range(n))
+
+    def marker():
+        pass
+
+    def child(ready):
+        for _ in range(300):
+            work(500)
+        time.sleep(0.8)  # longer than a followed child keeps a chunk of its stream
+        marker()          # an event after that: the chunk holding the 300 calls goes to the spool
+        ready.set()
+        time.sleep(60)
+
+    if __name__ == "__main__":
+        ctx = mp.get_context(sys.argv[1])
+        ready = ctx.Event()
+        p = ctx.Process(target=child, args=(ready,))
+        p.start()
+        ready.wait(120)
+        os.kill(p.pid, signal.SIGKILL)
+        p.join()
+        print("exit", p.exitcode)
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_child_killed_by_sigkill_keeps_the_calls_it_had_handed_over(tmp_path, method):
+    """A SIGKILLed child writes no part, but a followed child hands its call stream to
+    its spool at least every half second and journals each function as it first sees
+    it: the root reads both back, so the calls it made up to then are in the trace,
+    and the trace says the process was lost and what was read back."""
+    write(tmp_path, "killed.py", KILLED_LATE)
+    cp = trace("t.trace", "killed.py", method, cwd=tmp_path, timeout=300)
+    assert cp.stdout == "exit -9\n", show(cp)
+    with TraceReader(tmp_path / "t.trace") as r:
+        (kid,) = [p for p in r.processes if p.proc_idx]
+        info = json.loads(kid.info)
+        assert kid.ended == "lost" and kid.exit_status == -9, kid
+        assert info.get("recovered") and "read back from its call stream" in info["note"], info
+        assert calls_of(r, "work", [kid.proc_idx]) == 300
+        assert calls_of(r, "child", [kid.proc_idx]) == 1  # still running when it died: ends at its last event
+        fn = next(f for f in r.functions.values() if f.name == "work")
+        assert fn.filename == str(tmp_path / "killed.py") and fn.firstlineno == 5 and fn.qualname == "work"
+        # the whole trace reads: profile, an export, the view
+    for args in (["profile", "t.trace"], ["profile", "t.trace", "--format", "chrome", "-o", "c.json"],
+                 ["view", "t.trace", "--text"]):
+        cp = retracer(*args, cwd=tmp_path)
+        assert cp.returncode == 0 and "Traceback" not in cp.stderr, show(cp)
+
+
 def test_no_follow_traces_only_the_root(tmp_path):
     write(tmp_path, "pool.py", POOL)
     cp = trace("t.trace", "pool.py", "fork", cwd=tmp_path, opts=["--no-follow"])

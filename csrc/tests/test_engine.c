@@ -1794,8 +1794,60 @@ static void test_engine_huge_chunk_size(void)
     fx_free(&x);
 }
 
+/* flush_ns: a chunk older than that goes to the sink at the next event, not full;
+ * the stream still decodes to every event, in order, across the chunks. */
+static void test_engine_flush_by_age(void)
+{
+    rt_config c;
+    memset(&c, 0, sizeof c);
+    c.chunk_size = 4096;
+    c.flush_ns = 1000;
+    fx x;
+    rt_engine *e = fx_init(&x, &c);
+    REQUIRE(e != NULL);
+    declare(e, 0, 2, RT_F_SCOPE);
+    rt_thread *t = rt_engine_add_thread(e, 1, 1, 0);
+    REQUIRE(t != NULL);
+    rt_enter(t, 0, 10);
+    rt_enter(t, 1, 500);
+    CHECK_EQ_I(rt_exit(t, 1, 900, 0), 1);
+    CHECK_EQ_U(x.sink.n, 0);        /* under 1000 ns old: kept */
+    rt_enter(t, 1, 1500);           /* the chunk began at 0: handed over first */
+    CHECK_EQ_U(x.sink.n, 1);
+    CHECK_EQ_I(rt_exit(t, 1, 1600, 0), 1);
+    CHECK_EQ_U(x.sink.n, 1);        /* the new chunk began at 900 */
+    CHECK_EQ_I(rt_exit(t, 0, 5000, 0), 1);
+    CHECK_EQ_U(x.sink.n, 2);
+    rt_engine_finish(e, 5000);
+    struct { int tag; int64_t t; } got[16];
+    size_t n = 0;
+    for (size_t i = 0; i < x.sink.n; i++) {
+        rt_stream_reader rd;
+        rt_stream_reader_init(&rd, x.sink.chunks[i].data, x.sink.chunks[i].len, 0);
+        rt_event ev;
+        int rc;
+        while ((rc = rt_stream_next(&rd, &ev)) == 1 && n < 16) {
+            if (ev.tag == RT_EV_TIME)
+                continue;
+            got[n].tag = ev.tag;
+            got[n].t = ev.t;
+            n++;
+        }
+        CHECK_EQ_I(rc, 0);
+    }
+    CHECK_EQ_U(n, 6);
+    const int64_t want_t[6] = {10, 500, 900, 1500, 1600, 5000};
+    const int want_tag[6] = {RT_EV_ENTER, RT_EV_ENTER, RT_EV_EXIT, RT_EV_ENTER, RT_EV_EXIT, RT_EV_EXIT};
+    for (size_t i = 0; i < 6 && i < n; i++) {
+        CHECK_EQ_I(got[i].tag, want_tag[i]);
+        CHECK_EQ_I(got[i].t, want_t[i]);
+    }
+    fx_free(&x);
+}
+
 void suite_engine(void)
 {
+    RT_RUN(test_engine_flush_by_age);
     RT_RUN(test_engine_call_tree);
     RT_RUN(test_engine_time_clamped);
     RT_RUN(test_engine_pause_profile_and_stream);

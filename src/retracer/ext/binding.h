@@ -70,6 +70,7 @@ typedef struct rt_binding {
     int spool_fd;           /* owned; the spool file receiving chunks, -1 if none */
     rt_spool *spool;        /* owned; writes (and compresses) the chunks into spool_fd in its thread */
     int spool_err;          /* the spool writer failed (found when it closed) */
+    int journal_fd;         /* owned; the function journal (registry.c), -1 if none */
     long pid;               /* the process that started the session (a forked child is another) */
     int64_t t_start;        /* clock value at start (ns) */
     int64_t t_stop;         /* clock value at stop (ns) */

@@ -5,7 +5,10 @@
  * replay it, its argument names. The fast path (a map lookup) is inline in
  * binding.h; this file is the slow path.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "binding.h"
 
@@ -51,6 +54,87 @@ error:
     return names;
 }
 
+/* Append `s` to buf (at *n, capacity cap) with tab, newline and backslash escaped
+ * as \t, \n, \\; 0 when it does not fit. */
+static int journal_put(char *buf, size_t *n, size_t cap, const char *s)
+{
+    for (; s && *s; s++) {
+        char c = *s, esc = c == '\t' ? 't' : c == '\n' ? 'n' : c == '\\' ? '\\' : c == '\r' ? 'r' : 0;
+        if (*n + 2 >= cap)
+            return 0;
+        if (esc) {
+            buf[(*n)++] = '\\';
+            buf[(*n)++] = esc;
+        } else {
+            buf[(*n)++] = c;
+        }
+    }
+    return 1;
+}
+
+/* The function journal (a followed child's, record/follow.py): one line per new
+ * function, written at once, so that the root can still name the calls of a child
+ * killed before it wrote its part (tracefile/recover.py reads it):
+ *   fid \t flags \t py|c \t name \t qualname \t filename \t firstlineno \n
+ * A line that does not fit is left out (its calls are then "<fid N>"). A write
+ * error closes the journal. */
+static void journal_function(uint32_t fid, uint32_t flags, PyObject *desc, PyCodeObject *co)
+{
+    if (G.journal_fd < 0 || getpid() != G.pid)  /* a forked child never writes its parent's */
+        return;
+    char buf[8192];
+    size_t n = (size_t)snprintf(buf, sizeof buf, "%u\t%u\t%s\t", fid, flags, co ? "py" : "c");
+    int ok = 1;
+    if (co) {
+        const char *name = PyUnicode_AsUTF8(co->co_name);
+        PyObject *q = rt_py_code_qualname(co); /* Borrowed */
+        const char *qual = q ? PyUnicode_AsUTF8(q) : name;
+        const char *file = PyUnicode_AsUTF8(co->co_filename);
+        char abs[4096];
+        if (file && file[0] != '/' && file[0] != '<' && G.cwd) {  /* as classify_code sees it */
+            const char *cwd = PyUnicode_AsUTF8(G.cwd);
+            if (cwd && snprintf(abs, sizeof abs, "%s%s", cwd, file) < (int)sizeof abs)
+                file = abs;
+        }
+        ok = name && qual && file && journal_put(buf, &n, sizeof buf, name);
+        if (ok) {
+            buf[n++] = '\t';
+            ok = journal_put(buf, &n, sizeof buf, qual);
+        }
+        if (ok) {
+            buf[n++] = '\t';
+            ok = journal_put(buf, &n, sizeof buf, file);
+        }
+        if (ok)
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "\t%d\n", co->co_firstlineno);
+    } else {
+        const char *name = PyUnicode_Check(desc) ? PyUnicode_AsUTF8(desc) : NULL;
+        ok = name && journal_put(buf, &n, sizeof buf, name);
+        if (ok) {
+            buf[n++] = '\t';
+            ok = journal_put(buf, &n, sizeof buf, name);
+        }
+        if (ok)
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "\t~\t0\n");
+    }
+    PyErr_Clear();
+    if (!ok || n >= sizeof buf)
+        return;
+    const char *p = buf;
+    while (n) {
+        ssize_t w = write(G.journal_fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            close(G.journal_fd);
+            G.journal_fd = -1;
+            return;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
 /* Give the next function id to `desc` (Borrowed: the code object or the C
  * function's name) with `flags`; RT_IGNORE when it cannot be registered
  * (no exception is left set: the hook goes on without this function). */
@@ -78,6 +162,7 @@ static uint32_t new_fid(PyObject *desc, uint32_t flags, PyCodeObject *co)
     Py_DECREF(names);
     G.fflags[fid] = flags | ((co && (co->co_flags & (CO_COROUTINE | CO_ITERABLE_COROUTINE))) ? RT_FB_CORO : 0);
     G.nfuncs++;
+    journal_function(fid, flags, desc, co);
     return fid;
 error:
     Py_XDECREF(names);

@@ -108,6 +108,9 @@ static void session_teardown(void)
     if (G.spool_fd >= 0)
         close(G.spool_fd);
     G.spool_fd = -1;
+    if (G.journal_fd >= 0)
+        close(G.journal_fd);
+    G.journal_fd = -1;
 }
 
 /* -------------------------------------------------------------- start */
@@ -135,7 +138,7 @@ static PyObject *callback(PyObject *obj, const char *name)
 
 const char rt_py_start_doc[] =
     "start(spool, scope, exclude, ignore, only, cwd, no_external, no_imports, c_calls,\n"
-    "      chunk_size, capture, max_count, shape_diverse)\n"
+    "      chunk_size, capture, max_count, shape_diverse, journal=None, flush_ms=0)\n"
     "Begin a session: events are recorded from now on. Every argument is required (by\n"
     "keyword or in this order):\n"
     "  spool          path of the file the call-stream chunks are appended to (created)\n"
@@ -153,23 +156,29 @@ const char rt_py_start_doc[] =
     "  max_count      calls captured per function (0: none)\n"
     "  shape_diverse  bool: keep the last quarter of max_count for calls whose input\n"
     "                 shape is new (False: the first max_count calls)\n"
+    "  journal        optional: path of a file that gets a line per new function at once\n"
+    "                 (a followed child's, for a root that must read a killed child's calls)\n"
+    "  flush_ms       optional: a call-stream chunk older than this goes to the spool at the\n"
+    "                 thread's next event, full or not (0: only full chunks)\n"
     "On 3.12+ the caller registers the sys.monitoring callbacks itself.";
 
 PyObject *rt_py_start(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"spool", "scope", "exclude", "ignore", "only", "cwd",
                              "no_external", "no_imports", "c_calls", "chunk_size",
-                             "capture", "max_count", "shape_diverse", NULL};
+                             "capture", "max_count", "shape_diverse", "journal", "flush_ms", NULL};
+    const char *journal = NULL;
+    unsigned int flush_ms = 0;
     const char *spool;
     PyObject *scope, *exclude, *ignore, *only, *cwd, *capture; /* Borrowed */
     int no_external, no_imports, c_calls, shape_diverse;
     Py_ssize_t chunk_size;
     unsigned int max_count;
     int building = 0; /* 1 once G holds parts of this session: `error` undoes them all */
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!O!OUpppnOIp:start", kwlist, &spool, &PyTuple_Type,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!O!OUpppnOIp|zI:start", kwlist, &spool, &PyTuple_Type,
                                      &scope, &PyTuple_Type, &exclude, &PyTuple_Type, &ignore,
                                      &only, &cwd, &no_external, &no_imports, &c_calls,
-                                     &chunk_size, &capture, &max_count, &shape_diverse))
+                                     &chunk_size, &capture, &max_count, &shape_diverse, &journal, &flush_ms))
         goto error;
     if (G.engine) {
         PyErr_SetString(PyExc_RuntimeError, "a retracer session is already running");
@@ -189,6 +198,10 @@ PyObject *rt_py_start(PyObject *m, PyObject *args, PyObject *kw)
         goto error;
     }
     G.spool_err = 0;
+    if (journal && (G.journal_fd = open(journal, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600)) < 0) {
+        PyErr_SetFromErrnoWithFilename(PyExc_OSError, journal);
+        goto error;
+    }
     G.pid = getpid();
     if (!(G.spool = rt_spool_open(G.spool_fd, SPOOL_ZLIB_LEVEL, rt_py_allocator()))) {
         PyErr_SetString(PyExc_MemoryError, "cannot start the spool writer (memory or threads)");
@@ -203,6 +216,7 @@ PyObject *rt_py_start(PyObject *m, PyObject *args, PyObject *kw)
     cfg.no_external = no_external;
     cfg.no_imports = no_imports;
     cfg.only_functions = only != Py_None;
+    cfg.flush_ns = (int64_t)flush_ms * 1000000;
     if (injected_failure())
         goto error;
     if (!(G.engine = rt_engine_new(&cfg))) {

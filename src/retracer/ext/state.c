@@ -5,7 +5,7 @@
  */
 #include "binding.h"
 
-rt_binding G = {.spool_fd = -1};
+rt_binding G = {.spool_fd = -1, .journal_fd = -1};
 
 _Thread_local rt_py_tls_state rt_py_tls RT_PY_TLS_MODEL;
 

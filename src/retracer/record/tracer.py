@@ -39,6 +39,9 @@ MECHANISM: str = _engine.MECHANISM
 _C_CALLS_BY_MONITORING = "sys.monitoring" in MECHANISM
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _CHUNK_SIZE = 256 * 1024
+# a followed child hands its call stream to its spool at least this often (ms): killed
+# before it writes its part, it loses at most about that much of it (tracefile/recover.py)
+_CHILD_FLUSH_MS = 500
 
 
 class TraceSummary:
@@ -262,6 +265,8 @@ class Tracer:
                 only=self.only_functions, cwd=cwd, no_external=self.no_external_calls,
                 no_imports=self.no_imports, c_calls=self.c_calls, chunk_size=_CHUNK_SIZE,
                 capture=self._capturer, max_count=self.max_function_count, shape_diverse=True,
+                **({"journal": self._child_base + ".funcs", "flush_ms": _CHILD_FLUSH_MS}
+                   if self._child_base is not None else {}),
             )
             if _C_CALLS_BY_MONITORING and (self.c_calls or _engine.CLASS_CALLS_NEED_CALL_EVENTS):
                 self._register_monitoring()
@@ -296,7 +301,11 @@ class Tracer:
         signing.get_key()  # a TraceError line if the config directory or the key is unusable
         try:
             self._rundir = RunDir()
-            self._spool = self._rundir.file("stream.spool")
+            # a followed child's stream and function journal go beside its part in the
+            # root's family directory: a child killed before it writes its part still
+            # leaves the root what it recorded (tracefile/recover.py)
+            self._spool = (self._child_base + ".spool" if self._child_base is not None
+                           else self._rundir.file("stream.spool"))
         except OSError as e:
             if self._rundir is not None:
                 self._rundir.close()
@@ -322,7 +331,7 @@ class Tracer:
             follow.root_end()
 
     def _remove_spools(self) -> None:
-        paths = [self._spool]
+        paths = [self._spool] + ([self._child_base + ".funcs"] if self._child_base is not None else [])
         if self._capturer is not None:
             try:
                 self._capturer.close()

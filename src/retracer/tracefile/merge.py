@@ -98,15 +98,20 @@ def merge_family(output: str, root_part: str, family: str, tmp_dir: Optional[str
     recs = children(family)
     _wait_for_parts(recs)
     root = TraceReader(root_part)
-    readers: List[Tuple[Optional[TraceReader], Dict[str, Any]]] = [(root, {})]
+    readers: List[Tuple[Any, Dict[str, Any]]] = [(root, {})]
     for r in recs:
         part = r["base"] + ".part"
-        rd = None
+        rd: Any = None
         if os.path.exists(part):
             try:
                 rd = TraceReader(part)
             except TraceError as e:
                 r["note"] = f"its part could not be read ({e})"
+        elif not _still_running(r):
+            # it died before it wrote its part: what its spool and journal hold
+            from .recover import recover
+
+            rd = recover(r["base"], r, root.functions, _recovered_note(r))
         readers.append((rd, r))
     try:
         return _write(output, root, readers, tmp_dir, remap)
@@ -275,6 +280,18 @@ def _write(output: str, root: TraceReader, readers, tmp_dir, remap) -> Tuple[str
         path = w.commit()
     totals["captured_calls"] = n_captured
     return path, totals
+
+
+def _still_running(rec: Dict[str, Any]) -> bool:
+    return rec.get("exit") is None and _alive(rec["pid"])
+
+
+def _recovered_note(rec: Dict[str, Any]) -> str:
+    status = rec.get("exit")
+    how = (f"it was killed by signal {-status}" if isinstance(status, int) and status < 0
+           else "it ended (crashed or killed)")
+    return (f"{how} before it could write its part: its calls up to about half a second before its end "
+            f"are in the trace, read back from its call stream (none of its calls were captured)")
 
 
 def _missing_process(pidx: int, rec: Dict[str, Any], root_start: float) -> Process:
