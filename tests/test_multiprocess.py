@@ -227,6 +227,59 @@ def test_a_child_killed_by_sigkill_keeps_the_calls_it_had_handed_over(tmp_path, 
         assert cp.returncode == 0 and "Traceback" not in cp.stderr, show(cp)
 
 
+OUTLIVES = """
+    import os, time
+
+    def work(n):
+        return sum(i * i for i in range(n))
+
+    def marker():
+        pass
+
+    if __name__ == "__main__":
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)  # the test reads the root's output to its end: not this child's
+            os.dup2(null, 2)
+            for _ in range(200):
+                work(500)
+            time.sleep(0.8)
+            marker()  # the chunk of the 200 calls goes to the spool
+            os.write(w, b"x")
+            time.sleep(60)  # outlives the root (the test kills it)
+            os._exit(0)
+        os.close(w)
+        os.read(r, 1)
+        print(pid)
+"""
+
+
+def test_a_child_that_outlives_the_root_is_in_the_trace_up_to_then(tmp_path):
+    """A child still running when the root ends is listed as running, with the calls it
+    had handed over by then (read back from its spool and journal)."""
+    import os
+    import signal
+
+    write(tmp_path, "outlives.py", OUTLIVES)
+    cp = trace("t.trace", "outlives.py", cwd=tmp_path, timeout=300)
+    pid = int(cp.stdout.strip())
+    try:
+        with TraceReader(tmp_path / "t.trace") as r:
+            (kid,) = [p for p in r.processes if p.proc_idx]
+            info = json.loads(kid.info)
+            assert kid.pid == pid and kid.ended == "running", kid
+            assert info.get("recovered") and "still running" in info["note"], info
+            assert calls_of(r, "work", [kid.proc_idx]) == 200
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def test_no_follow_traces_only_the_root(tmp_path):
     write(tmp_path, "pool.py", POOL)
     cp = trace("t.trace", "pool.py", "fork", cwd=tmp_path, opts=["--no-follow"])

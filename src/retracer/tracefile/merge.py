@@ -107,11 +107,14 @@ def merge_family(output: str, root_part: str, family: str, tmp_dir: Optional[str
                 rd = TraceReader(part)
             except TraceError as e:
                 r["note"] = f"its part could not be read ({e})"
-        elif not _still_running(r):
-            # it died before it wrote its part: what its spool and journal hold
+        else:
+            # it died before it wrote its part, or it is still running: what its spool
+            # and journal hold so far
             from .recover import recover
 
-            rd = recover(r["base"], r, root.functions, _recovered_note(r))
+            running = _still_running(r)
+            rd = recover(r["base"], r, root.functions, _recovered_note(r, running),
+                         ended="running" if running else "lost")
         readers.append((rd, r))
     try:
         return _write(output, root, readers, tmp_dir, remap)
@@ -286,7 +289,10 @@ def _still_running(rec: Dict[str, Any]) -> bool:
     return rec.get("exit") is None and _alive(rec["pid"])
 
 
-def _recovered_note(rec: Dict[str, Any]) -> str:
+def _recovered_note(rec: Dict[str, Any], running: bool) -> str:
+    if running:
+        return ("it was still running when the root process ended: its calls up to about half a second "
+                "before then are in the trace, read back from its call stream (none of its calls were captured)")
     status = rec.get("exit")
     how = (f"it was killed by signal {-status}" if isinstance(status, int) and status < 0
            else "it ended (crashed or killed)")

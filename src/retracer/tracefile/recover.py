@@ -73,7 +73,7 @@ class RecoveredPart:
     :class:`~retracer.tracefile.reader.TraceReader` that merge.py uses)."""
 
     def __init__(self, rec: Dict[str, Any], functions: Dict[int, Function],
-                 chunks: Dict[int, List[Tuple[int, bytes, int]]], note: str) -> None:
+                 chunks: Dict[int, List[Tuple[int, bytes, int]]], note: str, ended: str = "lost") -> None:
         self.functions = functions
         self._chunks = chunks
         self.threads = [Thread(t, None, None, f"thread {t}", sum(n for _, _, n in chunks[t]))
@@ -89,7 +89,7 @@ class RecoveredPart:
         status = rec.get("exit")
         self.processes = [Process(0, rec.get("pid"), rec.get("ppid") if isinstance(rec.get("ppid"), int) else None,
                                   json.dumps(cmd) if isinstance(cmd, list) else None, start, None,
-                                  status if isinstance(status, int) else None, "lost", 0,
+                                  status if isinstance(status, int) else None, ended, 0,
                                   json.dumps({"note": note, "recovered": True}))]
 
     def iter_chunk_rows(self, thread_idx: int) -> Iterator[Tuple[int, bytes, int]]:
@@ -170,9 +170,10 @@ def _profile(part: RecoveredPart) -> Tuple[List[FuncStat], List[EdgeStat], int]:
 
 
 def recover(base: str, rec: Dict[str, Any], root_functions: Dict[int, Function],
-            note: str) -> Optional[RecoveredPart]:
-    """The part of the child whose files start with ``base``, or None when it left
-    no spool or journal, or they do not read."""
+            note: str, ended: str = "lost") -> Optional[RecoveredPart]:
+    """The part of the child whose files start with ``base`` (``ended``: ``lost``,
+    or ``running`` for a child still writing them), or None when it left no spool
+    or journal, or they do not read."""
     spool, journal = base + ".spool", base + ".funcs"
     if not (os.path.exists(spool) and os.path.exists(journal)):
         return None
@@ -188,6 +189,6 @@ def recover(base: str, rec: Dict[str, Any], root_functions: Dict[int, Function],
             return None
         for rows in chunks.values():
             rows.sort()
-        return RecoveredPart(rec, functions, chunks, note)
+        return RecoveredPart(rec, functions, chunks, note, ended)
     except (OSError, ValueError, zlib.error, KeyError, IndexError, TypeError):
         return None
