@@ -369,3 +369,84 @@ def test_errors_are_one_line(project):
     assert cp.returncode == 2 and "does not exist" in cp.stderr and len(cp.stderr.strip().splitlines()) == 1
     cp = optimize(project)
     assert cp.returncode == 2 and "nothing to optimize" in cp.stderr
+
+
+def test_unit_tests_are_the_ones_a_traced_pytest_run_saw_call_the_function(project, tmp_path):
+    """The unit tests that judge a candidate are found by a traced pytest run of the
+    tests root: a test that reaches the function through a helper of another name is
+    one of them, a test that only names it in a comment is not. A candidate that passes
+    the recorded calls but fails such a test is a mismatch."""
+    write(project, {
+        "tests/test_reach.py": """
+            import app
+
+            def test_through_summarize():
+                n, first = app.summarize([3, 1, 3, 2, 1])
+                assert (n, first) == (3, [3, 1, 2])
+        """,
+        "tests/test_mentions.py": """
+            # dedupe is mentioned here, never called
+            def test_nothing():
+                assert True
+        """,
+        "tests/conftest.py": """
+            import os, sys
+            sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        """,
+    })
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "tests")
+    # faster, the same on every recorded input (lists of ints), but wrong on short lists
+    write(tmp_path / "cands2", {"fast.py": FAST_DEDUPE, "short.py": """
+        def dedupe(items):
+            if len(items) < 10:
+                return sorted(set(items))
+            seen = set()
+            out = []
+            for x in items:
+                if x not in seen:
+                    seen.add(x)
+                    out.append(x)
+            return out
+    """})
+    cp = optimize(project, "--candidates", tmp_path / "cands2", "--functions", "dedupe", "--no-builtin",
+                  "--no-end-to-end", "--no-pr", "--json", *FAST, "app.py")
+    rep = report(cp)
+    assert rep["unit_tests_found_by"] == "a traced pytest run", rep
+    row = fn(rep, "dedupe")
+    assert row["unit_tests"] == ["tests/test_reach.py"], row
+    v = verdicts(row)
+    assert v["fast.py"] == "accepted" and v["short.py"] == "mismatch", row
+    short = next(c for c in row["candidates"] if os.path.basename(c["file"]) == "short.py")
+    assert "unit tests fail" in short["message"], short
+
+
+def test_a_pytest_workflow_is_traced_and_optimized(project, tmp_path):
+    """`retracer optimize -m pytest tests/`: the workflow is the test suite; its calls are
+    recorded from the tests, the candidates verified on them, and the suite's own trace
+    says which test files exercise the function."""
+    write(project, {
+        "tests/test_app.py": """
+            import app
+
+            def test_summarize_big():
+                data = [(i * 7) % 900 for i in range(3000)]
+                for _ in range(3):
+                    assert app.summarize(data)[0] == 900
+        """,
+        "tests/conftest.py": """
+            import os, sys
+            sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        """,
+    })
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "tests")
+    cp = optimize(project, "--candidates", tmp_path / "cands", "--functions", "dedupe", "--no-builtin",
+                  "--no-end-to-end", "--no-pr", "--json", *SURE, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                  "tests")
+    rep = report(cp)
+    row = fn(rep, "dedupe")
+    assert row["recorded_calls"] >= 3 and row["calls_verified"] >= 3, row
+    assert verdicts(row) == {"fast.py": "accepted", "unordered.py": "mismatch", "same.py": "not-faster"}, rep
+    assert rep["unit_tests_found_by"] == "a traced pytest run" and row["unit_tests"] == ["tests/test_app.py"], row
+    assert "seen = set()" in (project / "app.py").read_text()  # --no-pr: written to the working tree

@@ -480,8 +480,92 @@ def _first_bad(res: Dict[str, Dict[str, Any]], ids: Sequence[int]) -> Optional[T
     return None
 
 
-def _unit_tests(project: Project, t: Target, tests_root: Optional[str]) -> List[str]:
-    """Test files (relative to the project) under tests-root that name the function."""
+TestMap = Dict[Tuple[str, str], List[str]]
+
+
+def _tests_by_function(project: Project, opts: OptimizeOptions, tests_root: Optional[str]) -> Optional[TestMap]:
+    """Which test files exercise which function: (file relative to the project, qualname)
+    -> the test files (relative) one of whose tests called it, directly or not. From a
+    traced pytest run: the workflow's own trace when it was ``-m pytest`` over the tests
+    root, else one ``retracer trace --no-capture -m pytest TESTS_ROOT`` of the original
+    code in the scratch copy. None when there is no tests root or that run wrote no
+    trace (the tests are then found by the function's name)."""
+    if not tests_root:
+        return None
+    rel_root = _under(tests_root, project.root)
+    if rel_root is None:
+        return None
+    prog = list(opts.program)
+    if opts.trace and prog[:2] == ["-m", "pytest"]:
+        found = _tests_from_trace(opts.trace, project.root, rel_root)
+        if found:
+            return found
+    out = os.path.join(project.scratch, "unit-tests.trace")
+    argv = [project.original.python, "-m", "retracer", "trace", "--no-capture", "--no-follow", "-q", "-o", out,
+            "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-header", rel_root]
+    opts.progress("finding the unit tests of each function (a traced pytest run)")
+    try:
+        subprocess.run(argv, cwd=project.original.root, env=dict(project.original.env) or None,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=max(300.0, opts.candidate_timeout))
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if not os.path.isfile(out):
+        return None
+    return _tests_from_trace(out, project.original.root, rel_root)
+
+
+def _tests_from_trace(path: str, root: str, rel_root: str) -> Optional[TestMap]:
+    """The map of :func:`_tests_by_function` from a trace of pytest run in ``root``:
+    the call trees of its threads (the C exporter's), each function's nodes charged to
+    the nearest test function above them in a test file under ``rel_root``."""
+    from ..render.stream import export
+    from ..tracefile import TraceReader
+
+    tree = path + ".calls.json"
+    try:
+        with TraceReader(path) as r:
+            functions = dict(r.functions)
+            export(r, "json", tree)
+        with open(tree, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError, RetracerError):
+        return None
+    finally:
+        try:
+            os.unlink(tree)
+        except OSError:
+            pass
+    prefix = rel_root.rstrip("/") + "/"
+    rel: Dict[int, Optional[str]] = {}
+    for fid, fn in functions.items():
+        rel[fid] = _under(fn.filename, root) if fn.kind == "py" and fn.filename else None
+    test_file: Dict[int, Optional[str]] = {}
+    for fid, fn in functions.items():
+        r_ = rel[fid]
+        base = os.path.basename(r_) if r_ else ""
+        is_test = (r_ is not None and (r_ + "/").startswith(prefix) and base.startswith("test")
+                   and base.endswith(".py") and fn.name.startswith("test"))
+        test_file[fid] = r_ if is_test else None
+    found: Dict[Tuple[str, str], Set[str]] = {}
+    for th in doc.get("threads", []):
+        nodes = th.get("nodes", [])
+        owner: List[Optional[str]] = []
+        for parent, fid, *_ in nodes:
+            above = owner[parent] if 0 <= parent < len(owner) else None
+            mine = test_file.get(fid) or above
+            owner.append(mine)
+            if above and rel.get(fid) and fid in functions:
+                found.setdefault((rel[fid], functions[fid].qualname), set()).add(above)
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def _unit_tests(project: Project, t: Target, tests_root: Optional[str], traced: Optional[TestMap] = None) -> List[str]:
+    """Test files (relative to the project) under tests-root that exercise the function:
+    from a traced pytest run (``traced``, see :func:`_tests_by_function`), else those
+    that name it."""
+    if traced is not None:
+        return list(traced.get((t.rel, t.qualname), []))
     if not tests_root:
         return []
     rel_root = _under(tests_root, project.root)
@@ -697,6 +781,9 @@ def _loop(project: Project, info: Dict[str, Any], targets: List[Target], opts: O
     if tests_root is None:
         d = os.path.join(project.root, "tests")
         tests_root = d if os.path.isdir(d) else None
+    traced_tests = _tests_by_function(project, opts, tests_root)
+    rep["unit_tests_found_by"] = ("none" if not tests_root else
+                                  "a traced pytest run" if traced_tests is not None else "the function's name")
     winners: List[Tuple[Target, Dict[str, Any], str, str]] = []
     for i, t in enumerate(chosen, 1):
         progress(f"[{i}/{len(chosen)}] {t.qualname}: collecting candidates")
@@ -715,7 +802,7 @@ def _loop(project: Project, info: Dict[str, Any], targets: List[Target], opts: O
             cands += _builtin(t, d.source)
         per_call = t.cum_ns / max(t.calls, 1)
         floor = _floor(opts, per_call)
-        tests = _unit_tests(project, t, tests_root)
+        tests = _unit_tests(project, t, tests_root, traced_tests)
         tests_ok = False
         if tests and cands:
             progress(f"{t.qualname}: running {len(tests)} unit test file(s) on the original code")
