@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
 
 if os.name == "posix":  # the terminal tests drive a pseudo-terminal
     from test_terminal import oop_trace, test_piped_output_is_plain_and_whole, test_profile_fits_the_terminal  # noqa: F401

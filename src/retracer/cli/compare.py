@@ -6,6 +6,7 @@ import sys
 from typing import List
 
 from ..errors import RetracerError
+from .options import add_round_options, count, percent, positive
 
 DESCRIPTION = ("Benchmark two git revisions, each checked out into its own temporary worktree (HEAD omitted: the "
                "working tree with its uncommitted changes), in interleaved rounds of fresh processes; report "
@@ -14,39 +15,6 @@ DESCRIPTION = ("Benchmark two git revisions, each checked out into its own tempo
                "benchmarks-root of [tool.retracer], else --trace T (recorded calls replayed).")
 USAGE = ("retracer compare BASE [HEAD] [--functions SPEC] [--timeout S] [--rounds N] [--min-effect P] "
          "[-o report.md] [--json] [-- BENCHMARK...]")
-
-
-def _percent(text: str) -> float:
-    t = text.strip().rstrip("%")
-    try:
-        v = float(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a percentage (e.g. 2 or 2%)") from None
-    if v < 0 or v >= 100:
-        raise argparse.ArgumentTypeError(f"'{text}' must be between 0 and 100 (percent)")
-    return v / 100.0
-
-
-def _positive(kind):
-    def conv(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"'{text}' must be positive")
-        return v
-    return conv
-
-
-def _count(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"'{text}' must be 0 or more")
-    return v
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,22 +26,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace", metavar="T",
                    help="benchmark: replay the recorded calls of the changed functions from trace T on both sides")
     p.add_argument("--trust", action="store_true", help="read a --trace file not signed by you")
-    p.add_argument("--timeout", type=_positive(float), default=300.0, metavar="S",
+    p.add_argument("--timeout", type=positive(float), default=300.0, metavar="S",
                    help="time budget of the whole comparison in seconds (default 300): rounds stop when it runs out")
-    p.add_argument("--rounds", type=_positive(int), default=10, metavar="N",
-                   help="timed rounds per side before more are added while the interval is wide (default 10)")
-    p.add_argument("--max-rounds", type=_positive(int), default=100, metavar="N",
-                   help="at most this many timed rounds per side (default 100)")
-    p.add_argument("--trace-rounds", type=_count, default=8, metavar="N",
+    add_round_options(p, rounds=10, max_rounds=100, round_time=0.1)
+    p.add_argument("--trace-rounds", type=count, default=8, metavar="N",
                    help="traced rounds per side for the per-function numbers (default 8; 0: none; 5 or more "
                         "for a verdict)")
-    p.add_argument("--warmup", type=_count, default=1, metavar="N",
+    p.add_argument("--warmup", type=count, default=1, metavar="N",
                    help="warm-up rounds per side, discarded (default 1, after the calibration run)")
-    p.add_argument("--round-time", type=_positive(float), default=0.1, metavar="S",
-                   help="calibrate the work per round to at least S seconds (default 0.1)")
-    p.add_argument("--min-effect", type=_percent, default=0.02, metavar="P",
+    p.add_argument("--min-effect", type=percent(), default=0.02, metavar="P",
                    help="smallest speedup or slowdown, in percent, that is called faster or slower (default 2)")
-    p.add_argument("--fail-on-regression", type=_percent, default=None, metavar="P",
+    p.add_argument("--fail-on-regression", type=percent(), default=None, metavar="P",
                    help="exit with status 1 when HEAD is slower by more than P percent (end to end, or any "
                         "benchmark of benchmarks-root) with the verdict slower")
     p.add_argument("--install", choices=("auto", "yes", "no"), default="auto",

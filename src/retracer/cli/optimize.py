@@ -10,6 +10,7 @@ from typing import List, Tuple
 
 from .. import settings
 from ..errors import RetracerError
+from .options import add_round_options, percent, positive
 
 DESCRIPTION = (
     "Trace the program (as 'retracer trace'), rank its functions by possible saving and, for the top ones with "
@@ -34,29 +35,6 @@ _OWN = {"--trace-only": False, "--replay-test": True, "--candidates": True, "--f
         "-q": False, "--quiet": False}
 
 
-def _percent(text: str) -> float:
-    t = text.strip().rstrip("%")
-    try:
-        v = float(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a percentage (e.g. 5 or 5%)") from None
-    if v < 0 or v >= 1000:
-        raise argparse.ArgumentTypeError(f"'{text}' must be between 0 and 1000 (percent)")
-    return v / 100.0
-
-
-def _positive(kind):
-    def conv(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"'{text}' must be positive")
-        return v
-    return conv
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     settings.add_arguments(p)
     g = p.add_argument_group("optimize")
@@ -73,12 +51,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "profile numbers, a few recorded inputs and outputs as bounded reprs) and writes "
                         "definitions on stdout (several separated by a line '# --- candidate ---', or JSON "
                         "{\"candidates\": [...]}); its code is untrusted and only runs through the gate")
-    g.add_argument("--generator-timeout", type=_positive(float), default=60.0, metavar="S",
+    g.add_argument("--generator-timeout", type=positive(float), default=60.0, metavar="S",
                    help="seconds the generator may take per function (default 60)")
     g.add_argument("--no-builtin", action="store_true", help="do not propose the built-in mechanical rewrites")
     g.add_argument("--functions", metavar="SPEC",
                    help='the functions to optimize instead of the top ranked: "f,Class.method" or "mod.py::f"')
-    g.add_argument("--top", type=_positive(int), default=5, metavar="N",
+    g.add_argument("--top", type=positive(int), default=5, metavar="N",
                    help="how many of the top ranked functions to try (default 5)")
     g.add_argument("--no-pr", action="store_true",
                    help="write the accepted changes into the working tree only (no branch, no commit, no PR)")
@@ -86,18 +64,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--report", metavar="FILE",
                    help="also write the report as Markdown to FILE (-o FILE.md does the same: -o with any other "
                         "name is the trace file, as for 'retracer trace')")
-    g.add_argument("--noise-floor", type=_percent, default=0.05, metavar="P",
+    g.add_argument("--noise-floor", type=percent(1000), default=0.05, metavar="P",
                    help="a candidate must be faster by more than P percent at the 95%% interval's lower bound "
                         "(default 5)")
-    g.add_argument("--noise-floor-fast", type=_percent, default=0.15, metavar="P",
+    g.add_argument("--noise-floor-fast", type=percent(1000), default=0.15, metavar="P",
                    help="the same for functions under 10 µs per call, whose timings are noisier (default 15)")
-    g.add_argument("--rounds", type=_positive(int), default=6, metavar="N",
-                   help="timed rounds per side before more are added while the interval is wide (default 6)")
-    g.add_argument("--max-rounds", type=_positive(int), default=30, metavar="N",
-                   help="at most this many timed rounds per side (default 30)")
-    g.add_argument("--round-time", type=_positive(float), default=0.05, metavar="S",
-                   help="calibrate the work of a round to at least S seconds (default 0.05)")
-    g.add_argument("--candidate-timeout", type=_positive(float), default=120.0, metavar="S",
+    add_round_options(g, rounds=6, max_rounds=30, round_time=0.05)
+    g.add_argument("--candidate-timeout", type=positive(float), default=120.0, metavar="S",
                    help="time budget of verifying and timing one candidate (default 120)")
     g.add_argument("--no-end-to-end", action="store_true",
                    help="do not time the whole command, original against optimized, at the end")
