@@ -311,3 +311,24 @@ def test_notebook_output_leaves_the_host_page_alone(browser, workdir, tmp_path, 
     width = page.frames[1].evaluate(f"{FL}.debug.width()")
     assert 900 < width <= page.locator("#cell iframe").bounding_box()["width"]
     assert not errors
+
+
+def test_one_module_is_coloured_by_own_time_and_wide_frames_say_their_time(browser, workdir, workloads):
+    """Taken from pyinstrument's HTML tree (docs/flamegraph-comparison.md): a frame wide
+    enough for it shows its time beside its name; and when one module has nearly all
+    the own time (a script's own code), colour by module would paint every frame alike,
+    so the graph starts coloured by own time (the user can switch back)."""
+    page = open_page(browser, flame_page(workdir, workloads, "oop_sim.py"))
+    assert page.evaluate(f"{FL}.debug.color()") == "own"
+    assert page.locator(".rtf-color").input_value() == "own"
+    assert "own time / total" in page.locator(".rtf-legend").inner_text()
+    frames = page.evaluate(f"{FL}.debug.frames()")
+    step = next(f for f in frames if f["name"] == "Particle.step")
+    assert re.fullmatch(r"Particle\.step  [\d.]+\s?(ns|µs|us|ms|s)", step["text"]), step
+    narrow = [f for f in frames if 0 < f["w"] < 100 and f["text"]]
+    assert all(not re.search(r"\d\s?(ns|µs|ms|s)$", f["text"]) for f in narrow), narrow
+    # back to module colours on request
+    page.select_option(".rtf-color", "module")
+    assert page.evaluate(f"{FL}.debug.color()") == "module"
+    assert "module (own time)" in page.locator(".rtf-legend").inner_text()
+    assert not page.errors

@@ -102,6 +102,20 @@
       input.placeholder = 'search function… (/)';
     }
     const info = bar.appendChild(el('span', 'rtf-info'));
+    {
+      /* colour by module tells nothing when one module has nearly all the own time (a
+       * script's own code): then by own time, the heat pyinstrument's tree shows */
+      const by = new Map();
+      let all = 0;
+      for (const nd of N) if (nd.key !== undefined && !nd.synthetic) {
+        by.set(nd.module || '?', (by.get(nd.module || '?') || 0) + (nd.self || 0));
+        all += nd.self || 0;
+      }
+      const top = Math.max(0, ...by.values());
+      if (opts.color) S.color = opts.color;
+      else if (all > 0 && top / all >= 0.9) S.color = 'own';
+      sel.value = S.color;
+    }
     const legend = root.appendChild(el('div', 'rtf-legend'));
     const crumbs = root.appendChild(el('div', 'rtf-path'));
     const details = root.appendChild(el('div', 'rtf-details', '\u00a0'));
@@ -236,9 +250,15 @@
       if (selected) { ctx.strokeStyle = '#1d1f21'; ctx.lineWidth = 2; ctx.strokeRect(x + 1, y + 1, Math.max(w - 2.5, 1), ROW - 3); ctx.lineWidth = 1; }
       if (w > 24) {
         ctx.fillStyle = '#1d1f21';
-        const max = Math.floor((w - 6) / 6.2), t = nd.name;
-        ctx.fillText(t.length > max ? t.slice(0, Math.max(0, max - 1)) + '…' : t, x + 3, y + ROW / 2);
+        const max = Math.floor((w - 6) / 6.2);
+        /* a frame wide enough for it says its time too, as pyinstrument's tree does */
+        const timed = nd.name + '  ' + fmt(nd.total);
+        const t = w > 120 && timed.length <= max ? timed : nd.name;
+        const shown = t.length > max ? t.slice(0, Math.max(0, max - 1)) + '…' : t;
+        ctx.fillText(shown, x + 3, y + ROW / 2);
+        return shown;
       }
+      return '';
     }
 
     function drawFlame() {
@@ -255,8 +275,8 @@
       S.rects = [];
       for (const [x, w, d, i, anc] of L) {
         const y = AXIS + d * ROW;
-        frame(ctx, N[i], i, x, w, y, anc === 1, i === S.sel);
-        S.rects.push([x, y, w, ROW, i]);
+        const text = frame(ctx, N[i], i, x, w, y, anc === 1, i === S.sel);
+        S.rects.push([x, y, w, ROW, i, text]);
       }
       const path = [];
       for (let k = S.focus; k >= 0; k = N[k].parent) path.unshift(N[k].name);
@@ -456,7 +476,9 @@
       sandwich: (key) => { S.mode = 'sandwich'; S.sandKey = key; draw(); },
       select: (i) => select(i, false),
       debug: {
-        frames: () => S.rects.map((r) => ({ i: r[4], name: N[r[4]].name, x: r[0], y: r[1], w: r[2], depth: N[r[4]].depth })),
+        frames: () => S.rects.map((r) => ({ i: r[4], name: N[r[4]].name, x: r[0], y: r[1], w: r[2], depth: N[r[4]].depth,
+                                           text: r[5] || '' })),
+        color: () => S.color,
         axis: () => (S.axis || []).slice(),
         width: () => S.width,
         path: () => crumbs.textContent,
