@@ -38,6 +38,7 @@ struct rt_spool {
     int level;
     int threaded;               /* the level asks for the background thread */
     int running;                /* ... and it exists (not paused) */
+    int resume;                 /* paused, to be started again at the next put (rt_spool_resume) */
     long tid;                   /* its kernel thread id (Linux), 0 when unknown */
     int err;                    /* sticky: RT_OK or the first error */
     uint64_t stored, raw;
@@ -224,6 +225,10 @@ static int rt__slot_room(rt_spool *sp, rt_spool_slot *s, size_t len)
 int rt_spool_put(rt_spool *sp, uint32_t thread_idx, uint32_t seq, const uint8_t *data, size_t len,
                  uint64_t n_events)
 {
+    if (!sp->running && sp->resume) {  /* the first chunk after a fork: the thread again */
+        sp->resume = 0;
+        (void)rt__start_thread(sp);       /* no thread: written here, raw, as while paused */
+    }
     if (!sp->running) {  /* no thread (level 0, or paused): written here, raw */
         if (sp->err != RT_OK)
             return sp->err;
@@ -339,13 +344,11 @@ int rt_spool_pause(rt_spool *sp)
     return 1;
 }
 
-int rt_spool_resume(rt_spool *sp)
+void rt_spool_resume(rt_spool *sp)
 {
-    if (!sp || !sp->threaded || sp->running)
-        return RT_OK;
-    if (sp->err != RT_OK)
-        return RT_OK;  /* nothing more is written anyway */
-    return rt__start_thread(sp) == 0 ? RT_OK : RT_ERR_NOMEM;
+    if (!sp || !sp->threaded || sp->running || sp->err != RT_OK)
+        return;
+    sp->resume = 1;
 }
 
 void rt_spool_abandon(rt_spool *sp)

@@ -58,10 +58,12 @@ void rt_spool_bytes(const rt_spool *sp, uint64_t *stored, uint64_t *raw);
  * once the kernel no longer lists it), 0 when there was none. NULL: 0. */
 int rt_spool_pause(rt_spool *sp);
 
-/* After the fork, in the parent: start the thread again (no-op when it was
- * not paused). RT_OK, or RT_ERR_NOMEM when no thread could be started: the
- * writer then goes on writing raw chunks in the caller's thread. */
-int rt_spool_resume(rt_spool *sp);
+/* After the fork, in the parent: the thread starts again with the next chunk
+ * put, not now -- CPython 3.13 counts the process's threads for its fork
+ * warning after the fork handlers of the parent have run (no-op when not
+ * paused). When no thread can be started then, the writer goes on writing raw
+ * chunks in the caller's thread. */
+void rt_spool_resume(rt_spool *sp);
 
 /* In a forked child: forget the parent's writer without touching its
  * thread (which does not exist in the child) or its file; frees the memory. */

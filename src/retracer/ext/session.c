@@ -26,8 +26,8 @@ static int spool_sink(void *ctx, uint32_t thread_idx, uint32_t seq, const uint8_
 
 /* zlib level of the spool's chunks (0: stored raw, written in the calling thread).
  * The writer's thread is stopped before each os.fork() of the program and started
- * again after it (spool_pause/spool_resume, called from record/tracer.py's fork
- * handlers): a process with a thread of retracer's at its fork would fork as a
+ * again with the next chunk after it (spool_pause/spool_resume, called from
+ * record/tracer.py's fork handlers): a process with a thread of retracer's at its fork would fork as a
  * multi-threaded process, and CPython 3.12+ then warns ("This process is
  * multi-threaded, use of fork() may lead to deadlocks"), a warning the program
  * would not print without retracer. */
@@ -43,11 +43,12 @@ PyObject *rt_py_spool_pause(PyObject *m, PyObject *unused)
     return PyBool_FromLong(stopped);
 }
 
-/* spool_resume(): after the fork, in the parent: the writer's thread again. */
+/* spool_resume(): after the fork, in the parent: the writer's thread again, from
+ * the next chunk on (CPython 3.13 counts threads after the parent's fork handlers). */
 PyObject *rt_py_spool_resume(PyObject *m, PyObject *unused)
 {
     if (G.spool && getpid() == G.pid)
-        (void)rt_spool_resume(G.spool);  /* no thread: chunks are written raw, in the caller */
+        rt_spool_resume(G.spool);
     Py_RETURN_NONE;
 }
 

@@ -662,9 +662,10 @@ _mask_before_fork: Optional[Any] = None
 
 
 # The spool writer's thread is stopped before the fork too, and started again in the
-# parent after it: the program forks as the single-threaded process it is without
-# retracer (CPython 3.12+ warns at a multi-threaded process's fork). The time both take
-# is retracer's own, out of the forking call's time (mute).
+# parent with the next chunk after it (3.13 counts the threads after the parent's fork
+# handlers): the program forks as the single-threaded process it is without retracer
+# (CPython 3.12+ warns at a multi-threaded process's fork). The time the stop takes is
+# retracer's own, out of the forking call's time (mute).
 _spool_paused = False
 
 
