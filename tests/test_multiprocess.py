@@ -187,6 +187,7 @@ KILLED_LATE = """
             work(500)
         time.sleep(0.8)  # longer than a followed child keeps a chunk of its stream
         marker()          # an event after that: the chunk holding the 300 calls goes to the spool
+        time.sleep(0.5)   # ... and its writer's thread writes it (a chunk still queued is lost)
         ready.set()
         time.sleep(60)
 
