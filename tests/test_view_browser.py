@@ -322,8 +322,10 @@ def test_processes_are_a_level_of_the_tree_the_flame_graph_and_the_timeline(brow
     twisty(procs.nth(worker))
     assert not page.locator("#tree > .node").nth(worker).locator(".row[data-kind=thread]").is_visible()
     page.click("button[data-tab=flame]")
+    nodes = page.evaluate("window.__rtDebug.flameNodes()")  # drawn or not (a short process is too narrow)
+    assert sorted(f for f in nodes if f.startswith("process ")) == sorted(labels), nodes[:20]
     frames = page.evaluate("window.__rtDebug.flameFrames()")
-    assert sum(1 for f in frames if f.startswith("process ")) == n, frames
+    assert any(f.startswith("process ") for f in frames), frames
     # nothing of retracer's own is in the workers' profiles (its fork handlers' calls)
     assert not any("sigmask" in f or "retracer" in f for f in frames), frames
     page.click("button[data-tab=timeline]")

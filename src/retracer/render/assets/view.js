@@ -1047,6 +1047,7 @@
           return r ? [r.x, r.y, r.w, 17] : null;
         },
         flame: () => FLAME.api,
+        flameNodes: () => FLAME.nodes.map((n) => n.name),
         timelineBlocks: () => TL.hits.map((h) => h[4].group ? h[4].count + '×' : fnLabel(h[4].fid)),
         timelineAxis: () => TL.axis.slice(),
         timelineLanes: () => TL.lanes.map((L) => ({ id: L.id, label: L.label, group: L.group, top: L.top })),
