@@ -480,7 +480,9 @@ def test_view_page_has_a_lane_per_process(tmp_path):
 def test_replay_calls_captured_in_workers(tmp_path):
     write(tmp_path, "mathx.py", """
         def sq(x):
-            return x * x
+            # about a millisecond: on a loaded machine the per-function cost rule would stop
+            # capturing a function of nanoseconds (its capture costing far more than it)
+            return x * x + 0 * sum(range(30_000))
     """)
     write(tmp_path, "main.py", """
         import multiprocessing as mp
