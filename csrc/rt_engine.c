@@ -63,7 +63,8 @@ struct rt_thread {
     int64_t last_t;            /* time of the last event written (ns) */
     uint64_t n_events;         /* events written, all chunks */
     uint64_t chunk_events;     /* events in the current chunk */
-    int64_t chunk_t0;          /* time the current chunk began (cfg.flush_ns) */
+    int64_t flush_at;          /* the current chunk goes to the sink at an event after this
+                                  time (its start + cfg.flush_ns; INT64_MAX: when full only) */
     uint64_t stream_calls;     /* ENTER/ENTER_CONT written: the next call number */
     uint32_t seq;              /* chunks handed to the sink */
 };
@@ -174,7 +175,8 @@ uint32_t rt_engine_nfuncs(const rt_engine *e) { return e->nfuncs; }
 
 RT_INLINE void rt__put_time(rt_thread *t)
 {
-    t->chunk_t0 = t->last_t;
+    int64_t f = t->e->cfg.flush_ns;
+    t->flush_at = f > 0 && t->last_t <= INT64_MAX - f ? t->last_t + f : INT64_MAX;
     t->pos = rt_varint_put(t->pos, ((uint64_t)t->last_t << 3) | RT_EV_TIME);
     t->chunk_events++;
     t->n_events++;
@@ -201,8 +203,7 @@ static void rt__flush(rt_thread *t)
  * cfg.flush_ns, goes to the sink first. */
 RT_INLINE void rt__room(rt_thread *t, int64_t now)
 {
-    if (RT_UNLIKELY(t->end - t->pos < RT_EV_MAX_BYTES) ||
-        RT_UNLIKELY(t->e->cfg.flush_ns > 0 && now - t->chunk_t0 > t->e->cfg.flush_ns))
+    if (RT_UNLIKELY(t->end - t->pos < RT_EV_MAX_BYTES) || RT_UNLIKELY(now > t->flush_at))
         rt__flush(t);
 }
 
