@@ -101,6 +101,16 @@ def project(tmp_path):
     return root
 
 
+def add_tests(project: Path, files) -> None:
+    """Commit test files under tests/, with a conftest that puts the project first on sys.path."""
+    write(project, dict(files, **{"tests/conftest.py": """
+        import os, sys
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    """}))
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "tests")
+
+
 def optimize(root, *args):
     cp = retracer("optimize", *args, cwd=root)
     assert "Traceback" not in cp.stderr and "internal error" not in cp.stderr, show(cp)
@@ -376,7 +386,7 @@ def test_unit_tests_are_the_ones_a_traced_pytest_run_saw_call_the_function(proje
     tests root: a test that reaches the function through a helper of another name is
     one of them, a test that only names it in a comment is not. A candidate that passes
     the recorded calls but fails such a test is a mismatch."""
-    write(project, {
+    add_tests(project, {
         "tests/test_reach.py": """
             import app
 
@@ -389,26 +399,11 @@ def test_unit_tests_are_the_ones_a_traced_pytest_run_saw_call_the_function(proje
             def test_nothing():
                 assert True
         """,
-        "tests/conftest.py": """
-            import os, sys
-            sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        """,
     })
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "tests")
     # faster, the same on every recorded input (lists of ints), but wrong on short lists
-    write(tmp_path / "cands2", {"fast.py": FAST_DEDUPE, "short.py": """
-        def dedupe(items):
-            if len(items) < 10:
-                return sorted(set(items))
-            seen = set()
-            out = []
-            for x in items:
-                if x not in seen:
-                    seen.add(x)
-                    out.append(x)
-            return out
-    """})
+    short = FAST_DEDUPE.replace("def dedupe(items):\n",
+                                "def dedupe(items):\n    if len(items) < 10:\n        return sorted(set(items))\n")
+    write(tmp_path / "cands2", {"fast.py": FAST_DEDUPE, "short.py": short})
     cp = optimize(project, "--candidates", tmp_path / "cands2", "--functions", "dedupe", "--no-builtin",
                   "--no-end-to-end", "--no-pr", "--json", *FAST, "app.py")
     rep = report(cp)
@@ -425,7 +420,7 @@ def test_a_pytest_workflow_is_traced_and_optimized(project, tmp_path):
     """`retracer optimize -m pytest tests/`: the workflow is the test suite; its calls are
     recorded from the tests, the candidates verified on them, and the suite's own trace
     says which test files exercise the function."""
-    write(project, {
+    add_tests(project, {
         "tests/test_app.py": """
             import app
 
@@ -434,13 +429,7 @@ def test_a_pytest_workflow_is_traced_and_optimized(project, tmp_path):
                 for _ in range(3):
                     assert app.summarize(data)[0] == 900
         """,
-        "tests/conftest.py": """
-            import os, sys
-            sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        """,
     })
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "tests")
     cp = optimize(project, "--candidates", tmp_path / "cands", "--functions", "dedupe", "--no-builtin",
                   "--no-end-to-end", "--no-pr", "--json", *SURE, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                   "tests")
