@@ -10,8 +10,11 @@ Each module takes from the library only the objects it uses. Everything is
 compiled with hidden visibility: a module exports only its PyInit function.
 """
 import glob
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 from setuptools import Extension, setup
+from setuptools.command.build_clib import build_clib
 from setuptools.command.build_ext import build_ext
 
 COMPILE_ARGS = ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
@@ -44,6 +47,31 @@ def extension(name, sources, libraries=()):
     )
 
 
+def compile_on_every_core(compiler):
+    """Make `compiler.compile` compile its sources on every core, one process per
+    source (the compiler runs as a subprocess, so threads are enough)."""
+    if getattr(compiler, "retracer_parallel", False):
+        return
+    serial = compiler.compile
+
+    def compile(sources, *args, **kwargs):
+        jobs = min(len(sources), os.cpu_count() or 1)
+        if jobs < 2:
+            return serial(sources, *args, **kwargs)
+        with ThreadPoolExecutor(jobs) as pool:
+            parts = list(pool.map(lambda src: serial([src], *args, **kwargs), sources))
+        return [obj for part in parts for obj in part]
+
+    compiler.compile = compile
+    compiler.retracer_parallel = True
+
+
+class BuildClib(build_clib):
+    def build_libraries(self, libraries):
+        compile_on_every_core(self.compiler)
+        super().build_libraries(libraries)
+
+
 class BuildExt(build_ext):
     """Build the core library before the modules, also for `pip install -e .`
     (which runs build_ext on its own)."""
@@ -51,6 +79,10 @@ class BuildExt(build_ext):
     def run(self):
         self.run_command("build_clib")
         super().run()
+
+    def build_extension(self, ext):
+        compile_on_every_core(self.compiler)
+        super().build_extension(ext)
 
 
 setup(
@@ -60,5 +92,5 @@ setup(
         extension("retracer._export", [EXT_DIR + "/export.c"], libraries=["z"]),
         extension("retracer._view", [EXT_DIR + "/view.c"]),
     ],
-    cmdclass={"build_ext": BuildExt},
+    cmdclass={"build_clib": BuildClib, "build_ext": BuildExt},
 )

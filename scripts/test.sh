@@ -5,7 +5,8 @@
 #  2. in the background, one after another: for python3 and every CPython 3.9-3.13 found
 #     (pyenv or PATH), its venv .venvs/py3.X, reused while the dependencies listed in
 #     pyproject.toml, setup.py and the interpreter are unchanged; the C extensions are
-#     rebuilt in it when a C source or header or the build files changed;
+#     rebuilt in it when a C source or header or the build files changed (uv from PyPI
+#     makes the venvs and installs into them; venv and pip when uv cannot be installed);
 #  3. one step after another, each on every core (pytest-xdist): the C engine's unit
 #     tests (plain and AddressSanitizer/UBSan), then each interpreter's pytest session as
 #     soon as its venv is ready. The first interpreter runs every test; the others skip
@@ -108,22 +109,40 @@ build_stamp() {  # what the C extensions depend on: every C source and header, t
     sha256sum setup.py pyproject.toml; } | sha256sum
 }
 
+# uv (from PyPI) creates the venvs and installs their packages in seconds where pip and
+# venv's ensurepip take a minute or more per interpreter; without it (it could not be
+# installed), pip does the same job.
+UV="$ROOT/.venvs/uv/bin/uv"
+find_uv() {
+  "$UV" --version >/dev/null 2>&1 && return 0
+  rm -rf "$ROOT/.venvs/uv"
+  quietly python3 -m pip install --no-compile --target "$ROOT/.venvs/uv" uv && "$UV" --version >/dev/null 2>&1 && return 0
+  echo "uv could not be installed: the venvs are made with venv and pip"
+  UV=""
+  return 1
+}
+
 prepare_venv() {  # $1 = interpreter, $2 = 3.X: create or reuse .venvs/py3.X; says what it did
   local py=$1 v=$2 venv="$ROOT/.venvs/py$2" t=$SECONDS s=$SECONDS did="" deps build
   local pip=("$venv/bin/python" -m pip install)
+  [ -n "$UV" ] && pip=("$UV" pip install -q -p "$venv/bin/python")
   deps=$(deps_stamp "$py") && build=$(build_stamp) || return 1
   if ! "$venv/bin/python" -c "" 2>/dev/null; then
     rm -rf "$venv"
-    quietly "$py" -m venv "$venv" || { echo "could not create $venv"; return 1; }
+    if [ -n "$UV" ]; then  # --seed: pip in the venv too (compare --install runs it)
+      quietly "$UV" venv -q --seed -p "$py" "$venv" || { echo "could not create $venv"; return 1; }
+    else
+      quietly "$py" -m venv "$venv" || { echo "could not create $venv"; return 1; }
+    fi
     did="created ($(took $s))"; s=$SECONDS
   fi
   if [ "$(cat "$venv/.deps-stamp" 2>/dev/null)" != "$deps" ]; then
     rm -f "$venv/.deps-stamp" "$venv/.build-stamp"
     if [ -s "$REQS" ]; then
-      # --no-compile: bytecode is cached when first imported, only for what the tests import
-      quietly "${pip[@]}" --no-compile -r "$REQS" || { echo "pip install failed for Python $v"; return 1; }
+      # no bytecode compiled at install: it is cached when first imported, only for what the tests import
+      quietly "${pip[@]}" $([ -z "$UV" ] && echo --no-compile) -r "$REQS" || { echo "installing the test dependencies failed for Python $v"; return 1; }
     else  # no TOML reader for pyproject.toml here: the whole install
-      quietly "${pip[@]}" -e ".[test]" || { echo "pip install failed for Python $v"; return 1; }
+      quietly "${pip[@]}" -e ".[test]" || { echo "installing the test dependencies failed for Python $v"; return 1; }
     fi
     echo "$deps" > "$venv/.deps-stamp"
     did="${did:+$did, }test dependencies installed ($(took $s))"; s=$SECONDS
@@ -144,6 +163,7 @@ for py in "${pythons[@]}"; do
   versions+=("$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')")
 done
 (
+  find_uv
   for i in "${!pythons[@]}"; do
     v=${versions[$i]}
     if prepare_venv "${pythons[$i]}" "$v" > "$results/venv-$v.log" 2>&1; then
@@ -199,7 +219,7 @@ pytest_session() {  # $1 = venv python, $2 = session name, then pytest's selecti
 }
 
 t_tests=$SECONDS
-step "C engine unit tests (make -C csrc test test-asan)" make -s -C csrc test test-asan
+step "C engine unit tests (make -C csrc test test-asan)" make -s -j"$(nproc 2>/dev/null || echo 2)" -C csrc test test-asan
 for i in "${!pythons[@]}"; do
   v=${versions[$i]}
   while [ ! -e "$results/venv-$v.ready" ] && [ ! -e "$results/venv-$v.failed" ]; do

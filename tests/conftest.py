@@ -32,16 +32,23 @@ try:
 except ImportError:  # pragma: no cover - depends on the interpreter
     sync_playwright = None
 
-# Files whose tests check the orchestration of retracer's own commands, not what happens
-# inside the traced or replayed interpreter: the terminal tables and progress, and
-# compare's and optimize's workflows (git worktrees, rounds, statistics, libcst
-# rewrites, branches). The replays and timings they run are the replay and timing code,
-# tested on every version in test_replay*, test_timing and test_capture*; the hooks,
-# capture, processes, signals, the exporters and the view over each version's streams,
-# and the trace reader and its safety checks are tested on every version too.
-# tests/test_every_version.py runs one test of each of these files on every version, so
-# that code of theirs that would not run on some version still fails there.
-ONCE_FILES = {"test_terminal.py", "test_compare.py", "test_optimize.py"}
+# Files whose tests do not depend on what happens inside the traced or replayed
+# interpreter:
+# - the orchestration of retracer's own commands: the terminal tables and progress, and
+#   compare's and optimize's workflows (git worktrees, rounds, statistics, libcst
+#   rewrites, branches). The replays and timings they run are the replay and timing
+#   code, tested on every version in test_replay*, test_timing and test_capture*;
+# - what reads a finished trace: the view's folding, text and page (test_view), the
+#   reader's safety checks against edited traces (test_security), the ranking
+#   (test_ranking) and the help texts (test_help). A trace is the same file whatever
+#   Python wrote it; what each version's hooks put in it is tested on every version in
+#   test_engine_trace, test_program_behaviour, test_multiprocess and test_export (every
+#   format over each version's streams).
+# tests/test_every_version.py runs one or two tests of each of these files on every
+# version (the ones that trace generators, threads, exceptions and payloads), so that
+# code of theirs that would not run on some version still fails there.
+ONCE_FILES = {"test_terminal.py", "test_compare.py", "test_optimize.py",
+              "test_view.py", "test_security.py", "test_ranking.py", "test_help.py"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -881,7 +881,13 @@ WORKLOAD_ARGS = {
 }
 
 
-@pytest.mark.parametrize("name", list(WORKLOAD_ARGS))
+# on every version: recursion, coroutines, threads and exceptions (what differs between
+# the versions' hooks and frames); the plain-object and text workloads once
+ONCE_WORKLOADS = {"oop_sim", "text_pipeline", "json_roundtrip"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.once) if n in ONCE_WORKLOADS else n
+                                  for n in WORKLOAD_ARGS])
 def test_workload_replay_tests_pass(tmp_path, workloads, name):
     shutil.copy(workloads / f"{name}.py", tmp_path / f"{name}.py")
     args = WORKLOAD_ARGS[name]
