@@ -8,9 +8,16 @@ library (retracer_core), and the three CPython extension modules that link it.
 
 Each module takes from the library only the objects it uses. Everything is
 compiled with hidden visibility: a module exports only its PyInit function.
+
+The library does not depend on the Python version: its objects are kept in
+build/core/ (one folder per compiler and flags) and reused by the next build, for
+another interpreter's venv too, while no source, header or this file is newer.
+Every compile runs on every core.
 """
 import glob
+import hashlib
 import os
+import sysconfig
 from concurrent.futures import ThreadPoolExecutor
 
 from setuptools import Extension, setup
@@ -47,28 +54,57 @@ def extension(name, sources, libraries=()):
     )
 
 
-def compile_on_every_core(compiler):
+def compile_on_every_core(compiler, reuse_after=None):
     """Make `compiler.compile` compile its sources on every core, one process per
-    source (the compiler runs as a subprocess, so threads are enough)."""
-    if getattr(compiler, "retracer_parallel", False):
-        return
-    serial = compiler.compile
+    source (the compiler runs as a subprocess, so threads are enough). With
+    `reuse_after` (a time), an object newer than its source and than that time is
+    kept as it is."""
+    serial = getattr(compiler, "retracer_serial", compiler.compile)
 
-    def compile(sources, *args, **kwargs):
-        jobs = min(len(sources), os.cpu_count() or 1)
-        if jobs < 2:
-            return serial(sources, *args, **kwargs)
-        with ThreadPoolExecutor(jobs) as pool:
-            parts = list(pool.map(lambda src: serial([src], *args, **kwargs), sources))
-        return [obj for part in parts for obj in part]
+    def up_to_date(src, output_dir):
+        if reuse_after is None:
+            return False
+        (obj,) = compiler.object_filenames([src], output_dir=output_dir)
+        try:
+            return os.path.getmtime(obj) > max(os.path.getmtime(src), reuse_after)
+        except OSError:
+            return False
+
+    def compile(sources, output_dir=None, *args, **kwargs):
+        todo = [src for src in sources if not up_to_date(src, output_dir)]
+        jobs = min(len(todo), os.cpu_count() or 1)
+        if jobs >= 2:
+            with ThreadPoolExecutor(jobs) as pool:
+                list(pool.map(lambda src: serial([src], output_dir, *args, **kwargs), todo))
+        elif todo:
+            serial(todo, output_dir, *args, **kwargs)
+        return compiler.object_filenames(sources, output_dir=output_dir)
 
     compiler.compile = compile
-    compiler.retracer_parallel = True
+    compiler.retracer_serial = serial
+
+
+CORE_DIR = os.path.join("build", "core")
 
 
 class BuildClib(build_clib):
+    """The core library in build/core/ (kept between builds, see above)."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        self.build_clib = CORE_DIR          # build_ext links from here
+
     def build_libraries(self, libraries):
-        compile_on_every_core(self.compiler)
+        # the objects of one compiler and set of flags in a folder of their own
+        key = repr((self.compiler.compiler_so, COMPILE_ARGS, os.environ.get("CFLAGS"),
+                    sysconfig.get_config_var("CC")))
+        self.build_temp = os.path.join(CORE_DIR, hashlib.sha256(key.encode()).hexdigest()[:16])
+        inputs = CORE_HEADERS + [__file__]
+        compile_on_every_core(self.compiler, reuse_after=max(os.path.getmtime(f) for f in inputs))
+        for name, _ in libraries:  # always archived again: cheap, and never stale
+            lib = self.compiler.library_filename(name, output_dir=self.build_clib)
+            if os.path.exists(lib):
+                os.unlink(lib)
         super().build_libraries(libraries)
 
 

@@ -1,6 +1,4 @@
 """User-facing errors: one clear line (what failed, which file, what to do)."""
-import argparse
-
 
 class RetracerError(Exception):
     """An error the user caused or can fix; printed as one line, never a traceback.
@@ -13,15 +11,6 @@ class RetracerError(Exception):
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (RetracerError, exit 2)
-    naming the command and where its options are described."""
-
-    def error(self, message: str):  # type: ignore[override]
-        cmd = self.prog.split(" ", 1)[-1]
-        raise RetracerError(f"retracer: {cmd}: {message}; see '{self.prog} --help'")
 
 
 class TraceError(RetracerError):

@@ -7,12 +7,23 @@ through). :data:`COMMANDS` is the table ``retracer --help`` lists.
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import sys
 from typing import Dict, Optional, Sequence, Tuple
 
-from ..errors import OneLineParser, RetracerError
+from ..errors import RetracerError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (RetracerError, exit 2)
+    naming the command and where its options are described."""
+
+    def error(self, message: str):  # type: ignore[override]
+        cmd = self.prog.split(" ", 1)[-1]
+        raise RetracerError(f"retracer: {cmd}: {message}; see '{self.prog} --help'")
+
 
 #: command name -> (module under retracer.cli, usage line, summary)
 COMMANDS: Dict[str, Tuple[str, str, str]] = {

@@ -15,7 +15,6 @@ differs" from "the environment changed":
 from __future__ import annotations
 
 import hashlib
-import importlib.abc
 import importlib.machinery
 import linecache
 import os
@@ -70,7 +69,11 @@ class _FixedSourceLoader(importlib.machinery.SourceFileLoader):
         return compile(self._data, self.path, "exec", dont_inherit=True)
 
 
-class _Finder(importlib.abc.MetaPathFinder):
+class _Finder:
+    """A meta path finder (what importlib.abc.MetaPathFinder asks for: find_spec and
+    invalidate_caches), not derived from it: importing importlib.abc brings
+    importlib.resources, tempfile and shutil into every replay child."""
+
     def __init__(self, data_of: Callable[[str], Optional[bytes]]) -> None:
         self._data_of = data_of
 
@@ -91,6 +94,9 @@ class _Finder(importlib.abc.MetaPathFinder):
                     spec.loader = _FixedSourceLoader(fullname, origin, data)
             return spec
         return None
+
+    def invalidate_caches(self) -> None:
+        pass
 
 
 def install(files: Dict[str, Callable[[], Optional[bytes]]]) -> None:
