@@ -13,6 +13,10 @@ Every test drives the command line in a subprocess as a user would:
    ``python -m retracer replay t.trace`` exit 1 and name the function with the
    expected and the new value on stdout; a behaviour-preserving edit must keep
    it at exit 0.
+
+Marked `once`: the report's layout, the bench table, where the test file goes, and the
+float and numpy rules and most container kinds end to end (the comparator's rules
+are tested on every version in test_comparator).
 """
 from __future__ import annotations
 
@@ -154,6 +158,7 @@ def test_plain_function_preserving_edit_passes(tmp_path):
     replay_ok(tmp_path)
 
 
+@pytest.mark.once
 def test_replay_reports_every_mismatch(tmp_path):
     trace(tmp_path, """
         def f(x):
@@ -497,6 +502,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.once
 def test_float_change_within_isclose_passes(tmp_path):
     trace(tmp_path, FLOATS, stability_check=True)
     t = tmp_path / "t.trace"
@@ -507,12 +513,14 @@ def test_float_change_within_isclose_passes(tmp_path):
     replay_ok(tmp_path)
 
 
+@pytest.mark.once
 def test_float_change_beyond_isclose_caught(tmp_path):
     trace(tmp_path, FLOATS)
     edit(tmp_path, "return x / 3", "return x / 3 + 1e-6")
     replay_caught(tmp_path, "third", "0.333333")
 
 
+@pytest.mark.once
 def test_nan_becoming_a_number_caught(tmp_path):
     trace(tmp_path, FLOATS)
     edit(tmp_path, 'return x * float("nan")', "return x * 0.0")
@@ -547,7 +555,10 @@ CONTAINER_EDITS = {
 }
 
 
-@pytest.mark.parametrize("kind", list(CONTAINER_EDITS))
+# the comparator's handling of each container is tested on every version in
+# test_comparator; end to end, two kinds on every version and the others once
+@pytest.mark.parametrize("kind", [k if k in ("list", "dict_key") else pytest.param(k, marks=pytest.mark.once)
+                                  for k in CONTAINER_EDITS])
 def test_container_results_change_caught(tmp_path, kind):
     qualname, old, new, fragments = CONTAINER_EDITS[kind]
     trace(tmp_path, CONTAINERS)
@@ -609,6 +620,7 @@ def test_numpy_array_change_caught(tmp_path):
     replay_caught(tmp_path, "ramp", "return")
 
 
+@pytest.mark.once
 def test_numpy_dtype_change_caught(tmp_path):
     pytest.importorskip("numpy")
     trace(tmp_path, NUMPY)
@@ -616,6 +628,7 @@ def test_numpy_dtype_change_caught(tmp_path):
     replay_caught(tmp_path, "ramp", "return")
 
 
+@pytest.mark.once
 def test_numpy_preserving_edit_passes(tmp_path):
     pytest.importorskip("numpy")
     trace(tmp_path, NUMPY)
@@ -815,6 +828,7 @@ def test_replay_test_file(tmp_path):
     assert rr.returncode == 1 and "MISMATCH add" in rr.stdout, rr.stdout + rr.stderr
 
 
+@pytest.mark.once
 def test_replay_test_file_goes_into_tests_dir(tmp_path):
     (tmp_path / "tests").mkdir()
     r = trace(tmp_path, PLAIN, quiet=False)
@@ -854,6 +868,7 @@ def test_replay_test_file_skips_what_is_not_replayable(tmp_path):
     assert "unstable" in p.stdout and "could not be pickled" in p.stdout and "nested" in p.stdout
 
 
+@pytest.mark.once
 def test_bench_prints_a_table(tmp_path):
     trace(tmp_path, METHODS)
     r = replay(tmp_path, "--bench", "t.trace")

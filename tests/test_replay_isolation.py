@@ -11,6 +11,12 @@ command line and through pytest on the generated replay test files:
    their own __init__, lambdas, **kwargs, sentinels);
 5. the report (grouped, --json, exit codes, progress), the replay test files;
 6. parallel replay with pytest-xdist.
+
+The tests of the report, the exit codes, the progress bar, the replay test files'
+rewriting, git, the crash and hang handling of the parent, xdist and the stored
+sources' environment check are marked `once`: that is retracer's own orchestration,
+the same on every version; what runs inside the replay children is tested on every
+version by the others.
 """
 from __future__ import annotations
 
@@ -217,6 +223,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.once
 def test_crash_and_hang_are_reported_against_the_call_and_replay_goes_on(tmp_path):
     trace(tmp_path, CRASHES)
     edit(tmp_path, "if n > 1:\n        os._exit(n)", "if n > 0:\n        os._exit(7)")
@@ -406,6 +413,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.once
 def test_time_zone_dependent_function_is_told_apart_from_a_change(tmp_path):
     trace(tmp_path, TZ, env={"TZ": "Asia/Tokyo"})
     env = {"TZ": "UTC"}
@@ -450,6 +458,7 @@ def test_trace_keeps_the_sources_it_ran(tmp_path):
     assert "tzname" in env and "TZ" in env["variables"]
 
 
+@pytest.mark.once
 def test_trace_names_the_commit_and_whether_the_tree_was_dirty(tmp_path):
     """meta git: the commit the run's code came from and whether tracked files
     differed from it (asked of git while the program runs); None outside a repository."""
@@ -650,6 +659,7 @@ def test_metaclass_new_of_a_class_its_module_defines(tmp_path):
 # ------------------------------------------------------ 5. the report
 
 
+@pytest.mark.once
 def test_report_groups_by_function_with_a_table(tmp_path):
     trace(tmp_path, """
         def f(x):
@@ -679,6 +689,7 @@ def test_report_groups_by_function_with_a_table(tmp_path):
     assert sum(1 for ln in r.stdout.splitlines() if ln.startswith("MISMATCH f call #")) == 39
 
 
+@pytest.mark.once
 def test_json_report_and_exit_codes(tmp_path):
     trace(tmp_path, """
         def f(x):
@@ -702,6 +713,7 @@ def test_json_report_and_exit_codes(tmp_path):
     assert retracer(["replay", "--no-such-option", "t.trace"], tmp_path).returncode == 2
 
 
+@pytest.mark.once
 def test_progress_bar_only_on_a_terminal(tmp_path):
     import pty
     trace(tmp_path, """
@@ -734,6 +746,7 @@ def test_progress_bar_only_on_a_terminal(tmp_path):
     assert "replaying" not in r.stderr and "\x1b[" not in r.stderr
 
 
+@pytest.mark.once
 def test_replay_test_file_is_rewritten_for_the_same_trace(tmp_path):
     trace(tmp_path, TZ, opts=())
     first = sorted(tmp_path.glob("test_prog__replay_test_*.py"))
@@ -780,6 +793,7 @@ if __name__ == "__main__":
 # ------------------------------------------------------ 6. parallel replay
 
 
+@pytest.mark.once
 def test_parallel_replay_with_xdist_gives_the_same_verdicts(tmp_path):
     pytest.importorskip("xdist")
     trace(tmp_path, HOLES + SIDE_EFFECTS.replace("if __name__", "if 0 and __name__")
