@@ -126,6 +126,9 @@ def child_start(raw: str) -> None:
     _install_wrappers()
     cmd = " ".join(command_line())
     if any(h in cmd for h in _HELPERS):
+        # not traced itself, but the forkserver's children are: the tracer module's
+        # fork handlers (registered when it is imported) start them
+        from . import tracer  # noqa: F401
         return
     _start_child(forked=False)
 
