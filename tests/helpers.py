@@ -55,14 +55,47 @@ def kill_group(p: subprocess.Popen) -> None:
         p.kill()
 
 
+def where_they_wait(pgid: int) -> str:
+    """What each process of the group `pgid` is doing: its Python and native stacks
+    (py-spy dump, a test dependency) and its signal masks -- for a hang's report."""
+    if not POSIX or not os.path.isdir("/proc"):
+        return ""
+    pids = []
+    for d in os.listdir("/proc"):
+        try:
+            if d.isdigit() and os.getpgid(int(d)) == pgid:
+                pids.append(int(d))
+        except OSError:
+            pass
+    spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    parts = []
+    for pid in sorted(pids):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                status = " ".join(ln.strip() for ln in f if ln.startswith(("PPid", "State", "SigBlk", "SigPnd",
+                                                                          "ShdPnd", "SigCgt", "Threads")))
+        except OSError:
+            status = "?"
+        try:
+            dump = subprocess.run([spy, "dump", "--native", "--pid", str(pid)], capture_output=True, text=True,
+                                  timeout=20).stdout
+        except (OSError, subprocess.SubprocessError) as e:
+            dump = f"(py-spy: {e})"
+        parts.append(f"--- process {pid}: {status}\n{dump}")
+    return "\n".join(parts)
+
+
 def finish(p: subprocess.Popen, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
-    """Wait (at most `timeout`) for p; a process that hangs fails the test."""
+    """Wait (at most `timeout`) for p; a process that hangs fails the test, with where
+    each of its processes waited."""
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        stacks = where_they_wait(p.pid) if POSIX else ""
         kill_group(p)
         out, err = p.communicate()
-        pytest.fail(f"{p.args} did not finish within {timeout} s\n--- stdout\n{out}\n--- stderr\n{err}")
+        pytest.fail(f"{p.args} did not finish within {timeout} s\n--- stdout\n{out}\n--- stderr\n{err}\n"
+                    f"--- where its processes waited\n{stacks}")
     finally:
         kill_group(p)  # leftovers of a finished process, if any
     return subprocess.CompletedProcess(p.args, p.returncode, out, err)
