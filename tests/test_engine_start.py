@@ -1,6 +1,7 @@
 """The engine binding's start(): every setting is required, and a start that
 fails half-way leaves nothing behind -- no session, no open spool file, no
-engine memory, no reference kept to what it was given -- so the next start
+engine memory (its blocks, counted by ``_engine._live_blocks()``; Python objects,
+by tracemalloc), no reference kept to what it was given -- so the next start
 works. The failures are made by the binding's test hook
 ``_engine._fail_start_at(n)``: the n-th fallible step of the next start()
 fails with MemoryError (creating the engine, its lists, the frozenset of
@@ -96,6 +97,7 @@ def test_failed_start_leaves_nothing_behind_and_the_next_start_works(tmp_path):
         gc.collect()
         refs = [sys.getrefcount(o) for o in tracked]
         failures = 0
+        assert _engine._live_blocks() == 0  # every block of the engine is freed at stop()
         for n in range(1, 50):
             before = _traced_here()
             _engine._fail_start_at(n)
@@ -113,6 +115,8 @@ def test_failed_start_leaves_nothing_behind_and_the_next_start_works(tmp_path):
             kept = _traced_here() - before
             # (less than before happens: something the first session cached, freed by the collection)
             assert kept <= 0, f"step {n}: {kept} bytes allocated by start() are still held"
+            # the engine's own memory (the C library's, which tracemalloc does not see)
+            assert _engine._live_blocks() == 0, f"step {n}: {_engine._live_blocks()} engine blocks still held"
             assert [sys.getrefcount(o) for o in tracked] == refs, f"step {n}: a reference is kept"
             # and a normal session starts and stops after the failure
             _engine.start(**_settings(tmp_path / f"ok{n}.spool"))

@@ -136,9 +136,11 @@ extern RT_PY_HIDDEN rt_binding G;
 
 extern RT_PY_HIDDEN _Thread_local rt_py_tls_state rt_py_tls RT_PY_TLS_MODEL;
 
-/* The allocator of the binding, the engine and the policy: PyMem_Raw*, so
- * tracemalloc sees the engine's memory too. */
+/* The allocator of the binding, the engine and the policy: the C library's (never
+ * seen by tracemalloc, so never counted as the traced program's memory); every
+ * block of it is freed with it. rt_py_live_blocks: how many of its blocks are live. */
 RT_PY_HIDDEN const rt_allocator *rt_py_allocator(void);
+RT_PY_HIDDEN long long rt_py_live_blocks(void);
 
 /* ------------------------------------------------------------ session.c */
 
@@ -150,6 +152,7 @@ RT_PY_HIDDEN PyObject *rt_py_stop(PyObject *m, PyObject *unused);
 RT_PY_HIDDEN PyObject *rt_py_discard(PyObject *m, PyObject *unused);
 RT_PY_HIDDEN extern const char rt_py_discard_doc[];
 RT_PY_HIDDEN PyObject *rt_py_fail_start_at(PyObject *m, PyObject *arg);
+RT_PY_HIDDEN PyObject *rt_py_live_blocks_py(PyObject *m, PyObject *unused);
 RT_PY_HIDDEN extern const char rt_py_start_doc[];
 RT_PY_HIDDEN extern const char rt_py_stop_doc[];
 

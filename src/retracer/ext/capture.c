@@ -33,21 +33,25 @@ static rt_capstack *capstack_of(rt_thread *t)
             return NULL;
         memset(G.capstacks + old, 0, (G.ncapstacks - old) * sizeof *G.capstacks);
     }
-    if (!G.capstacks[idx])
-        G.capstacks[idx] = PyMem_RawCalloc(1, sizeof(rt_capstack));
+    if (!G.capstacks[idx]) {
+        G.capstacks[idx] = rt_malloc(rt_py_allocator(), sizeof(rt_capstack));
+        if (G.capstacks[idx])
+            memset(G.capstacks[idx], 0, sizeof(rt_capstack));
+    }
     return G.capstacks[idx];
 }
 
 void rt_py_capstacks_free(void)
 {
+    const rt_allocator *a = rt_py_allocator();
     for (size_t i = 0; i < G.ncapstacks; i++) {
         if (G.capstacks[i]) {
-            PyMem_RawFree(G.capstacks[i]->depth);
-            PyMem_RawFree(G.capstacks[i]->id);
-            PyMem_RawFree(G.capstacks[i]);
+            rt_free(a, G.capstacks[i]->depth);
+            rt_free(a, G.capstacks[i]->id);
+            rt_free(a, G.capstacks[i]);
         }
     }
-    PyMem_RawFree(G.capstacks);
+    rt_free(a, G.capstacks);
     G.capstacks = NULL;
     G.ncapstacks = 0;
 }

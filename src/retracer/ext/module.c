@@ -131,6 +131,8 @@ static PyMethodDef engine_methods[] = {
     {"spool_resume", rt_py_spool_resume, METH_NOARGS, "After a fork, in the parent: the spool writer's thread again."},
     {"_fail_start_at", rt_py_fail_start_at, METH_O,
      "For tests: _fail_start_at(n) makes the n-th fallible step of the next start() fail with MemoryError (0: none)."},
+    {"_live_blocks", rt_py_live_blocks_py, METH_NOARGS,
+     "For tests: how many blocks of the engine's allocator (the C library's) are live."},
 #ifdef RT_MECH_PROFILE
     {"thread_bootstrap", rt_py_thread_bootstrap, METH_VARARGS, "Given to threading.setprofile: installs the C hook in a new thread."},
 #endif

@@ -87,7 +87,7 @@ static void session_teardown(void)
     rt_engine_free(G.engine);
     G.engine = NULL;
     rt_map_free(&G.code_fids);
-    PyMem_RawFree(G.fflags);
+    rt_free(rt_py_allocator(), G.fflags);
     G.fflags = NULL;
     G.fcap = G.nfuncs = 0;
     Py_CLEAR(G.funcs);
@@ -272,6 +272,14 @@ PyObject *rt_py_fail_start_at(PyObject *m, PyObject *arg)
         return NULL;
     G.fail_start_at = n > 0 ? (int)n : 0;
     Py_RETURN_NONE;
+}
+
+/* _live_blocks(): for tests -- how many blocks of the binding's allocator are live. */
+PyObject *rt_py_live_blocks_py(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    return PyLong_FromLongLong(rt_py_live_blocks());
 }
 
 /* -------------------------------------------------------------- results */
