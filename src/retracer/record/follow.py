@@ -126,10 +126,7 @@ def child_start(raw: str) -> None:
     _install_wrappers()
     cmd = " ".join(command_line())
     if any(h in cmd for h in _HELPERS):
-        # not traced itself, but the forkserver's children are: the tracer module's
-        # fork handlers (registered when it is imported) start them
-        from . import tracer  # noqa: F401
-        return
+        return  # not traced itself; its forked children are (see _install_wrappers)
     _start_child(forked=False)
 
 
@@ -235,6 +232,10 @@ def _waitpid(pid: int, options: int):
 
 
 def _install_wrappers() -> None:
+    # the tracer module's fork handlers (registered when it is imported) trace every
+    # forked child, those of the forkserver (which is not traced itself) too
+    from . import tracer  # noqa: F401
+
     _exit.__name__ = "_exit"
     os._exit = _exit
     if _real_waitpid is not None:
