@@ -17,6 +17,7 @@ Every compile runs on every core.
 import glob
 import hashlib
 import os
+import sys
 import sysconfig
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,6 +29,8 @@ COMPILE_ARGS = ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"
                 "-Wno-missing-field-initializers", "-fno-strict-aliasing", "-fvisibility=hidden"]
 
 CORE_SOURCES = sorted(glob.glob("csrc/rt_*.c"))
+# the SIGTERM guard's POSIX timer (csrc/rt_sigguard.c): librt, part of the C library since glibc 2.34
+RT_LIB = ["rt"] if sys.platform.startswith("linux") else []
 CORE_HEADERS = sorted(glob.glob("csrc/rt_*.h"))
 EXT_DIR = "src/retracer/ext"
 EXT_HEADERS = sorted(glob.glob(EXT_DIR + "/*.h"))
@@ -124,7 +127,7 @@ class BuildExt(build_ext):
 setup(
     libraries=[core],
     ext_modules=[
-        extension("retracer._engine", ENGINE_SOURCES, libraries=["z", "pthread"]),
+        extension("retracer._engine", ENGINE_SOURCES, libraries=["z", "pthread", *RT_LIB]),
         extension("retracer._export", [EXT_DIR + "/export.c"], libraries=["z"]),
         extension("retracer._view", [EXT_DIR + "/view.c"]),
     ],

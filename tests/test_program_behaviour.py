@@ -334,6 +334,27 @@ def test_sigterm_to_looping_program_leaves_a_complete_trace(prog_dir, out_dir):
     assert leftovers(out_dir) == []
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the guard's timer is Linux's (SIGEV_THREAD_ID)")
+def test_sigterm_the_main_thread_missed_still_ends_the_program(prog_dir, out_dir):
+    # a pool worker terminated just before it blocked waiting for its next task
+    # never ended (the handler stayed pending): retracer sends the signal again
+    # to the main thread until its handler runs (csrc/rt_sigguard.c)
+    name = copy_program("behaviour_term_missed.py", prog_dir)
+    out = out_dir / "out.trace"
+    plain = finish(popen([sys.executable, name], prog_dir), SIGNALLED_TIMEOUT)
+    traced = finish(popen([sys.executable, "-m", "retracer", "trace", *trace_options(out), name], prog_dir),
+                    SIGNALLED_TIMEOUT)
+    assert plain.returncode == -signal.SIGTERM, show(plain)
+    assert traced.returncode == plain.returncode, show(traced)
+    assert traced.stdout == plain.stdout == "waiting\n"
+    assert traced.stderr == plain.stderr == "", show(traced)
+    with TraceReader(out) as r:
+        assert r.meta["stopped_by"] == "signal"
+        assert r.meta["complete"] is True
+        assert function_calls(r, "spin") == 10
+    assert leftovers(out_dir) == []
+
+
 @pytest.mark.skipif(not POSIX, reason="signals")
 @pytest.mark.parametrize("opts", [(), ("--no-capture",)], ids=["capture", "no-capture"])
 def test_program_with_its_own_sigterm_handler_keeps_it(prog_dir, out_dir, opts):

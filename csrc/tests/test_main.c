@@ -11,6 +11,7 @@ void suite_export(void);
 void suite_fold(void);
 void suite_capture(void);
 void suite_spool(void);
+void suite_sigguard(void);
 
 int main(int argc, char **argv)
 {
@@ -24,5 +25,6 @@ int main(int argc, char **argv)
     suite_fold();
     suite_capture();
     suite_spool();
+    suite_sigguard();
     return rt_test_end();
 }

@@ -153,6 +153,9 @@ RT_PY_HIDDEN PyObject *rt_py_discard(PyObject *m, PyObject *unused);
 RT_PY_HIDDEN extern const char rt_py_discard_doc[];
 RT_PY_HIDDEN PyObject *rt_py_fail_start_at(PyObject *m, PyObject *arg);
 RT_PY_HIDDEN PyObject *rt_py_live_blocks_py(PyObject *m, PyObject *unused);
+RT_PY_HIDDEN PyObject *rt_py_sigterm_guard(PyObject *m, PyObject *on);
+RT_PY_HIDDEN PyObject *rt_py_sigterm_ack(PyObject *m, PyObject *unused);
+RT_PY_HIDDEN PyObject *rt_py_sigterm_resends(PyObject *m, PyObject *unused);
 RT_PY_HIDDEN extern const char rt_py_start_doc[];
 RT_PY_HIDDEN extern const char rt_py_stop_doc[];
 

@@ -133,6 +133,11 @@ static PyMethodDef engine_methods[] = {
      "For tests: _fail_start_at(n) makes the n-th fallible step of the next start() fail with MemoryError (0: none)."},
     {"_live_blocks", rt_py_live_blocks_py, METH_NOARGS,
      "For tests: how many blocks of the engine's allocator (the C library's) are live."},
+    {"sigterm_guard", rt_py_sigterm_guard, METH_O,
+     "sigterm_guard(on) -> bool: on, a SIGTERM the main thread missed (it was about to block) is sent to it again "
+     "until sigterm_ack(); off, the plain handler again."},
+    {"sigterm_ack", rt_py_sigterm_ack, METH_NOARGS, "The SIGTERM handler runs: the guard stops re-sending."},
+    {"_sigterm_resends", rt_py_sigterm_resends, METH_NOARGS, "For tests: how many times the guard re-sent SIGTERM."},
 #ifdef RT_MECH_PROFILE
     {"thread_bootstrap", rt_py_thread_bootstrap, METH_VARARGS, "Given to threading.setprofile: installs the C hook in a new thread."},
 #endif

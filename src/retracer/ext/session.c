@@ -8,10 +8,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "binding.h"
+#include "rt_sigguard.h"
 
 /* ------------------------------------------------------------ spool sink */
 
@@ -280,6 +282,43 @@ PyObject *rt_py_live_blocks_py(PyObject *m, PyObject *unused)
     (void)m;
     (void)unused;
     return PyLong_FromLongLong(rt_py_live_blocks());
+}
+
+/* sigterm_guard(on) -> bool: on (True), wrap the SIGTERM handler just installed
+ * (the tracer's) so that a SIGTERM handled while the main thread was not yet in
+ * its blocking call still reaches it (csrc/rt_sigguard.h); False if it cannot
+ * be (not Linux, no timer). off (False): put the handler back, delete the timer.
+ * Called from the main thread. */
+PyObject *rt_py_sigterm_guard(PyObject *m, PyObject *on)
+{
+    (void)m;
+    int flag = PyObject_IsTrue(on);
+    if (flag < 0)
+        return NULL;
+    if (!flag) {
+        rt_sigguard_remove();
+        Py_RETURN_FALSE;
+    }
+    if (rt_sigguard_install(SIGTERM, 20 * 1000 * 1000L) != 0)
+        Py_RETURN_FALSE;
+    Py_RETURN_TRUE;
+}
+
+/* sigterm_ack(): the tracer's SIGTERM handler has started: the guard stops re-sending. */
+PyObject *rt_py_sigterm_ack(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    rt_sigguard_ack();
+    Py_RETURN_NONE;
+}
+
+/* _sigterm_resends(): for tests -- how many times the guard re-sent SIGTERM. */
+PyObject *rt_py_sigterm_resends(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    return PyLong_FromLong(rt_sigguard_resends());
 }
 
 /* -------------------------------------------------------------- results */

@@ -243,6 +243,10 @@ class Tracer:
             try:
                 if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
                     self._old_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+                    # a SIGTERM that lands just before the main thread blocks (a pool
+                    # worker going back to wait for a task) is sent to it again until
+                    # _on_sigterm runs: without retracer it would have ended the process
+                    _engine.sigterm_guard(True)
             except (ValueError, OSError):
                 self._old_sigterm = None
         atexit.register(self._atexit)
@@ -438,6 +442,7 @@ class Tracer:
                 if self._old_sigterm is not None and threading.current_thread() is threading.main_thread():
                     try:
                         if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+                            _engine.sigterm_guard(False)
                             signal.signal(signal.SIGTERM, self._old_sigterm)
                     except (ValueError, OSError):
                         pass
@@ -467,6 +472,7 @@ class Tracer:
         self.stop(stopped_by="timeout")
 
     def _on_sigterm(self, signum, frame) -> None:
+        _engine.sigterm_ack()  # first: the guard stops sending it again
         if os.getpid() != self._pid:  # a forked child that got the signal before its fork handler ran
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
@@ -744,6 +750,7 @@ def _child_after_fork() -> None:
     if tracer._old_sigterm is not None:
         try:
             if signal.getsignal(signal.SIGTERM) == tracer._on_sigterm:
+                _engine.sigterm_guard(False)  # the parent's: its timer is not this process's
                 signal.signal(signal.SIGTERM, tracer._old_sigterm)
         except (ValueError, OSError):
             pass
