@@ -558,19 +558,29 @@ class Tracer:
             meta["git"] = probe.result()
             meta["environment"] = sources.environment()
         meta["pid"] = os.getpid()
+        info: Dict[str, Any] = {"forked": True} if self._forked else {}
+        # a root that started no traced process writes the trace itself, as the merge of
+        # its family would have written it (one process), instead of a part to merge
+        alone = False
+        if self._family is not None:
+            from ..tracefile.merge import children, merge_family
+
+            alone = not children(self._family)
+            if alone:
+                meta["processes"] = 1
+                info["calls_total"] = calls_total
         process = (0, os.getpid(), os.getppid(), json.dumps(self.command), self._start_wall, meta["end_time"],
-                   exit_status, stopped_by, 0, json.dumps({"forked": True} if self._forked else {}))
+                   exit_status, stopped_by, 0, json.dumps(info))
         tmp_dir = self._rundir.path if self._rundir is not None else None
-        part = os.path.join(self._family, "root.part") if self._family is not None else self.output
+        part = os.path.join(self._family, "root.part") if self._family is not None and not alone else self.output
         path, n_captured = write_trace(
             part, meta, rows, thread_rows, self._spool, results.func_stats, results.edge_stats,
             captured, blobs=itertools.chain(self._stored_blobs(), source_blobs) if cap is not None else (),
             capture_stats=cap.function_stats() if cap is not None else (),
             tmp_dir=tmp_dir, process=process)
         n_threads, n_procs = len(thread_rows), 1
-        if self._family is not None:
-            from ..tracefile.merge import merge_family
-
+        # a child whose start record appeared while the trace was written: merged after all
+        if self._family is not None and (not alone or children(self._family)):
             path, totals = merge_family(self.output, part, self._family, tmp_dir, _engine.remap)
             calls_total, stream_calls = totals["calls_total"], totals["stream_calls"]
             n_threads, n_procs, n_captured = totals["threads"], totals["processes"], totals["captured_calls"]
