@@ -52,6 +52,15 @@ def test_config_keys_are_the_table(tmp_path):
         settings.load_config(str(cfg))
 
 
+def test_a_pyproject_without_retracer_is_not_parsed_and_a_broken_one_with_it_is_one_line(tmp_path):
+    cfg = tmp_path / "pyproject.toml"
+    cfg.write_text('[tool.other]\nbroken = = 1\n')  # another tool's file (and its mistake): not ours to read
+    assert settings.load_config(str(cfg)) == {}
+    cfg.write_text('[tool.retracer]\nmax-function-count = = 7\n')
+    with pytest.raises(RetracerError, match=r"pyproject.toml is not valid TOML \(.*\); fix the file"):
+        settings.load_config(str(cfg))
+
+
 def test_explicit_beats_config_beats_default(tmp_path):
     cfg = tmp_path / "pyproject.toml"
     cfg.write_text('[tool.retracer]\nmax-function-count = 7\ntimeout = 3\n')

@@ -18,10 +18,14 @@ from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Seq
 
 from .errors import RetracerError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.9/3.10
-    import tomli as tomllib
+
+def _toml() -> Any:
+    # imported only to read a pyproject.toml that names retracer (10 ms at every start otherwise)
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.9/3.10
+        import tomli as tomllib
+    return tomllib
 
 DEFAULT_REDACT = ("password", "passwd", "secret", "token", "api_key", "apikey", "authorization", "cookie")
 
@@ -179,10 +183,15 @@ def load_config(config_file_path: Optional[str] = None, start: Optional[str] = N
         return {}
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            raw = f.read()
     except OSError as e:
         raise RetracerError(f"retracer: cannot read config file {path}: {e.strerror}; check the path")
-    except tomllib.TOMLDecodeError as e:
+    if b"retracer" not in raw:
+        return {}  # no [tool.retracer] table: the file is other tools' business
+    tomllib = _toml()
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise RetracerError(f"retracer: {path} is not valid TOML ({e}); fix the file")
     section = data.get("tool", {}).get("retracer", {})
     if not isinstance(section, dict):

@@ -563,9 +563,7 @@ class Tracer:
         # its family would have written it (one process), instead of a part to merge
         alone = False
         if self._family is not None:
-            from ..tracefile.merge import children, merge_family
-
-            alone = not children(self._family)
+            alone = not _has_children(self._family)
             if alone:
                 meta["processes"] = 1
                 info["calls_total"] = calls_total
@@ -580,7 +578,9 @@ class Tracer:
             tmp_dir=tmp_dir, process=process)
         n_threads, n_procs = len(thread_rows), 1
         # a child whose start record appeared while the trace was written: merged after all
-        if self._family is not None and (not alone or children(self._family)):
+        if self._family is not None and (not alone or _has_children(self._family)):
+            from ..tracefile.merge import merge_family
+
             path, totals = merge_family(self.output, part, self._family, tmp_dir, _engine.remap)
             calls_total, stream_calls = totals["calls_total"], totals["stream_calls"]
             n_threads, n_procs, n_captured = totals["threads"], totals["processes"], totals["captured_calls"]
@@ -656,6 +656,15 @@ class Tracer:
                 return func(*args, **kwargs)
 
         return wrapper
+
+
+def _has_children(family: str) -> bool:
+    """Did a traced child start in the family directory (its start record,
+    tracefile/merge.py's children())? Without importing the merge."""
+    try:
+        return any(n.endswith(".start") for n in os.listdir(family))
+    except OSError:
+        return False
 
 
 # The session running in this process, for the fork handler below.
