@@ -93,12 +93,38 @@ static void rt__rearm(rt_capture *p, uint32_t fid, const rt_capture_fn *c)
     p->left[fid] = (c->first_left || c->shape_left) ? c->stride : 0;
 }
 
+void rt_capture_set_time_budget(rt_capture *p, uint32_t share_ppm, uint64_t grace_ns, int64_t t_start)
+{
+    p->share_ppm = share_ppm;
+    p->grace_ns = grace_ns;
+    p->t_start = t_start;
+}
+
+int rt_capture_over_time(const rt_capture *p, int64_t now)
+{
+    uint64_t spent = p->spent_ns > p->refund_ns ? p->spent_ns - p->refund_ns : 0;
+    if (!p->share_ppm || spent <= p->grace_ns)
+        return 0;
+    uint64_t elapsed = now > p->t_start ? (uint64_t)(now - p->t_start) : 0;
+    /* share * elapsed without overflow (elapsed * ppm passes 2^64 after five hours) */
+    uint64_t allowed = elapsed / 1000000u * p->share_ppm + elapsed % 1000000u * p->share_ppm / 1000000u;
+    return spent > allowed;
+}
+
 int rt_capture_decide(rt_capture *p, uint32_t fid, const rt_capture_call *call)
 {
     rt_capture_fn *c = &p->fns[fid];
     int shapes = rt_capture_uses_shapes(p);
     int why;
     p->looks++;
+    if ((c->first_left || c->shape_left) && rt_capture_over_time(p, call->now)) {
+        /* over the time budget: skipped, the function's budget and shapes untouched */
+        if (!p->throttled)
+            p->first_throttled = call->now;
+        p->throttled++;
+        rt__rearm(p, fid, c);
+        return RT_CAPTURE_SKIP;
+    }
     if (c->first_left) {
         c->first_left--;
         if (shapes && !rt__known(c, call->sig))

@@ -25,6 +25,14 @@
  *              signature the policy looks at every 2nd call, then every 4th,
  *              ... up to every `max_stride`-th; a new signature brings it back
  *              to every call.
+ *   time       optional (rt_capture_set_time_budget): while the capture time
+ *              the binding reported (rt_capture_spend) is over `grace_ns` and
+ *              over `share_ppm` millionths of the time since `t_start`, every
+ *              call is skipped (RT_CAPTURE_SKIP, counted in `throttled`)
+ *              without spending any function's budget; capture resumes when
+ *              the run has caught up. So capture never costs more than its
+ *              share of the run at any moment, and calls late in the run are
+ *              still kept.
  *
  * Use, on every call of function `fid` (the hot path is one load and one
  * branch while the countdown runs):
@@ -74,6 +82,8 @@ typedef struct rt_capture_config {
 typedef struct rt_capture_call {
     uint64_t sig;          /* shape signature of the arguments; read only when
                               rt_capture_uses_shapes() */
+    int64_t now;           /* the time of the call (the clock of t_start); read
+                              only with a time budget */
 } rt_capture_call;
 
 /* Policy state of one function. Read-only outside rt_capture.c. */
@@ -100,6 +110,14 @@ typedef struct rt_capture {
     uint64_t kept;             /* calls kept so far, all functions */
     uint64_t looks;            /* calls looked at so far (decide + unseen) */
     uint64_t lost_shapes;      /* signatures not remembered (table full or out of memory) */
+    /* the time budget (all 0: none) */
+    uint32_t share_ppm;        /* capture's share of the run, millionths; 0: no time budget */
+    uint64_t grace_ns;         /* capture time always allowed */
+    int64_t t_start;           /* when the run started */
+    uint64_t spent_ns;         /* capture time reported so far */
+    uint64_t refund_ns;        /* of it, one-time costs that do not count */
+    uint64_t throttled;        /* calls skipped because capture was over its share */
+    int64_t first_throttled;   /* `now` of the first of them (valid when throttled > 0) */
 } rt_capture;
 
 /* The configuration of README "Which calls are kept" for a budget of
@@ -149,6 +167,20 @@ int rt_capture_decide(rt_capture *p, uint32_t fid, const rt_capture_call *call);
  * arguments were not readable): nothing is kept, the next look is as if the
  * call had not been asked for. */
 void rt_capture_unseen(rt_capture *p, uint32_t fid);
+
+/* Give the policy a time budget: capture may take `share_ppm` millionths of
+ * the time since `t_start` (0: no budget), and `grace_ns` in any case. */
+void rt_capture_set_time_budget(rt_capture *p, uint32_t share_ppm, uint64_t grace_ns, int64_t t_start);
+
+/* The binding spent `ns` capturing (a call's values, its end, a yield). */
+RT_INLINE void rt_capture_spend(rt_capture *p, uint64_t ns) { p->spent_ns += ns; }
+
+/* Of the time spent, `ns` was a one-time cost that is not capture's share of
+ * the run (the binding loading a library on first need). */
+RT_INLINE void rt_capture_refund(rt_capture *p, uint64_t ns) { p->refund_ns += ns; }
+
+/* 1 when capture is over its time budget at `now`. */
+int rt_capture_over_time(const rt_capture *p, int64_t now);
 
 /* "first", "shape" (or "skip") for an RT_CAPTURE_* value; static storage. */
 const char *rt_capture_reason(int why);

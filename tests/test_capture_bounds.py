@@ -198,26 +198,34 @@ def test_identity_survives_replay(tmp_path):
     assert r.returncode == 1 and "MISMATCH first" in r.stdout, r.stdout
 
 
-def test_the_time_budget_cuts_capture_and_the_trace_says_so(tmp_path):
-    # twenty functions called twice each: none is stopped by the per-function
-    # rule (it needs three costly calls in a row), so only the global budget
-    # can cut capture, however fast the machine pickles
+def test_the_time_budget_skips_calls_until_the_run_catches_up(tmp_path):
+    # twenty functions called once each with a large dict: none is stopped by the
+    # per-function rule (it needs two or three costly calls in a row), so only the
+    # time budget can skip them, however fast the machine pickles.
     defs = "".join(f"def keep{k}(d):\n    return len(d)\n" for k in range(20))
-    calls = "".join(f"    keep{k}(d)\n    keep{k}(d)\n" for k in range(20))
-    trace(tmp_path, defs + "def other(i):\n    return i\n"
+    calls = "".join(f"    keep{k}(d)\n" for k in range(20))
+    trace(tmp_path, defs + "def late(i):\n    return i\n"
+          "def work():\n    return sum(i * i for i in range(3_000_000))\n"
           "if __name__ == '__main__':\n"
           "    d = {i: str(i) * 20 for i in range(100_000)}\n" + calls +
-          "    for i in range(50):\n        other(i)\n",
+          "    work()\n"
+          "    for i in range(5):\n        late(i)\n",
           "--capture-share", "0.01", "--max-value-bytes", "100000000")
     with TraceReader(str(tmp_path / "t.trace")) as r:
-        cut = r.meta["capture"]["cut"]
-    assert cut is not None, "capture was not cut"
-    assert cut["kind"] == "time" and "--capture-share" in cut["reason"]
+        cap = r.meta["capture"]
+    assert cap["cut"] is None, cap
+    thr = cap["throttled"]
+    assert thr is not None and thr["calls"] >= 1 and "--capture-share" in thr["reason"], cap
     kept = sum(len(captured(tmp_path / "t.trace", f"keep{k}")) for k in range(20))
-    assert kept < 40
+    assert kept < 20
+    # whether late() is captured again depends on how fast this machine pickles the
+    # dicts against how long work() runs; that capture resumes once the run has caught
+    # up, without spending the functions' budgets, is the policy's C test
+    # (csrc/tests/test_capture.c, test_capture_time_budget)
     r = run(["-m", "retracer", "profile", "t.trace"], tmp_path)
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("capture:")]
-    assert len(lines) == 1 and "capture stopped after" in lines[0] and "--capture-share" in lines[0], r.stdout
+    assert len(lines) == 1 and "not captured, the first after" in lines[0] and "--capture-share" in lines[0], \
+        r.stdout
 
 
 def test_the_size_budget_cuts_capture(tmp_path):

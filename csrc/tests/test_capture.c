@@ -360,6 +360,50 @@ static void cap_scenario(test_alloc *ta, cap_run *r)
     rt_capture_free(&p);
 }
 
+/* A time budget of 25% after a 100 ns grace: over it, calls are skipped
+ * without spending the function's budget; caught up, they are kept again. */
+static void test_capture_time_budget(void)
+{
+    rt_capture p;
+    policy(&p, 8, rt_default_allocator());
+    rt_capture_set_time_budget(&p, 250000, 100, 1000);
+    CHECK_EQ_I(rt_capture_set_func(&p, 0, 1), RT_OK);
+    rt_capture_call c;
+    memset(&c, 0, sizeof c);
+    c.now = 1000 + 400;            /* 400 ns into the run: 25% is 100 */
+    CHECK(rt_capture_look(&p, 0));
+    CHECK_EQ_I(rt_capture_decide(&p, 0, &c), RT_CAPTURE_FIRST);
+    rt_capture_spend(&p, 100);     /* within the grace */
+    CHECK(!rt_capture_over_time(&p, c.now));
+    CHECK(rt_capture_look(&p, 0));
+    CHECK_EQ_I(rt_capture_decide(&p, 0, &c), RT_CAPTURE_FIRST);
+    rt_capture_spend(&p, 50);      /* 150 > grace and > 25% of 400 */
+    CHECK(rt_capture_over_time(&p, c.now));
+    for (int i = 0; i < 10; i++) {
+        c.now = 1000 + 400 + i;
+        CHECK(rt_capture_look(&p, 0));
+        CHECK_EQ_I(rt_capture_decide(&p, 0, &c), RT_CAPTURE_SKIP);
+    }
+    CHECK_EQ_U(p.throttled, 10);
+    CHECK_EQ_I(p.first_throttled, 1400);
+    CHECK_EQ_U(p.fns[0].first_left, 4);  /* 6 first calls, 2 kept: untouched while throttled */
+    CHECK_EQ_U(p.kept, 2);
+    c.now = 1000 + 600;            /* 25% of 600 is 150: caught up */
+    CHECK(!rt_capture_over_time(&p, c.now));
+    CHECK(rt_capture_look(&p, 0));
+    CHECK_EQ_I(rt_capture_decide(&p, 0, &c), RT_CAPTURE_FIRST);
+    CHECK_EQ_U(p.kept, 3);
+    rt_capture_spend(&p, 1000);    /* over again ... */
+    CHECK(rt_capture_over_time(&p, c.now));
+    rt_capture_refund(&p, 1000);   /* ... unless that was a one-time cost */
+    CHECK(!rt_capture_over_time(&p, c.now));
+    /* no budget: never over */
+    rt_capture_set_time_budget(&p, 0, 0, 0);
+    rt_capture_spend(&p, 1u << 30);
+    CHECK(!rt_capture_over_time(&p, 1));
+    rt_capture_free(&p);
+}
+
 static void test_capture_alloc_failures(void)
 {
     test_alloc ta;
@@ -416,5 +460,6 @@ void suite_capture(void)
     RT_RUN(test_capture_functions_are_independent);
     RT_RUN(test_capture_redeclare);
     RT_RUN(test_capture_shape_table_limit);
+    RT_RUN(test_capture_time_budget);
     RT_RUN(test_capture_alloc_failures);
 }

@@ -100,8 +100,8 @@ SETTINGS: Tuple[Setting, ...] = (
             "do not trace the processes the program starts (multiprocessing, concurrent.futures, subprocess, "
             "os.fork, os.exec*): only this one", type=bool, flag="--no-follow", negate=True),
     Setting("capture_share", 0.2,
-            "capture stops when it has taken this share of the run's time (default 0.2: 20%%); "
-            "the trace says so", type=float, flag="--capture-share", metavar="F",
+            "capture never takes more than this share of the run's time so far (default 0.2: 20%%): "
+            "over it, calls are not captured until the run catches up; the trace says so", type=float, flag="--capture-share", metavar="F",
             check=lambda v: None if 0 < v <= 1 else "must be a share of the run's time, above 0 and at most 1"),
     Setting("max_capture_bytes", 64 << 20,
             "capture stops when the captured values take this many bytes (default 64 MiB)",

@@ -402,6 +402,10 @@ def capture_note(meta: Dict[str, Any]) -> Optional[str]:
     cut = cap.get("cut")
     if isinstance(cut, dict):
         parts.append(f"capture stopped after {cut.get('after_s', '?')} s: {cut.get('reason', '?')}")
+    thr = cap.get("throttled")
+    if isinstance(thr, dict) and isinstance(thr.get("calls"), int) and thr["calls"] > 0:
+        parts.append(f"{thr.get('reason', 'capture was over its time budget')}: {thr['calls']:,} call(s) "
+                     f"not captured, the first after {thr.get('first_after_s', '?')} s")
     stopped = cap.get("functions_stopped")
     if isinstance(stopped, int) and stopped:
         parts.append(f"capture of {stopped} function(s) stopped early because it cost far more than the "

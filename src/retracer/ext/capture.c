@@ -123,7 +123,11 @@ static PyObject *cap_call(PyObject *cb, PyObject *arg)
     if (arg) {
         int was = rt_py_tls.muted;
         rt_py_tls.muted = 1;
+        int64_t t0 = rt_clock_now(&G.clock);
         r = PyObject_CallOneArg(cb, arg);
+        int64_t dt = rt_clock_now(&G.clock) - t0;
+        if (dt > 0)
+            rt_capture_spend(&G.capture, (uint64_t)dt); /* the time budget (rt_capture.h) */
         rt_py_tls.muted = was;
         Py_DECREF(arg);
     }
@@ -299,6 +303,7 @@ void rt_py_capture_start(rt_thread *t, uint32_t fid, int64_t now, rt_py_args_fn 
     }
     rt_capture_call call;
     memset(&call, 0, sizeof call);
+    call.now = now;
     if (rt_capture_uses_shapes(&G.capture))
         call.sig = shape_sig(values);
     int why = rt_capture_decide(&G.capture, fid, &call);

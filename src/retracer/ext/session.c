@@ -98,6 +98,10 @@ static void session_teardown(void)
     Py_CLEAR(G.cb_enter);
     Py_CLEAR(G.cb_exit);
     Py_CLEAR(G.cb_yield);
+    if (G.capture.throttled) { /* read after stop() (capture_throttled) */
+        G.throttled = G.capture.throttled;
+        G.first_throttled_ns = G.capture.first_throttled - G.capture.t_start;
+    }
     rt_capture_free(&G.capture);
     G.capture_on = 0;
     rt_map_free(&G.cap_gens);
@@ -163,25 +167,32 @@ const char rt_py_start_doc[] =
     "                 (a followed child's, for a root that must read a killed child's calls)\n"
     "  flush_ms       optional: a call-stream chunk older than this goes to the spool at the\n"
     "                 thread's next event, full or not (0: only full chunks)\n"
+    "  capture_share  optional: while capture has taken more than this share of the run (and\n"
+    "                 more than capture_grace_ms), calls are not captured (0 or 1: no limit)\n"
+    "  capture_grace_ms  optional: capture time always allowed\n"
     "On 3.12+ the caller registers the sys.monitoring callbacks itself.";
 
 PyObject *rt_py_start(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"spool", "scope", "exclude", "ignore", "only", "cwd",
                              "no_external", "no_imports", "c_calls", "chunk_size",
-                             "capture", "max_count", "shape_diverse", "journal", "flush_ms", NULL};
+                             "capture", "max_count", "shape_diverse", "journal", "flush_ms",
+                             "capture_share", "capture_grace_ms", NULL};
     const char *journal = NULL;
     unsigned int flush_ms = 0;
+    double capture_share = 0.0;
+    unsigned int capture_grace_ms = 0;
     const char *spool;
     PyObject *scope, *exclude, *ignore, *only, *cwd, *capture; /* Borrowed */
     int no_external, no_imports, c_calls, shape_diverse;
     Py_ssize_t chunk_size;
     unsigned int max_count;
     int building = 0; /* 1 once G holds parts of this session: `error` undoes them all */
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!O!OUpppnOIp|zI:start", kwlist, &spool, &PyTuple_Type,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!O!OUpppnOIp|zIdI:start", kwlist, &spool, &PyTuple_Type,
                                      &scope, &PyTuple_Type, &exclude, &PyTuple_Type, &ignore,
                                      &only, &cwd, &no_external, &no_imports, &c_calls,
-                                     &chunk_size, &capture, &max_count, &shape_diverse, &journal, &flush_ms))
+                                     &chunk_size, &capture, &max_count, &shape_diverse, &journal, &flush_ms,
+                                     &capture_share, &capture_grace_ms))
         goto error;
     if (G.engine) {
         PyErr_SetString(PyExc_RuntimeError, "a retracer session is already running");
@@ -248,6 +259,12 @@ PyObject *rt_py_start(PyObject *m, PyObject *args, PyObject *kw)
     rt_clock_init(&G.clock, 2000000, 1);
     G.gen++;
     G.t_start = rt_clock_now(&G.clock);
+    G.throttled = 0;
+    G.first_throttled_ns = 0;
+    /* a share of 1 (or more) lets capture take all the time: no budget */
+    rt_capture_set_time_budget(&G.capture,
+                               capture_share > 0 && capture_share < 1 ? (uint32_t)(capture_share * 1e6) : 0,
+                               (uint64_t)capture_grace_ms * 1000000u, G.t_start);
     G.active = 1;
 #ifdef RT_MECH_PEP523
     PyInterpreterState *interp = PyThreadState_GET()->interp;
@@ -319,6 +336,33 @@ PyObject *rt_py_sigterm_resends(PyObject *m, PyObject *unused)
     (void)m;
     (void)unused;
     return PyLong_FromLong(rt_sigguard_resends());
+}
+
+/* capture_refund(ns): of the capture time so far, ns was a one-time cost (an
+ * import on first need) that the time budget does not count. */
+PyObject *rt_py_capture_refund(PyObject *m, PyObject *arg)
+{
+    (void)m;
+    long long ns = PyLong_AsLongLong(arg);
+    if (ns == -1 && PyErr_Occurred())
+        return NULL;
+    if (ns > 0 && G.engine)
+        rt_capture_refund(&G.capture, (uint64_t)ns);
+    Py_RETURN_NONE;
+}
+
+/* capture_throttled() -> None, or (calls, first_ns): how many calls the time budget
+ * skipped and when the first was, in ns since the session started. */
+PyObject *rt_py_capture_throttled(PyObject *m, PyObject *unused)
+{
+    (void)m;
+    (void)unused;
+    if (G.capture.throttled) /* the session still runs */
+        return Py_BuildValue("(KL)", (unsigned long long)G.capture.throttled,
+                             (long long)(G.capture.first_throttled - G.capture.t_start));
+    if (!G.throttled)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(KL)", (unsigned long long)G.throttled, (long long)G.first_throttled_ns);
 }
 
 /* -------------------------------------------------------------- results */

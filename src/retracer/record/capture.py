@@ -17,8 +17,9 @@ Cost is bounded (README, "What capture costs"):
   blob), and memory holds only the calls still running;
 - a function whose capture costs far more than the function itself stops
   being captured after a few calls (two, when each took milliseconds);
-- capture as a whole stops when it has taken ``capture_share`` of the run's
-  time or stored ``max_capture_bytes``; the trace says what was cut and why.
+- capture never takes more than ``capture_share`` of the run's time so far:
+  over it, the engine's policy skips calls until the run has caught up (the
+  trace says how many); it stops when it has stored ``max_capture_bytes``.
 """
 from __future__ import annotations
 
@@ -63,8 +64,8 @@ COST_FLOOR_NS = 200_000
 #: failed to pickle once).
 COST_HEAVY_NS = 2_000_000
 COST_HEAVY_CALLS = 2
-#: the global time budget applies once capture has spent this much
-BUDGET_GRACE_NS = 200_000_000
+#: the time budget (--capture-share) is kept by the engine's capture policy
+#: (csrc/rt_capture.c), after a grace (record/tracer.py _CAPTURE_GRACE_MS)
 
 _LEN = struct.Struct("<I")
 
@@ -171,6 +172,7 @@ class Capturer:
         self.capture_share = capture_share
         self.max_capture_bytes = max_capture_bytes
         self._t_start = time.perf_counter_ns()
+        self._imports_refunded = pickling.IMPORT_NS
         #: why capture stopped for the rest of the run, or None
         self.cut: Optional[Dict[str, Any]] = None
 
@@ -219,13 +221,7 @@ class Capturer:
             self._cut("size", f"the captured values reached {self.max_capture_bytes:,} bytes "
                               f"(--max-capture-bytes)")
             return True
-        spent = self.capture_ns - pickling.IMPORT_NS
-        if spent > BUDGET_GRACE_NS:
-            elapsed = time.perf_counter_ns() - self._t_start
-            if spent > self.capture_share * elapsed:
-                self._cut("time", f"capture took {self.capture_share:.0%} of the run's time "
-                                  f"(--capture-share)")
-                return True
+        # the time budget is the engine's: over it, calls are not handed over at all
         return False
 
     def _cut(self, kind: str, why: str) -> None:
@@ -244,6 +240,11 @@ class Capturer:
         self.capture_ns += dt
         if p is not None:
             p.cost_ns += dt
+        if pickling.IMPORT_NS != self._imports_refunded:
+            # importing cloudpickle on first need is a one-time cost, not capture's
+            # share of the run (the engine's time budget)
+            _engine.capture_refund(pickling.IMPORT_NS - self._imports_refunded)
+            self._imports_refunded = pickling.IMPORT_NS
 
     # -- callbacks (called by the C binding) --------------------------------
 

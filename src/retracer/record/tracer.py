@@ -42,6 +42,8 @@ _CHUNK_SIZE = 256 * 1024
 # a followed child hands its call stream to its spool at least this often (ms): killed
 # before it writes its part, it loses at most about that much of it (tracefile/recover.py)
 _CHILD_FLUSH_MS = 500
+# capture time always allowed before --capture-share applies (record/capture.py)
+_CAPTURE_GRACE_MS = 50
 
 
 class TraceSummary:
@@ -269,6 +271,7 @@ class Tracer:
                 only=self.only_functions, cwd=cwd, no_external=self.no_external_calls,
                 no_imports=self.no_imports, c_calls=self.c_calls, chunk_size=_CHUNK_SIZE,
                 capture=self._capturer, max_count=self.max_function_count, shape_diverse=True,
+                capture_share=self.capture_share, capture_grace_ms=_CAPTURE_GRACE_MS,
                 **({"journal": self._child_base + ".funcs", "flush_ms": _CHILD_FLUSH_MS}
                    if self._child_base is not None else {}),
             )
@@ -546,7 +549,13 @@ class Tracer:
             self._secret_calls, self._secret_keys = cap.secret_results(
                 {fid: d.code.co_name for fid, d in enumerate(funcs) if d.kind == "py"})
             captured = self._captured_batches(funcs)
+            throttled = _engine.capture_throttled()
             meta["capture"] = {"cut": cap.cut, "capture_ns": cap.capture_ns, "stored_bytes": cap.stored_bytes,
+                               # calls the time budget skipped (the engine's policy)
+                               "throttled": None if throttled is None else {
+                                   "calls": throttled[0], "first_after_s": round(throttled[1] / 1e9, 3),
+                                   "reason": f"capture is kept to {self.capture_share:.0%} of the run's time "
+                                             f"(--capture-share)"},
                                "functions_stopped": sum(1 for s in cap.function_stats() if s[4]),
                                # per thread index: the time taken out of its timeline while capturing
                                "paused_ns": [t.paused_ns for t in results.threads]}

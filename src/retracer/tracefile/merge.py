@@ -260,6 +260,14 @@ def _write(output: str, root: TraceReader, readers, tmp_dir, remap) -> Tuple[str
                     if isinstance(pc.get(key), int):
                         cap_meta[key] = (cap_meta.get(key) or 0) + pc[key]
                 cap_meta["cut"] = bool(cap_meta.get("cut")) or bool(pc.get("cut"))
+                thr = pc.get("throttled")
+                if isinstance(thr, dict) and isinstance(thr.get("calls"), int):
+                    mine = cap_meta.get("throttled")
+                    if isinstance(mine, dict) and isinstance(mine.get("calls"), int):
+                        mine = dict(mine, calls=mine["calls"] + thr["calls"])
+                    else:
+                        mine = dict(thr)
+                    cap_meta["throttled"] = mine
             if pidx and isinstance(pm.get("sources"), dict):
                 for k, v in pm["sources"].items():
                     sources.setdefault(k, v)
