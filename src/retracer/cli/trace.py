@@ -136,7 +136,7 @@ def _after_trace(tracer, ns, command, quiet: bool) -> None:
             root = "tests" if os.path.isdir("tests") else (os.path.dirname(s.path) or ".")
         base = ns.module if ns.module else os.path.splitext(os.path.basename(command[0]))[0]
         # the trace was just written and signed by this process: no need to verify it again
-        path = write_replay_tests(s.path, root, base, trust=True)
+        path = write_replay_tests(s.path, root, base, trust=True, cases=getattr(s, "cases", None))
         if path and not quiet:
             print(f"retracer: replay tests written to {_shown(path)} (generated, not meant for git; "
                   f"run them with pytest or: retracer replay {_shown(path)})", file=sys.stderr)

@@ -21,7 +21,7 @@ import sys
 import sysconfig
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from .. import _engine, settings
 from .._version import VERSION
@@ -548,7 +548,7 @@ class Tracer:
             # get_token(): the return values of secret-looking functions are not written
             self._secret_calls, self._secret_keys = cap.secret_results(
                 {fid: d.code.co_name for fid, d in enumerate(funcs) if d.kind == "py"})
-            captured = self._captured_batches(funcs)
+            captured = self._captured_batches(funcs, rows)
             throttled = _engine.capture_throttled()
             meta["capture"] = {"cut": cap.cut, "capture_ns": cap.capture_ns, "stored_bytes": cap.stored_bytes,
                                # calls the time budget skipped (the engine's policy)
@@ -587,7 +587,8 @@ class Tracer:
             tmp_dir=tmp_dir, process=process)
         n_threads, n_procs = len(thread_rows), 1
         # a child whose start record appeared while the trace was written: merged after all
-        if self._family is not None and (not alone or _has_children(self._family)):
+        merged = self._family is not None and (not alone or _has_children(self._family))
+        if merged:
             from ..tracefile.merge import merge_family
 
             path, totals = merge_family(self.output, part, self._family, tmp_dir, _engine.remap)
@@ -601,6 +602,8 @@ class Tracer:
             error=results.error, stopped_by=stopped_by, captured_calls=n_captured,
         )
         summary.processes = n_procs
+        # the calls as written (a merge numbers them again: then the tests file reads the trace)
+        summary.cases = sorted(getattr(self, "_cases", ()) or ()) if path is not None and not merged else None
         return summary
 
     def _stored_blobs(self) -> Iterator[Tuple[bytes, bytes]]:
@@ -614,7 +617,7 @@ class Tracer:
             keys.add(key)
             yield key, data
 
-    def _captured_batches(self, funcs: Sequence[Any]) -> Iterator[List[tuple]]:
+    def _captured_batches(self, funcs: Sequence[Any], rows: Sequence[Function]) -> Iterator[List[tuple]]:
         """The captured calls as ``captured_calls`` rows, in batches of 500. A call
         whose values did not all reach the spool (it could not be written: disk
         full) keeps no value and says so."""
@@ -626,7 +629,11 @@ class Tracer:
         batch = []
         keys = getattr(self, "_blob_keys", None)
         secret = getattr(self, "_secret_calls", set())
+        cases = self._cases = []  # what the replay tests file lists (cli/trace.py), as the trace has them
         for row in cap.rows():
+            fr = rows[row[1]]
+            cases.append(CaseStub(row[0], row[3], fr.qualname or fr.name,
+                                  f"{os.path.basename(fr.filename or '')}:{fr.firstlineno}"))
             if row[0] in secret:
                 info = dict(row[11])
                 info["redacted"] = ["the return value"]
@@ -665,6 +672,15 @@ class Tracer:
                 return func(*args, **kwargs)
 
         return wrapper
+
+
+class CaseStub(NamedTuple):
+    """A captured call as the replay tests file lists it (replay/testgen.py): the
+    fields of replay's Case it reads, known here without reading the trace again."""
+    call_id: int
+    index: int
+    qualname: str
+    where: str
 
 
 def _has_children(family: str) -> bool:

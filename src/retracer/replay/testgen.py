@@ -22,14 +22,17 @@ import sys
 from typing import Any, Dict, Iterable, List, Optional
 
 from ..outputs import write_text
-from .replayer import Case, Replayer, Result
-from .session import Options, ReplaySession
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the replay machinery is imported when a test runs, not to write the file
+    from .replayer import Case, Result
+    from .session import ReplaySession
 
 #: a pytest user property carrying the verdict of a replay test (JSON)
 PROPERTY = "retracer_replay"
 
 
-def result_json(res: Result) -> str:
+def result_json(res: "Result") -> str:
     return json.dumps({"call_id": res.case.call_id, "verdict": res.verdict, "reason": res.reason,
                        "message": res.message, "stdout": res.stdout, "stderr": res.stderr,
                        "detail": res.detail}, default=str)
@@ -41,12 +44,16 @@ class ReplayTests:
     def __init__(self, trace: str, trust: bool = False, **options: Any) -> None:
         self.trace = trace
         self.trust = trust
+        from .session import Options
+
         self.options = Options(**options)
-        self._session: Optional[ReplaySession] = None
+        self._session: Optional["ReplaySession"] = None
 
     @property
-    def session(self) -> ReplaySession:
+    def session(self) -> "ReplaySession":
         if self._session is None:
+            from .session import ReplaySession
+
             self._session = ReplaySession(self.trace, trust=self.trust, options=self.options)
         return self._session
 
@@ -89,7 +96,7 @@ def _identifier(qualname: str) -> str:
     return out.strip("_") or "function"
 
 
-def _param_id(case: Case) -> str:
+def _param_id(case: "Case") -> str:
     return re.sub(r"[^\w.<>-]", "_", f"{case.qualname}-call{case.index}")
 
 
@@ -124,15 +131,18 @@ def replay_test_path(trace: str, tests_root: str, base: str) -> str:
 
 
 def write_replay_tests(trace: str, tests_root: str, base: str, trust: bool = False,
-                       cases: Optional[Iterable[Case]] = None, options: Optional[Dict[str, Any]] = None,
+                       cases: Optional[Iterable["Case"]] = None, options: Optional[Dict[str, Any]] = None,
                        path: Optional[str] = None, file_trust: bool = False) -> Optional[str]:
     """Write test_<base>__replay_test_<n>.py into tests_root (the same file again
     when this trace already has one there); returns its path, or None when the
-    trace has no captured calls. ``cases``: only these calls; ``options``:
+    trace has no captured calls. ``cases``: only these calls (anything with a
+    Case's call_id, qualname, index and where); ``options``:
     :class:`.session.Options` fields for the file's ReplayTests; ``path``: write
     exactly there; ``file_trust``: the file reads the trace without checking its
     signature (``trust`` only says how to read it now)."""
     if cases is None:
+        from .replayer import Replayer
+
         rep = Replayer(trace, trust=trust)
         rep.close()
         cases = rep.cases
