@@ -351,8 +351,9 @@ def main(argv=None) -> int:
     if "plain" not in modes:
         modes.insert(0, "plain")
     rng = random.Random(args.seed)
+    # the traces are signed with this directory's key: this process reads them too
+    os.environ.setdefault("RETRACER_CONFIG_DIR", str(CACHE.parent / "config"))
     env = dict(os.environ)
-    env.setdefault("RETRACER_CONFIG_DIR", str(CACHE.parent / "config"))
     env.pop("PYTHONPATH", None)
 
     scratch = Path(args.workdir or tempfile.mkdtemp(prefix="rt-real-", dir="/tmp"))
