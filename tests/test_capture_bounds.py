@@ -23,9 +23,10 @@ def run(args, cwd, **kw):
                           capture_output=True, text=True, errors="replace", timeout=TIMEOUT, **kw)
 
 
-def trace(tmp_path: Path, src: str, *opts: str, out: str = "t.trace", ok: bool = True):
+def trace(tmp_path: Path, src: str, *opts: str, out: str = "t.trace", ok: bool = True, env=None):
     (tmp_path / "prog.py").write_text(textwrap.dedent(src).lstrip())
-    r = run(["-m", "retracer", "trace", "-q", "--no-stability-check", *opts, "-o", out, "prog.py"], tmp_path)
+    r = run(["-m", "retracer", "trace", "-q", "--no-stability-check", *opts, "-o", out, "prog.py"], tmp_path,
+            env=env)
     if ok:
         assert r.returncode == 0, r.stderr
     return r
@@ -210,7 +211,8 @@ def test_the_time_budget_skips_calls_until_the_run_catches_up(tmp_path):
           "    d = {i: str(i) * 20 for i in range(100_000)}\n" + calls +
           "    work()\n"
           "    for i in range(5):\n        late(i)\n",
-          "--capture-share", "0.01", "--max-value-bytes", "100000000")
+          "--capture-share", "0.01", "--max-value-bytes", "100000000",
+          env=dict(os.environ, RETRACER_CAPTURE_GRACE_MS="50"))  # the default (conftest.py sets 1000)
     with TraceReader(str(tmp_path / "t.trace")) as r:
         cap = r.meta["capture"]
     assert cap["cut"] is None, cap

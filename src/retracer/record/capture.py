@@ -65,7 +65,7 @@ COST_FLOOR_NS = 200_000
 COST_HEAVY_NS = 2_000_000
 COST_HEAVY_CALLS = 2
 #: the time budget (--capture-share) is kept by the engine's capture policy
-#: (csrc/rt_capture.c), after a grace (record/tracer.py _CAPTURE_GRACE_MS)
+#: (csrc/rt_capture.c), after a grace (record/tracer.py _grace_ms)
 
 _LEN = struct.Struct("<I")
 

@@ -42,8 +42,14 @@ _CHUNK_SIZE = 256 * 1024
 # a followed child hands its call stream to its spool at least this often (ms): killed
 # before it writes its part, it loses at most about that much of it (tracefile/recover.py)
 _CHILD_FLUSH_MS = 500
-# capture time always allowed before --capture-share applies (record/capture.py)
-_CAPTURE_GRACE_MS = 50
+def _grace_ms() -> int:
+    """Capture time always allowed before --capture-share applies (README "What
+    capture costs"): 50 ms, or $RETRACER_CAPTURE_GRACE_MS."""
+    try:
+        v = int(os.environ.get("RETRACER_CAPTURE_GRACE_MS", "50"))
+    except ValueError:
+        return 50
+    return v if v >= 0 else 50
 
 
 class TraceSummary:
@@ -271,7 +277,7 @@ class Tracer:
                 only=self.only_functions, cwd=cwd, no_external=self.no_external_calls,
                 no_imports=self.no_imports, c_calls=self.c_calls, chunk_size=_CHUNK_SIZE,
                 capture=self._capturer, max_count=self.max_function_count, shape_diverse=True,
-                capture_share=self.capture_share, capture_grace_ms=_CAPTURE_GRACE_MS,
+                capture_share=self.capture_share, capture_grace_ms=_grace_ms(),
                 **({"journal": self._child_base + ".funcs", "flush_ms": _CHILD_FLUSH_MS}
                    if self._child_base is not None else {}),
             )
