@@ -262,19 +262,18 @@ def test_a_function_whose_capture_costs_far_more_stops_being_captured(tmp_path):
                 fine(i)
     """, "--max-value-bytes", "100000000", "--capture-share", "1")
     path = tmp_path / "t.trace"
-    # pickling the tree takes milliseconds: two such calls are enough to stop
-    assert len(captured(path, "tiny")) == 2
+    assert len(captured(path, "tiny")) == 3
     assert len(captured(path, "fine")) == 40
     with TraceReader(str(path)) as r:
         fids = {f.name: fid for fid, f in r.functions.items()}
         stats = {s.fid: s for s in r.capture_stats()}
         assert r.meta["capture"]["functions_stopped"] == 1
     st = stats[fids["tiny"]]
-    assert st.kept == 2 and "more than 10x the call itself" in st.stopped and st.bytes > 100_000
+    assert st.kept == 3 and "more than 10x the call itself" in st.stopped and st.bytes > 100_000
     assert stats[fids["fine"]].stopped is None
 
 
-def test_the_per_function_rule_three_costly_calls_or_two_very_costly(tmp_path):
+def test_the_per_function_rule_three_costly_calls_in_a_row(tmp_path):
     # the rule itself, on made-up costs (no clock involved)
     from retracer.record import capture as cap_mod
 
@@ -287,18 +286,17 @@ def test_the_per_function_rule_three_costly_calls_or_two_very_costly(tmp_path):
             c._account(p, 1_000_000 + call_us * 1000)
             return st.stopped
 
-        # 500 us for a 10 us call: costly, not heavy -- the third in a row stops it
+        # 500 us for a 10 us call: costly -- the third in a row stops it
         assert account(1, 500, 10) is None and account(1, 500, 10) is None
         assert "more than 10x the call itself" in account(1, 500, 10)
         # a cheap call in between starts the count again
         assert account(2, 500, 10) is None and account(2, 500, 10) is None
         assert account(2, 50, 10) is None and account(2, 500, 10) is None and account(2, 500, 10) is None
         assert account(2, 500, 10) is not None
-        # 3 ms for a 10 us call: heavy, stopped after two in a row (one is what a first
-        # call pays for storing a large value once)
-        assert account(3, 3000, 10) is None
-        assert "3,000 us per call" in account(3, 3000, 10)
-        assert account(5, 3000, 10) is None and account(5, 30, 10) is None and account(5, 3000, 10) is None
+        # 30 ms for a 10 us call: still three (a first call pays one-time costs, and a
+        # loaded machine can make two cheap captures in a row take milliseconds)
+        assert account(3, 30000, 10) is None and account(3, 30000, 10) is None
+        assert "30,000 us per call" in account(3, 30000, 10)
         # 3 ms for a 1 ms call: not 10x the call, never stopped
         assert all(account(4, 3000, 1000) is None for _ in range(10))
     finally:

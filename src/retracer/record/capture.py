@@ -16,7 +16,7 @@ Cost is bounded (README, "What capture costs"):
   trace's ``blobs`` table (a large string passed to a hundred calls is one
   blob), and memory holds only the calls still running;
 - a function whose capture costs far more than the function itself stops
-  being captured after a few calls (two, when each took milliseconds);
+  being captured after a few calls;
 - capture never takes more than ``capture_share`` of the run's time so far:
   over it, the engine's policy skips calls until the run has caught up (the
   trace says how many); it stops when it has stored ``max_capture_bytes``.
@@ -57,13 +57,6 @@ SHARED_MIN = 4096
 COST_CALLS = 3
 COST_FACTOR = 10
 COST_FLOOR_NS = 200_000
-#: ... or after two in a row that each cost more than COST_FACTOR times the call and
-#: more than this (a method whose `self` is a whole document tree, a metaclass call
-#: whose arguments are a class body: milliseconds each). Not after one: a first call
-#: also pays what later ones are spared (a large value stored once, a value that
-#: failed to pickle once).
-COST_HEAVY_NS = 2_000_000
-COST_HEAVY_CALLS = 2
 #: the time budget (--capture-share) is kept by the engine's capture policy
 #: (csrc/rt_capture.c), after a grace (record/tracer.py _grace_ms)
 
@@ -107,11 +100,10 @@ class _QuietWarnings:
 
 
 class _FnStats:
-    __slots__ = ("kept", "cost_ns", "call_ns", "bytes", "stopped", "streak", "heavy")
+    __slots__ = ("kept", "cost_ns", "call_ns", "bytes", "stopped", "streak")
 
     def __init__(self) -> None:
         self.streak = 0  # captured calls in a row that cost far more than the call
-        self.heavy = 0   # ... and milliseconds each
         self.kept = 0
         self.cost_ns = 0
         self.call_ns = 0
@@ -380,11 +372,10 @@ class Capturer:
             st.streak += 1
         else:
             st.streak = 0
-        if p.cost_ns > COST_HEAVY_NS and p.cost_ns > COST_FACTOR * call:
-            st.heavy += 1
-        else:
-            st.heavy = 0
-        if st.stopped is None and (st.streak >= COST_CALLS or st.heavy >= COST_HEAVY_CALLS):
+        # (not fewer than three: a first call also pays for what later ones are spared -- a
+        # large value stored once, a value that failed to pickle once, the module index --
+        # and on a loaded machine two cheap calls in a row can each take milliseconds)
+        if st.stopped is None and st.streak >= COST_CALLS:
             st.stopped = (f"capture cost {p.cost_ns / 1e3:,.0f} us per call, more than "
                           f"{COST_FACTOR}x the call itself")
 
