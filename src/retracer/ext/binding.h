@@ -74,8 +74,6 @@ typedef struct rt_binding {
     long pid;               /* the process that started the session (a forked child is another) */
     int64_t t_start;        /* clock value at start (ns) */
     int64_t t_stop;         /* clock value at stop (ns) */
-    uint64_t throttled;     /* the capture time budget's skipped calls, kept past stop() */
-    int64_t first_throttled_ns; /* ... and when the first was, ns since start */
     int fail_start_at;      /* test hook: the n-th fallible step of the next start() fails (0: none) */
 
     /* --- functions (registry.c) */
@@ -156,10 +154,8 @@ RT_PY_HIDDEN extern const char rt_py_discard_doc[];
 RT_PY_HIDDEN PyObject *rt_py_fail_start_at(PyObject *m, PyObject *arg);
 RT_PY_HIDDEN PyObject *rt_py_live_blocks_py(PyObject *m, PyObject *unused);
 RT_PY_HIDDEN PyObject *rt_py_sigterm_guard(PyObject *m, PyObject *on);
-RT_PY_HIDDEN PyObject *rt_py_capture_throttled(PyObject *m, PyObject *unused);
 RT_PY_HIDDEN PyObject *rt_py_capture_refund(PyObject *m, PyObject *arg);
 RT_PY_HIDDEN PyObject *rt_py_sigterm_ack(PyObject *m, PyObject *unused);
-RT_PY_HIDDEN PyObject *rt_py_sigterm_resends(PyObject *m, PyObject *unused);
 RT_PY_HIDDEN extern const char rt_py_start_doc[];
 RT_PY_HIDDEN extern const char rt_py_stop_doc[];
 

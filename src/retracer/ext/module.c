@@ -138,11 +138,7 @@ static PyMethodDef engine_methods[] = {
      "until sigterm_ack(); off, the plain handler again."},
     {"capture_refund", rt_py_capture_refund, METH_O,
      "capture_refund(ns): ns of the capture time so far was a one-time cost the time budget does not count."},
-    {"capture_throttled", rt_py_capture_throttled, METH_NOARGS,
-     "None, or (calls, first_ns): the calls the capture time budget skipped, and when the first was "
-     "(ns since start)."},
     {"sigterm_ack", rt_py_sigterm_ack, METH_NOARGS, "The SIGTERM handler runs: the guard stops re-sending."},
-    {"_sigterm_resends", rt_py_sigterm_resends, METH_NOARGS, "For tests: how many times the guard re-sent SIGTERM."},
 #ifdef RT_MECH_PROFILE
     {"thread_bootstrap", rt_py_thread_bootstrap, METH_VARARGS, "Given to threading.setprofile: installs the C hook in a new thread."},
 #endif

@@ -21,6 +21,8 @@ static PyStructSequence_Field results_fields[] = {
     F("error", "the engine's error, '' when the recording is complete"),
     F("duration_ns", "from start() to stop(), in ns"),
     F("clock", "'tsc' or 'monotonic'"),
+    F("capture_throttled", "calls the capture time budget skipped (csrc/rt_capture.h, time)"),
+    F("capture_first_throttled_ns", "when the first of them was, ns since start (0 when none)"),
     {NULL, NULL},
 };
 
@@ -106,7 +108,7 @@ static struct {
     PyTypeObject *type;
     PyStructSequence_Desc desc;
 } types[] = {
-    {&rt_py_ResultsType, {"retracer._engine.Results", "What stop() returns.", results_fields, 7}},
+    {&rt_py_ResultsType, {"retracer._engine.Results", "What stop() returns.", results_fields, 9}},
     {&rt_py_FunctionInfoType, {"retracer._engine.FunctionInfo", "A traced function.", function_fields, 6}},
     {&rt_py_FuncStatType, {"retracer._engine.FuncStat", "The profile of one function.", funcstat_fields, 5}},
     {&rt_py_EdgeStatType, {"retracer._engine.EdgeStat", "The profile of one caller -> callee edge.", edgestat_fields, 6}},

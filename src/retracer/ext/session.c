@@ -98,10 +98,6 @@ static void session_teardown(void)
     Py_CLEAR(G.cb_enter);
     Py_CLEAR(G.cb_exit);
     Py_CLEAR(G.cb_yield);
-    if (G.capture.throttled) { /* read after stop() (capture_throttled) */
-        G.throttled = G.capture.throttled;
-        G.first_throttled_ns = G.capture.first_throttled - G.capture.t_start;
-    }
     rt_capture_free(&G.capture);
     G.capture_on = 0;
     rt_map_free(&G.cap_gens);
@@ -259,8 +255,6 @@ PyObject *rt_py_start(PyObject *m, PyObject *args, PyObject *kw)
     rt_clock_init(&G.clock, 2000000, 1);
     G.gen++;
     G.t_start = rt_clock_now(&G.clock);
-    G.throttled = 0;
-    G.first_throttled_ns = 0;
     /* a share of 1 (or more) lets capture take all the time: no budget */
     rt_capture_set_time_budget(&G.capture,
                                capture_share > 0 && capture_share < 1 ? (uint32_t)(capture_share * 1e6) : 0,
@@ -330,14 +324,6 @@ PyObject *rt_py_sigterm_ack(PyObject *m, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-/* _sigterm_resends(): for tests -- how many times the guard re-sent SIGTERM. */
-PyObject *rt_py_sigterm_resends(PyObject *m, PyObject *unused)
-{
-    (void)m;
-    (void)unused;
-    return PyLong_FromLong(rt_sigguard_resends());
-}
-
 /* capture_refund(ns): of the capture time so far, ns was a one-time cost (an
  * import on first need) that the time budget does not count. */
 PyObject *rt_py_capture_refund(PyObject *m, PyObject *arg)
@@ -349,20 +335,6 @@ PyObject *rt_py_capture_refund(PyObject *m, PyObject *arg)
     if (ns > 0 && G.engine)
         rt_capture_refund(&G.capture, (uint64_t)ns);
     Py_RETURN_NONE;
-}
-
-/* capture_throttled() -> None, or (calls, first_ns): how many calls the time budget
- * skipped and when the first was, in ns since the session started. */
-PyObject *rt_py_capture_throttled(PyObject *m, PyObject *unused)
-{
-    (void)m;
-    (void)unused;
-    if (G.capture.throttled) /* the session still runs */
-        return Py_BuildValue("(KL)", (unsigned long long)G.capture.throttled,
-                             (long long)(G.capture.first_throttled - G.capture.t_start));
-    if (!G.throttled)
-        Py_RETURN_NONE;
-    return Py_BuildValue("(KL)", (unsigned long long)G.throttled, (long long)G.first_throttled_ns);
 }
 
 /* -------------------------------------------------------------- results */
@@ -456,8 +428,10 @@ static PyObject *build_results(const char *errmsg)
         PyUnicode_FromString(errmsg),
         PyLong_FromLongLong((long long)(G.t_stop - G.t_start)),
         PyUnicode_FromString(rt_clock_name(&G.clock)),
+        PyLong_FromUnsignedLongLong(G.capture.throttled),
+        PyLong_FromLongLong(G.capture.throttled ? (long long)(G.capture.first_throttled - G.capture.t_start) : 0),
     };
-    res = rt_py_named(&rt_py_ResultsType, items, 7);
+    res = rt_py_named(&rt_py_ResultsType, items, 9);
 error:
     Py_XDECREF(funcs);
     Py_XDECREF(fl);
@@ -493,7 +467,8 @@ static void remove_hooks(void)
 const char rt_py_stop_doc[] =
     "stop() -> Results or None\n"
     "End the session: close open calls, flush the call stream to the spool and return\n"
-    "Results(functions, func_stats, edge_stats, threads, error, duration_ns, clock)\n"
+    "Results(functions, func_stats, edge_stats, threads, error, duration_ns, clock,\n"
+    "capture_throttled, capture_first_throttled_ns)\n"
     "(see the FunctionInfo, FuncStat, EdgeStat and ThreadInfo types). Returns None if no\n"
     "session is running.";
 

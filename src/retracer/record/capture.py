@@ -17,9 +17,10 @@ Cost is bounded (README, "What capture costs"):
   blob), and memory holds only the calls still running;
 - a function whose capture costs far more than the function itself stops
   being captured after a few calls;
-- capture never takes more than ``capture_share`` of the run's time so far:
+- capture never takes more than --capture-share of the run's time so far:
   over it, the engine's policy skips calls until the run has caught up (the
-  trace says how many); it stops when it has stored ``max_capture_bytes``.
+  trace says how many; this module reports its one-time import costs to it);
+  it stops when it has stored ``max_capture_bytes``.
 """
 from __future__ import annotations
 
@@ -137,7 +138,7 @@ class Capturer:
 
     def __init__(self, path: str, max_value_bytes: int, redact: Sequence[str],
                  max_yields: int = DEFAULT_MAX_YIELDS, scope: Sequence[str] = (),
-                 capture_share: float = 0.2, max_capture_bytes: int = 64 << 20) -> None:
+                 max_capture_bytes: int = 64 << 20) -> None:
         self.path = path
         self.blob_path = path + ".blobs"
         self.max_value_bytes = max_value_bytes
@@ -161,7 +162,6 @@ class Capturer:
         self.count = 0
         self.stored_bytes = 0           # bytes of distinct values written
         self.capture_ns = 0             # time spent capturing, all threads
-        self.capture_share = capture_share
         self.max_capture_bytes = max_capture_bytes
         self._t_start = time.perf_counter_ns()
         self._imports_refunded = pickling.IMPORT_NS

@@ -194,6 +194,15 @@ def _start_session(cfg: Dict[str, Any], timeout: Optional[float], forked: bool,
         return  # a child that cannot be traced runs on untraced, as it would without retracer
 
 
+def children_started(family: str) -> bool:
+    """Did a traced child write its start record in the family directory (what
+    tracefile/merge.py's children() lists)? Without importing the merge."""
+    try:
+        return any(n.endswith(".start") for n in os.listdir(family))
+    except OSError:
+        return False
+
+
 def mark_ending(tracer: Any) -> None:
     base = getattr(tracer, "_child_base", None)
     if base:

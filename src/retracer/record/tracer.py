@@ -241,7 +241,7 @@ class Tracer:
             cap_spool = os.path.join(self._rundir.path, "capture.spool")
             self._capturer = Capturer(cap_spool, max_value_bytes=self.max_value_bytes, redact=self.redact,
                                       scope=tuple(_dirprefix(p) for p in self.scopes) + self.extra_scope,
-                                      capture_share=self.capture_share, max_capture_bytes=self.max_capture_bytes)
+                                      max_capture_bytes=self.max_capture_bytes)
         if self.timeout is not None:
             # started before the engine so its waiting is not traced
             self._timer = threading.Timer(float(self.timeout), self._on_timeout)
@@ -555,11 +555,11 @@ class Tracer:
             self._secret_calls, self._secret_keys = cap.secret_results(
                 {fid: d.code.co_name for fid, d in enumerate(funcs) if d.kind == "py"})
             captured = self._captured_batches(funcs, rows)
-            throttled = _engine.capture_throttled()
             meta["capture"] = {"cut": cap.cut, "capture_ns": cap.capture_ns, "stored_bytes": cap.stored_bytes,
                                # calls the time budget skipped (the engine's policy)
-                               "throttled": None if throttled is None else {
-                                   "calls": throttled[0], "first_after_s": round(throttled[1] / 1e9, 3),
+                               "throttled": None if not results.capture_throttled else {
+                                   "calls": results.capture_throttled,
+                                   "first_after_s": round(results.capture_first_throttled_ns / 1e9, 3),
                                    "reason": f"capture is kept to {self.capture_share:.0%} of the run's time "
                                              f"(--capture-share)"},
                                "functions_stopped": sum(1 for s in cap.function_stats() if s[4]),
@@ -578,7 +578,7 @@ class Tracer:
         # its family would have written it (one process), instead of a part to merge
         alone = False
         if self._family is not None:
-            alone = not _has_children(self._family)
+            alone = not _follow_module.children_started(self._family)
             if alone:
                 meta["processes"] = 1
                 info["calls_total"] = calls_total
@@ -593,7 +593,7 @@ class Tracer:
             tmp_dir=tmp_dir, process=process)
         n_threads, n_procs = len(thread_rows), 1
         # a child whose start record appeared while the trace was written: merged after all
-        merged = self._family is not None and (not alone or _has_children(self._family))
+        merged = self._family is not None and (not alone or _follow_module.children_started(self._family))
         if merged:
             from ..tracefile.merge import merge_family
 
@@ -609,7 +609,7 @@ class Tracer:
         )
         summary.processes = n_procs
         # the calls as written (a merge numbers them again: then the tests file reads the trace)
-        summary.cases = sorted(getattr(self, "_cases", ()) or ()) if path is not None and not merged else None
+        summary.cases = sorted(self._cases) if cap is not None and not merged else None
         return summary
 
     def _stored_blobs(self) -> Iterator[Tuple[bytes, bytes]]:
@@ -687,15 +687,6 @@ class CaseStub(NamedTuple):
     index: int
     qualname: str
     where: str
-
-
-def _has_children(family: str) -> bool:
-    """Did a traced child start in the family directory (its start record,
-    tracefile/merge.py's children())? Without importing the merge."""
-    try:
-        return any(n.endswith(".start") for n in os.listdir(family))
-    except OSError:
-        return False
 
 
 # The session running in this process, for the fork handler below.
