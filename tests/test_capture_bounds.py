@@ -230,6 +230,20 @@ def test_the_time_budget_skips_calls_until_the_run_catches_up(tmp_path):
         r.stdout
 
 
+def test_a_bad_grace_in_the_environment_is_one_warning_line(tmp_path):
+    r = trace(tmp_path, """
+        def f(i):
+            return i
+        if __name__ == "__main__":
+            f(1)
+            print("done")
+    """, env=dict(os.environ, RETRACER_CAPTURE_GRACE_MS="soon"))
+    assert r.stdout == "done\n"
+    assert r.stderr == ("retracer: warning: RETRACER_CAPTURE_GRACE_MS='soon' is not a number of milliseconds "
+                        "(0 or more); using 50\n"), r.stderr
+    assert len(captured(tmp_path / "t.trace", "f")) == 1
+
+
 def test_the_size_budget_cuts_capture(tmp_path):
     trace(tmp_path, """
         def f(s):

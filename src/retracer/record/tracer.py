@@ -42,14 +42,22 @@ _CHUNK_SIZE = 256 * 1024
 # a followed child hands its call stream to its spool at least this often (ms): killed
 # before it writes its part, it loses at most about that much of it (tracefile/recover.py)
 _CHILD_FLUSH_MS = 500
-def _grace_ms() -> int:
+def _grace_ms(warn: bool = True) -> int:
     """Capture time always allowed before --capture-share applies (README "What
-    capture costs"): 50 ms, or $RETRACER_CAPTURE_GRACE_MS."""
+    capture costs"): 50 ms, or $RETRACER_CAPTURE_GRACE_MS. `warn`: say so when it
+    is not a number (the root process does; its followed children do not again)."""
+    raw = os.environ.get("RETRACER_CAPTURE_GRACE_MS", "50")
     try:
-        v = int(os.environ.get("RETRACER_CAPTURE_GRACE_MS", "50"))
+        v = int(raw)
     except ValueError:
+        v = -1
+    if v < 0:
+        if not warn:
+            return 50
+        print(f"retracer: warning: RETRACER_CAPTURE_GRACE_MS={raw!r} is not a number of milliseconds "
+              f"(0 or more); using 50", file=sys.stderr, flush=True)
         return 50
-    return v if v >= 0 else 50
+    return v
 
 
 class TraceSummary:
@@ -277,7 +285,7 @@ class Tracer:
                 only=self.only_functions, cwd=cwd, no_external=self.no_external_calls,
                 no_imports=self.no_imports, c_calls=self.c_calls, chunk_size=_CHUNK_SIZE,
                 capture=self._capturer, max_count=self.max_function_count, shape_diverse=True,
-                capture_share=self.capture_share, capture_grace_ms=_grace_ms(),
+                capture_share=self.capture_share, capture_grace_ms=_grace_ms(warn=self._child_base is None),
                 **({"journal": self._child_base + ".funcs", "flush_ms": _CHILD_FLUSH_MS}
                    if self._child_base is not None else {}),
             )
