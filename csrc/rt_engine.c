@@ -66,6 +66,7 @@ struct rt_thread {
     int64_t flush_at;          /* the current chunk goes to the sink at an event after this
                                   time (its start + cfg.flush_ns; INT64_MAX: when full only) */
     uint64_t stream_calls;     /* ENTER/ENTER_CONT written: the next call number */
+    uint64_t sunk_calls;       /* stream_calls when the last chunk reached the sink */
     uint32_t seq;              /* chunks handed to the sink */
 };
 
@@ -83,7 +84,8 @@ struct rt_engine {
     size_t gencap;
     uint32_t gen_free;         /* free list head (UINT32_MAX: none) */
     int finished;              /* 1 after rt_engine_finish or a fatal error */
-    int stream_on;             /* 0 after a sink error or without sink */
+    int stream_on;             /* 0 after a sink error, once the sink is full, or without sink */
+    int stream_full;           /* 1 once the sink returned RT_SINK_FULL */
     int err;                   /* RT_OK or RT_ERR_* */
     char errstr[160];          /* message for err */
 };
@@ -182,18 +184,33 @@ RT_INLINE void rt__put_time(rt_thread *t)
     t->n_events++;
 }
 
+/* Hand the current chunk (`len` bytes) to the sink. */
+static void rt__sink(rt_thread *t, size_t len)
+{
+    rt_engine *e = t->e;
+    int rc = e->cfg.sink(e->cfg.sink_ctx, t->head.idx, t->seq, t->buf, len, t->chunk_events);
+    if (rc == 0 || rc == RT_SINK_FULL) {
+        t->sunk_calls = t->stream_calls;
+        if (rc == RT_SINK_FULL) {
+            e->stream_on = 0;
+            e->stream_full = 1;
+        }
+    } else {
+        e->stream_on = 0;
+        rt__fail(e, RT_ERR_IO, "writing the call stream failed", 0);
+        t->n_events -= t->chunk_events; /* never reached the sink */
+        t->stream_calls = t->sunk_calls;
+    }
+    t->seq++;
+}
+
 /* Hand the current chunk to the sink and start a new one. */
 static void rt__flush(rt_thread *t)
 {
     rt_engine *e = t->e;
     size_t len = (size_t)(t->pos - t->buf);
-    if (len && e->stream_on) {
-        if (e->cfg.sink(e->cfg.sink_ctx, t->head.idx, t->seq, t->buf, len, t->chunk_events) != 0) {
-            e->stream_on = 0;
-            rt__fail(e, RT_ERR_IO, "writing the call stream failed", 0);
-        }
-        t->seq++;
-    }
+    if (len && e->stream_on)
+        rt__sink(t, len);
     t->pos = t->buf;
     t->chunk_events = 0;
     rt__put_time(t);
@@ -388,8 +405,9 @@ static void rt__enter(rt_thread *t, uint32_t fid, int64_t now)
         return;
     f->flags = rt__decide(e, pflags, fid < e->nfuncs ? e->fflags[fid] : 0);
     if ((f->flags & RT_FR_REC) && e->stream_on) {
-        f->call_no = t->stream_calls++;
-        rt__emit_fid(t, RT_EV_ENTER, fid, now);
+        f->call_no = t->stream_calls;
+        rt__emit_fid(t, RT_EV_ENTER, fid, now); /* may hand the chunk before it to the sink */
+        t->stream_calls++;
     }
 }
 
@@ -599,8 +617,9 @@ void rt_resume(rt_thread *t, uint32_t fid, uint64_t key, int64_t now)
             f->call_no = g.call_no;
             rt__emit_fid(t, RT_EV_RESUME, t->stream_calls - g.call_no, now);
         } else {
-            f->call_no = t->stream_calls++;
+            f->call_no = t->stream_calls;
             rt__emit_fid(t, RT_EV_ENTER_CONT, fid, now);
+            t->stream_calls++;
         }
     }
 }
@@ -644,14 +663,10 @@ int rt_engine_finish(rt_engine *e, int64_t now)
     for (uint32_t i = 0; i < e->nthreads; i++) {
         rt_thread *t = e->threads[i];
         if (e->stream_on && t->pos > t->buf && t->chunk_events > 1) {
-            size_t len = (size_t)(t->pos - t->buf);
-            if (e->cfg.sink(e->cfg.sink_ctx, t->head.idx, t->seq, t->buf, len, t->chunk_events) != 0) {
-                e->stream_on = 0;
-                rt__fail(e, RT_ERR_IO, "writing the call stream failed", 0);
-            }
-            t->seq++;
+            rt__sink(t, (size_t)(t->pos - t->buf));
         } else {
             t->n_events -= t->chunk_events; /* never reached the sink */
+            t->stream_calls = t->sunk_calls;
         }
         t->pos = t->buf;
         t->chunk_events = 0;
@@ -661,6 +676,8 @@ int rt_engine_finish(rt_engine *e, int64_t now)
 }
 
 uint32_t rt_engine_nthreads(const rt_engine *e) { return e->nthreads; }
+
+int rt_engine_stream_full(const rt_engine *e) { return e->stream_full; }
 
 int rt_engine_thread_info(const rt_engine *e, uint32_t idx, rt_thread_info *out)
 {

@@ -34,9 +34,13 @@
 
 /*
  * The sink receives each full chunk of a thread's stream. `data` is borrowed
- * for the call only. Returns 0 on success, non-zero on failure (the engine
- * then records RT_ERR_IO and stops recording the stream).
+ * for the call only. Returns 0 on success; RT_SINK_FULL when it took the
+ * chunk but wants no more (a size cap: the engine stops recording the stream
+ * of every thread, without an error -- rt_engine_stream_full() says so -- and
+ * the profile goes on); any other value on failure (the engine then records
+ * RT_ERR_IO and stops recording the stream).
  */
+#define RT_SINK_FULL 1
 typedef int (*rt_sink_fn)(void *ctx, uint32_t thread_idx, uint32_t seq,
                           const uint8_t *data, size_t len, uint64_t n_events);
 
@@ -199,13 +203,18 @@ typedef struct rt_thread_info {
     uint32_t idx;          /* index, in order of registration */
     uint64_t ident;        /* as given to rt_engine_add_thread */
     uint64_t native_id;
-    uint64_t n_events;     /* events written to the stream */
-    uint64_t stream_calls; /* calls written to the stream (ENTER + ENTER_CONT) */
+    uint64_t n_events;     /* events written to the stream (after finish: that reached the sink) */
+    uint64_t stream_calls; /* calls written to the stream (ENTER + ENTER_CONT; after finish:
+                              in the chunks that reached the sink) */
     uint32_t chunks;       /* chunks handed to the sink */
     int64_t paused_ns;     /* time taken out of the thread's timeline (rt_thread_pause) */
 } rt_thread_info;
 
 uint32_t rt_engine_nthreads(const rt_engine *e);
+
+/* 1 when the sink returned RT_SINK_FULL: the stream holds the calls until then
+ * (what threads had not handed to the sink yet is dropped at finish). */
+int rt_engine_stream_full(const rt_engine *e);
 int rt_engine_thread_info(const rt_engine *e, uint32_t idx, rt_thread_info *out);
 
 /*

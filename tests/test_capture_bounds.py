@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 
+from helpers import one_line
 from retracer.tracefile import FLAG_IN_SCOPE, TraceReader
 
 TIMEOUT = 300
@@ -394,3 +395,82 @@ def test_scope_in_site_packages_and_several_scopes(tmp_path):
     with TraceReader(str(tmp_path / "t.trace")) as rd:
         in_scope = {f.name for f in rd.functions.values() if f.flags & FLAG_IN_SCOPE}
     assert {"helper", "twice"} <= in_scope
+
+
+STREAM_PROG = """
+    import threading
+    def f(i):
+        return i + 1
+    def g(n):
+        s = 0
+        for i in range(n):
+            s += f(i)
+        return s
+    if __name__ == "__main__":
+        t = threading.Thread(target=g, args=(150_000,))
+        t.start()
+        g(150_000)
+        t.join()
+        print("done")
+"""
+
+
+def test_the_stream_size_cap_ends_the_timeline_not_the_profile(tmp_path):
+    import streamdecode
+
+    (tmp_path / "prog.py").write_text(textwrap.dedent(STREAM_PROG).lstrip())
+    r = run(["-m", "retracer", "trace", "--no-stability-check", "--max-stream-bytes", "20000", "-o", "t.trace",
+             "prog.py"], tmp_path)
+    assert r.returncode == 0 and r.stdout == "done\n", r.stderr
+    summary = [ln for ln in r.stderr.splitlines() if "calls traced" in ln]
+    assert len(summary) == 1 and "which stopped after" in summary[0] and "--max-stream-bytes" in summary[0], \
+        r.stderr
+    path = tmp_path / "t.trace"
+    with TraceReader(str(path)) as rd:
+        cut = rd.meta["stream_cut"]
+        assert "--max-stream-bytes" in cut["reason"] and cut["bytes"] == 20000 and cut["after_s"] >= 0
+        # the profile counts every call to the end
+        f = [fid for fid, fn in rd.functions.items() if fn.name == "f"]
+        assert [s.calls for s in rd.func_stats() if s.fid in f] == [300_000]
+        # the stream holds far fewer, and says how many
+        enters = 0
+        for t in rd.threads:
+            events = list(streamdecode.iter_events(rd, t.thread_idx))
+            assert t.n_events == len(events)
+            enters += sum(1 for e in events if e[0] in (streamdecode.ENTER, streamdecode.ENTER_CONT))
+        assert enters == rd.meta["stream_calls"] < rd.meta["calls_total"] // 2
+        stored = sum(row[0] for row in rd._rows("SELECT length(data) FROM chunks"))
+        # the writer compresses a few chunks behind: the cap is passed by those at most
+        assert stored < 20000 + 6 * 256 * 1024
+        # a captured call past the stream's end does not point into it
+        per_thread = {t.thread_idx: sum(1 for e in streamdecode.iter_events(rd, t.thread_idx)
+                                        if e[0] in (streamdecode.ENTER, streamdecode.ENTER_CONT))
+                      for t in rd.threads}
+        for c in rd.iter_captured(values=False):
+            sc = json.loads(c.info).get("stream_call")
+            assert sc is None or sc < per_thread[c.thread_idx]
+    prof = run(["-m", "retracer", "profile", "t.trace"], tmp_path)
+    assert prof.returncode == 0, prof.stderr
+    assert "call stream: stopped after" in prof.stdout and "the profile above counts every call" in prof.stdout
+    # the readers of the stream take a timeline that ends with calls still open
+    for fmt in ("chrome", "speedscope", "folded"):
+        ex = run(["-m", "retracer", "profile", "t.trace", "--format", fmt, "-o", f"out.{fmt}"], tmp_path)
+        assert ex.returncode == 0 and one_line(ex.stderr).startswith(f"retracer: {fmt} export written"), ex.stderr
+        assert "the call stream stopped after" in ex.stderr
+    view = run(["-m", "retracer", "view", "t.trace", "--text"], tmp_path)
+    assert view.returncode == 0 and "Traceback" not in view.stderr, view.stderr
+    assert view.stdout.startswith("(the call stream stopped after "), view.stdout[:200]
+    page = run(["-m", "retracer", "view", "t.trace", "-o", "page.html"], tmp_path)
+    assert page.returncode == 0, page.stderr
+    assert '"stream_cut":{"after_s"' in (tmp_path / "page.html").read_text()
+    rep = run(["-m", "retracer", "replay", "t.trace"], tmp_path)
+    assert rep.returncode == 0, rep.stdout + rep.stderr
+
+
+def test_without_a_stream_cap_every_call_is_in_the_stream(tmp_path):
+    trace(tmp_path, STREAM_PROG, "--max-stream-bytes", "0")
+    with TraceReader(str(tmp_path / "t.trace")) as rd:
+        assert rd.meta["stream_cut"] is None
+        f = [fid for fid, fn in rd.functions.items() if fn.name == "f"]
+        assert [s.calls for s in rd.func_stats() if s.fid in f] == [300_000]
+        assert rd.meta["stream_calls"] >= 300_000

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "rt_test_util.h"
+#include "rt_engine.h"
 
 /* ------------------------------------------------------------- allocator */
 
@@ -96,7 +97,7 @@ int test_sink_fn(void *ctx, uint32_t thread_idx, uint32_t seq, const uint8_t *da
     if (!c->data)
         abort();
     memcpy(c->data, data, len);
-    return 0;
+    return s->full_at > 0 && s->calls >= s->full_at ? RT_SINK_FULL : 0;
 }
 
 /* ---------------------------------------------------------- decoding */

@@ -39,6 +39,7 @@ typedef struct test_sink {
     long calls;         /* sink invocations */
     long fail_at;       /* 1-based call number that returns an error; 0: none */
     int fail_rest;      /* 1: every call from fail_at on fails */
+    long full_at;       /* 1-based call number that keeps the chunk and returns RT_SINK_FULL */
 } test_sink;
 
 void test_sink_init(test_sink *s);

@@ -1454,6 +1454,73 @@ static void test_engine_sink_failure(void)
     }
 }
 
+/* A sink that is full (a size cap) stops the stream of every thread, without an
+ * error; the profile goes on; the threads' counts say what reached the sink. */
+static void sink_full_at(long full_at)
+{
+    const int n = 3000;
+    rt_config c;
+    memset(&c, 0, sizeof c);
+    c.chunk_size = 256;
+    fx x;
+    rt_engine *e = fx_init(&x, &c);
+    REQUIRE(e != NULL);
+    x.sink.full_at = full_at;
+    declare(e, 0, 2, RT_F_SCOPE);
+    rt_thread *t1 = rt_engine_add_thread(e, 1, 1, 0);
+    rt_thread *t2 = rt_engine_add_thread(e, 2, 2, 0);
+    REQUIRE(t1 != NULL && t2 != NULL);
+    CHECK_EQ_I(rt_engine_stream_full(e), 0);
+    for (int i = 0; i < n; i++) {
+        rt_thread *t = i % 3 ? t1 : t2;  /* the second thread's buffer fills more slowly */
+        rt_enter(t, 0, 10 * i);
+        rt_enter(t, 1, 10 * i + 2);
+        if (i == 10)
+            CHECK_EQ_I((int)rt_thread_call_no(t), 13);  /* in the stream: the 14th call of t1 */
+        rt_exit(t, 1, 10 * i + 5, 0);
+        rt_exit(t, 0, 10 * i + 9, 0);
+    }
+    rt_enter(t1, 0, 10 * n);
+    CHECK_EQ_I(rt_engine_stream_full(e), 1);
+    CHECK_EQ_I((int)rt_thread_call_no(t1), -1);  /* no more calls in the stream */
+    CHECK_EQ_I(rt_engine_finish(e, 10 * n + 10), RT_OK);
+    CHECK_EQ_I(rt_engine_error(e, NULL), RT_OK);
+    /* the sink is not called after it said it is full */
+    CHECK_EQ_I(x.sink.calls, full_at);
+    for (uint32_t ti = 0; ti < 2; ti++) {
+        test_events ev = {0};
+        size_t nch = 0;
+        CHECK_EQ_U(test_decode_thread(&x.sink, ti, &ev, &nch), 0);
+        uint64_t enters = 0;
+        for (size_t i = 0; i < ev.n; i++)
+            enters += ev.ev[i].tag == RT_EV_ENTER;
+        rt_thread_info info;
+        REQUIRE(rt_engine_thread_info(e, ti, &info) == RT_OK);
+        /* the counts are those of the chunks the sink kept */
+        CHECK_EQ_U(info.n_events, ev.n);
+        CHECK_EQ_U(info.stream_calls, enters);
+        CHECK_EQ_U(info.chunks, nch);
+        if (ti == 0)
+            CHECK(nch >= 1 && enters > 0 && enters < 2 * (uint64_t)n);
+        test_events_free(&ev);
+    }
+    /* the profile counts every call */
+    prof p;
+    if (CHECK(prof_get(e, &p) == RT_OK)) {
+        CHECK_EQ_U(p.fs[0].calls, (uint64_t)n + 1);
+        CHECK_EQ_U(p.fs[1].calls, (uint64_t)n);
+        prof_free(e, &p);
+    }
+    fx_free(&x);
+}
+
+static void test_engine_sink_full(void)
+{
+    /* chunks end at an ENTER, an EXIT, in either thread */
+    for (long k = 5; k <= 12; k++)
+        sink_full_at(k);
+}
+
 /* ------------------------------------------------- allocation failures */
 
 typedef struct run_result {
@@ -1874,6 +1941,7 @@ void suite_engine(void)
     RT_RUN(test_engine_filter_generator);
     RT_RUN(test_engine_chunking);
     RT_RUN(test_engine_sink_failure);
+    RT_RUN(test_engine_sink_full);
     RT_RUN(test_engine_alloc_failures);
     RT_RUN(test_engine_alloc_failure_in_event);
     RT_RUN(test_engine_huge_fid);

@@ -103,10 +103,15 @@ SETTINGS: Tuple[Setting, ...] = (
             "capture never takes more than this share of the run's time so far (default 0.2: 20%%): "
             "over it, calls are not captured until the run catches up; the trace says so", type=float, flag="--capture-share", metavar="F",
             check=lambda v: None if 0 < v <= 1 else "must be a share of the run's time, above 0 and at most 1"),
-    Setting("max_capture_bytes", 64 << 20,
-            "capture stops when the captured values take this many bytes (default 64 MiB)",
+    Setting("max_capture_bytes", 32 << 20,
+            "capture stops when the captured values take this many bytes (default 32 MiB)",
             type=int, flag="--max-capture-bytes", metavar="N",
-            check=_at_least(1, "must be a positive number of bytes, e.g. 67108864")),
+            check=_at_least(1, "must be a positive number of bytes, e.g. 33554432")),
+    Setting("max_stream_bytes", 32 << 20,
+            "the call stream (the timeline) stops being recorded when it takes this many bytes, "
+            "compressed (default 32 MiB; 0: no limit); the profile counts every call to the end",
+            type=int, flag="--max-stream-bytes", metavar="N",
+            check=_at_least(0, "must be 0 (no limit) or a number of bytes, e.g. 33554432")),
     Setting("max_value_bytes", 1 << 20,
             "size cap of one captured value, pickled (default 1 MiB); a call with a larger value is not "
             "replayable", type=int, flag="--max-value-bytes", metavar="N",

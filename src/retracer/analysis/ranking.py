@@ -358,9 +358,9 @@ def table_lines(ranking: Ranking, top: int = 20, width: Optional[int] = None) ->
     if notes:
         hint = " (--all lists them)" if ranking.hidden.get("outside-your-code") else ""
         lines += _wrap(f"not ranked: {', '.join(notes)}{hint}", width)
-    cut_note = capture_note(meta)
-    if cut_note:
-        lines += _wrap(cut_note, width)
+    for note in (capture_note(meta), stream_note(meta)):
+        if note:
+            lines += _wrap(note, width)
     if ranking.scope_fallback:
         lines += _wrap(f"note: no function is in the trace's scope ({meta.get('scope', '?')}); "
                        f"every Python function is counted as your code", width)
@@ -414,6 +414,17 @@ def capture_note(meta: Dict[str, Any]) -> Optional[str]:
     if isinstance(paused, list) and all(isinstance(p, int) for p in paused) and sum(paused) > 0:
         parts.append(f"it took {fmt_ns(sum(paused))}, left out of every time above")
     return ("capture: " + "; ".join(parts)) if parts else None
+
+
+def stream_note(meta: Dict[str, Any]) -> Optional[str]:
+    """One line when the call stream (the timeline) stopped before the run did."""
+    cut = meta.get("stream_cut")
+    if not isinstance(cut, dict):
+        return None
+    procs = cut.get("processes")
+    where = f" in {procs} process(es)" if isinstance(procs, int) and procs > 1 else ""
+    return (f"call stream: stopped after {cut.get('after_s', '?')} s{where}: {cut.get('reason', '?')}; "
+            f"the timeline (view, Perfetto, speedscope) ends there, the profile above counts every call")
 
 
 def to_json(ranking: Ranking, top: Optional[int] = None) -> Dict[str, Any]:

@@ -70,6 +70,8 @@ typedef struct rt_binding {
     int spool_fd;           /* owned; the spool file receiving chunks, -1 if none */
     rt_spool *spool;        /* owned; writes (and compresses) the chunks into spool_fd in its thread */
     int spool_err;          /* the spool writer failed (found when it closed) */
+    uint64_t stream_max;    /* stored bytes of call stream after which the sink is full (0: no cap) */
+    int64_t stream_full_at; /* clock value when the sink said it was full (0: it did not) */
     int journal_fd;         /* owned; the function journal (registry.c), -1 if none */
     long pid;               /* the process that started the session (a forked child is another) */
     int64_t t_start;        /* clock value at start (ns) */

@@ -23,6 +23,7 @@ static PyStructSequence_Field results_fields[] = {
     F("clock", "'tsc' or 'monotonic'"),
     F("capture_throttled", "calls the capture time budget skipped (csrc/rt_capture.h, time)"),
     F("capture_first_throttled_ns", "when the first of them was, ns since start (0 when none)"),
+    F("stream_full_ns", "when the call stream reached its size cap, ns since start (-1: it did not)"),
     {NULL, NULL},
 };
 
@@ -108,7 +109,7 @@ static struct {
     PyTypeObject *type;
     PyStructSequence_Desc desc;
 } types[] = {
-    {&rt_py_ResultsType, {"retracer._engine.Results", "What stop() returns.", results_fields, 9}},
+    {&rt_py_ResultsType, {"retracer._engine.Results", "What stop() returns.", results_fields, 10}},
     {&rt_py_FunctionInfoType, {"retracer._engine.FunctionInfo", "A traced function.", function_fields, 6}},
     {&rt_py_FuncStatType, {"retracer._engine.FuncStat", "The profile of one function.", funcstat_fields, 5}},
     {&rt_py_EdgeStatType, {"retracer._engine.EdgeStat", "The profile of one caller -> callee edge.", edgestat_fields, 6}},

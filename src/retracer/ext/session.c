@@ -23,7 +23,19 @@
 static int spool_sink(void *ctx, uint32_t thread_idx, uint32_t seq, const uint8_t *data,
                       size_t len, uint64_t n_events)
 {
-    return rt_spool_put((rt_spool *)ctx, thread_idx, seq, data, len, n_events) == RT_OK ? 0 : -1;
+    if (rt_spool_put((rt_spool *)ctx, thread_idx, seq, data, len, n_events) != RT_OK)
+        return -1;
+    if (G.stream_max) {
+        /* the stream's size cap (--max-stream-bytes): what the writer has stored so
+         * far, which trails the chunks put by the few it still compresses */
+        uint64_t stored = 0;
+        rt_spool_bytes((rt_spool *)ctx, &stored, NULL);
+        if (stored >= G.stream_max) {
+            G.stream_full_at = rt_clock_now(&G.clock);
+            return RT_SINK_FULL;
+        }
+    }
+    return 0;
 }
 
 /* zlib level of the spool's chunks (0: stored raw, written in the calling thread).
@@ -166,6 +178,8 @@ const char rt_py_start_doc[] =
     "  capture_share  optional: while capture has taken more than this share of the run (and\n"
     "                 more than capture_grace_ms), calls are not captured (0 or 1: no limit)\n"
     "  capture_grace_ms  optional: capture time always allowed\n"
+    "  stream_max_bytes  optional: the call stream stops being recorded once the spool holds\n"
+    "                 this many bytes (0: no cap); the profile goes on\n"
     "On 3.12+ the caller registers the sys.monitoring callbacks itself.";
 
 PyObject *rt_py_start(PyObject *m, PyObject *args, PyObject *kw)
@@ -173,22 +187,23 @@ PyObject *rt_py_start(PyObject *m, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"spool", "scope", "exclude", "ignore", "only", "cwd",
                              "no_external", "no_imports", "c_calls", "chunk_size",
                              "capture", "max_count", "shape_diverse", "journal", "flush_ms",
-                             "capture_share", "capture_grace_ms", NULL};
+                             "capture_share", "capture_grace_ms", "stream_max_bytes", NULL};
     const char *journal = NULL;
     unsigned int flush_ms = 0;
     double capture_share = 0.0;
     unsigned int capture_grace_ms = 0;
+    unsigned long long stream_max_bytes = 0;
     const char *spool;
     PyObject *scope, *exclude, *ignore, *only, *cwd, *capture; /* Borrowed */
     int no_external, no_imports, c_calls, shape_diverse;
     Py_ssize_t chunk_size;
     unsigned int max_count;
     int building = 0; /* 1 once G holds parts of this session: `error` undoes them all */
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!O!OUpppnOIp|zIdI:start", kwlist, &spool, &PyTuple_Type,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sO!O!O!OUpppnOIp|zIdIK:start", kwlist, &spool, &PyTuple_Type,
                                      &scope, &PyTuple_Type, &exclude, &PyTuple_Type, &ignore,
                                      &only, &cwd, &no_external, &no_imports, &c_calls,
                                      &chunk_size, &capture, &max_count, &shape_diverse, &journal, &flush_ms,
-                                     &capture_share, &capture_grace_ms))
+                                     &capture_share, &capture_grace_ms, &stream_max_bytes))
         goto error;
     if (G.engine) {
         PyErr_SetString(PyExc_RuntimeError, "a retracer session is already running");
@@ -208,6 +223,8 @@ PyObject *rt_py_start(PyObject *m, PyObject *args, PyObject *kw)
         goto error;
     }
     G.spool_err = 0;
+    G.stream_max = stream_max_bytes;
+    G.stream_full_at = 0;
     if (journal && (G.journal_fd = open(journal, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600)) < 0) {
         PyErr_SetFromErrnoWithFilename(PyExc_OSError, journal);
         goto error;
@@ -430,8 +447,9 @@ static PyObject *build_results(const char *errmsg)
         PyUnicode_FromString(rt_clock_name(&G.clock)),
         PyLong_FromUnsignedLongLong(G.capture.throttled),
         PyLong_FromLongLong(G.capture.throttled ? (long long)(G.capture.first_throttled - G.capture.t_start) : 0),
+        PyLong_FromLongLong(G.stream_full_at ? (long long)(G.stream_full_at - G.t_start) : -1),
     };
-    res = rt_py_named(&rt_py_ResultsType, items, 9);
+    res = rt_py_named(&rt_py_ResultsType, items, 10);
 error:
     Py_XDECREF(funcs);
     Py_XDECREF(fl);
@@ -468,7 +486,7 @@ const char rt_py_stop_doc[] =
     "stop() -> Results or None\n"
     "End the session: close open calls, flush the call stream to the spool and return\n"
     "Results(functions, func_stats, edge_stats, threads, error, duration_ns, clock,\n"
-    "capture_throttled, capture_first_throttled_ns)\n"
+    "capture_throttled, capture_first_throttled_ns, stream_full_ns)\n"
     "(see the FunctionInfo, FuncStat, EdgeStat and ThreadInfo types). Returns None if no\n"
     "session is running.";
 

@@ -138,7 +138,7 @@ class Capturer:
 
     def __init__(self, path: str, max_value_bytes: int, redact: Sequence[str],
                  max_yields: int = DEFAULT_MAX_YIELDS, scope: Sequence[str] = (),
-                 max_capture_bytes: int = 64 << 20) -> None:
+                 max_capture_bytes: int = 32 << 20) -> None:
         self.path = path
         self.blob_path = path + ".blobs"
         self.max_value_bytes = max_value_bytes

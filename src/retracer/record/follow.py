@@ -38,7 +38,8 @@ BOOT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_boot")
 _LIB_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: the options a child is traced with (Tracer keywords)
 _CHILD_OPTIONS = ("max_function_count", "only_functions", "no_external_calls", "no_imports", "no_capture",
-                  "c_calls", "max_value_bytes", "redact", "capture_share", "max_capture_bytes")
+                  "c_calls", "max_value_bytes", "redact", "capture_share", "max_capture_bytes",
+                  "max_stream_bytes")
 #: multiprocessing's helper processes: not traced (they live until the root ends); the
 #: forkserver's children are
 _HELPERS = ("from multiprocessing.forkserver import main", "from multiprocessing.resource_tracker import main",

@@ -81,6 +81,7 @@ class TraceSummary:
         self.captured_calls = captured_calls
         self.lost = lost  # the trace could not be written (one line said what was lost)
         self.processes = 1  # processes in the trace (the root and the children it followed)
+        self.stream_cut: Optional[Dict[str, Any]] = None  # the call stream reached --max-stream-bytes
 
     def __repr__(self) -> str:
         return "TraceSummary(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self._FIELDS) + ")"
@@ -158,6 +159,7 @@ class Tracer:
         redact: Optional[Sequence[str]] = None,
         capture_share: Optional[float] = None,
         max_capture_bytes: Optional[int] = None,
+        max_stream_bytes: Optional[int] = None,
         follow: Optional[bool] = None,
         extra_scope: Sequence[str] = (),
         command: Optional[List[str]] = None,
@@ -172,7 +174,8 @@ class Tracer:
                     "scope": scope, "only_functions": only_functions, "no_external_calls": no_external_calls,
                     "no_imports": no_imports, "no_capture": no_capture, "c_calls": c_calls,
                     "max_value_bytes": max_value_bytes, "redact": redact, "capture_share": capture_share,
-                    "max_capture_bytes": max_capture_bytes, "follow": follow}
+                    "max_capture_bytes": max_capture_bytes, "max_stream_bytes": max_stream_bytes,
+                    "follow": follow}
         self.settings = values = settings.resolve(explicit, cfg)
         self.output = os.path.abspath(values["output"])
         self.max_function_count: int = values["max_function_count"]
@@ -188,6 +191,7 @@ class Tracer:
         self.max_value_bytes: int = values["max_value_bytes"]
         self.capture_share: float = values["capture_share"]
         self.max_capture_bytes: int = values["max_capture_bytes"]
+        self.max_stream_bytes: int = values["max_stream_bytes"]
         self.redact: List[str] = values["redact"]
         #: trace the processes the program starts too (record/follow.py)
         self.follow: bool = values["follow"]
@@ -286,6 +290,7 @@ class Tracer:
                 no_imports=self.no_imports, c_calls=self.c_calls, chunk_size=_CHUNK_SIZE,
                 capture=self._capturer, max_count=self.max_function_count, shape_diverse=True,
                 capture_share=self.capture_share, capture_grace_ms=_grace_ms(warn=self._child_base is None),
+                stream_max_bytes=self.max_stream_bytes,
                 **({"journal": self._child_base + ".funcs", "flush_ms": _CHILD_FLUSH_MS}
                    if self._child_base is not None else {}),
             )
@@ -551,6 +556,10 @@ class Tracer:
             "exit_status": exit_status, "calls_total": calls_total,
             "stream_calls": stream_calls, "stream_events": stream_events,
             "complete": not results.error, "stopped_by": stopped_by,
+            # the call stream reached --max-stream-bytes: the timeline ends there, the profile does not
+            "stream_cut": None if results.stream_full_ns < 0 else {
+                "after_s": round(results.stream_full_ns / 1e9, 3), "bytes": self.max_stream_bytes,
+                "reason": f"the call stream reached {self.max_stream_bytes:,} bytes (--max-stream-bytes)"},
             "engine_error": results.error or None, "scope": self.scope, "scopes": self.scopes,
             "sys_path": [os.path.abspath(p) if p else os.getcwd() for p in sys.path],
         }
@@ -562,7 +571,7 @@ class Tracer:
             # get_token(): the return values of secret-looking functions are not written
             self._secret_calls, self._secret_keys = cap.secret_results(
                 {fid: d.code.co_name for fid, d in enumerate(funcs) if d.kind == "py"})
-            captured = self._captured_batches(funcs, rows)
+            captured = self._captured_batches(funcs, rows, [t.stream_calls for t in results.threads])
             meta["capture"] = {"cut": cap.cut, "capture_ns": cap.capture_ns, "stored_bytes": cap.stored_bytes,
                                # calls the time budget skipped (the engine's policy)
                                "throttled": None if not results.capture_throttled else {
@@ -616,6 +625,7 @@ class Tracer:
             error=results.error, stopped_by=stopped_by, captured_calls=n_captured,
         )
         summary.processes = n_procs
+        summary.stream_cut = totals.get("stream_cut") if merged else meta["stream_cut"]
         # the calls as written (a merge numbers them again: then the tests file reads the trace)
         summary.cases = sorted(self._cases) if cap is not None and not merged else None
         return summary
@@ -631,10 +641,13 @@ class Tracer:
             keys.add(key)
             yield key, data
 
-    def _captured_batches(self, funcs: Sequence[Any], rows: Sequence[Function]) -> Iterator[List[tuple]]:
+    def _captured_batches(self, funcs: Sequence[Any], rows: Sequence[Function],
+                          in_stream: Sequence[int]) -> Iterator[List[tuple]]:
         """The captured calls as ``captured_calls`` rows, in batches of 500. A call
         whose values did not all reach the spool (it could not be written: disk
-        full) keeps no value and says so."""
+        full) keeps no value and says so. ``in_stream``: per thread index, how many
+        of its calls the call stream holds (a call past them, when the stream
+        stopped at --max-stream-bytes, is not in it)."""
         import inspect  # after tracing (see _kind_of)
 
         cap = self._capturer
@@ -661,6 +674,9 @@ class Tracer:
                 kinds[fid] = _kind_of(funcs[fid].code) if funcs[fid].kind == "py" else "c"
             info = dict(row[11])
             info["kind"] = kinds[fid]
+            sc = info.get("stream_call")
+            if sc is not None and not (row[2] < len(in_stream) and sc < in_stream[row[2]]):
+                del info["stream_call"]
             co = funcs[fid].code
             info["argspec"] = [co.co_argcount, co.co_kwonlyargcount,
                                bool(co.co_flags & inspect.CO_VARARGS), bool(co.co_flags & inspect.CO_VARKEYWORDS)]

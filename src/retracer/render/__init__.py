@@ -49,10 +49,19 @@ class Renderer:
         return self._render(reader, out, progress, process_frames=process_frames)
 
 
+def _cut(reader: TraceReader) -> str:
+    """What a format drawn from the call stream misses when the stream was cut."""
+    cut = reader.meta.get("stream_cut")
+    if not isinstance(cut, dict):
+        return ""
+    return (f"; the call stream stopped after {cut.get('after_s', '?')} s (--max-stream-bytes): "
+            f"this covers the run until then")
+
+
 def _streamed(fmt: str) -> Callable[..., str]:
     def render(reader: TraceReader, out: str, progress: Optional[Progress], process_frames: bool = True) -> str:
         stats = export(reader, fmt, out, progress=progress, process_frames=process_frames)
-        return f"{stats['calls']:,} calls, {stats['bytes']:,} bytes"
+        return f"{stats['calls']:,} calls, {stats['bytes']:,} bytes{_cut(reader)}"
     return render
 
 
@@ -65,7 +74,7 @@ def _pstats(reader: TraceReader, out: str, progress: Optional[Progress], **_opti
 def _flamegraph(reader: TraceReader, out: str, progress: Optional[Progress], **_options) -> str:
     from .flamegraph import write_flamegraph
     write_flamegraph(reader, out)
-    return "SVG" if out.lower().endswith(".svg") else "HTML"
+    return ("SVG" if out.lower().endswith(".svg") else "HTML") + _cut(reader)
 
 
 _HOW = {

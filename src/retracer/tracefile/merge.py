@@ -165,6 +165,7 @@ def _write(output: str, root: TraceReader, readers, tmp_dir, remap) -> Tuple[str
     paused: List[int] = []
     sources: Dict[str, str] = dict(meta.get("sources") or {})
     complete = True
+    stream_cuts: List[Dict[str, Any]] = []  # the processes whose call stream reached --max-stream-bytes
     with TraceWriter(output, tmp_dir=tmp_dir) as w:
         w.add_functions(functions[f]._replace(flags=flags[f]) for f in sorted(functions))
         func_tot: Dict[int, List[int]] = {}
@@ -188,6 +189,8 @@ def _write(output: str, root: TraceReader, readers, tmp_dir, remap) -> Tuple[str
                 info["forked"] = True
             if not pm.get("complete", True):
                 complete = False
+            if isinstance(pm.get("stream_cut"), dict):
+                stream_cuts.append(pm["stream_cut"])
             exit_status = rec.get("exit") if rec.get("exit") is not None else p0.exit_status
             if pidx == 0:
                 exit_status = p0.exit_status
@@ -279,6 +282,9 @@ def _write(output: str, root: TraceReader, readers, tmp_dir, remap) -> Tuple[str
             meta[key] = totals[key]
         meta["complete"] = bool(meta.get("complete", True)) and complete
         meta["processes"] = totals["processes"]
+        # each process's stream has its own cap: the first that was cut, and how many were
+        meta["stream_cut"] = totals["stream_cut"] = \
+            dict(stream_cuts[0], processes=len(stream_cuts)) if stream_cuts else None
         if cap_meta is not None:
             cap_meta["paused_ns"] = paused
             meta["capture"] = cap_meta

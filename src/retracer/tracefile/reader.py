@@ -58,6 +58,7 @@ _META_TYPES = {
     "stream_calls": _opt(lambda v: _is_int(v) and v >= 0), "stream_events": _opt(lambda v: _is_int(v) and v >= 0),
     "captured_calls": _opt(lambda v: _is_int(v) and v >= 0), "complete": _opt(lambda v: isinstance(v, bool)),
     "options": _opt(lambda v: isinstance(v, dict)), "capture": _opt(lambda v: isinstance(v, dict)),
+    "stream_cut": _opt(lambda v: isinstance(v, dict)),
     "unstable_calls": _opt(lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values())),
     "python": _opt(lambda v: isinstance(v, str)),
 }

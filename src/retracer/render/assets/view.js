@@ -1019,6 +1019,7 @@
     for (const T of THREADS) dur = Math.max(dur, T.root.dur);
     add(fmtNs(dur), 'traced');
     if (DATA.complete === false) box.appendChild(el('span', 'err', 'incomplete trace (stopped by ' + (DATA.stopped_by || '?') + ')'));
+    if (DATA.stream_cut) box.appendChild(el('span', 'err', ' the call stream stopped after ' + DATA.stream_cut.after_s + ' s (--max-stream-bytes): the tree and timeline cover the run until then'));
     box.appendChild(el('span', 'muted', ' ' + DATA.trace));
   }
 

@@ -41,6 +41,8 @@ def page_data(model: ViewModel, patterns: bool = True, hide_imports: bool = Fals
         "python": meta.get("python_version") or meta.get("python") or "",
         "complete": meta.get("complete", True),
         "stopped_by": meta.get("stopped_by"),
+        # the call stream reached --max-stream-bytes: the tree and timeline end there
+        "stream_cut": meta.get("stream_cut") if isinstance(meta.get("stream_cut"), dict) else None,
         "functions": fns,
         "threads": threads,
         "captured": model.captured,

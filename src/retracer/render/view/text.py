@@ -127,6 +127,10 @@ def render_text(model: ViewModel, out: TextIO, patterns: bool = True,
     call prints as one line (its depth and total calls), not its re-entries."""
     g = _glyphs(out)
     shown_process = None
+    cut = model.meta.get("stream_cut")
+    if isinstance(cut, dict):
+        out.write(f"(the call stream stopped after {cut.get('after_s', '?')} s at --max-stream-bytes: "
+                  f"the trees below cover the run until then)\n")
     for th in model.threads:
         root = th.root
         if th.process is not None and th.process != shown_process:
