@@ -111,20 +111,28 @@ int rt_capture_over_time(const rt_capture *p, int64_t now)
     return spent > allowed;
 }
 
+int rt_capture_throttle(rt_capture *p, uint32_t fid, int64_t now)
+{
+    rt_capture_fn *c = &p->fns[fid];
+    if (!(c->first_left || c->shape_left) || !rt_capture_over_time(p, now))
+        return 0;
+    /* over the time budget: skipped, the function's budget and shapes untouched */
+    p->looks++;
+    if (!p->throttled)
+        p->first_throttled = now;
+    p->throttled++;
+    rt__rearm(p, fid, c);
+    return 1;
+}
+
 int rt_capture_decide(rt_capture *p, uint32_t fid, const rt_capture_call *call)
 {
     rt_capture_fn *c = &p->fns[fid];
     int shapes = rt_capture_uses_shapes(p);
     int why;
-    p->looks++;
-    if ((c->first_left || c->shape_left) && rt_capture_over_time(p, call->now)) {
-        /* over the time budget: skipped, the function's budget and shapes untouched */
-        if (!p->throttled)
-            p->first_throttled = call->now;
-        p->throttled++;
-        rt__rearm(p, fid, c);
+    if (rt_capture_throttle(p, fid, call->now))
         return RT_CAPTURE_SKIP;
-    }
+    p->looks++;
     if (c->first_left) {
         c->first_left--;
         if (shapes && !rt__known(c, call->sig))

@@ -37,7 +37,7 @@
  * Use, on every call of function `fid` (the hot path is one load and one
  * branch while the countdown runs):
  *
- *     if (p->left != NULL && rt_capture_look(p, fid)) {
+ *     if (p->left != NULL && rt_capture_look(p, fid) && !rt_capture_throttle(p, fid, now)) {
  *         rt_capture_call c = {0};
  *         c.sig = ...;                            only if rt_capture_uses_shapes(p)
  *         int why = rt_capture_decide(p, fid, &c); RT_CAPTURE_SKIP or why it is kept
@@ -154,6 +154,15 @@ RT_INLINE int rt_capture_look(rt_capture *p, uint32_t fid)
     uint32_t *l = &p->left[fid];
     return *l != 0 && --*l == 0;
 }
+
+/*
+ * Before reading the arguments of the call rt_capture_look asked for (which
+ * costs the binding a tuple and a signature): 1 when capture is over its time
+ * budget at `now` -- the call is skipped and counted in `throttled` as
+ * rt_capture_decide would, and the binding stops there --, 0 when it is not
+ * (then call rt_capture_decide).
+ */
+int rt_capture_throttle(rt_capture *p, uint32_t fid, int64_t now);
 
 /*
  * The call of `fid` rt_capture_look asked for: RT_CAPTURE_FIRST or

@@ -384,13 +384,20 @@ static void test_capture_time_budget(void)
         CHECK(rt_capture_look(&p, 0));
         CHECK_EQ_I(rt_capture_decide(&p, 0, &c), RT_CAPTURE_SKIP);
     }
-    CHECK_EQ_U(p.throttled, 10);
+    /* the binding's check before it reads the arguments: the same skip, counted once */
+    for (int i = 0; i < 5; i++) {
+        CHECK(rt_capture_look(&p, 0));
+        CHECK_EQ_I(rt_capture_throttle(&p, 0, 1000 + 410 + i), 1);
+    }
+    CHECK_EQ_U(p.throttled, 15);
     CHECK_EQ_I(p.first_throttled, 1400);
     CHECK_EQ_U(p.fns[0].first_left, 4);  /* 6 first calls, 2 kept: untouched while throttled */
     CHECK_EQ_U(p.kept, 2);
     c.now = 1000 + 600;            /* 25% of 600 is 150: caught up */
     CHECK(!rt_capture_over_time(&p, c.now));
     CHECK(rt_capture_look(&p, 0));
+    CHECK_EQ_I(rt_capture_throttle(&p, 0, c.now), 0);
+    CHECK_EQ_U(p.throttled, 15);
     CHECK_EQ_I(rt_capture_decide(&p, 0, &c), RT_CAPTURE_FIRST);
     CHECK_EQ_U(p.kept, 3);
     rt_capture_spend(&p, 1000);    /* over again ... */

@@ -258,6 +258,15 @@ static inline long rt_py_capstack_take(rt_thread *t)
     return rt_py_capstack_take_slow(cs, depth);
 }
 
+/* Capture took `ns` on thread t: paused on its timeline (the profile does not
+ * see it) and spent from the capture time budget (rt_capture.h, time). */
+static inline void rt_py_capture_paused(rt_thread *t, int64_t ns)
+{
+    rt_thread_pause(t, ns);
+    if (ns > 0)
+        rt_capture_spend(&G.capture, (uint64_t)ns);
+}
+
 /* 1 when the policy wants to look at this call of fid. */
 #define RT_PY_CAPTURE_WANTED(fid) (RT_UNLIKELY(G.capture.left != NULL) && rt_capture_look(&G.capture, (fid)))
 
@@ -327,7 +336,7 @@ static inline void rt_py_ev_suspend(rt_thread *t, uint32_t fid, uint64_t key, in
                     return; /* the session ended during the callback */
                 int64_t done = rt_clock_now(&G.clock);
                 rt_suspend(t, fid, key, now);
-                rt_thread_pause(t, done - now); /* the clock paused while capturing */
+                rt_py_capture_paused(t, done - now); /* the clock paused while capturing */
                 return;
             }
         }
@@ -349,7 +358,7 @@ static inline void rt_py_ev_exit(rt_thread *t, uint32_t fid, int64_t now, int ex
                 return;
             int64_t done = rt_clock_now(&G.clock);
             rt_exit(t, fid, now, exc);
-            rt_thread_pause(t, done - now); /* the clock paused while capturing */
+            rt_py_capture_paused(t, done - now); /* the clock paused while capturing */
             return;
         }
     }

@@ -123,11 +123,7 @@ static PyObject *cap_call(PyObject *cb, PyObject *arg)
     if (arg) {
         int was = rt_py_tls.muted;
         rt_py_tls.muted = 1;
-        int64_t t0 = rt_clock_now(&G.clock);
         r = PyObject_CallOneArg(cb, arg);
-        int64_t dt = rt_clock_now(&G.clock) - t0;
-        if (dt > 0)
-            rt_capture_spend(&G.capture, (uint64_t)dt); /* the time budget (rt_capture.h) */
         rt_py_tls.muted = was;
         Py_DECREF(arg);
     }
@@ -296,6 +292,11 @@ void rt_py_capture_start(rt_thread *t, uint32_t fid, int64_t now, rt_py_args_fn 
     rt_py_err_state st;
     rt_py_err_save(&st);
     uint64_t gen = G.gen;
+    if (rt_capture_throttle(&G.capture, fid, now)) {
+        /* over the time budget: not even the arguments are read */
+        rt_py_err_restore(&st);
+        return;
+    }
     PyObject *values = args_of(src, fid); /* Owned */
     if (!values) {
         rt_capture_unseen(&G.capture, fid);
@@ -317,5 +318,5 @@ void rt_py_capture_start(rt_thread *t, uint32_t fid, int64_t now, rt_py_args_fn 
 done:
     rt_py_err_restore(&st);
     if (G.gen == gen && G.active) /* else t is gone with its session */
-        rt_thread_pause(t, rt_clock_now(&G.clock) - now); /* the clock paused while capturing */
+        rt_py_capture_paused(t, rt_clock_now(&G.clock) - now);
 }
