@@ -184,6 +184,13 @@ RT_INLINE void rt__put_time(rt_thread *t)
     t->n_events++;
 }
 
+/* The current chunk never reaches the sink: its events and calls are not counted. */
+static void rt__drop_chunk(rt_thread *t)
+{
+    t->n_events -= t->chunk_events;
+    t->stream_calls = t->sunk_calls;
+}
+
 /* Hand the current chunk (`len` bytes) to the sink. */
 static void rt__sink(rt_thread *t, size_t len)
 {
@@ -198,8 +205,7 @@ static void rt__sink(rt_thread *t, size_t len)
     } else {
         e->stream_on = 0;
         rt__fail(e, RT_ERR_IO, "writing the call stream failed", 0);
-        t->n_events -= t->chunk_events; /* never reached the sink */
-        t->stream_calls = t->sunk_calls;
+        rt__drop_chunk(t);
     }
     t->seq++;
 }
@@ -665,8 +671,7 @@ int rt_engine_finish(rt_engine *e, int64_t now)
         if (e->stream_on && t->pos > t->buf && t->chunk_events > 1) {
             rt__sink(t, (size_t)(t->pos - t->buf));
         } else {
-            t->n_events -= t->chunk_events; /* never reached the sink */
-            t->stream_calls = t->sunk_calls;
+            rt__drop_chunk(t);
         }
         t->pos = t->buf;
         t->chunk_events = 0;

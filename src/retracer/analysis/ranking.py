@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ..errors import RetracerError
-from ..tracefile import (FLAG_IMPORT_MACHINERY, FLAG_IN_SCOPE, Function, TraceReader)
+from ..tracefile import FLAG_IMPORT_MACHINERY, FLAG_IN_SCOPE, Function, TraceReader, stream_cut_clause
 from ..units import fmt_ns
 
 __all__ = ["SORT_KEYS", "Ranked", "Ranking", "rank", "render_table", "to_json", "hidden_reason", "refindable",
@@ -418,13 +418,9 @@ def capture_note(meta: Dict[str, Any]) -> Optional[str]:
 
 def stream_note(meta: Dict[str, Any]) -> Optional[str]:
     """One line when the call stream (the timeline) stopped before the run did."""
-    cut = meta.get("stream_cut")
-    if not isinstance(cut, dict):
-        return None
-    procs = cut.get("processes")
-    where = f" in {procs} process(es)" if isinstance(procs, int) and procs > 1 else ""
-    return (f"call stream: stopped after {cut.get('after_s', '?')} s{where}: {cut.get('reason', '?')}; "
-            f"the timeline (view, Perfetto, speedscope) ends there, the profile above counts every call")
+    clause = stream_cut_clause(meta)
+    return clause and (f"call stream: {clause}; the timeline (view, Perfetto, speedscope) ends there, "
+                       f"the profile above counts every call")
 
 
 def to_json(ranking: Ranking, top: Optional[int] = None) -> Dict[str, Any]:

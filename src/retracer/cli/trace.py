@@ -178,9 +178,10 @@ def print_summary(s) -> None:
     extra = "" if s.stopped_by in ("end", "exit") else f", stopped by {s.stopped_by}"
     n_procs = getattr(s, "processes", 1)
     procs = f" in {n_procs} processes" if n_procs > 1 else ""
-    cut = getattr(s, "stream_cut", None)
-    cut = (f", which stopped after {cut.get('after_s', '?')} s at --max-stream-bytes"
-           if isinstance(cut, dict) else "")
+    from ..tracefile import stream_cut_clause
+
+    cut = stream_cut_clause({"stream_cut": getattr(s, "stream_cut", None)})
+    cut = f", which {cut}" if cut else ""
     print(f"retracer: {s.calls_total:,} calls traced ({s.stream_calls:,} in the call stream{cut}) "
           f"on {s.threads} thread(s){procs} in {secs:.2f} s{extra}", file=err)
     if s.top:

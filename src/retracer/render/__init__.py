@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
 from ..errors import RetracerError
-from ..tracefile import TraceReader
+from ..tracefile import TraceReader, stream_cut_clause
 from .stream import FORMATS as STREAM_FORMATS
 from .stream import export
 
@@ -51,11 +51,8 @@ class Renderer:
 
 def _cut(reader: TraceReader) -> str:
     """What a format drawn from the call stream misses when the stream was cut."""
-    cut = reader.meta.get("stream_cut")
-    if not isinstance(cut, dict):
-        return ""
-    return (f"; the call stream stopped after {cut.get('after_s', '?')} s (--max-stream-bytes): "
-            f"this covers the run until then")
+    clause = stream_cut_clause(reader.meta)
+    return f"; the call stream {clause}: this covers the run until then" if clause else ""
 
 
 def _streamed(fmt: str) -> Callable[..., str]:

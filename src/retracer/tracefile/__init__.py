@@ -12,13 +12,13 @@ signature), :mod:`.amend` re-signs a trace after the stability check.
 from ..errors import TraceError
 from .schema import (FLAG_C_FUNCTION, FLAG_GENERATOR, FLAG_IMPORT_MACHINERY, FLAG_IN_SCOPE,
                      FLAG_MODULE_BODY, FLAG_ONLY_FUNCTIONS, FORMAT_NAME, NO_CALLER, SCHEMA_VERSION,
-                     CapturedCall, CaptureStat, EdgeStat, FuncStat, Function, Thread)
+                     CapturedCall, CaptureStat, EdgeStat, FuncStat, Function, Thread, stream_cut_clause)
 
 __all__ = [
     "SCHEMA_VERSION", "FORMAT_NAME", "TraceError", "TraceWriter", "TraceReader", "Function",
     "Thread", "FuncStat", "EdgeStat", "CapturedCall", "CaptureStat", "compute_digest", "FLAG_IN_SCOPE",
     "FLAG_IMPORT_MACHINERY", "FLAG_MODULE_BODY", "FLAG_ONLY_FUNCTIONS", "FLAG_GENERATOR",
-    "FLAG_C_FUNCTION", "NO_CALLER",
+    "FLAG_C_FUNCTION", "NO_CALLER", "stream_cut_clause",
 ]
 
 # imported on first use: sqlite3 and hashlib are not needed to start tracing

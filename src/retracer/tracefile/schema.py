@@ -301,3 +301,16 @@ def row_rules(version: int) -> Tuple[Tuple[str, str], ...]:
         return _RULES_ALL
     return _RULES_ALL + _RULES_V2 + (_RULES_V4 if version >= 4 else ())
 
+
+
+def stream_cut_clause(meta: dict):
+    """'stopped after 1.2 s at --max-stream-bytes (33,554,432 bytes)' when the trace's
+    call stream reached its size cap (``meta.stream_cut``), else None: what every
+    reader of the stream says about it, each in its own sentence."""
+    cut = meta.get("stream_cut") if isinstance(meta, dict) else None
+    if not isinstance(cut, dict):
+        return None
+    procs = cut.get("processes")
+    where = f" in {procs} processes" if isinstance(procs, int) and procs > 1 else ""
+    size = f" ({cut['bytes']:,} bytes)" if isinstance(cut.get("bytes"), int) else ""
+    return f"stopped after {cut.get('after_s', '?')} s{where} at --max-stream-bytes{size}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, List, Optional, TextIO, Tuple
 
-from ...tracefile import FLAG_IMPORT_MACHINERY
+from ...tracefile import FLAG_IMPORT_MACHINERY, stream_cut_clause
 from ...units import fmt_ns as _fmt_ns
 from .decode import END_OPEN, END_RAISE, KIND_CONT, KIND_RESUME, Rec, iter_items
 from .model import ViewModel, func_label, func_where
@@ -127,10 +127,9 @@ def render_text(model: ViewModel, out: TextIO, patterns: bool = True,
     call prints as one line (its depth and total calls), not its re-entries."""
     g = _glyphs(out)
     shown_process = None
-    cut = model.meta.get("stream_cut")
-    if isinstance(cut, dict):
-        out.write(f"(the call stream stopped after {cut.get('after_s', '?')} s at --max-stream-bytes: "
-                  f"the trees below cover the run until then)\n")
+    clause = stream_cut_clause(model.meta)
+    if clause:
+        out.write(f"(the call stream {clause}: the trees below cover the run until then)\n")
     for th in model.threads:
         root = th.root
         if th.process is not None and th.process != shown_process:
