@@ -302,7 +302,8 @@ RT_PY_HIDDEN PyObject *rt_py_thread_bootstrap(PyObject *m, PyObject *args);
 static inline void rt_py_ev_enter(rt_thread *t, uint32_t fid, int64_t now, rt_py_args_fn args_of, void *src)
 {
     rt_enter(t, fid, now);
-    if (RT_PY_CAPTURE_WANTED(fid))
+    /* over the capture time budget, a call costs the policy's check only */
+    if (RT_PY_CAPTURE_WANTED(fid) && !rt_capture_throttle(&G.capture, fid, now))
         rt_py_capture_start(t, fid, now, args_of, src);
 }
 
