@@ -170,31 +170,17 @@ class Tracer:
         self._init_args = {k: v for k, v in locals().items() if k != "self"}  # for the decorator
         self.disable = disable
         cfg: Dict[str, Any] = {} if disable else settings.load_config(config_file_path)
-        explicit = {"output": output, "max_function_count": max_function_count, "timeout": timeout,
-                    "scope": scope, "only_functions": only_functions, "no_external_calls": no_external_calls,
-                    "no_imports": no_imports, "no_capture": no_capture, "c_calls": c_calls,
-                    "max_value_bytes": max_value_bytes, "redact": redact, "capture_share": capture_share,
-                    "max_capture_bytes": max_capture_bytes, "max_stream_bytes": max_stream_bytes,
-                    "follow": follow}
+        # the keywords that are settings (retracer.settings): resolved against
+        # [tool.retracer] and the defaults, each an attribute of the same name
+        explicit = {k: v for k, v in self._init_args.items() if k in settings.BY_NAME}
         self.settings = values = settings.resolve(explicit, cfg)
+        for name in explicit:
+            setattr(self, name, values[name])
         self.output = os.path.abspath(values["output"])
-        self.max_function_count: int = values["max_function_count"]
-        self.timeout: Optional[float] = values["timeout"]
         #: your code: one or more directories (the first is the one reports show)
         self.scopes = [os.path.abspath(p) for p in (values["scope"] or [default_scope or os.getcwd()])]
         self.scope = self.scopes[0]
         self.only_functions = values["only_functions"] or None
-        self.no_external_calls: bool = values["no_external_calls"]
-        self.no_imports: bool = values["no_imports"]
-        self.no_capture: bool = values["no_capture"]
-        self.c_calls: bool = values["c_calls"]
-        self.max_value_bytes: int = values["max_value_bytes"]
-        self.capture_share: float = values["capture_share"]
-        self.max_capture_bytes: int = values["max_capture_bytes"]
-        self.max_stream_bytes: int = values["max_stream_bytes"]
-        self.redact: List[str] = values["redact"]
-        #: trace the processes the program starts too (record/follow.py)
-        self.follow: bool = values["follow"]
         self._family: Optional[str] = None  # the root's family directory while following
         self._child_base: Optional[str] = None  # a followed child: its files' base name
         self._forked = False
